@@ -1,0 +1,61 @@
+"""Canonical msgpack (protocols/ops.md §3).
+
+Signatures and ids are computed over bytes, so every value must have exactly
+one encoding. msgpack-python already emits the shortest form of every integer,
+string, binary, array and map header; we add the rest of the canonical rules
+(map keys are text and sorted by their UTF-8 bytes; no floats, no extension
+types) and, on decode, require that re-encoding reproduces the input byte for
+byte. That one comparison rejects every alternative encoding at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from .errors import Reason, Rejection
+
+Value = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
+
+_packer_options: dict[str, Any] = {"use_bin_type": True}
+
+
+def pack(obj: Any) -> bytes:
+    """Encode canonically. Callers build maps with sorted keys (see `sorted_map`)."""
+    data: bytes = msgpack.packb(obj, **_packer_options)
+    return data
+
+
+def sorted_map(items: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict whose iteration order is the canonical key order (UTF-8 bytewise)."""
+    return {k: items[k] for k in sorted(items, key=lambda key: key.encode("utf-8"))}
+
+
+def unpack(data: bytes, max_bytes: int) -> Any:
+    """Decode one canonical value of at most `max_bytes` bytes, or raise `Rejection`.
+
+    Never raises anything else, whatever the bytes (tests/test_codec.py fuzzes it).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise Rejection(Reason.UNDECODABLE, "not bytes")
+    if len(data) > max_bytes:
+        raise Rejection(Reason.OVERSIZE, f"{len(data)} bytes > {max_bytes}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, timestamp=0)
+    except Exception as exc:  # msgpack raises many types for bad bytes; all mean "undecodable"
+        raise Rejection(Reason.UNDECODABLE, type(exc).__name__) from None
+    try:
+        again = pack(obj)
+    except Exception as exc:  # e.g. an extension value we cannot re-encode
+        raise Rejection(Reason.NON_CANONICAL, type(exc).__name__) from None
+    if again != data:
+        raise Rejection(Reason.NON_CANONICAL, "re-encoding differs from the input")
+    return obj
+
+
+def check_map_keys_sorted(value: dict[str, Any]) -> bool:
+    """True when a decoded map's keys are in canonical order (and therefore unique)."""
+    keys = [k.encode("utf-8") for k in value]
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))

@@ -1,0 +1,167 @@
+"""Feed operations: layout, signing, id, and the checks an op passes alone
+(protocols/ops.md §4-§6).
+
+An op is a 10-element msgpack array. Its first nine elements, encoded as a
+9-element array and prefixed with `OP_DOMAIN`, are the exact bytes signed; the
+whole 10-element encoding is the op's wire form, and its BLAKE2b-256 hash is the
+op id. Checks that need the author's feed (prev, timestamps, forks) live in
+`replica.py`; checks that need balances live in `ledger.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .bodies import Body, dump_body, parse_body
+from .errors import Reason, Rejection
+from .identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, verify
+
+OP_FORMAT = 1
+OP_DOMAIN = b"liberation-node/op/v1\x00"
+MAX_OP_BYTES = 8192
+MAX_DEPS = 32
+MAX_NETWORK_BYTES = 64
+MAX_SEQ = 2**53 - 1
+MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: every calendar can print it
+ID_BYTES = 32
+
+
+def op_id(wire: bytes) -> bytes:
+    """The op id: BLAKE2b-256 (unkeyed, no personalisation) of the op's wire bytes."""
+    return hashlib.blake2b(wire, digest_size=ID_BYTES).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Dep:
+    """A causal dependency on another author's feed up to `seq`, whose op there is `id`.
+
+    Naming (B, s, id) puts B's whole feed prefix 1..s in this op's causal past
+    (the chain of `prev` hashes pins it); see protocols/ops.md §5.2.
+    """
+
+    author: bytes
+    seq: int
+    id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """A decoded, signature-checked op. Build with `create_op` or `decode_op`."""
+
+    network: str
+    author: bytes
+    seq: int
+    prev: bytes | None
+    deps: tuple[Dep, ...]
+    timestamp: int
+    kind: str
+    body: Body
+    signature: bytes
+    wire: bytes
+    id: bytes
+
+    @property
+    def ref(self) -> Dep:
+        return Dep(self.author, self.seq, self.id)
+
+
+def valid_network(name: Any) -> bool:
+    """Network names are 1-64 bytes of lowercase ASCII letters, digits, '-', '.' and '_'."""
+    if type(name) is not str or not 1 <= len(name) <= MAX_NETWORK_BYTES:
+        return False
+    return all(c in "abcdefghijklmnopqrstuvwxyz0123456789-._" for c in name)
+
+
+def _signed_fields(
+    network: str, author: bytes, seq: int, prev: bytes | None, deps: tuple[Dep, ...],
+    timestamp: int, kind: str, body_map: dict[str, Any],
+) -> list[Any]:
+    return [OP_FORMAT, network, author, seq, prev,
+            [[d.author, d.seq, d.id] for d in deps], timestamp, kind, body_map]
+
+
+def create_op(
+    identity: Identity, *, network: str, seq: int, prev: bytes | None, timestamp: int,
+    body: Body, deps: tuple[Dep, ...] = (),
+) -> Op:
+    """Sign a new op. Refuses (ValueError) to build one that `decode_op` would reject."""
+    kind, body_map = dump_body(body)
+    deps = tuple(sorted(deps, key=lambda d: d.author))
+    fields = _signed_fields(network, identity.public_key, seq, prev, deps, timestamp, kind,
+                            codec.sorted_map(body_map))
+    signature = identity.sign(OP_DOMAIN + codec.pack(fields))
+    wire = codec.pack([*fields, signature])
+    op = decode_op(wire, network)  # one code path decides validity, for us and for peers
+    return op
+
+
+def decode_op(wire: bytes, network: str, *, check_signature: bool = True) -> Op:
+    """Decode and check an op on its own: encoding, shape, body, network, signature.
+
+    Raises `Rejection` with a precise reason; never any other exception.
+    `check_signature=False` is only for ops read back from our own store, which
+    were verified before they were written (and whose id the store re-checks).
+    """
+    raw = codec.unpack(wire, MAX_OP_BYTES)
+    if type(raw) is not list or len(raw) != 10:
+        raise Rejection(Reason.MALFORMED, "an op is a 10-element array")
+    fmt, net, author, seq, prev, deps_raw, ts, kind, body_raw, sig = raw
+    if fmt != OP_FORMAT or type(fmt) is not int:
+        raise Rejection(Reason.UNSUPPORTED_FORMAT, f"op format {fmt!r}"[:80])
+    if not valid_network(net):
+        raise Rejection(Reason.MALFORMED, "bad network name")
+    if type(author) is not bytes or len(author) != PUBLIC_KEY_BYTES:
+        raise Rejection(Reason.MALFORMED, "author is 32 bytes")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise Rejection(Reason.MALFORMED, "seq is an integer from 1")
+    if seq == 1:
+        if prev is not None:
+            raise Rejection(Reason.MALFORMED, "the first op of a feed has no prev")
+    elif type(prev) is not bytes or len(prev) != ID_BYTES:
+        raise Rejection(Reason.MALFORMED, "prev is a 32-byte op id")
+    if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
+        raise Rejection(Reason.MALFORMED, "timestamp is milliseconds since 1970")
+    if type(kind) is not str:
+        raise Rejection(Reason.MALFORMED, "kind is text")
+    if type(sig) is not bytes or len(sig) != SIGNATURE_BYTES:
+        raise Rejection(Reason.MALFORMED, "signature is 64 bytes")
+    deps = _parse_deps(deps_raw, author)
+    if type(body_raw) is dict and not codec.check_map_keys_sorted(body_raw):
+        raise Rejection(Reason.NON_CANONICAL, "body keys are not in canonical order")
+    body = parse_body(kind, body_raw)
+    if getattr(body, "to", None) == author:
+        raise Rejection(Reason.BAD_BODY, "an author cannot pay or message itself")
+    # The network check comes after the shape checks, so a malformed op is
+    # reported as malformed, and before the signature, which is the costly part.
+    if net != network:
+        raise Rejection(Reason.WRONG_NETWORK, f"op is for network {net!r}"[:80])
+    # Signed bytes: the same encoding minus the signature element. A 10-element
+    # array header (0x9a) becomes 0x99 and the trailing bin8(64) (66 bytes) goes.
+    signed = OP_DOMAIN + b"\x99" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])
+    if check_signature and not verify(author, signed, sig):
+        raise Rejection(Reason.BAD_SIGNATURE)
+    wire = bytes(wire)
+    return Op(net, author, seq, prev, deps, ts, kind, body, sig, wire, op_id(wire))
+
+
+def _parse_deps(raw: Any, author: bytes) -> tuple[Dep, ...]:
+    if type(raw) is not list or len(raw) > MAX_DEPS:
+        raise Rejection(Reason.MALFORMED, f"deps is an array of at most {MAX_DEPS}")
+    deps: list[Dep] = []
+    for item in raw:
+        if type(item) is not list or len(item) != 3:
+            raise Rejection(Reason.MALFORMED, "a dep is [author, seq, id]")
+        a, s, i = item
+        if (type(a) is not bytes or len(a) != PUBLIC_KEY_BYTES or type(s) is not int
+                or not 1 <= s <= MAX_SEQ or type(i) is not bytes or len(i) != ID_BYTES):
+            raise Rejection(Reason.MALFORMED, "a dep is [author(32), seq, id(32)]")
+        if a == author:
+            raise Rejection(Reason.BAD_DEPS, "own ops are reached through prev, not deps")
+        deps.append(Dep(a, s, i))
+    keys = [d.author for d in deps]
+    if any(x >= y for x, y in zip(keys, keys[1:], strict=False)):
+        raise Rejection(Reason.BAD_DEPS, "deps name each author at most once, sorted by author")
+    return tuple(deps)

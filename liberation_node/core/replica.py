@@ -1,0 +1,356 @@
+"""The replica: the set of ops and records a node holds, and what follows from it
+(protocols/ops.md §5, §7, §8, §9).
+
+Input in, results out: `ingest` takes op bytes, `ingest_record` takes record
+bytes and `now`; neither does I/O. The caller (the node, the simulator, the
+store loader) persists what the result says was applied or excluded.
+
+Held ops always form, per author, a gap-free chain 1..n linked by `prev`
+(causal delivery), so a feed's (seq, head id) commits to its whole prefix and the
+replica digest is a hash over feed heads, fork proofs and record ids. Two
+replicas have equal digests exactly when they hold the same ops and records.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from . import codec
+from .bodies import Body, Claim, Post, Register, Retract, Transfer
+from .errors import LocalError, Reason, Rejection
+from .identity import Identity
+from .ledger import Ledger, fold, iso_week
+from .ops import MAX_DEPS, MAX_OP_BYTES, Dep, Op, create_op, decode_op, op_id
+from .pending import PendingSet
+from .records import Record, decode_record
+
+DIGEST_DOMAIN = b"liberation-node/digest/v1"
+MAX_FORK_PROOFS = 2
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"  # held now (and maybe released waiters)
+    DUPLICATE = "duplicate"  # already held or already waiting
+    PENDING = "pending"  # valid so far, waiting for its causal past
+    FORK = "fork"  # held as proof that its author equivocated
+    STALE = "stale"  # a record older than the one held
+    REJECTED = "rejected"  # refused; `rejection` says why
+
+
+@dataclass
+class Ingested:
+    """What one input did. `applied`/`excluded` tell a store what to write/remove."""
+
+    outcome: Outcome
+    id: bytes | None = None
+    rejection: Rejection | None = None
+    missing: Dep | None = None
+    applied: list[Op] = field(default_factory=list)
+    excluded: list[Op] = field(default_factory=list)
+    forked: list[bytes] = field(default_factory=list)  # authors newly flagged
+    rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
+
+
+class Feed:
+    """One author's held ops: the chain below any fork, plus fork proofs."""
+
+    __slots__ = ("fork_seq", "ops", "proofs")
+
+    def __init__(self) -> None:
+        self.ops: list[Op] = []  # ops[i].seq == i + 1
+        self.fork_seq: int | None = None
+        self.proofs: list[Op] = []  # at fork_seq, lowest ids first, at most MAX_FORK_PROOFS
+
+    @property
+    def head_seq(self) -> int:
+        return len(self.ops)
+
+    def entry(self, author: bytes) -> bytes:
+        head = self.ops[-1].id if self.ops else None
+        return codec.pack([author, len(self.ops), head, [p.id for p in self.proofs]])
+
+
+class _Fork(Exception):
+    """Internal signal from `_check`: the op conflicts with a held op at its seq."""
+
+
+class Replica:
+    def __init__(self, network: str, pending: PendingSet | None = None) -> None:
+        self.network = network
+        self.feeds: dict[bytes, Feed] = {}
+        self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
+        self.order: list[Op] = []  # held ops in the order applied: a causal order
+        self.pending = pending if pending is not None else PendingSet()
+        self.ledger = Ledger()
+        self.records: dict[tuple[bytes, str], Record] = {}
+        self._entries: dict[bytes, bytes] = {}  # author -> encoded digest entry
+        self._ops_digest: bytes | None = None
+        self._records_digest: bytes | None = None
+
+    # -- ops -------------------------------------------------------------------------
+
+    def ingest(self, wire: bytes) -> Ingested:
+        """Take one op from the network (or from the local API, already encoded)."""
+        if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
+            size = len(wire) if isinstance(wire, bytes) else -1
+            return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
+        oid = op_id(wire)
+        if oid in self.ops or oid in self.pending:
+            return Ingested(Outcome.DUPLICATE, oid)
+        try:
+            op = decode_op(wire, self.network)
+        except Rejection as rejection:
+            return Ingested(Outcome.REJECTED, oid, rejection)
+        return self.add(op)
+
+    def add(self, op: Op) -> Ingested:
+        """Place an already decoded and verified op, then everything it releases."""
+        if op.id in self.ops or op.id in self.pending:
+            return Ingested(Outcome.DUPLICATE, op.id)
+        result = Ingested(Outcome.APPLIED, op.id)
+        queue: deque[Op] = deque([op])
+        first = True
+        while queue:
+            current = queue.popleft()
+            try:
+                missing = self._check(current)
+            except Rejection as rejection:
+                if first:
+                    result.outcome, result.rejection = Outcome.REJECTED, rejection
+                else:
+                    result.rejected_waiters.append((current, rejection))
+                first = False
+                continue
+            except _Fork:
+                try:
+                    released = self._record_fork(current, result)
+                except Rejection as rejection:
+                    if first:
+                        result.outcome, result.rejection = Outcome.REJECTED, rejection
+                    else:
+                        result.rejected_waiters.append((current, rejection))
+                else:
+                    if first:
+                        result.outcome = Outcome.FORK
+                    queue.extend(released)
+                first = False
+                continue
+            if missing is not None:
+                if first:
+                    result.outcome, result.missing = Outcome.PENDING, missing
+                self.pending.add(current, missing)
+                first = False
+                continue
+            first = False
+            self._apply(current)
+            result.applied.append(current)
+            queue.extend(self.pending.release(current.author, current.seq))
+        return result
+
+    def _check(self, op: Op) -> Dep | None:
+        """Feed-level checks. Returns what the op waits for, or None when it can be applied.
+
+        Raises `Rejection` for a definite refusal and `_Fork` for a conflicting op.
+        """
+        feed = self.feeds.get(op.author)
+        head = feed.head_seq if feed is not None else 0
+        if feed is not None and feed.fork_seq is not None:
+            if op.seq > feed.fork_seq:
+                raise Rejection(Reason.FORKED_AUTHOR, f"author forked at seq {feed.fork_seq}")
+        if op.seq > head + 1:
+            assert op.prev is not None
+            return Dep(op.author, op.seq - 1, op.prev)
+        prev_op = feed.ops[op.seq - 2] if feed is not None and op.seq >= 2 else None
+        if prev_op is not None and prev_op.id != op.prev:
+            # Its prev is a *different* op at seq-1 than ours: a fork further down,
+            # which we can only prove once we have that op. Ask for it.
+            assert op.prev is not None
+            return Dep(op.author, op.seq - 1, op.prev)
+        if prev_op is not None and op.timestamp < prev_op.timestamp:
+            raise Rejection(Reason.TIMESTAMP_REGRESSION, "timestamp is before prev's")
+        for dep in op.deps:
+            dep_feed = self.feeds.get(dep.author)
+            if dep_feed is not None and dep_feed.fork_seq is not None \
+                    and dep.seq >= dep_feed.fork_seq:
+                continue  # names an equivocator's void part: satisfied, credits capped
+            if dep_feed is None or dep_feed.head_seq < dep.seq \
+                    or dep_feed.ops[dep.seq - 1].id != dep.id:
+                return dep
+        if isinstance(op.body, Retract):
+            target = self.ops.get(op.body.post)
+            if target is None or target.author != op.author or not isinstance(target.body, Post) \
+                    or target.seq >= op.seq:
+                raise Rejection(Reason.NOT_AUTHORS_POST, "only a post earlier in the author's "
+                                "own feed can be retracted")
+        if op.seq <= head or (feed is not None and feed.fork_seq == op.seq):
+            raise _Fork
+        return None
+
+    def _apply(self, op: Op) -> None:
+        feed = self.feeds.get(op.author)
+        if feed is None:
+            feed = self.feeds[op.author] = Feed()
+        feed.ops.append(op)
+        self.ops[op.id] = op
+        self.order.append(op)
+        self.ledger.apply(op)
+        self._touch(op.author, feed)
+
+    def _record_fork(self, op: Op, result: Ingested) -> list[Op]:
+        """`op` conflicts with a held op at its seq: keep proof, void the author from there."""
+        feed = self.feeds[op.author]
+        seq = op.seq
+        if feed.fork_seq is None or seq < feed.fork_seq:
+            candidates = [*feed.ops[seq - 1 : seq], op]
+            dropped = feed.ops[seq - 1 :] + feed.proofs
+            feed.ops = feed.ops[: seq - 1]
+            feed.fork_seq = seq
+            newly_forked = True
+        else:  # another op at the known fork seq: keep the lowest ids only
+            candidates = [*feed.proofs, op]
+            dropped = list(feed.proofs)
+            newly_forked = False
+        candidates.sort(key=lambda o: o.id)
+        feed.proofs = candidates[:MAX_FORK_PROOFS]
+        if op not in feed.proofs:
+            raise Rejection(Reason.FORKED_AUTHOR, "already holding proof of this fork")
+        keep = {p.id for p in feed.proofs}
+        excluded = [o for o in dropped if o.id not in keep]
+        for old in excluded:
+            del self.ops[old.id]
+        self.ops[op.id] = op
+        gone = {o.id for o in excluded}
+        self.order = [o for o in self.order if o.id not in gone]
+        self.order.append(op)
+        result.excluded.extend(excluded)
+        result.applied.append(op)
+        self._touch(op.author, feed)
+        if not newly_forked and not excluded:
+            return []
+        if newly_forked:
+            result.forked.append(op.author)
+        # Voiding ops can cascade through acknowledged credits: re-fold everything.
+        forks = {a: f.fork_seq for a, f in self.feeds.items() if f.fork_seq is not None}
+        self.ledger = fold(self.order, forks)
+        return self.pending.release_from(op.author, seq)
+
+    # -- local writes -----------------------------------------------------------------
+
+    def append(self, identity: Identity, body: Body, now: int) -> Op:
+        """Write a new op to our own feed. Refuses (LocalError) ops that would be void."""
+        me = identity.public_key
+        feed = self.feeds.get(me)
+        if feed is not None and feed.fork_seq is not None:
+            raise LocalError("this identity has equivocated; its feed is closed")
+        self._precheck(me, body, now)
+        head = feed.ops[-1] if feed and feed.ops else None
+        unacked = self.ledger.unacknowledged_payers(me)
+        deps = tuple(Dep(payer, seq, self.feeds[payer].ops[seq - 1].id)
+                     for payer, seq in sorted(unacked.items())[:MAX_DEPS])
+        op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
+                       prev=head.id if head else None, deps=deps,
+                       timestamp=max(now, head.timestamp if head else 0), body=body)
+        result = self.add(op)
+        if result.outcome is not Outcome.APPLIED:  # a bug of ours, not the user's
+            raise LocalError(f"own op not applied: {result.outcome} {result.rejection}")
+        return op
+
+    def _precheck(self, me: bytes, body: Body, now: int) -> None:
+        acct = self.ledger.accounts.get(me)
+        registered = acct is not None and acct.registered_at is not None
+        if isinstance(body, Register) and registered:
+            raise LocalError("already registered")
+        if isinstance(body, Claim | Transfer) and not registered:
+            raise LocalError("register first (human.register)")
+        if isinstance(body, Claim):
+            assert acct is not None and acct.registered_at is not None
+            if body.week in acct.claimed_weeks:
+                raise LocalError(f"week {body.week} already claimed")
+            if not iso_week(acct.registered_at) <= body.week <= iso_week(now):
+                raise LocalError(f"week {body.week} is not claimable now")
+        if isinstance(body, Transfer):
+            assert acct is not None
+            have = acct.spendable + self.ledger.acknowledgeable(me)
+            if body.amount > have:
+                raise LocalError(f"insufficient balance: {have} cents available")
+
+    # -- records ----------------------------------------------------------------------
+
+    def ingest_record(self, wire: bytes, now: int) -> Ingested:
+        try:
+            record = decode_record(wire, self.network, now)
+        except Rejection as rejection:
+            return Ingested(Outcome.REJECTED, rejection=rejection)
+        return self.add_record(record)
+
+    def add_record(self, record: Record) -> Ingested:
+        held = self.records.get(record.key)
+        if held is not None and held.id == record.id:
+            return Ingested(Outcome.DUPLICATE, record.id)
+        if held is not None and not record.supersedes(held):
+            return Ingested(Outcome.STALE, record.id)
+        self.records[record.key] = record
+        self._records_digest = None
+        return Ingested(Outcome.APPLIED, record.id)
+
+    def prune_records(self, now: int) -> list[Record]:
+        """Drop expired records (call periodically); returns what was dropped."""
+        gone = [r for r in self.records.values() if r.expires <= now]
+        for record in gone:
+            del self.records[record.key]
+        if gone:
+            self._records_digest = None
+        return gone
+
+    # -- summaries --------------------------------------------------------------------
+
+    def _touch(self, author: bytes, feed: Feed) -> None:
+        self._entries[author] = feed.entry(author)
+        self._ops_digest = None
+
+    def ops_digest(self) -> bytes:
+        if self._ops_digest is None:
+            h = hashlib.blake2b(DIGEST_DOMAIN + b"/ops", digest_size=32)
+            for author in sorted(self._entries):
+                h.update(self._entries[author])
+            self._ops_digest = h.digest()
+        return self._ops_digest
+
+    def records_digest(self) -> bytes:
+        if self._records_digest is None:
+            h = hashlib.blake2b(DIGEST_DOMAIN + b"/records", digest_size=32)
+            for rid in sorted(r.id for r in self.records.values()):
+                h.update(rid)
+            self._records_digest = h.digest()
+        return self._records_digest
+
+    def digest(self) -> bytes:
+        """Equal on two replicas exactly when they hold the same ops and records."""
+        return hashlib.blake2b(DIGEST_DOMAIN + self.ops_digest() + self.records_digest(),
+                               digest_size=32).digest()
+
+    def frontier(self) -> dict[bytes, int]:
+        """Author -> highest seq held below any fork."""
+        return {a: f.head_seq for a, f in self.feeds.items()}
+
+    def forks(self) -> Iterator[tuple[bytes, int, list[Op]]]:
+        for author, feed in self.feeds.items():
+            if feed.fork_seq is not None:
+                yield author, feed.fork_seq, list(feed.proofs)
+
+    def feed_ops(self, author: bytes, after: int = 0) -> list[Op]:
+        feed = self.feeds.get(author)
+        return feed.ops[after:] if feed else []
+
+    def load(self, wires: Iterable[bytes]) -> int:
+        """Re-apply ops read back from our own store, in the order they were stored."""
+        count = 0
+        for wire in wires:
+            op = decode_op(wire, self.network, check_signature=False)
+            self.add(op)
+            count += 1
+        return count
