@@ -10,6 +10,7 @@ byte. That one comparison rejects every alternative encoding at once.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,4 +59,4 @@ def unpack(data: bytes, max_bytes: int) -> Any:
 def check_map_keys_sorted(value: dict[str, Any]) -> bool:
     """True when a decoded map's keys are in canonical order (and therefore unique)."""
     keys = [k.encode("utf-8") for k in value]
-    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(keys))

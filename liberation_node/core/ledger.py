@@ -108,7 +108,7 @@ class Ledger:
         acct = self.account(op.author)
         for dep in op.deps:  # acknowledgements come first: they are in the op's past
             self._acknowledge(op.author, acct, dep.author, dep.seq)
-        if not is_ledger_kind:
+        if not isinstance(body, Register | Claim | Transfer):
             return None
         if isinstance(body, Register):
             effect = self._register(acct, op, body)

@@ -11,6 +11,7 @@ op id. Checks that need the author's feed (prev, timestamps, forks) live in
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +163,6 @@ def _parse_deps(raw: Any, author: bytes) -> tuple[Dep, ...]:
             raise Rejection(Reason.BAD_DEPS, "own ops are reached through prev, not deps")
         deps.append(Dep(a, s, i))
     keys = [d.author for d in deps]
-    if any(x >= y for x, y in zip(keys, keys[1:], strict=False)):
+    if any(x >= y for x, y in itertools.pairwise(keys)):
         raise Rejection(Reason.BAD_DEPS, "deps name each author at most once, sorted by author")
     return tuple(deps)

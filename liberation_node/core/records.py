@@ -9,6 +9,7 @@ version is the author's clock reading when it wrote the record (ms).
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,7 @@ def _pairs(v: Any, count: int, hi: int) -> bool:
                 or not 0 <= item[1] <= hi):
             return False
     keys = [item[0] for item in v]
-    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(keys))
 
 
 def _parse_body(kind: str, raw: Any) -> RecordBody:

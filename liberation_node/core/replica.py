@@ -158,9 +158,8 @@ class Replica:
         """
         feed = self.feeds.get(op.author)
         head = feed.head_seq if feed is not None else 0
-        if feed is not None and feed.fork_seq is not None:
-            if op.seq > feed.fork_seq:
-                raise Rejection(Reason.FORKED_AUTHOR, f"author forked at seq {feed.fork_seq}")
+        if feed is not None and feed.fork_seq is not None and op.seq > feed.fork_seq:
+            raise Rejection(Reason.FORKED_AUTHOR, f"author forked at seq {feed.fork_seq}")
         if op.seq > head + 1:
             assert op.prev is not None
             return Dep(op.author, op.seq - 1, op.prev)
