@@ -1,0 +1,202 @@
+"""Ops on their own: encoding, signatures, every decode-time rejection (protocols/ops.md §3-§7)."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from liberation_node.core import codec
+from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer
+from liberation_node.core.errors import Reason, Rejection
+from liberation_node.core.identity import id_from_text, id_to_text
+from liberation_node.core.ops import MAX_OP_BYTES, OP_DOMAIN, Dep, create_op, decode_op
+from liberation_node.core.replica import Outcome, Replica
+
+from .history import NETWORK, T0, HistoryBuilder, identity
+
+ALICE, BOB = identity(0), identity(1)
+
+
+def fields_of(wire: bytes) -> list[object]:
+    return list(msgpack.unpackb(wire, raw=False))
+
+
+def resign(fields: list[object], who=ALICE) -> bytes:  # type: ignore[no-untyped-def]
+    """Re-encode mutated fields and sign them properly: only the mutation is wrong."""
+    body = fields[:9]
+    sig = who.sign(OP_DOMAIN + msgpack.packb(body, use_bin_type=True))
+    return bytes(msgpack.packb([*body, sig], use_bin_type=True))
+
+
+def first_op() -> bytes:
+    return create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                     body=Register("alice")).wire
+
+
+def reason(wire: bytes, network: str = NETWORK) -> Reason:
+    with pytest.raises(Rejection) as info:
+        decode_op(wire, network)
+    return info.value.reason
+
+
+def test_round_trip_and_id() -> None:
+    op = decode_op(first_op(), NETWORK)
+    assert op.author == ALICE.public_key and op.seq == 1 and op.body == Register("alice")
+    assert len(op.id) == 32 and op.id != decode_op(
+        create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0 + 1,
+                  body=Register("alice")).wire, NETWORK).id
+
+
+@pytest.mark.parametrize(("index", "value", "expected"), [
+    (0, 2, Reason.UNSUPPORTED_FORMAT),
+    (1, "Bad Network", Reason.MALFORMED),
+    (2, b"short", Reason.MALFORMED),
+    (3, 0, Reason.MALFORMED),
+    (4, b"\x00" * 32, Reason.MALFORMED),  # seq 1 with a prev
+    (5, [[BOB.public_key, 1]], Reason.MALFORMED),
+    (5, [[ALICE.public_key, 1, b"\x00" * 32]], Reason.BAD_DEPS),
+    (6, -1, Reason.MALFORMED),
+    (7, "ledger.mint", Reason.UNKNOWN_KIND),
+    (8, {"name": 7}, Reason.BAD_BODY),
+    (8, {"name": "a", "x": 1}, Reason.BAD_BODY),
+    (8, {}, Reason.BAD_BODY),
+])
+def test_each_field_is_checked(index: int, value: object, expected: Reason) -> None:
+    fields = fields_of(first_op())
+    fields[index] = value
+    assert reason(resign(fields)) is expected
+
+
+def test_deps_must_be_sorted_by_author() -> None:
+    a, b = sorted([BOB.public_key, identity(2).public_key])
+    fields = fields_of(first_op())
+    fields[5] = [[b, 1, b"\x01" * 32], [a, 1, b"\x02" * 32]]
+    assert reason(resign(fields)) is Reason.BAD_DEPS
+
+
+def test_signature_network_and_size() -> None:
+    wire = first_op()
+    assert reason(wire, "other") is Reason.WRONG_NETWORK
+    tampered = bytearray(wire)
+    tampered[-70] ^= 1  # inside the body, before the signature
+    assert reason(bytes(tampered)) in (Reason.BAD_SIGNATURE, Reason.NON_CANONICAL,
+                                       Reason.BAD_BODY, Reason.UNDECODABLE)
+    fields = fields_of(wire)
+    fields[9] = bytes(64)
+    assert reason(bytes(msgpack.packb(fields, use_bin_type=True))) is Reason.BAD_SIGNATURE
+    assert reason(b"\x00" * (MAX_OP_BYTES + 1)) is Reason.OVERSIZE
+    assert reason(b"\xc1") is Reason.UNDECODABLE
+
+
+def test_non_canonical_encodings_are_refused() -> None:
+    wire = first_op()
+    # seq 1 as uint8 (0xcc 0x01) instead of positive fixint.
+    fields = fields_of(wire)
+    head = msgpack.packb(fields[:3], use_bin_type=True)[1:]
+    rest = msgpack.packb(fields[4:], use_bin_type=True)[1:]
+    assert reason(b"\x9a" + head + b"\xcc\x01" + rest) is Reason.NON_CANONICAL
+    # Body keys out of order.
+    fields = fields_of(create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                                 body=Transfer(BOB.public_key, 5, "m")).wire)
+    fields[8] = dict(reversed(list(fields[8].items())))  # type: ignore[union-attr]
+    assert reason(resign(fields)) is Reason.NON_CANONICAL
+
+
+def test_bodies_are_validated() -> None:
+    def make(body: object) -> bytes:
+        fields = fields_of(first_op())
+        kind, raw = body  # type: ignore[misc]
+        fields[7], fields[8] = kind, codec.sorted_map(raw)
+        return resign(fields)
+
+    assert reason(make(("ledger.claim", {"week": 202654}))) is Reason.BAD_BODY
+    assert reason(make(("ledger.transfer", {"amount": 0, "memo": "", "to": BOB.public_key}))) \
+        is Reason.BAD_BODY
+    assert reason(make(("ledger.transfer", {"amount": 5, "memo": "", "to": ALICE.public_key}))) \
+        is Reason.BAD_BODY
+    assert reason(make(("message.post", {"channel": "direct", "priority": 1, "text": "x"}))) \
+        is Reason.BAD_BODY
+    assert reason(make(("message.post", {"channel": "social", "priority": 11, "text": "x"}))) \
+        is Reason.BAD_BODY
+    assert reason(make(("message.post", {"channel": "social", "priority": 1, "text": ""}))) \
+        is Reason.BAD_BODY
+    ok = make(("message.post", {"channel": "direct", "priority": 1, "text": "x",
+                                "to": BOB.public_key}))
+    assert decode_op(ok, NETWORK).body == Post("direct", "x", 1, BOB.public_key)
+
+
+def test_text_ids_round_trip_and_catch_typos() -> None:
+    text = id_to_text(ALICE.public_key)
+    assert text.startswith("ln") and id_from_text(text) == ALICE.public_key
+    typo = text[:10] + ("a" if text[10] != "a" else "b") + text[11:]
+    with pytest.raises(ValueError, match="checksum"):
+        id_from_text(typo)
+    for bad in ("", "xx", "ln!!!!", text[:-3]):
+        with pytest.raises(ValueError):
+            id_from_text(bad)
+
+
+def test_feed_rules_in_the_replica() -> None:
+    h = HistoryBuilder()
+    reg = h.write(ALICE, Register("alice"))
+    post = h.write(ALICE, Post("social", "hi", 1, None))
+    replica = Replica(NETWORK)
+    assert replica.ingest(reg.wire).outcome is Outcome.APPLIED
+    assert replica.ingest(reg.wire).outcome is Outcome.DUPLICATE
+    # Timestamp before prev's.
+    back = create_op(ALICE, network=NETWORK, seq=2, prev=reg.id, timestamp=reg.timestamp - 1,
+                     body=Claim(202648))
+    got = replica.ingest(back.wire)
+    assert got.outcome is Outcome.REJECTED and got.rejection is not None
+    assert got.rejection.reason is Reason.TIMESTAMP_REGRESSION
+    # Retracting somebody else's post.
+    bob_reg = h.write(BOB, Register("bob"))
+    replica.ingest(bob_reg.wire)
+    replica.ingest(post.wire)
+    steal = create_op(BOB, network=NETWORK, seq=2, prev=bob_reg.id, timestamp=h.tick(),
+                      body=Retract(post.id))
+    got = replica.ingest(steal.wire)
+    assert got.rejection is not None and got.rejection.reason is Reason.NOT_AUTHORS_POST
+    # A dep on an op we do not have waits for it.
+    wants = create_op(BOB, network=NETWORK, seq=2, prev=bob_reg.id, timestamp=h.tick(),
+                      body=Post("social", "re", 1, None),
+                      deps=(Dep(identity(3).public_key, 4, b"\x07" * 32),))
+    got = replica.ingest(wants.wire)
+    assert got.outcome is Outcome.PENDING and got.missing == wants.deps[0]
+    assert list(replica.pending.wanted()) == [wants.deps[0]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    replica = Replica(NETWORK)
+    got = replica.ingest(data)
+    assert got.outcome is Outcome.REJECTED
+    assert replica.ingest_record(data, T0).outcome is Outcome.REJECTED
+
+
+VALID = [first_op(),
+         create_op(ALICE, network=NETWORK, seq=3, prev=b"\x01" * 32, timestamp=T0,
+                   body=Transfer(BOB.public_key, 10, "memo"),
+                   deps=(Dep(BOB.public_key, 2, b"\x02" * 32),)).wire]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(VALID), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)),
+                                        min_size=1, max_size=4),
+       st.integers(0, 10_000), st.binary(max_size=8))
+def test_mutated_ops_never_raise_and_are_never_accepted(
+    wire: bytes, flips: list[tuple[int, int]], cut: int, tail: bytes
+) -> None:
+    data = bytearray(wire)
+    for pos, val in flips:
+        data[pos % len(data)] = val
+    mutated = bytes(data[: max(1, len(data) - cut % 4)]) + tail
+    replica = Replica(NETWORK)
+    got = replica.ingest(mutated)
+    if mutated != wire:
+        # Any change to signed bytes breaks the signature; canonical decoding
+        # forbids re-encodings, so nothing but the original can be accepted.
+        assert got.outcome is Outcome.REJECTED, mutated.hex()
