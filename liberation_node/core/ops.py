@@ -99,12 +99,14 @@ def create_op(
     return op
 
 
-def decode_op(wire: bytes, network: str, *, check_signature: bool = True) -> Op:
+def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
+              known_id: bytes | None = None) -> Op:
     """Decode and check an op on its own: encoding, shape, body, network, signature.
 
     Raises `Rejection` with a precise reason; never any other exception.
     `check_signature=False` is only for ops read back from our own store, which
     were verified before they were written (and whose id the store re-checks).
+    `known_id` saves hashing twice when the caller already computed `op_id(wire)`.
     """
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 10:
@@ -145,7 +147,7 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True) -> Op:
     if check_signature and not verify(author, signed, sig):
         raise Rejection(Reason.BAD_SIGNATURE)
     wire = bytes(wire)
-    return Op(net, author, seq, prev, deps, ts, kind, body, sig, wire, op_id(wire))
+    return Op(net, author, seq, prev, deps, ts, kind, body, sig, wire, known_id or op_id(wire))
 
 
 def _parse_deps(raw: Any, author: bytes) -> tuple[Dep, ...]:

@@ -41,7 +41,7 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  # refused; `rejection` says why
 
 
-@dataclass
+@dataclass(slots=True)
 class Ingested:
     """What one input did. `applied`/`excluded` tell a store what to write/remove."""
 
@@ -88,6 +88,7 @@ class Replica:
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}
         self._entries: dict[bytes, bytes] = {}  # author -> encoded digest entry
+        self._stale: set[bytes] = set()  # authors whose entry must be re-encoded
         self._ops_digest: bytes | None = None
         self._records_digest: bytes | None = None
 
@@ -102,7 +103,7 @@ class Replica:
         if oid in self.ops or oid in self.pending:
             return Ingested(Outcome.DUPLICATE, oid)
         try:
-            op = decode_op(wire, self.network)
+            op = decode_op(wire, self.network, known_id=oid)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         return self.add(op)
@@ -197,7 +198,7 @@ class Replica:
         self.ops[op.id] = op
         self.order.append(op)
         self.ledger.apply(op)
-        self._touch(op.author, feed)
+        self._touch(op.author)
 
     def _record_fork(self, op: Op, result: Ingested) -> list[Op]:
         """`op` conflicts with a held op at its seq: keep proof, void the author from there."""
@@ -227,7 +228,7 @@ class Replica:
         self.order.append(op)
         result.excluded.extend(excluded)
         result.applied.append(op)
-        self._touch(op.author, feed)
+        self._touch(op.author)
         if not newly_forked and not excluded:
             return []
         if newly_forked:
@@ -307,11 +308,16 @@ class Replica:
 
     # -- summaries --------------------------------------------------------------------
 
-    def _touch(self, author: bytes, feed: Feed) -> None:
-        self._entries[author] = feed.entry(author)
+    def _touch(self, author: bytes) -> None:
+        # Encoding the entry is deferred to the next digest: ingest stays cheap.
+        self._stale.add(author)
         self._ops_digest = None
 
     def ops_digest(self) -> bytes:
+        if self._stale:
+            for author in self._stale:
+                self._entries[author] = self.feeds[author].entry(author)
+            self._stale.clear()
         if self._ops_digest is None:
             h = hashlib.blake2b(DIGEST_DOMAIN + b"/ops", digest_size=32)
             for author in sorted(self._entries):
