@@ -1,0 +1,93 @@
+"""An in-memory store with the same behaviour as `SqliteStore`, row for row.
+
+The simulator gives each virtual node one of these and "restarts" a node by
+building a new replica from it, so the data outlives `close()`: only a new
+`MemoryStore` starts empty. Writes are validated before anything changes, so
+a refused batch leaves no trace, as a rolled-back transaction would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..core.ops import Op
+from ..core.records import Record
+from .base import (
+    DUPLICATE_OP,
+    EXCLUDED_REASON,
+    NOT_OPEN,
+    OpRow,
+    RecordRow,
+    Store,
+    StoreCounts,
+    StoreError,
+    check_row,
+    op_row,
+    record_row,
+)
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        # Dicts keep insertion order, which stands in for SQLite's rowid order:
+        # a deleted op that came back would go to the end in both.
+        self._ops: dict[bytes, OpRow] = {}
+        self._excluded: dict[bytes, tuple[OpRow, str]] = {}
+        self._records: dict[tuple[bytes, str], RecordRow] = {}
+        self._meta: dict[str, str] = {}
+        self._open = False
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError(NOT_OPEN)
+
+    async def load_ops(self) -> list[bytes]:
+        self._check_open()
+        return [check_row("ops", n, row[0], row[4]) for n, row in enumerate(self._ops.values(), 1)]
+
+    async def load_excluded(self) -> list[tuple[bytes, str]]:
+        self._check_open()
+        return [(check_row("excluded_ops", n, row[0], row[4]), reason)
+                for n, (row, reason) in enumerate(self._excluded.values(), 1)]
+
+    async def load_records(self) -> list[bytes]:
+        self._check_open()
+        rows = [self._records[key] for key in sorted(self._records)]
+        return [check_row("records", n, row[2], row[5]) for n, row in enumerate(rows, 1)]
+
+    async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
+                    records: Sequence[Record] = (),
+                    dropped_records: Sequence[Record] = ()) -> None:
+        self._check_open()
+        ids = [op.id for op in applied]
+        if len(set(ids)) != len(ids) or any(i in self._ops for i in ids):
+            raise StoreError(DUPLICATE_OP)
+        for op in applied:
+            self._ops[op.id] = op_row(op)
+        for op in excluded:
+            self._ops.pop(op.id, None)
+            self._excluded.setdefault(op.id, (op_row(op), EXCLUDED_REASON))
+        for record in records:
+            self._records[record.key] = record_row(record)
+        for record in dropped_records:
+            held = self._records.get(record.key)
+            if held is not None and held[2] == record.id:
+                del self._records[record.key]
+
+    async def meta_get(self, key: str) -> str | None:
+        self._check_open()
+        return self._meta.get(key)
+
+    async def meta_set(self, key: str, value: str) -> None:
+        self._check_open()
+        self._meta[key] = value
+
+    async def counts(self) -> StoreCounts:
+        self._check_open()
+        return StoreCounts(len(self._ops), len(self._excluded), len(self._records))

@@ -1,0 +1,214 @@
+"""The node's store: one SQLite file, written through aiosqlite.
+
+Durability. WAL with synchronous=NORMAL: a transaction is in the WAL file (in
+the OS's hands) when COMMIT returns, so a batch that `write` acknowledged
+survives a crash of this process; a power cut may lose the last batches before
+a checkpoint, never corrupt the file, and peers send those ops again on the
+next sync. One batch is one transaction (executemany), which is what makes
+hundreds of thousands of rows a second possible.
+
+Schema. `MIGRATIONS[n]` takes a database from schema version n to n + 1; the
+version is `PRAGMA user_version`, and each step commits with its version bump.
+A database from a newer version is refused before anything is written to it,
+so that a downgrade can never damage the data of an upgrade.
+
+Order. `ops` is a rowid table and rows are only appended: SQLite gives a new
+row the largest rowid plus one, so rowid order is storage order, a causal order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..core.ops import Op
+from ..core.records import Record
+from .base import (
+    DUPLICATE_OP,
+    EXCLUDED_REASON,
+    NOT_OPEN,
+    SchemaTooNew,
+    Store,
+    StoreCounts,
+    StoreError,
+    check_row,
+    op_row,
+    record_row,
+)
+
+APPLICATION_ID = 0x4C4E4F44  # "LNOD" in the file header: this file is a liberation-node store
+
+Migration = tuple[str, ...]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (  # 1: the first schema
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+        "CREATE TABLE ops (id BLOB PRIMARY KEY, author BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, wire BLOB NOT NULL) STRICT",
+        "CREATE TABLE excluded_ops (id BLOB PRIMARY KEY, author BLOB NOT NULL,"
+        " seq INTEGER NOT NULL, kind TEXT NOT NULL, wire BLOB NOT NULL,"
+        " reason TEXT NOT NULL) STRICT",
+        "CREATE TABLE records (author BLOB NOT NULL, kind TEXT NOT NULL, id BLOB NOT NULL,"
+        " version INTEGER NOT NULL, expires INTEGER NOT NULL, wire BLOB NOT NULL,"
+        " PRIMARY KEY (author, kind)) STRICT, WITHOUT ROWID",
+        f"PRAGMA application_id = {APPLICATION_ID}",
+    ),
+)
+
+_INSERT_OP = "INSERT INTO ops (id, author, seq, kind, wire) VALUES (?, ?, ?, ?, ?)"
+_EXCLUDE_OP = ("INSERT OR IGNORE INTO excluded_ops (id, author, seq, kind, wire, reason)"
+               " VALUES (?, ?, ?, ?, ?, ?)")
+_PUT_RECORD = ("INSERT OR REPLACE INTO records (author, kind, id, version, expires, wire)"
+               " VALUES (?, ?, ?, ?, ?, ?)")
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path | str, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        self.path = Path(path)
+        self.migrations = tuple(migrations)  # injectable so tests can play a later version
+        self._db: aiosqlite.Connection | None = None
+        # One connection, one transaction at a time: without the lock, a read or a
+        # meta_set awaited during a write would run inside that write's transaction.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            await self._prepare(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            async with self._lock:
+                await db.close()
+
+    async def _prepare(self, db: aiosqlite.Connection) -> None:
+        try:
+            version = int(await _first(db, "PRAGMA user_version"))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a liberation-node store ({exc})") from exc
+        latest = len(self.migrations)
+        # Decide whether the file is ours to change before changing anything,
+        # even the journal mode.
+        if version > latest:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}, but this liberation-node knows "
+                f"versions up to {latest}; upgrade liberation-node (the file was left untouched)")
+        if version == 0 and await _first(db, "SELECT count(*) FROM sqlite_master"):
+            raise StoreError(f"{self.path} is an SQLite database but not a liberation-node store")
+        if version > 0 and await _first(db, "PRAGMA application_id") != APPLICATION_ID:
+            raise StoreError(f"{self.path} is an SQLite database but not a liberation-node store")
+        mode = await _first(db, "PRAGMA journal_mode = WAL")
+        if mode != "wal":  # e.g. a file system without shared memory; say so, do not guess
+            raise StoreError(f"{self.path}: SQLite cannot use WAL here (journal mode {mode})")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        for target in range(version + 1, latest + 1):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in self.migrations[target - 1]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {target}")
+                await db.commit()
+            except sqlite3.Error as exc:
+                await db.rollback()
+                raise StoreError(f"{self.path}: migration to schema version {target} failed "
+                                 f"({exc}); the file is still at version {target - 1}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _using(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._db is None:
+            raise StoreError(NOT_OPEN)
+        async with self._lock:
+            yield self._db
+
+    async def load_ops(self) -> list[bytes]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall("SELECT rowid, id, wire FROM ops ORDER BY rowid")
+        return [check_row("ops", rowid, oid, wire) for rowid, oid, wire in rows]
+
+    async def load_excluded(self) -> list[tuple[bytes, str]]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall(
+                "SELECT rowid, id, wire, reason FROM excluded_ops ORDER BY rowid")
+        return [(check_row("excluded_ops", rowid, oid, wire), reason)
+                for rowid, oid, wire, reason in rows]
+
+    async def load_records(self) -> list[bytes]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, wire FROM records ORDER BY author, kind")
+        return [check_row("records", n, rid, wire) for n, (rid, wire) in enumerate(rows, 1)]
+
+    async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
+                    records: Sequence[Record] = (),
+                    dropped_records: Sequence[Record] = ()) -> None:
+        async with self._using() as db:
+            if not (applied or excluded or records or dropped_records):
+                return
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                if applied:
+                    await db.executemany(_INSERT_OP, [op_row(op) for op in applied])
+                if excluded:
+                    await db.executemany("DELETE FROM ops WHERE id = ?",
+                                         [(op.id,) for op in excluded])
+                    await db.executemany(_EXCLUDE_OP, [(*op_row(op), EXCLUDED_REASON)
+                                                       for op in excluded])
+                if records:
+                    await db.executemany(_PUT_RECORD, [record_row(r) for r in records])
+                if dropped_records:
+                    await db.executemany(
+                        "DELETE FROM records WHERE author = ? AND kind = ? AND id = ?",
+                        [(r.author, r.kind, r.id) for r in dropped_records])
+                await db.commit()
+            except BaseException as exc:
+                # Also on cancellation: the statements already queued run first
+                # on aiosqlite's thread, then this rollback, so no half batch stays.
+                await db.rollback()
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise StoreError(DUPLICATE_OP) from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"write to {self.path} failed, nothing written: {exc}") \
+                        from exc
+                raise
+
+    async def meta_get(self, key: str) -> str | None:
+        async with self._using() as db:
+            value = await _first(db, "SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def meta_set(self, key: str, value: str) -> None:
+        async with self._using() as db:
+            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (key, value))
+
+    async def counts(self) -> StoreCounts:
+        async with self._using() as db:
+            ops = await _first(db, "SELECT count(*) FROM ops")
+            excluded = await _first(db, "SELECT count(*) FROM excluded_ops")
+            records = await _first(db, "SELECT count(*) FROM records")
+        return StoreCounts(ops, excluded, records)
+
+
+async def _first(db: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    for row in await db.execute_fetchall(sql, params):
+        return row[0]
+    return None
