@@ -1,0 +1,203 @@
+"""The data directory: a node's identity, its secrets, its config and its store.
+
+    identity.key      the 32-byte Ed25519 seed as hex text, mode 0600 (the node's identity)
+    control.token     32 random bytes as hex text, mode 0600 (the control API's token)
+    config.toml       settings; written at init (network = "liberation")
+    replica.sqlite3   the store (store/sqlite.py)
+
+Where: `--data-dir`, else `$LIBERATION_DATA_DIR`, else `$XDG_DATA_HOME/liberation-node`,
+else `~/.local/share/liberation-node` (XDG Base Directory spec).
+
+This module is an adapter, not core: it reads the OS's randomness. Every failure
+is a `DataDirError` whose message a person can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+import stat
+import tomllib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core.identity import SEED_BYTES, Identity
+from .core.ops import valid_network
+from .store import SqliteStore, StoreError
+
+ENV_DATA_DIR = "LIBERATION_DATA_DIR"
+APP_NAME = "liberation-node"
+DEFAULT_NETWORK = "liberation"
+IDENTITY_FILE = "identity.key"
+TOKEN_FILE = "control.token"
+CONFIG_FILE = "config.toml"
+STORE_FILE = "replica.sqlite3"
+SECRET_MODE = 0o600
+
+
+class DataDirError(Exception):
+    """The data directory cannot be used as it is; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The settings in config.toml; every default is here and nowhere else."""
+
+    network: str = DEFAULT_NETWORK
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    path: Path
+    identity: Identity
+    config: Config
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / STORE_FILE
+
+    def control_token(self) -> str:
+        return _read_secret(self.path / TOKEN_FILE, "control token").hex()
+
+    @contextlib.asynccontextmanager
+    async def open_store(self) -> AsyncIterator[SqliteStore]:
+        """The opened store, closed on exit; a store that cannot open is a `DataDirError`."""
+        store = SqliteStore(self.store_path)
+        try:
+            await store.open()
+        except StoreError as exc:
+            raise DataDirError(str(exc)) from exc
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+def resolve_path(option: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> Path:
+    """Where the data directory is: the option, the env var, XDG, then the home default."""
+    env = os.environ if env is None else env
+    if option is not None and str(option):
+        return Path(option).expanduser()
+    if env.get(ENV_DATA_DIR):
+        return Path(env[ENV_DATA_DIR]).expanduser()
+    xdg = env.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the spec says to ignore a relative value
+        return Path(xdg) / APP_NAME
+    return Path.home() / ".local" / "share" / APP_NAME
+
+
+def init(path: Path, network: str | None = None) -> tuple[DataDir, bool]:
+    """Create what is missing in `path` and return it with whether a new identity was made.
+
+    Never overwrites: an existing key, token or config is kept as it is, and a
+    `network` other than the configured one is refused.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create the data directory {path}: {exc.strerror}") from exc
+    made: list[str] = []
+    if not (path / CONFIG_FILE).exists():
+        chosen = network or DEFAULT_NETWORK
+        check_network(chosen, "--network")
+        # Network names are plain ASCII (core/ops.py valid_network): no TOML escaping needed.
+        _create(path / CONFIG_FILE, f'# liberation-node settings\nnetwork = "{chosen}"\n', 0o644)
+        made.append(CONFIG_FILE)
+    if not (path / IDENTITY_FILE).exists():
+        _create(path / IDENTITY_FILE, os.urandom(SEED_BYTES).hex() + "\n", SECRET_MODE)
+        made.append(IDENTITY_FILE)
+    if not (path / TOKEN_FILE).exists():
+        _create(path / TOKEN_FILE, secrets.token_hex(32) + "\n", SECRET_MODE)
+        made.append(TOKEN_FILE)
+    if made:  # make the new names durable too: a node must not lose its key to a power cut
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    datadir = load(path)
+    if network is not None and network != datadir.config.network:
+        raise DataDirError(f"{path} belongs to network {datadir.config.network!r}, not "
+                           f"{network!r}; choose another --data-dir for that network")
+    return datadir, IDENTITY_FILE in made
+
+
+def load(path: Path) -> DataDir:
+    """Open an existing data directory (identity and config; the store opens apart)."""
+    if not path.is_dir():
+        raise DataDirError(f"no data directory at {path}; create one with: "
+                           f"liberation-node init --data-dir {path}")
+    if not (path / IDENTITY_FILE).exists():
+        raise DataDirError(f"{path} has no {IDENTITY_FILE}; create one with: "
+                           f"liberation-node init --data-dir {path}")
+    return DataDir(path, _load_identity(path / IDENTITY_FILE), _load_config(path / CONFIG_FILE))
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    """Write a new file; O_EXCL means an existing one is never replaced, and the
+    mode is set at creation, so a secret is never readable by others, even briefly."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        raise DataDirError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits away; the mode is what we said
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    """Read a secret kept as hex text, refusing a file that group or others may open."""
+    try:
+        info = path.stat()
+        if info.st_mode & 0o077:
+            raise DataDirError(f"{path} is open to group or others (mode "
+                               f"{stat.S_IMODE(info.st_mode):04o}) but the {what} is secret; "
+                               f"run: chmod 600 {path}")
+        text = path.read_bytes().strip()
+    except OSError as exc:
+        raise DataDirError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise DataDirError(f"{path} is corrupt: the {what} is not hex text") from None
+
+
+def _load_identity(path: Path) -> Identity:
+    seed = _read_secret(path, "identity key")
+    if len(seed) != SEED_BYTES:
+        raise DataDirError(
+            f"{path} is corrupt: an identity key is {SEED_BYTES * 2} hex characters "
+            f"({SEED_BYTES} bytes), this one has {len(seed)} bytes; restore it from a backup "
+            "(deleting it gives this node a new identity)")
+    return Identity.from_seed(seed)
+
+
+def _load_config(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise DataDirError(f"cannot read {path}: {exc.strerror}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataDirError(f"{path} is not valid TOML: {exc}") from exc
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(raw) - known)
+    if unknown:  # most likely a typo, which would otherwise silently use a default
+        raise DataDirError(f"{path}: unknown setting {unknown[0]!r} (known: "
+                           f"{', '.join(sorted(known))})")
+    network = raw.get("network", DEFAULT_NETWORK)
+    check_network(network, f"{path}: network")
+    return Config(network=network)
+
+
+def check_network(name: object, where: str = "") -> None:
+    """Refuse a name that ops could not carry (core/ops.py `valid_network`)."""
+    if not valid_network(name):
+        raise DataDirError(f"{where + ': ' if where else ''}{name!r} is not a network name "
+                           "(1-64 characters: lowercase letters, digits, '-', '.', '_')")
