@@ -144,12 +144,11 @@ def _create(path: Path, text: str, mode: int) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     except OSError as exc:
         raise DataDirError(f"cannot create {path}: {exc.strerror}") from exc
-    try:
+    with os.fdopen(fd, "wb") as file:  # closes fd, also when a write fails
         os.fchmod(fd, mode)  # the umask may have taken bits away; the mode is what we said
-        os.write(fd, text.encode("utf-8"))
+        file.write(text.encode("utf-8"))
+        file.flush()
         os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_secret(path: Path, what: str) -> bytes:
