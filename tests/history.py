@@ -38,7 +38,7 @@ class HistoryBuilder:
         return self.now
 
     def write(self, who: Identity, body: Body) -> Op:
-        op = self.world.append(who, body, self.tick())
+        op = self.world.append(who, body, self.tick()).applied[0]
         self.ops.append(op)
         return op
 

@@ -35,7 +35,7 @@ def batches() -> Iterator[list[Op]]:
             author = AUTHORS[n % len(AUTHORS)]
             body = Register(f"author {n}") if n < len(AUTHORS) else \
                 Post("social", f"message {n}", 1 + n % 10, None)
-            batch.append(replica.append(author, body, NOW + n))
+            batch.append(replica.append(author, body, NOW + n).applied[0])
             n += 1
         yield batch
 

@@ -49,8 +49,8 @@ def test_init_prints_the_id_and_keeps_it(tmp_path: Path) -> None:
 async def test_run_summarises_the_replica(tmp_path: Path) -> None:
     node_dir, _ = datadir.init(tmp_path / "node", "cli-test")
     replica = Replica("cli-test")
-    ops = [replica.append(node_dir.identity, Register("me"), NOW),
-           replica.append(node_dir.identity, Claim(iso_week(NOW)), NOW + 1)]
+    ops = [replica.append(node_dir.identity, Register("me"), NOW).applied[0],
+           replica.append(node_dir.identity, Claim(iso_week(NOW)), NOW + 1).applied[0]]
     async with node_dir.open_store() as store:
         await store.write(ops)
     result = cli(tmp_path, "run", "--no-mdns", "--json")

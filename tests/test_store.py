@@ -44,13 +44,15 @@ A, B, C = (Identity.from_seed(bytes([n]) * 32) for n in (1, 2, 3))
 def history() -> list[Op]:
     """Every op kind from three authors, in the order the authors wrote them."""
     src = Replica(NET)
-    ops = [src.append(who, Register(f"human {n}"), NOW + n) for n, who in enumerate((A, B, C))]
-    ops.append(src.append(A, Claim(iso_week(NOW)), NOW + 10))
-    ops.append(src.append(A, Transfer(B.public_key, 12_345, "rent"), NOW + 11))
-    ops.append(src.append(B, Claim(iso_week(NOW)), NOW + 12))  # acknowledges A's transfer
-    post = src.append(C, Post("billboard", "hello mesh", 7, None), NOW + 13)
-    ops += [post, src.append(C, Retract(post.id), NOW + 14)]
-    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n)
+    ops = [src.append(who, Register(f"human {n}"), NOW + n).applied[0]
+           for n, who in enumerate((A, B, C))]
+    ops.append(src.append(A, Claim(iso_week(NOW)), NOW + 10).applied[0])
+    ops.append(src.append(A, Transfer(B.public_key, 12_345, "rent"), NOW + 11).applied[0])
+    # B's claim acknowledges A's transfer (deps).
+    ops.append(src.append(B, Claim(iso_week(NOW)), NOW + 12).applied[0])
+    post = src.append(C, Post("billboard", "hello mesh", 7, None), NOW + 13).applied[0]
+    ops += [post, src.append(C, Retract(post.id), NOW + 14).applied[0]]
+    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n).applied[0]
             for n in range(5)]
     return ops
 

@@ -8,6 +8,7 @@ raw maps.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,15 @@ def _bin(n: int) -> Callable[[Any], bool]:
     return lambda v: type(v) is bytes and len(v) == n
 
 
+def iso_weeks_in_year(year: int) -> int:
+    """52 or 53: an ISO year has week 53 exactly when its 28 December falls in it."""
+    return datetime.date(year, 12, 28).isocalendar()[1]
+
+
 def _week(v: Any) -> bool:
-    return type(v) is int and 1 <= v % 100 <= 53 and 1970 <= v // 100 <= 9999
+    if type(v) is not int or not 1970 <= v // 100 <= 9999:
+        return False
+    return 1 <= v % 100 <= iso_weeks_in_year(v // 100)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ one encoding. msgpack-python already emits the shortest form of every integer,
 string, binary, array and map header; we add the rest of the canonical rules
 (map keys are text and sorted by their UTF-8 bytes; no floats, no extension
 types) and, on decode, require that re-encoding reproduces the input byte for
-byte. That one comparison rejects every alternative encoding at once.
+byte. That one comparison rejects every alternative encoding of the same
+values at once (longer headers, signed-family integers, duplicate keys...).
+
+Two canonical rules are about *values*, not encodings, and so are checked by the
+callers where the value is parsed: map keys must be text in sorted order
+(`check_map_keys_sorted`), and floats and extension values are never valid field
+values (protocols/ops.md §3).
 """
 
 from __future__ import annotations
@@ -49,14 +55,16 @@ def unpack(data: bytes, max_bytes: int) -> Any:
         raise Rejection(Reason.UNDECODABLE, type(exc).__name__) from None
     try:
         again = pack(obj)
-    except Exception as exc:  # e.g. an extension value we cannot re-encode
+    except Exception as exc:  # defensive: whatever msgpack decoded, it can re-encode
         raise Rejection(Reason.NON_CANONICAL, type(exc).__name__) from None
     if again != data:
         raise Rejection(Reason.NON_CANONICAL, "re-encoding differs from the input")
     return obj
 
 
-def check_map_keys_sorted(value: dict[str, Any]) -> bool:
-    """True when a decoded map's keys are in canonical order (and therefore unique)."""
+def check_map_keys_sorted(value: dict[Any, Any]) -> bool:
+    """True when a decoded map's keys are all text, in canonical order (hence unique)."""
+    if not all(type(k) is str for k in value):
+        return False  # msgpack allows binary keys; our canonical form does not (§3)
     keys = [k.encode("utf-8") for k in value]
     return all(a < b for a, b in itertools.pairwise(keys))

@@ -26,9 +26,9 @@ class Reason(enum.StrEnum):
     UNKNOWN_KIND = "unknown_kind"
     BAD_BODY = "bad_body"
     # Feed structure (§5)
-    BAD_PREV = "bad_prev"
     BAD_DEPS = "bad_deps"
     TIMESTAMP_REGRESSION = "timestamp_regression"
+    FROM_THE_FUTURE = "from_the_future"
     FORKED_AUTHOR = "forked_author"
     NOT_AUTHORS_POST = "not_authors_post"
     # Records (§8)

@@ -51,6 +51,10 @@ def id_from_text(text: str) -> bytes:
     key, check = raw[:PUBLIC_KEY_BYTES], raw[PUBLIC_KEY_BYTES:]
     if _checksum(key) != check:
         raise ValueError("node id checksum mismatch (mistyped?)")
+    if id_to_text(key) != TEXT_PREFIX + text[len(TEXT_PREFIX) :].rstrip("=").lower():
+        # The last character carries 3 spare bits; only the spelling with them
+        # zero is an id, so every id has exactly one text form (ignoring case).
+        raise ValueError("node id is not in canonical form (mistyped last character?)")
     return key
 
 

@@ -28,6 +28,12 @@ MAX_NETWORK_BYTES = 64
 MAX_SEQ = 2**53 - 1
 MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: every calendar can print it
 ID_BYTES = 32
+# An op or record dated further ahead of the receiver's clock than this is
+# refused for now (protocols/ops.md §5.4): otherwise an author could date claims
+# into the far future, or pin its records with a version no clock will reach.
+# The rule is local and clock-based, so it only ever delays an op: once the
+# receiver's clock catches up, the same bytes are accepted.
+MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
 
 
 def op_id(wire: bytes) -> bytes:
@@ -100,13 +106,15 @@ def create_op(
 
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
-              known_id: bytes | None = None) -> Op:
+              known_id: bytes | None = None, now: int | None = None) -> Op:
     """Decode and check an op on its own: encoding, shape, body, network, signature.
 
     Raises `Rejection` with a precise reason; never any other exception.
     `check_signature=False` is only for ops read back from our own store, which
     were verified before they were written (and whose id the store re-checks).
     `known_id` saves hashing twice when the caller already computed `op_id(wire)`.
+    With `now` (the receiver's clock, ms), an op dated more than
+    `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`.
     """
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 10:
@@ -146,6 +154,8 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     signed = OP_DOMAIN + b"\x99" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])
     if check_signature and not verify(author, signed, sig):
         raise Rejection(Reason.BAD_SIGNATURE)
+    if now is not None and ts > now + MAX_CLOCK_SKEW_MS:
+        raise Rejection(Reason.FROM_THE_FUTURE, f"dated {ts - now} ms ahead of our clock")
     wire = bytes(wire)
     return Op(net, author, seq, prev, deps, ts, kind, body, sig, wire, known_id or op_id(wire))
 

@@ -16,7 +16,7 @@ from typing import Any
 from . import codec
 from .errors import Reason, Rejection
 from .identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, verify
-from .ops import MAX_TIMESTAMP_MS, valid_network
+from .ops import MAX_CLOCK_SKEW_MS, MAX_TIMESTAMP_MS, valid_network
 
 RECORD_FORMAT = 1
 RECORD_DOMAIN = b"liberation-node/record/v1\x00"
@@ -129,7 +129,7 @@ def create_record(identity: Identity, *, network: str, version: int, ttl_ms: int
 
 
 def decode_record(wire: bytes, network: str, now: int | None) -> Record:
-    """Decode and check a record; with `now`, also refuse one already expired."""
+    """Decode and check a record; with `now`, also refuse one expired or from the future."""
     raw = codec.unpack(wire, MAX_RECORD_BYTES)
     if type(raw) is not list or len(raw) != 8:
         raise Rejection(Reason.MALFORMED, "a record is an 8-element array")
@@ -159,6 +159,8 @@ def decode_record(wire: bytes, network: str, now: int | None) -> Record:
         raise Rejection(Reason.BAD_SIGNATURE)
     if now is not None and expires <= now:
         raise Rejection(Reason.RECORD_EXPIRED)
+    if now is not None and version > now + MAX_CLOCK_SKEW_MS:
+        raise Rejection(Reason.FROM_THE_FUTURE, f"version {version - now} ms ahead of our clock")
     wire = bytes(wire)
     rid = hashlib.blake2b(wire, digest_size=32).digest()
     return Record(net, author, kind, version, expires, body, sig, wire, rid)

@@ -32,6 +32,7 @@ DIGEST_DOMAIN = b"liberation-node/digest/v1"
 MAX_FORK_PROOFS = 2
 
 
+
 class Outcome(enum.StrEnum):
     APPLIED = "applied"  # held now (and maybe released waiters)
     DUPLICATE = "duplicate"  # already held or already waiting
@@ -53,6 +54,8 @@ class Ingested:
     excluded: list[Op] = field(default_factory=list)
     forked: list[bytes] = field(default_factory=list)  # authors newly flagged
     rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
+    record: Record | None = None  # a record now held
+    replaced: Record | None = None  # the record it replaced
 
 
 class Feed:
@@ -94,8 +97,8 @@ class Replica:
 
     # -- ops -------------------------------------------------------------------------
 
-    def ingest(self, wire: bytes) -> Ingested:
-        """Take one op from the network (or from the local API, already encoded)."""
+    def ingest(self, wire: bytes, now: int | None = None) -> Ingested:
+        """Take one op from the network. With `now` (ms), refuse ops dated too far ahead."""
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
@@ -103,7 +106,7 @@ class Replica:
         if oid in self.ops or oid in self.pending:
             return Ingested(Outcome.DUPLICATE, oid)
         try:
-            op = decode_op(wire, self.network, known_id=oid)
+            op = decode_op(wire, self.network, known_id=oid, now=now)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         return self.add(op)
@@ -231,7 +234,7 @@ class Replica:
         self._touch(op.author)
         if not newly_forked and not excluded:
             return []
-        if newly_forked:
+        if newly_forked and op.author not in result.forked:
             result.forked.append(op.author)
         # Voiding ops can cascade through acknowledged credits: re-fold everything.
         forks = {a: f.fork_seq for a, f in self.feeds.items() if f.fork_seq is not None}
@@ -240,8 +243,12 @@ class Replica:
 
     # -- local writes -----------------------------------------------------------------
 
-    def append(self, identity: Identity, body: Body, now: int) -> Op:
-        """Write a new op to our own feed. Refuses (LocalError) ops that would be void."""
+    def append(self, identity: Identity, body: Body, now: int) -> Ingested:
+        """Write a new op to our own feed. Refuses (LocalError) ops that would be void.
+
+        The new op is `result.applied[0]`; any ops it released follow it there,
+        and the caller persists them all (a restored backup can have waiters).
+        """
         me = identity.public_key
         feed = self.feeds.get(me)
         if feed is not None and feed.fork_seq is not None:
@@ -257,7 +264,7 @@ class Replica:
         result = self.add(op)
         if result.outcome is not Outcome.APPLIED:  # a bug of ours, not the user's
             raise LocalError(f"own op not applied: {result.outcome} {result.rejection}")
-        return op
+        return result
 
     def _precheck(self, me: bytes, body: Body, now: int) -> None:
         acct = self.ledger.accounts.get(me)
@@ -288,6 +295,7 @@ class Replica:
         return self.add_record(record)
 
     def add_record(self, record: Record) -> Ingested:
+        """Hold `record` if it supersedes the held one; `result.record` is set when it does."""
         held = self.records.get(record.key)
         if held is not None and held.id == record.id:
             return Ingested(Outcome.DUPLICATE, record.id)
@@ -295,7 +303,7 @@ class Replica:
             return Ingested(Outcome.STALE, record.id)
         self.records[record.key] = record
         self._records_digest = None
-        return Ingested(Outcome.APPLIED, record.id)
+        return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
 
     def prune_records(self, now: int) -> list[Record]:
         """Drop expired records (call periodically); returns what was dropped."""

@@ -43,8 +43,8 @@ def _parse_cases() -> list[dict[str, Any]]:
         _parse("surrounding_whitespace", f"  {text}\n", "whitespace around the id is ignored"),
         _parse("with_padding", text + "=", "base32 padding may be present"),
         _parse("nonzero_spare_bits", spare_bits,
-               "the last character carries 3 unused bits; the reference decoder ignores them "
-               "(ops.md §2.2: encoders MUST emit zeros)"),
+               "the last character carries 3 unused bits; they MUST be zero, so that every "
+               "id has one text form (ops.md §2.2)"),
         _parse("uppercase_prefix", "LN" + text[2:], "the prefix is lowercase 'ln'"),
         _parse("no_prefix", text[2:], "the prefix is required"),
         _parse("checksum_mismatch", typo, "one mistyped character: the checksum catches it"),

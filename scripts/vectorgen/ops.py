@@ -18,6 +18,7 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import (
+    MAX_CLOCK_SKEW_MS,
     MAX_DEPS,
     MAX_OP_BYTES,
     MAX_SEQ,
@@ -341,14 +342,23 @@ def _decode_cases() -> list[tuple[str, str, bytes, str]]:
         ("deps_duplicate_author", "bad_deps",
          _signed(_fields(deps=[_dep(2), [who(2).public_key, 2, PREV]])),
          "at most one dep per author"),
+        ("dated_too_far_ahead", "from_the_future", _signed(_fields()),
+         "the receiver's clock (now) is 15 min + 1 ms behind the op's timestamp",
+         T0 - MAX_CLOCK_SKEW_MS - 1),
+        ("signature_before_clock", "bad_signature", flipped,
+         "the signature is checked before the receiver's clock", T0 - MAX_CLOCK_SKEW_MS - 1),
     ]
 
 
-def _invalid_case(name: str, reason: str, wire: bytes, description: str) -> dict[str, Any]:
-    got = rejection_reason(decode_op, wire, NETWORK)
+def _invalid_case(name: str, reason: str, wire: bytes, description: str,
+                  now: int | None = None) -> dict[str, Any]:
+    got = rejection_reason(decode_op, wire, NETWORK, now=now)
     assert got == reason, (name, got, reason)
-    return {"name": name, "description": description, "network": NETWORK,
+    case = {"name": name, "description": description, "network": NETWORK,
             "wire_hex": h(wire), "reason": reason}
+    if now is not None:
+        case["now"] = now  # the receiver's clock, ms (§5.4)
+    return case
 
 
 def build_valid() -> dict[str, Any]:

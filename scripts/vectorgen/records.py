@@ -6,6 +6,7 @@ from typing import Any
 
 from liberation_node.core import codec
 from liberation_node.core.identity import Identity
+from liberation_node.core.ops import MAX_CLOCK_SKEW_MS
 from liberation_node.core.records import (
     MAX_RECORD_TTL_MS,
     MAX_RTT_MS,
@@ -110,6 +111,8 @@ def _cases() -> list[dict[str, Any]]:
                  info.wire, "record_expired", now=info.expires),
         _invalid("expired_long_ago", "now well after expires", info.wire, "record_expired",
                  now=info.expires + 24 * HOUR),
+        _invalid("version_too_far_ahead", "now is 15 min + 1 ms behind the record's version",
+                 info.wire, "from_the_future", now=info.version - MAX_CLOCK_SKEW_MS - 1),
         _invalid("ttl_too_long", "expires - version = 24 h + 1 ms",
                  wire(ALICE, _fields(expires=T0 + MAX_RECORD_TTL_MS + 1)),
                  "record_ttl_too_long"),
