@@ -20,6 +20,7 @@ import click
 
 from . import __version__, datadir
 from .core.replica import Replica
+from .runtime import tune_gc
 from .store import StoreError, bind_network, open_replica
 
 
@@ -90,6 +91,7 @@ def run(data_dir: Path | None, network: str | None, no_mdns: bool, as_json: bool
     A later version keeps running as the daemon; `--no-mdns` is accepted now
     so that command lines stay the same.
     """
+    tune_gc()
     with _one_line_errors():
         node_dir, _ = datadir.init(datadir.resolve_path(data_dir), network)
         # The edge of the program: the one place here that reads the clock.

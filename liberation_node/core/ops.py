@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
 from .bodies import Body, dump_body, parse_body
@@ -41,8 +40,7 @@ def op_id(wire: bytes) -> bytes:
     return hashlib.blake2b(wire, digest_size=ID_BYTES).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class Dep:
+class Dep(NamedTuple):
     """A causal dependency on another author's feed up to `seq`, whose op there is `id`.
 
     Naming (B, s, id) puts B's whole feed prefix 1..s in this op's causal past
@@ -54,9 +52,12 @@ class Dep:
     id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
-    """A decoded, signature-checked op. Build with `create_op` or `decode_op`."""
+class Op(NamedTuple):
+    """A decoded, signature-checked op. Build with `create_op` or `decode_op`.
+
+    A NamedTuple rather than a frozen dataclass: it is just as immutable and is
+    built four times faster, which shows on the ingest path (scripts/bench_ingest.py).
+    """
 
     network: str
     author: bytes
