@@ -223,6 +223,22 @@ def test_invalid_op(case: Json) -> None:
     assert result.rejection is not None and result.rejection.reason == case["reason"]
 
 
+def test_from_the_future_only_delays() -> None:
+    """§5.4: the clock bound is local policy; the same bytes pass once the clock catches up."""
+    ops = [c for c in OPS_INVALID["cases"] if c["reason"] == "from_the_future"]
+    records = [c for c in RECORDS["cases"] if c["reason"] == "from_the_future"]
+    assert ops and records
+    for case in ops:
+        wire, later = bytes.fromhex(case["wire_hex"]), case["now"] + 1
+        assert reason_of(decode_op, wire, case["network"], now=later) is None, case["name"]
+        assert reason_of(decode_op, wire, case["network"]) is None, case["name"]
+        assert Replica(case["network"]).ingest(wire, later).outcome != "rejected", case["name"]
+    for case in records:
+        wire, later = bytes.fromhex(case["wire_hex"]), case["now"] + 1
+        assert reason_of(decode_record, wire, case["network"], later) is None, case["name"]
+        assert Replica(case["network"]).ingest_record(wire, later).outcome == "applied"
+
+
 def test_vectors_cover_every_reason_and_outcome() -> None:
     steps = [s for seq in OPS_INVALID["sequences"] for s in seq["steps"]]
     reasons = {c["reason"] for c in OPS_INVALID["cases"]}
@@ -237,7 +253,7 @@ def test_vectors_cover_every_reason_and_outcome() -> None:
                      "week_out_of_range", "overdraft", "forked"}
 
 
-# -- §5.3, §5.4, §9: feed context -----------------------------------------------------------
+# -- §5.3, §5.5, §9: feed context -----------------------------------------------------------
 
 def check_step(step: Json, result: Ingested) -> None:
     label = step["label"]
@@ -314,6 +330,10 @@ def test_record_merge(case: Json) -> None:
     for step in case["steps"]:
         result = replica.ingest_record(bytes.fromhex(step["wire_hex"]), case["now"])
         assert result.outcome == step["outcome"], step["id"]
+        # §5.5, §8.4: an applied record names itself and the record it replaced.
+        assert (result.record.id.hex() if result.record else None) == (
+            step["id"] if step["outcome"] == "applied" else None), step["id"]
+        assert (result.replaced.id.hex() if result.replaced else None) == step["replaced"]
     assert sorted(r.id.hex() for r in replica.records.values()) == case["held"]
     ids = b"".join(bytes.fromhex(i) for i in case["held"])  # §10: sorted record ids
     assert blake2b_256(DIGEST_DOMAIN + b"/records" + ids).hex() == case["records_digest"]

@@ -15,7 +15,8 @@ def build_all() -> dict[str, dict[str, Any]]:
         "ops_valid.json": ops.build_valid(),
         "ops_invalid.json": {
             "description": "Ops a node refuses. 'cases': wires decoded on their own for "
-                           "'network', each with the rejection reason. 'sequences': wires "
+                           "'network' (and, where 'now' is given, with that receiver clock, "
+                           "ms), each with the rejection reason. 'sequences': wires "
                            "ingested in order by one replica, with the outcome of each step "
                            "(applied, duplicate, pending + the op it waits for, fork, "
                            "rejected + reason), the ops each step applied (released waiters "

@@ -147,7 +147,7 @@ def op_row(label: str, op: Op) -> dict[str, Any]:
 
 
 def step_json(label: str, wire: bytes, result: Ingested) -> dict[str, Any]:
-    """What `Replica.ingest` did with one input, in the vectors' terms (ops.md §5.4)."""
+    """What `Replica.ingest` did with one input, in the vectors' terms (ops.md §5.5)."""
     return {
         "label": label,
         "wire_hex": h(wire),

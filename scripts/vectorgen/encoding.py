@@ -136,6 +136,9 @@ def _cases() -> list[dict[str, Any]]:
         _structural("map_unsorted_keys", "82a16201a16102", "ops_invalid.json:body_keys_unsorted",
                     "map keys out of order: refused as non_canonical when an op or record "
                     "body is parsed (the only maps in version 1)"),
+        _structural("map_bin_key", "81c4016101", "ops_invalid.json:body_bin_key",
+                    "a bin map key: msgpack allows it, the canonical form does not; refused "
+                    "as non_canonical when an op or record body is parsed"),
         _structural("float64", "cb3ff0000000000000", "ops_invalid.json:timestamp_float64",
                     "no field admits a float: refused as malformed/bad_body by the field"),
         _structural("ext_fixext1", "d40001", "ops_invalid.json:signature_ext",

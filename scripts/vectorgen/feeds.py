@@ -1,5 +1,5 @@
 """The feed-context cases of ops_invalid.json: op sequences and what a replica does with
-each step (ops.md §5.3, §5.4, §7.3, §9)."""
+each step (ops.md §5.3, §5.5, §7.3, §9)."""
 
 from __future__ import annotations
 

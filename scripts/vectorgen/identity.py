@@ -41,7 +41,10 @@ def _parse_cases() -> list[dict[str, Any]]:
         _parse("canonical", text, "the form id_to_text produces"),
         _parse("uppercase_body", "ln" + text[2:].upper(), "the base32 body is case-insensitive"),
         _parse("surrounding_whitespace", f"  {text}\n", "whitespace around the id is ignored"),
+        _parse("unicode_whitespace", f"\u00a0{text}\u3000",
+               "leading and trailing whitespace is any that str.strip() removes (ops.md §2.2)"),
         _parse("with_padding", text + "=", "base32 padding may be present"),
+        _parse("two_padding_chars", text + "==", "the padding of 34 bytes is one '='"),
         _parse("nonzero_spare_bits", spare_bits,
                "the last character carries 3 unused bits; they MUST be zero, so that every "
                "id has one text form (ops.md §2.2)"),

@@ -124,6 +124,9 @@ def _valid_cases() -> list[dict[str, Any]]:
                     deps=(Dep(ALICE.public_key, 2**32, bytes([0xCD]) * 32),))
     add("largest_numbers", "seq, timestamp and amount at their limits (uint64 encodings)",
         d, big)
+    add("claim_week_53", "week 53 of 2026, an ISO year with 53 weeks (valid as an op; its "
+        "ledger effect depends on the claim window)", a,
+        a.after(a.head, Claim(202653), T0 + 3 * HOUR))
     return cases
 
 
@@ -177,8 +180,11 @@ def _oversize() -> bytes:
         size += MAX_OP_BYTES + 1 - len(wire)
 
 
-def _decode_cases() -> list[tuple[str, str, bytes, str]]:
-    """(name, reason, wire, description); decoded for network NETWORK."""
+DecodeCase = tuple[str, str, bytes, str] | tuple[str, str, bytes, str, int]
+
+
+def _decode_cases() -> list[DecodeCase]:
+    """(name, reason, wire, description[, now]); decoded for network NETWORK."""
     good = _signed(_fields())
     assert rejection_reason(decode_op, good, NETWORK) is None
     mapped = codec.pack({"format": 1})
@@ -225,6 +231,11 @@ def _decode_cases() -> list[tuple[str, str, bytes, str]]:
          _signed(_fields(seq=2, prev=PREV, kind="ledger.transfer",
                          body={"to": BOB.public_key, "amount": 100, "memo": ""})),
          "body keys to, amount, memo: not in UTF-8 byte order"),
+        ("body_bin_key", "non_canonical", _signed(_fields(body={b"name": "alice"})),
+         "the body's key is bin, not str: msgpack allows it, the canonical form does not"),
+        ("body_bin_key_before_unknown_kind", "non_canonical",
+         _signed(_fields(kind="x", body={b"a": 1})),
+         "body keys are checked before the kind"),
         ("not_an_array", "malformed", mapped, "a map, not the 10-element array"),
         ("nine_elements", "malformed", unsigned9, "the signed part alone, no signature"),
         ("eleven_elements", "malformed", b"\x9b" + good[1:] + b"\x00", "one element too many"),
@@ -298,10 +309,13 @@ def _decode_cases() -> list[tuple[str, str, bytes, str]]:
          "name is text"),
         ("claim_week_54", "bad_body",
          _signed(_fields(seq=2, prev=PREV, kind="ledger.claim", body={"week": 202654})),
-         "weeks run 1..53"),
+         "no ISO year has 54 weeks"),
+        ("claim_week_53_in_52_week_year", "bad_body",
+         _signed(_fields(seq=2, prev=PREV, kind="ledger.claim", body={"week": 202553})),
+         "2025 has 52 ISO weeks (its 28 December is in week 52): 202553 does not exist"),
         ("claim_week_0", "bad_body",
          _signed(_fields(seq=2, prev=PREV, kind="ledger.claim", body={"week": 202600})),
-         "weeks run 1..53"),
+         "weeks start at 1"),
         ("claim_year_1969", "bad_body",
          _signed(_fields(seq=2, prev=PREV, kind="ledger.claim", body={"week": 196952})),
          "years run 1970..9999"),
@@ -354,8 +368,8 @@ def _invalid_case(name: str, reason: str, wire: bytes, description: str,
                   now: int | None = None) -> dict[str, Any]:
     got = rejection_reason(decode_op, wire, NETWORK, now=now)
     assert got == reason, (name, got, reason)
-    case = {"name": name, "description": description, "network": NETWORK,
-            "wire_hex": h(wire), "reason": reason}
+    case: dict[str, Any] = {"name": name, "description": description, "network": NETWORK,
+                            "wire_hex": h(wire), "reason": reason}
     if now is not None:
         case["now"] = now  # the receiver's clock, ms (§5.4)
     return case

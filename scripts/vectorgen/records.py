@@ -152,6 +152,8 @@ def _cases() -> list[dict[str, Any]]:
         _invalid("body_keys_unsorted", "body keys in UTF-8 byte order",
                  wire(ALICE, _fields(body={"urls": [], "software": "s", "name": "n",
                                            "frontier": [], "caps": []})), "non_canonical"),
+        _invalid("body_bin_key", "body keys are str: a bin key is not canonical",
+                 wire(ALICE, _fields("node.links", {b"links": []})), "non_canonical"),
         _invalid("other_network", "a valid record of network 'othernet'",
                  wire(ALICE, _fields(network=OTHER_NETWORK)), "wrong_network"),
         _invalid("bad_signature", "last signature bit flipped", tampered, "bad_signature"),
@@ -166,7 +168,8 @@ def _merge(name: str, description: str, now: int, records: list[Record]) -> dict
     for record in records:
         result = replica.ingest_record(record.wire, now)
         steps.append({"wire_hex": h(record.wire), "id": h(record.id),
-                      "version": record.version, "outcome": result.outcome.value})
+                      "version": record.version, "outcome": result.outcome.value,
+                      "replaced": h(result.replaced.id) if result.replaced else None})
     return {
         "name": name, "description": description, "network": NETWORK, "now": now,
         "steps": steps,
@@ -207,9 +210,10 @@ def build() -> dict[str, Any]:
                        "'network' (and, when 'now' is not null, checked against that clock "
                        "reading), valid with its inputs, signed bytes and id, or refused "
                        "with 'reason'. 'merges': records ingested in order with 'now'; the "
-                       "outcome of each (applied, duplicate, stale, rejected), the ids held "
-                       "at the end and the digests.",
-        "spec": "protocols/ops.md §8, §10",
+                       "outcome of each (applied, duplicate, stale, rejected) and, when "
+                       "applied, the id of the record it replaced; the ids held at the end "
+                       "and the digests.",
+        "spec": "protocols/ops.md §8, §10, §5.4",
         "cases": _cases(),
         "merges": _merges(),
     }
