@@ -321,11 +321,16 @@ class Replica:
         self._stale.add(author)
         self._ops_digest = None
 
-    def ops_digest(self) -> bytes:
+    def entries(self) -> dict[bytes, bytes]:
+        """Author -> its encoded feed entry (§10.1), as hashed into the digest."""
         if self._stale:
             for author in self._stale:
                 self._entries[author] = self.feeds[author].entry(author)
             self._stale.clear()
+        return self._entries
+
+    def ops_digest(self) -> bytes:
+        self.entries()
         if self._ops_digest is None:
             h = hashlib.blake2b(DIGEST_DOMAIN + b"/ops", digest_size=32)
             for author in sorted(self._entries):

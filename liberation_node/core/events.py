@@ -1,0 +1,73 @@
+"""What the mesh tells the node that drives it (protocols/sync.md §8).
+
+The daemon and the simulator both drain these from `Mesh.next_event()`; they
+are the only way the pure core reports anything, so they are also what the
+status page, the logs and the metrics see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ops import Op
+from .records import Record
+
+ConnId = int  # chosen by the driver: one per transport connection
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUp:
+    """HELLO checked both ways: `peer` (its node id) is on connection `conn`."""
+
+    conn: ConnId
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDown:
+    """The session on `conn` ended; `reason` is a close reason of sync.md §4.3."""
+
+    conn: ConnId
+    peer: bytes | None
+    reason: str
+    detail: str
+    by_peer: bool  # the peer closed (or vanished) rather than we
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The replica changed: write these to the store (one transaction), in this order.
+
+    `applied` are new ops in a causal order; `excluded` are ops a fork voided;
+    `records` are records now held, `dropped_records` ones no longer held.
+    """
+
+    applied: tuple[Op, ...]
+    excluded: tuple[Op, ...]
+    records: tuple[Record, ...]
+    dropped_records: tuple[Record, ...]
+    source: bytes | None  # the peer that sent them, None for our own writes
+
+
+@dataclass(frozen=True, slots=True)
+class Misbehaved:
+    """A peer sent something invalid: lower its score (the session may stay open)."""
+
+    conn: ConnId
+    peer: bytes | None
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFinished:
+    """One anti-entropy round we started on `conn` ended."""
+
+    conn: ConnId
+    round: int
+    in_sync: bool  # digests were equal at the first step
+    round_trips: int
+    ops_received: int
+
+
+Event = PeerUp | PeerDown | Changed | Misbehaved | SyncFinished

@@ -1,0 +1,220 @@
+"""Session frames: the messages peers exchange over one connection (protocols/sync.md §3).
+
+A frame is one canonical msgpack array ``[type, field...]``; each message type
+is a frozen dataclass and one row of `_TABLE`, which says how to check and build
+it. Decoding never raises anything but `Rejection` (reason MALFORMED, OVERSIZE,
+UNDECODABLE or NON_CANONICAL), whatever the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from . import codec
+from .errors import Reason, Rejection
+
+MAX_FRAME_BYTES = 64 * 1024  # hard limit, both directions (sync.md §2)
+TARGET_FRAME_BYTES = 16 * 1024  # what senders aim for when batching ops
+MAX_ITEMS = 4096  # entries in any list field
+REF_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame each way: who we are, and proof that we are on *this* connection."""
+
+    version: int
+    network: str
+    node_id: bytes
+    binding_sig: bytes  # Ed25519 over HELLO_DOMAIN + the transport's binding value
+    software: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ops:
+    """Op wire bytes, in causal order within the frame. `eager` marks gossip pushes."""
+
+    eager: bool
+    ops: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IHave:
+    """Lazy gossip: ids of ops the sender holds and did not push to us (Plumtree)."""
+
+    refs: tuple[tuple[bytes, int, bytes], ...]  # (author, seq, id)
+
+
+@dataclass(frozen=True, slots=True)
+class Graft:
+    """Send me these, and push to me eagerly from now on."""
+
+    refs: tuple[tuple[bytes, int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """Stop pushing ops to me eagerly; announce them with IHAVE instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    records: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOpen:
+    """Anti-entropy, step 1: my digest; is yours the same?"""
+
+    round: int
+    digest: bytes
+    authors: int  # how many feeds I hold: sizes the bucket split
+    salt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSame:
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBuckets:
+    """Step 2: my bucket hashes, `bits` leading bits of the author id per bucket."""
+
+    round: int
+    bits: int
+    hashes: bytes  # 2**bits hashes of BUCKET_HASH_BYTES each, bucket 0 first
+
+
+@dataclass(frozen=True, slots=True)
+class SyncHeads:
+    """Step 3: my feed heads and records in the buckets that differ."""
+
+    round: int
+    bits: int
+    buckets: tuple[int, ...]
+    heads: tuple[tuple[bytes, int, bytes, tuple[bytes, ...]], ...]  # author, seq, head8, proofs8
+    records: tuple[tuple[bytes, str, bytes], ...]  # author, kind, id8
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """Send me these feed ranges (inclusive), these fork proofs and these records.
+
+    `round` closes step 3 of an anti-entropy round; 0 is a request on its own
+    (e.g. for an op's missing causal past).
+    """
+
+    round: int
+    ranges: tuple[tuple[bytes, int, int], ...]
+    forks: tuple[bytes, ...]  # authors whose fork proofs I lack
+    records: tuple[tuple[bytes, str], ...]
+
+
+Frame = (Hello | Close | Ping | Pong | Ops | IHave | Graft | Prune | Records | SyncOpen
+         | SyncSame | SyncBuckets | SyncHeads | Want)
+
+
+# -- field checks -----------------------------------------------------------------------
+
+Check = Callable[[Any], bool]
+
+
+def _uint(hi: int = 2**53 - 1) -> Check:
+    return lambda v: type(v) is int and 0 <= v <= hi
+
+
+def _bin(n: int | None = None, most: int = MAX_FRAME_BYTES) -> Check:
+    return lambda v: type(v) is bytes and (len(v) == n if n is not None else len(v) <= most)
+
+
+def _text(most: int) -> Check:
+    return lambda v: type(v) is str and len(v) <= most
+
+
+def _list(item: Check, most: int = MAX_ITEMS) -> Check:
+    return lambda v: type(v) is list and len(v) <= most and all(item(x) for x in v)
+
+
+def _row(*items: Check) -> Check:
+    return lambda v: type(v) is list and len(v) == len(items) and all(
+        c(x) for c, x in zip(items, v, strict=True))
+
+
+_ref = _row(_bin(32), _uint(), _bin(32))
+_bool: Check = lambda v: type(v) is bool  # noqa: E731
+
+# type code -> (class, one check per field); lists decode to tuples
+_TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
+    0: (Hello, (_uint(255), _text(64), _bin(32), _bin(64), _text(64))),
+    1: (Close, (_text(64), _text(256))),
+    2: (Ping, (_uint(),)),
+    3: (Pong, (_uint(),)),
+    4: (Ops, (_bool, _list(_bin(most=8192)))),
+    5: (IHave, (_list(_ref),)),
+    6: (Graft, (_list(_ref),)),
+    7: (Prune, ()),
+    8: (Records, (_list(_bin(most=16384)),)),
+    9: (SyncOpen, (_uint(), _bin(32), _uint(), _bin(8))),
+    10: (SyncSame, (_uint(),)),
+    11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
+    12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16)),
+                     _list(_row(_bin(32), _uint(), _bin(8), _list(_bin(8), 2))),
+                     _list(_row(_bin(32), _text(32), _bin(8))))),
+    13: (Want, (_uint(), _list(_row(_bin(32), _uint(), _uint())), _list(_bin(32)),
+                _list(_row(_bin(32), _text(32))))),
+}
+_CODE: dict[type, int] = {cls: code for code, (cls, _) in _TABLE.items()}
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if type(value) is list else value
+
+
+def encode(frame: Frame) -> bytes:
+    code = _CODE[type(frame)]
+    fields = [list(f) if isinstance(f, tuple) else f for f in astuple(frame)]
+    return codec.pack([code, *_thaw(fields)])
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def decode(data: bytes) -> Frame:
+    """One frame from bytes, or `Rejection`."""
+    raw = codec.unpack(data, MAX_FRAME_BYTES)
+    if type(raw) is not list or not raw or type(raw[0]) is not int:
+        raise Rejection(Reason.MALFORMED, "a frame is [type, field...]")
+    entry = _TABLE.get(raw[0])
+    if entry is None:
+        raise Rejection(Reason.MALFORMED, f"unknown frame type {raw[0]}")
+    cls, checks = entry
+    fields = raw[1:]
+    if len(fields) != len(checks):
+        raise Rejection(Reason.MALFORMED, f"{cls.__name__} has {len(checks)} fields")
+    for i, (check, value) in enumerate(zip(checks, fields, strict=True)):
+        if not check(value):
+            raise Rejection(Reason.MALFORMED, f"{cls.__name__} field {i}")
+    frame: Frame = cls(*(_freeze(f) for f in fields))
+    return frame

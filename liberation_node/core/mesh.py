@@ -1,0 +1,513 @@
+"""The mesh protocol engine: one replica, many peer sessions, gossip and anti-entropy
+(protocols/sync.md).
+
+Sans-IO in the style of aioquic: the driver (the asyncio daemon, or the
+simulator) feeds transport events in with the current time, drains frames to
+send and events to act on, and re-arms one timer:
+
+    mesh.connection_made(conn, binding, now)      # transport connected
+    mesh.data_received(conn, frame_bytes, now)     # one frame from the peer
+    mesh.connection_lost(conn, now)                # transport gone
+    mesh.handle_timer(now)                         # when now >= mesh.get_timer()
+    mesh.write(body, now) / mesh.publish(record_body, now)    # local changes
+    for conn, data in mesh.datagrams_to_send(now): transport.send(conn, data)
+    while (event := mesh.next_event()) is not None: ...
+
+Nothing here reads a clock, draws randomness (the caller passes `entropy`), or
+does I/O, so the simulator runs exactly this code.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import frames
+from .bodies import Body
+from .errors import Reason
+from .events import (
+    Changed,
+    ConnId,
+    Event,
+    Misbehaved,
+    PeerDown,
+    PeerUp,
+    SyncFinished,
+)
+from .frames import (
+    TARGET_FRAME_BYTES,
+    Frame,
+    Graft,
+    IHave,
+    Ops,
+    Prune,
+    Records,
+    SyncBuckets,
+    SyncHeads,
+    SyncOpen,
+    SyncSame,
+    Want,
+)
+from .gossip import Gossip, GossipConfig, Ref
+from .identity import Identity
+from .ops import Op
+from .reconcile import bucket_hashes, choose_bits, compare, differing, heads
+from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
+from .replica import Ingested, Outcome, Replica
+from .session import CloseReason, Session, SessionClosed, SessionConfig, State
+
+Entropy = Callable[[int], bytes]  # n -> n unpredictable bytes (os.urandom, or a seeded RNG)
+
+# Rejections that say nothing bad about the peer that relayed the op.
+_BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    name: str = ""
+    urls: tuple[str, ...] = ()
+    caps: tuple[str, ...] = ()
+    session: SessionConfig = field(default_factory=SessionConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    sync_interval_ms: int = 10_000  # periodic anti-entropy per connection (jittered)
+    sync_timeout_ms: int = 10_000  # a round not finished by then is abandoned
+    want_retry_ms: int = 2_000  # re-ask for missing causal past after this
+    record_refresh_ms: int = 60_000  # republish node.info / node.links
+    record_ttl_ms: int = 5 * 60_000
+    max_strikes: int = 16  # invalid ops from one session before it is closed
+    max_queued_ranges: int = 4_096  # per connection, for requests we serve
+
+
+@dataclass
+class _Round:
+    """An anti-entropy round we started on one connection."""
+
+    id: int
+    salt: bytes
+    started: int
+    stage: int = 1  # 1: sent OPEN, 2: sent HEADS
+    ops_received: int = 0
+
+
+@dataclass
+class _Peer:
+    conn: ConnId
+    session: Session
+    initiator: bool
+    round: _Round | None = None
+    next_sync: int = 0
+    strikes: int = 0
+    serve: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # ranges we owe
+    push: list[bytes] = field(default_factory=list)  # op wires to push (eager/graft/sync)
+    push_eager: list[bytes] = field(default_factory=list)
+
+
+class Mesh:
+    def __init__(self, identity: Identity, replica: Replica, config: MeshConfig,
+                 entropy: Entropy, now: int) -> None:
+        self.identity = identity
+        self.replica = replica
+        self.network = replica.network
+        self.config = config
+        self._entropy = entropy
+        self._peers: dict[ConnId, _Peer] = {}
+        self._events: deque[Event] = deque()
+        self.gossip = Gossip(config.gossip)
+        self._requested: dict[tuple[bytes, int], int] = {}  # missing past -> asked at
+        self._next_records = now
+        self._next_want_sweep = now + config.want_retry_ms
+        self._round_ids = 0
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool) -> None:
+        """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1)."""
+        nonce = int.from_bytes(self._entropy(6), "big")
+        session = Session(self.identity, self.network, binding, now, self.config.session, nonce)
+        self._peers[conn] = _Peer(conn, session, initiator)
+
+    def connection_lost(self, conn: ConnId, now: int) -> None:
+        peer = self._peers.get(conn)
+        if peer is not None:
+            peer.session.transport_lost()
+            self._drop(peer)
+
+    def close(self, conn: ConnId, reason: str = CloseReason.SHUTDOWN, detail: str = "") -> None:
+        peer = self._peers.get(conn)
+        if peer is not None:
+            peer.session.close(reason, detail)
+
+    def peers(self) -> dict[ConnId, bytes]:
+        """Open sessions: connection -> peer node id."""
+        return {c: p.session.peer for c, p in self._peers.items()
+                if p.session.state is State.OPEN and p.session.peer is not None}
+
+    def session(self, conn: ConnId) -> Session | None:
+        peer = self._peers.get(conn)
+        return peer.session if peer else None
+
+    def _drop(self, peer: _Peer) -> None:
+        self._peers.pop(peer.conn, None)
+        self.gossip.peer_down(peer.conn)
+        reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
+        self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
+
+    # -- input ----------------------------------------------------------------------------
+
+    def data_received(self, conn: ConnId, data: bytes, now: int) -> None:
+        peer = self._peers.get(conn)
+        if peer is None:
+            return
+        was_open = peer.session.state is State.OPEN
+        try:
+            frame = peer.session.receive(data, now)
+        except SessionClosed:
+            return  # the CLOSE goes out with the next datagrams_to_send; then we drop it
+        if not was_open and peer.session.state is State.OPEN:
+            self._opened(peer, now)
+        if frame is not None:
+            self._dispatch(peer, frame, now)
+
+    def _opened(self, peer: _Peer, now: int) -> None:
+        assert peer.session.peer is not None
+        for other in self._peers.values():
+            if other is not peer and other.session.peer == peer.session.peer \
+                    and other.session.state is State.OPEN:
+                # Two connections to one peer (both dialed): keep the one dialed by the
+                # lower node id, so both ends pick the same one (sync.md §4.2).
+                me_lower = self.identity.public_key < peer.session.peer
+                keep_new = peer.initiator == me_lower
+                loser = other if keep_new else peer
+                loser.session.close(CloseReason.DUPLICATE_PEER, "already connected")
+                if loser is peer:
+                    return
+        self.gossip.peer_up(peer.conn)
+        self._events.append(PeerUp(peer.conn, peer.session.peer))
+        # The dialer reconciles at once; the other side waits its turn (less redundancy).
+        peer.next_sync = now if peer.initiator else now + self._jitter(
+            self.config.sync_interval_ms)
+        self._send_records(peer, list(self.replica.records.values()))
+
+    def _dispatch(self, peer: _Peer, frame: Frame, now: int) -> None:
+        if isinstance(frame, Ops):
+            self._on_ops(peer, frame, now)
+        elif isinstance(frame, IHave):
+            have = {r[2] for r in frame.refs
+                    if r[2] in self.replica.ops or r[2] in self.replica.pending}
+            self.gossip.announced(peer.conn, list(frame.refs), have, now)
+        elif isinstance(frame, Graft):
+            self.gossip.grafted(peer.conn)
+            for _, _, op_id in frame.refs:
+                op = self.replica.ops.get(op_id)
+                if op is not None:
+                    peer.push.append(op.wire)
+        elif isinstance(frame, Prune):
+            self.gossip.pruned(peer.conn)
+        elif isinstance(frame, Records):
+            self._on_records(peer, frame, now)
+        elif isinstance(frame, SyncOpen):
+            if frame.digest == self.replica.digest():
+                peer.session.send(SyncSame(frame.round))
+            else:
+                bits = choose_bits(max(frame.authors, len(self.replica.feeds)))
+                peer.session.send(SyncBuckets(frame.round, bits,
+                                              bucket_hashes(self.replica, bits, frame.salt)))
+        elif isinstance(frame, SyncSame | SyncBuckets):
+            self._on_sync_reply(peer, frame, now)
+        elif isinstance(frame, SyncHeads):
+            plan = compare(self.replica, frame)
+            self._serve(peer, plan.send_ranges, plan.send_proofs, plan.send_records)
+            peer.session.send(Want(frame.round, tuple(plan.want_ranges),
+                                   tuple(plan.want_forks), tuple(plan.want_records)))
+        elif isinstance(frame, Want):
+            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records))
+            rnd = peer.round
+            if frame.round and rnd is not None and rnd.id == frame.round:
+                self._finish_round(peer, in_sync=False,
+                                   round_trips=3 if frame.ranges or frame.forks else 2)
+
+    def _on_ops(self, peer: _Peer, frame: Ops, now: int) -> None:
+        results: list[Ingested] = []
+        duplicate_push = False
+        for wire in frame.ops:
+            result = self.replica.ingest(wire, now)
+            results.append(result)
+            if result.outcome is Outcome.DUPLICATE and frame.eager:
+                duplicate_push = True
+            elif result.outcome is Outcome.REJECTED:
+                assert result.rejection is not None
+                if result.rejection.reason not in _BLAMELESS:
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+            elif result.outcome is Outcome.PENDING and result.missing is not None:
+                self._ask_past(peer, result.missing.author, result.missing.seq, now)
+        if peer.round is not None:
+            peer.round.ops_received += sum(len(r.applied) for r in results)
+        if duplicate_push and self.gossip.duplicate_push(peer.conn):
+            peer.session.send(Prune())
+        self._changed(results, (), (), source=peer, now=now)
+
+    def _on_records(self, peer: _Peer, frame: Records, now: int) -> None:
+        taken: list[Record] = []
+        for wire in frame.records:
+            result = self.replica.ingest_record(wire, now)
+            if result.record is not None:
+                taken.append(result.record)
+            elif result.outcome is Outcome.REJECTED and result.rejection is not None \
+                    and result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
+                self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+        if taken:
+            self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
+            for other in self._open_peers():
+                if other is not peer:
+                    self._send_records(other, taken)
+
+    def _strike(self, peer: _Peer, reason: str, detail: str) -> None:
+        peer.strikes += 1
+        self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
+        if peer.strikes > self.config.max_strikes:
+            peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
+
+    def _ask_past(self, peer: _Peer, author: bytes, seq: int, now: int) -> None:
+        """Ask `peer` for an op's missing past: everything of `author` we lack up to `seq`."""
+        asked = self._requested.get((author, seq))
+        if asked is not None and now - asked < self.config.want_retry_ms:
+            return
+        self._requested[(author, seq)] = now
+        feed = self.replica.feeds.get(author)
+        start = feed.head_seq + 1 if feed is not None and feed.head_seq < seq else seq
+        peer.session.send(Want(0, ((author, start, seq),), (), ()))
+
+    # -- local writes ---------------------------------------------------------------------
+
+    def write(self, body: Body, now: int) -> Op:
+        """Append an op to our own feed and gossip it. Raises LocalError if it would be void."""
+        result = self.replica.append(self.identity, body, now)
+        self._changed([result], (), (), source=None, now=now)
+        return result.applied[0]
+
+    def publish(self, body: RecordBody, now: int) -> Record:
+        record = create_record(self.identity, network=self.network, version=now,
+                               ttl_ms=self.config.record_ttl_ms, body=body)
+        result = self.replica.add_record(record)
+        if result.record is not None:
+            self._events.append(Changed((), (), (record,), (), None))
+            for peer in self._open_peers():
+                self._send_records(peer, [record])
+        return record
+
+    def publish_presence(self, now: int) -> None:
+        """Announce node.info (with our frontier, for message reach) and node.links."""
+        frontier = sorted(self.replica.frontier().items(), key=lambda kv: (-kv[1], kv[0]))
+        self.publish(NodeInfo(self.config.name, self.config.session.software, self.config.urls,
+                              self.config.caps, tuple(sorted(frontier[:MAX_FRONTIER]))), now)
+        links = {p.session.peer: p.session.rtt_ms or 0 for p in self._open_peers()
+                 if p.session.peer is not None}
+        self.publish(NodeLinks(tuple(sorted(links.items()))), now)
+
+    # -- shared paths ---------------------------------------------------------------------
+
+    def _changed(self, results: Iterable[Ingested], records: tuple[Record, ...],
+                 dropped: tuple[Record, ...], source: _Peer | None, now: int) -> None:
+        applied: list[Op] = []
+        excluded: list[Op] = []
+        for result in results:
+            applied.extend(result.applied)
+            excluded.extend(result.excluded)
+        if not (applied or excluded or records or dropped):
+            return
+        self._events.append(Changed(tuple(applied), tuple(excluded), records, dropped,
+                                    source.session.peer if source else None))
+        refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
+        for op in applied:
+            self._requested.pop((op.author, op.seq), None)
+        for conn, pushed in self.gossip.delivered(refs, source.conn if source else None,
+                                                  now).items():
+            target = self._peers.get(conn)
+            if target is not None:
+                by_id = {op.id: op for op in applied}
+                target.push_eager.extend(by_id[r[2]].wire for r in pushed)
+
+    def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
+               record_keys: list[tuple[bytes, str]]) -> None:
+        for author, first, last in ranges:
+            if len(peer.serve) >= self.config.max_queued_ranges:
+                break  # the peer asks again in a later round
+            if first <= last:
+                peer.serve.append((author, first, last))
+        for author in proof_authors:
+            feed = self.replica.feeds.get(author)
+            if feed is not None:
+                peer.push.extend(p.wire for p in feed.proofs)
+        wanted = [self.replica.records[k] for k in record_keys if k in self.replica.records]
+        self._send_records(peer, wanted)
+
+    def _send_records(self, peer: _Peer, records: list[Record]) -> None:
+        batch: list[bytes] = []
+        size = 0
+        for record in records:
+            if batch and size + len(record.wire) > TARGET_FRAME_BYTES:
+                peer.session.send(Records(tuple(batch)))
+                batch, size = [], 0
+            batch.append(record.wire)
+            size += len(record.wire) + 3
+        if batch:
+            peer.session.send(Records(tuple(batch)))
+
+    def _open_peers(self) -> list[_Peer]:
+        return [p for p in self._peers.values() if p.session.state is State.OPEN]
+
+    # -- anti-entropy ---------------------------------------------------------------------
+
+    def _start_round(self, peer: _Peer, now: int) -> None:
+        self._round_ids += 1
+        rnd = _Round(self._round_ids, self._entropy(8), now)
+        peer.round = rnd
+        peer.session.send(SyncOpen(rnd.id, self.replica.digest(), len(self.replica.feeds),
+                                   rnd.salt))
+
+    def _on_sync_reply(self, peer: _Peer, frame: SyncSame | SyncBuckets, now: int) -> None:
+        rnd = peer.round
+        if rnd is None or rnd.id != frame.round or rnd.stage != 1:
+            return  # a late answer to a round we gave up on
+        if isinstance(frame, SyncSame):
+            self._finish_round(peer, in_sync=True, round_trips=1)
+            return
+        if frame.bits > 16 or len(frame.hashes) != 8 << frame.bits:
+            peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
+            return
+        mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
+        rnd.stage = 2
+        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes)))
+
+    def _finish_round(self, peer: _Peer, *, in_sync: bool, round_trips: int) -> None:
+        rnd = peer.round
+        assert rnd is not None
+        peer.round = None
+        self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
+                                         rnd.ops_received))
+        # Not in sync yet (e.g. the heads did not all fit): go again soon.
+        base = self.config.sync_interval_ms if in_sync else self.config.sync_interval_ms // 10
+        peer.next_sync = rnd.started + self._jitter(base)
+
+    def _jitter(self, base: int) -> int:
+        spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
+        return int(base * (0.75 + 0.5 * spread))
+
+    # -- time -----------------------------------------------------------------------------
+
+    def get_timer(self) -> int | None:
+        times = [self._next_records, self._next_want_sweep]
+        gossip = self.gossip.timer()
+        if gossip is not None:
+            times.append(gossip)
+        for peer in self._peers.values():
+            t = peer.session.timer()
+            if t is not None:
+                times.append(t)
+            if peer.session.state is State.OPEN:
+                times.append(peer.round.started + self.config.sync_timeout_ms
+                             if peer.round else peer.next_sync)
+        return min(times)
+
+    def handle_timer(self, now: int) -> None:
+        for peer in list(self._peers.values()):
+            peer.session.handle_timer(now)
+            if peer.session.state is not State.OPEN:
+                continue
+            if peer.round is not None and now >= peer.round.started + self.config.sync_timeout_ms:
+                peer.round = None  # abandoned; try again later
+                peer.next_sync = now + self._jitter(self.config.sync_interval_ms // 2)
+            if peer.round is None and now >= peer.next_sync:
+                self._start_round(peer, now)
+        announce, graft = self.gossip.due(now)
+        for conn, refs in announce.items():
+            target = self._peers.get(conn)
+            for i in range(0, len(refs), frames.MAX_ITEMS):
+                if target is not None:
+                    target.session.send(IHave(tuple(refs[i : i + frames.MAX_ITEMS])))
+        for conn, refs in graft.items():
+            target = self._peers.get(conn)
+            if target is not None:
+                target.session.send(Graft(tuple(refs)))
+        if now >= self._next_want_sweep:
+            self._sweep_wants(now)
+            self._next_want_sweep = now + self.config.want_retry_ms
+        if now >= self._next_records:
+            dropped = tuple(self.replica.prune_records(now))
+            if dropped:
+                self._events.append(Changed((), (), (), dropped, None))
+            self.publish_presence(now)
+            self._next_records = now + self._jitter(self.config.record_refresh_ms)
+
+    def _sweep_wants(self, now: int) -> None:
+        """Ask again, round-robin over peers, for causal past still missing."""
+        open_peers = self._open_peers()
+        if not open_peers:
+            return
+        self._requested = {k: t for k, t in self._requested.items()
+                           if now - t < 10 * self.config.want_retry_ms}
+        for i, dep in enumerate(self.replica.pending.wanted()):
+            if i >= 256:
+                break
+            self._ask_past(open_peers[i % len(open_peers)], dep.author, dep.seq, now)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self, now: int, budget: Callable[[ConnId], int] | None = None
+                          ) -> list[tuple[ConnId, bytes]]:
+        """Frames to transmit, per connection. `budget(conn)` caps the bytes of bulk data
+        (sync ranges) produced for a connection now: the driver's flow control."""
+        out: list[tuple[ConnId, bytes]] = []
+        for peer in list(self._peers.values()):
+            self._pack(peer.session, peer.push_eager, eager=True)
+            self._pack(peer.session, peer.push, eager=False)
+            limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
+            self._fill(peer, limit)
+            data = peer.session.take_output()
+            if data:
+                peer.session.note_sent(now)
+                out.extend((peer.conn, d) for d in data)
+            if peer.session.state is State.CLOSED:
+                self._drop(peer)
+        return out
+
+    @staticmethod
+    def _pack(session: Session, wires: list[bytes], *, eager: bool) -> None:
+        batch: list[bytes] = []
+        size = 0
+        for wire in wires:
+            if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+                session.send(Ops(eager, tuple(batch)))
+                batch, size = [], 0
+            batch.append(wire)
+            size += len(wire) + 3
+        if batch:
+            session.send(Ops(eager, tuple(batch)))
+        wires.clear()
+
+    def _fill(self, peer: _Peer, limit: int) -> None:
+        """Turn owed ranges into OPS frames, in seq order, up to `limit` bytes."""
+        produced = 0
+        while peer.serve and produced < limit:
+            author, first, last = peer.serve.popleft()
+            feed = self.replica.feeds.get(author)
+            if feed is None:
+                continue
+            last = min(last, feed.head_seq)
+            batch: list[bytes] = []
+            size = 0
+            seq = first
+            while seq <= last and size < TARGET_FRAME_BYTES:
+                wire = feed.ops[seq - 1].wire
+                batch.append(wire)
+                size += len(wire) + 3
+                seq += 1
+            if batch:
+                peer.session.send(Ops(False, tuple(batch)))
+                produced += size
+            if seq <= last:
+                peer.serve.appendleft((author, seq, last))

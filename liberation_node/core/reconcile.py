@@ -1,0 +1,149 @@
+"""Anti-entropy: find and fill the difference between two replicas (protocols/sync.md §6).
+
+A round costs one small round trip when the replicas agree, and otherwise grows
+with the difference, not with the replica:
+
+    A -> B  SYNC_OPEN   round, digest, author count, salt        (~60 bytes)
+    B -> A  SYNC_SAME   if the digests are equal: done (1 round trip)
+    B -> A  SYNC_BUCKETS  feeds split into 2**bits buckets by author id prefix,
+                        one salted 8-byte hash per bucket (feed entries §10.1 and
+                        record ids of the authors in it)
+    A -> B  SYNC_HEADS  A's feed heads and records in the buckets that differ
+    B -> A  OPS/RECORDS what A lacks, in seq order; then WANT what B lacks
+    A -> B  OPS/RECORDS what B asked for                    (3 round trips)
+
+`bits` is chosen so that a bucket holds about 8 feeds, so SYNC_BUCKETS is about
+one byte per feed and SYNC_HEADS about 50 bytes per feed that differs. The salt
+is fresh each round, so two different buckets that happen to collide in one
+round do not collide in the next. Pure functions; mesh.py keeps the round state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .frames import TARGET_FRAME_BYTES, SyncHeads
+from .replica import Replica
+
+BUCKET_HASH_BYTES = 8
+PREFIX_BYTES = 8
+FEEDS_PER_BUCKET = 8
+MAX_BITS = 12
+HEADS_BUDGET_BYTES = 3 * TARGET_FRAME_BYTES  # per round; what does not fit waits a round
+
+
+def choose_bits(authors: int) -> int:
+    bits = 0
+    while (FEEDS_PER_BUCKET << bits) < authors and bits < MAX_BITS:
+        bits += 1
+    return bits
+
+
+def bucket_of(author: bytes, bits: int) -> int:
+    return int.from_bytes(author[:2], "big") >> (16 - bits) if bits else 0
+
+
+def _grouped(replica: Replica, bits: int) -> list[list[bytes]]:
+    groups: list[list[bytes]] = [[] for _ in range(1 << bits)]
+    for author, entry in sorted(replica.entries().items()):
+        groups[bucket_of(author, bits)].append(entry)
+    for key in sorted(replica.records):
+        groups[bucket_of(key[0], bits)].append(replica.records[key].id)
+    return groups
+
+
+def bucket_hashes(replica: Replica, bits: int, salt: bytes) -> bytes:
+    return b"".join(
+        hashlib.blake2b(b"".join(group), digest_size=BUCKET_HASH_BYTES, salt=salt.ljust(16, b"\0")
+                        ).digest()
+        for group in _grouped(replica, bits))
+
+
+def differing(mine: bytes, theirs: bytes) -> list[int]:
+    n = BUCKET_HASH_BYTES
+    return [i for i in range(len(mine) // n)
+            if mine[i * n : (i + 1) * n] != theirs[i * n : (i + 1) * n]]
+
+
+def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int]) -> SyncHeads:
+    """Our heads and records in `buckets`, as many buckets as fit the per-round budget."""
+    wanted = set(buckets)
+    chosen: list[int] = []
+    rows: list[tuple[bytes, int, bytes, tuple[bytes, ...]]] = []
+    recs: list[tuple[bytes, str, bytes]] = []
+    by_bucket: dict[int, tuple[list[tuple[bytes, int, bytes, tuple[bytes, ...]]],
+                               list[tuple[bytes, str, bytes]]]] = {}
+    for author, feed in replica.feeds.items():
+        b = bucket_of(author, bits)
+        if b in wanted:
+            head = feed.ops[-1].id[:PREFIX_BYTES] if feed.ops else b""
+            by_bucket.setdefault(b, ([], []))[0].append(
+                (author, feed.head_seq, head.ljust(PREFIX_BYTES, b"\0"),
+                 tuple(p.id[:PREFIX_BYTES] for p in feed.proofs)))
+    for (author, kind), record in replica.records.items():
+        b = bucket_of(author, bits)
+        if b in wanted:
+            by_bucket.setdefault(b, ([], []))[1].append((author, kind, record.id[:PREFIX_BYTES]))
+    size = 0
+    for b in sorted(wanted):
+        feeds_, records_ = by_bucket.get(b, ([], []))
+        cost = 60 * len(feeds_) + 50 * len(records_) + 4
+        if chosen and size + cost > HEADS_BUDGET_BYTES:
+            break
+        chosen.append(b)
+        rows.extend(sorted(feeds_))
+        recs.extend(sorted(records_))
+        size += cost
+    return SyncHeads(round_, bits, tuple(chosen), tuple(rows), tuple(recs))
+
+
+@dataclass
+class Plan:
+    """What one side sends and asks for after comparing heads."""
+
+    send_ranges: list[tuple[bytes, int, int]] = field(default_factory=list)
+    send_proofs: list[bytes] = field(default_factory=list)  # authors
+    send_records: list[tuple[bytes, str]] = field(default_factory=list)
+    want_ranges: list[tuple[bytes, int, int]] = field(default_factory=list)
+    want_forks: list[bytes] = field(default_factory=list)
+    want_records: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def compare(replica: Replica, theirs: SyncHeads) -> Plan:
+    """Given the peer's heads in some buckets, what each side lacks in those buckets."""
+    plan = Plan()
+    buckets = set(theirs.buckets)
+    their_feeds = {a: (s, h, p) for a, s, h, p in theirs.heads}
+    authors = {a for a in replica.feeds if bucket_of(a, theirs.bits) in buckets}
+    authors |= set(their_feeds)
+    for author in sorted(authors):
+        feed = replica.feeds.get(author)
+        seq_m = feed.head_seq if feed else 0
+        seq_t, head_t, proofs_t = their_feeds.get(author, (0, b"", ()))
+        proofs_m = {p.id[:PREFIX_BYTES] for p in feed.proofs} if feed else set()
+        if proofs_m - set(proofs_t):
+            plan.send_proofs.append(author)
+        if set(proofs_t) - proofs_m:
+            plan.want_forks.append(author)
+        forked = feed is not None and feed.fork_seq is not None
+        if 0 < seq_t <= seq_m and feed is not None \
+                and feed.ops[seq_t - 1].id[:PREFIX_BYTES] != head_t:
+            # Same seq, different op: a fork at or below seq_t. Trade both versions.
+            plan.send_ranges.append((author, seq_t, seq_m))
+            plan.want_ranges.append((author, seq_t, seq_t))
+        elif seq_m > seq_t:
+            plan.send_ranges.append((author, seq_t + 1, seq_m))
+        elif seq_t > seq_m and not forked:
+            plan.want_ranges.append((author, seq_m + 1, seq_t))
+    their_records = {(a, k): i for a, k, i in theirs.records}
+    mine = {key: r.id[:PREFIX_BYTES] for key, r in replica.records.items()
+            if bucket_of(key[0], theirs.bits) in buckets}
+    for key in sorted(set(mine) | set(their_records)):
+        if mine.get(key) != their_records.get(key):
+            if key in mine:
+                plan.send_records.append(key)
+            if key in their_records:
+                plan.want_records.append(key)
+    return plan

@@ -1,0 +1,275 @@
+"""One peer session: handshake, heartbeat, framing and close (protocols/sync.md §4).
+
+A state machine with time passed in. Its states and transitions are the table
+`TRANSITIONS` below; everything else in this module only says how to get from
+one row to the next.
+
+    HANDSHAKE --hello ok--> OPEN --close/timeout/error--> CLOSED
+        \\--bad hello, frame before hello, timeout, close--> CLOSED
+
+Both sides send HELLO as soon as the transport is up. A HELLO carries a
+signature over the transport's *binding value* (for WebRTC: both DTLS
+fingerprints of this very connection), so a HELLO relayed from another
+connection, e.g. by whoever carried the signaling, does not verify.
+Liveness comes from our own heartbeat: a PING after `ping_interval_ms` of
+silence on our side, and the peer is dead after `dead_after_ms` without
+hearing anything from it (aiortc alone takes ~30 s to notice).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from . import frames
+from .errors import Rejection
+from .frames import Close, Frame, Hello, Ping, Pong
+from .identity import Identity, verify
+
+HELLO_DOMAIN = b"liberation-node/hello/v1\x00"
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Input(enum.Enum):
+    HELLO_OK = "hello ok"
+    HELLO_BAD = "hello bad"
+    FRAME = "frame"  # any frame other than HELLO and CLOSE
+    CLOSE = "close"  # the peer's CLOSE, our close(), or the transport went away
+    TIMEOUT = "timeout"
+
+
+# (state, input) -> next state. A pair missing from the table is a protocol error.
+TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.HANDSHAKE, Input.HELLO_OK): State.OPEN,
+    (State.HANDSHAKE, Input.HELLO_BAD): State.CLOSED,
+    (State.HANDSHAKE, Input.CLOSE): State.CLOSED,
+    (State.HANDSHAKE, Input.TIMEOUT): State.CLOSED,
+    (State.OPEN, Input.FRAME): State.OPEN,
+    (State.OPEN, Input.CLOSE): State.CLOSED,
+    (State.OPEN, Input.TIMEOUT): State.CLOSED,
+}
+
+
+class CloseReason(enum.StrEnum):
+    """Stable close reasons (sync.md §4.3)."""
+
+    PROTOCOL_ERROR = "protocol_error"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    WRONG_NETWORK = "wrong_network"
+    BAD_BINDING = "bad_binding"
+    SELF_CONNECTION = "self_connection"
+    DUPLICATE_PEER = "duplicate_peer"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    MISBEHAVING = "misbehaving"
+    TOO_MANY_PEERS = "too_many_peers"
+    SHUTDOWN = "shutdown"
+    TRANSPORT_CLOSED = "transport_closed"
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    protocol_version: int = 1
+    software: str = "liberation-node"
+    hello_timeout_ms: int = 5_000
+    ping_interval_ms: int = 1_000
+    dead_after_ms: int = 4_000
+    # Inbound budget (token bucket): sustained rate and burst, per session.
+    max_bytes_per_s: int = 8 * 1024 * 1024
+    max_frames_per_s: int = 2_000
+    burst_s: float = 2.0
+
+
+class SessionClosed(Exception):
+    """Raised by `Session.receive` once the session has closed; carries why."""
+
+    def __init__(self, reason: str, detail: str, by_peer: bool) -> None:
+        super().__init__(reason, detail)
+        self.reason, self.detail, self.by_peer = reason, detail, by_peer
+
+
+class Session:
+    def __init__(self, identity: Identity, network: str, binding: bytes, now: int,
+                 config: SessionConfig, nonce: int) -> None:
+        self.identity = identity
+        self.network = network
+        self.binding = binding
+        self.config = config
+        self.state = State.HANDSHAKE
+        self.peer: bytes | None = None
+        self.peer_software = ""
+        self.outbox: deque[bytes] = deque()
+        self.opened_at = now
+        self.last_heard = now
+        self.last_sent = now
+        self.rtt_ms: int | None = None
+        self._nonce = nonce
+        self._ping: tuple[int, int] | None = None  # (nonce, sent at)
+        self._tokens_bytes = config.max_bytes_per_s * config.burst_s
+        self._tokens_frames = config.max_frames_per_s * config.burst_s
+        self._refilled = now
+        self.close_reason: tuple[str, str, bool] | None = None
+        self.bytes_in = self.bytes_out = 0
+        signature = identity.sign(HELLO_DOMAIN + binding)
+        self.send(Hello(config.protocol_version, network, identity.public_key, signature,
+                        config.software))
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _step(self, event: Input) -> State:
+        nxt = TRANSITIONS.get((self.state, event))
+        if nxt is None:
+            self._close(CloseReason.PROTOCOL_ERROR,
+                        f"{event.value} not allowed in {self.state.value}", by_peer=False)
+            return self.state
+        self.state = nxt
+        return nxt
+
+    def _close(self, reason: str, detail: str, by_peer: bool) -> None:
+        if self.state is State.CLOSED and self.close_reason is not None:
+            return
+        if not by_peer:
+            self.outbox.append(frames.encode(Close(reason, detail[:256])))
+        self.state = State.CLOSED
+        self.close_reason = (reason, detail, by_peer)
+
+    def close(self, reason: str, detail: str = "") -> None:
+        """Close from our side: a CLOSE frame goes out, then nothing else."""
+        if self.state is not State.CLOSED:
+            self._close(reason, detail, by_peer=False)
+
+    def transport_lost(self) -> None:
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+            self.close_reason = (CloseReason.TRANSPORT_CLOSED, "", True)
+
+    # -- input --------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: int) -> Frame | None:
+        """One frame from the peer. Returns it if the mesh should act on it (OPEN only).
+
+        Raises `SessionClosed` when this input closed the session (or it was closed).
+        """
+        if self.state is State.CLOSED:
+            raise self._closed()
+        self._refill(now)
+        self._tokens_bytes -= len(data)
+        self._tokens_frames -= 1
+        if self._tokens_bytes < 0 or self._tokens_frames < 0:
+            self._close(CloseReason.RATE_LIMITED, "inbound budget exceeded", by_peer=False)
+            raise self._closed()
+        self.last_heard = now
+        self.bytes_in += len(data)
+        try:
+            frame = frames.decode(data)
+        except Rejection as rejection:
+            self._close(CloseReason.PROTOCOL_ERROR, str(rejection), by_peer=False)
+            raise self._closed() from None
+        if isinstance(frame, Close):
+            self._step(Input.CLOSE)
+            self.close_reason = (frame.reason, frame.detail, True)
+            raise self._closed()
+        if isinstance(frame, Hello):
+            self._hello(frame)
+            if self.closed:
+                raise self._closed()
+            return None
+        self._step(Input.FRAME)
+        if self.closed:
+            raise self._closed()
+        if isinstance(frame, Ping):
+            self.send(Pong(frame.nonce))
+            return None
+        if isinstance(frame, Pong):
+            if self._ping is not None and frame.nonce == self._ping[0]:
+                self.rtt_ms = max(0, now - self._ping[1])
+                self._ping = None
+            return None
+        return frame
+
+    def _hello(self, hello: Hello) -> None:
+        if self.state is not State.HANDSHAKE:
+            self._close(CloseReason.PROTOCOL_ERROR, "second HELLO", by_peer=False)
+            return
+        reason = None
+        if hello.version != self.config.protocol_version:
+            reason = (CloseReason.UNSUPPORTED_VERSION, f"version {hello.version}")
+        elif hello.network != self.network:
+            reason = (CloseReason.WRONG_NETWORK, f"network {hello.network!r}")
+        elif not verify(hello.node_id, HELLO_DOMAIN + self.binding, hello.binding_sig):
+            reason = (CloseReason.BAD_BINDING, "HELLO not signed for this connection")
+        elif hello.node_id == self.identity.public_key:
+            reason = (CloseReason.SELF_CONNECTION, "that is us")
+        if reason is not None:
+            self._step(Input.HELLO_BAD)
+            self._close(reason[0], reason[1], by_peer=False)
+            return
+        self._step(Input.HELLO_OK)
+        self.peer = hello.node_id
+        self.peer_software = hello.software
+
+    def _refill(self, now: int) -> None:
+        elapsed = max(0, now - self._refilled) / 1000
+        self._refilled = now
+        cfg = self.config
+        self._tokens_bytes = min(cfg.max_bytes_per_s * cfg.burst_s,
+                                 self._tokens_bytes + elapsed * cfg.max_bytes_per_s)
+        self._tokens_frames = min(cfg.max_frames_per_s * cfg.burst_s,
+                                  self._tokens_frames + elapsed * cfg.max_frames_per_s)
+
+    def _closed(self) -> SessionClosed:
+        reason, detail, by_peer = self.close_reason or (CloseReason.PROTOCOL_ERROR, "", False)
+        return SessionClosed(reason, detail, by_peer)
+
+    # -- output and time ----------------------------------------------------------------
+
+    def send(self, frame: Frame) -> None:
+        if self.state is State.CLOSED:
+            return
+        data = frames.encode(frame)
+        if len(data) > frames.MAX_FRAME_BYTES:  # our bug: callers batch below the limit
+            raise ValueError(f"frame of {len(data)} bytes")
+        self.outbox.append(data)
+
+    def take_output(self) -> list[bytes]:
+        out = list(self.outbox)
+        self.outbox.clear()
+        for data in out:
+            self.bytes_out += len(data)
+        return out
+
+    def note_sent(self, now: int) -> None:
+        self.last_sent = now
+
+    def timer(self) -> int | None:
+        if self.state is State.CLOSED:
+            return None
+        if self.state is State.HANDSHAKE:
+            return self.opened_at + self.config.hello_timeout_ms
+        return min(self.last_heard + self.config.dead_after_ms,
+                   self.last_sent + self.config.ping_interval_ms)
+
+    def handle_timer(self, now: int) -> None:
+        if self.state is State.HANDSHAKE and now >= self.opened_at + self.config.hello_timeout_ms:
+            self._step(Input.TIMEOUT)
+            self._close(CloseReason.TIMEOUT, "no HELLO", by_peer=False)
+        elif self.state is State.OPEN:
+            if now >= self.last_heard + self.config.dead_after_ms:
+                self._step(Input.TIMEOUT)
+                self._close(CloseReason.TIMEOUT, f"silent for {now - self.last_heard} ms",
+                            by_peer=False)
+            elif now >= self.last_sent + self.config.ping_interval_ms:
+                self._nonce = (self._nonce * 6364136223846793005 + 1442695040888963407) % 2**53
+                self._ping = (self._nonce, now)
+                self.send(Ping(self._nonce))
+                self.last_sent = now
