@@ -24,7 +24,7 @@ from ..core.ops import Op, op_id
 from ..core.records import Record
 
 # The replica excludes a held op for one reason only: its author equivocated at
-# or below its seq (protocols/ops.md §5), so the op is void and not part of the
+# or below its seq (protocols/ops.md §9), so the op is void and not part of the
 # canonical set. The reason column is there for the forensics of later kinds.
 EXCLUDED_REASON = Void.FORKED.value
 

@@ -4,7 +4,7 @@ The replica says what changed (`Ingested.applied` / `.excluded`, the records it
 took or pruned); `persist` writes exactly that, one batch per call. On start,
 `open_replica` re-applies the stored ops in storage order, a causal order
 (protocols/ops.md §5), so every op applies at once and the rebuilt replica has
-the digest the old one had (§9).
+the digest the old one had (§10).
 """
 
 from __future__ import annotations
