@@ -9,6 +9,7 @@ decode_op; the byte-level fuzzers in test_core_ops.py never produced one.)
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgpack
@@ -58,10 +59,8 @@ def splice(wire: bytes, index: int, value: Any, domain: bytes) -> bytes:
 
 
 def never_raises(fn: Any, *args: Any) -> None:
-    try:
+    with contextlib.suppress(Rejection):  # a clear refusal is fine; anything else fails
         fn(*args)
-    except Rejection:
-        pass
 
 
 @settings(max_examples=400, deadline=None)
