@@ -111,8 +111,9 @@ class SyncHeads:
     round: int
     bits: int
     buckets: tuple[int, ...]
-    heads: tuple[tuple[bytes, int, bytes, tuple[bytes, ...]], ...]  # author, seq, head8, proofs8
-    records: tuple[tuple[bytes, str, bytes], ...]  # author, kind, id8
+    # (author8, seq, head8, proofs8): 8-byte prefixes keep a row near 27 bytes
+    heads: tuple[tuple[bytes, int, bytes, tuple[bytes, ...]], ...]
+    records: tuple[tuple[bytes, str, bytes], ...]  # author8, kind, id8
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,9 @@ class Want:
     """Send me these feed ranges (inclusive), these fork proofs and these records.
 
     `round` closes step 3 of an anti-entropy round; 0 is a request on its own
-    (e.g. for an op's missing causal past).
+    (e.g. for an op's missing causal past). An author is named by its full id,
+    or by the 8-byte prefix it had in the peer's SYNC_HEADS when we do not
+    know the full id; a prefix means every held author with that prefix.
     """
 
     round: int
@@ -160,6 +163,7 @@ def _row(*items: Check) -> Check:
 
 
 _ref = _row(_bin(32), _uint(), _bin(32))
+_author: Check = lambda v: type(v) is bytes and len(v) in (8, 32)  # noqa: E731
 _bool: Check = lambda v: type(v) is bool  # noqa: E731
 
 # type code -> (class, one check per field); lists decode to tuples
@@ -177,10 +181,10 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     10: (SyncSame, (_uint(),)),
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
     12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16)),
-                     _list(_row(_bin(32), _uint(), _bin(8), _list(_bin(8), 2))),
-                     _list(_row(_bin(32), _text(32), _bin(8))))),
-    13: (Want, (_uint(), _list(_row(_bin(32), _uint(), _uint())), _list(_bin(32)),
-                _list(_row(_bin(32), _text(32))))),
+                     _list(_row(_bin(8), _uint(), _bin(8), _list(_bin(8), 2))),
+                     _list(_row(_bin(8), _text(32), _bin(8))))),
+    13: (Want, (_uint(), _list(_row(_author, _uint(), _uint())), _list(_author),
+                _list(_row(_author, _text(32))))),
 }
 _CODE: dict[type, int] = {cls: code for code, (cls, _) in _TABLE.items()}
 

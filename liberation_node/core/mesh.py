@@ -52,7 +52,16 @@ from .frames import (
 from .gossip import Gossip, GossipConfig, Ref
 from .identity import Identity
 from .ops import Op
-from .reconcile import bucket_hashes, choose_bits, compare, differing, heads
+from .reconcile import (
+    BUCKET_HASH_BYTES,
+    MAX_BITS,
+    bucket_hashes,
+    choose_bits,
+    compare,
+    differing,
+    heads,
+    resolve,
+)
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .replica import Ingested, Outcome, Replica
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
@@ -330,16 +339,22 @@ class Mesh:
 
     def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
                record_keys: list[tuple[bytes, str]]) -> None:
-        for author, first, last in ranges:
-            if len(peer.serve) >= self.config.max_queued_ranges:
-                break  # the peer asks again in a later round
-            if first <= last:
-                peer.serve.append((author, first, last))
-        for author in proof_authors:
-            feed = self.replica.feeds.get(author)
-            if feed is not None:
-                peer.push.extend(p.wire for p in feed.proofs)
-        wanted = [self.replica.records[k] for k in record_keys if k in self.replica.records]
+        """Queue what the peer asked for; authors may be 8-byte prefixes (sync.md §6.4)."""
+        names = resolve(self.replica, [r[0] for r in ranges] + proof_authors
+                        + [k[0] for k in record_keys])
+        for name, first, last in ranges:
+            for author in names.get(name, ()):
+                if len(peer.serve) >= self.config.max_queued_ranges:
+                    return  # the peer asks again in a later round
+                if first <= last:
+                    peer.serve.append((author, first, last))
+        for name in proof_authors:
+            for author in names.get(name, ()):
+                feed = self.replica.feeds.get(author)
+                if feed is not None:
+                    peer.push.extend(p.wire for p in feed.proofs)
+        wanted = [self.replica.records[(author, kind)] for name, kind in record_keys
+                  for author in names.get(name, ()) if (author, kind) in self.replica.records]
         self._send_records(peer, wanted)
 
     def _send_records(self, peer: _Peer, records: list[Record]) -> None:
@@ -359,6 +374,14 @@ class Mesh:
 
     # -- anti-entropy ---------------------------------------------------------------------
 
+    def start_sync(self, conn: ConnId, now: int) -> bool:
+        """Start an anti-entropy round on `conn` now (unless one is running there)."""
+        peer = self._peers.get(conn)
+        if peer is None or peer.session.state is not State.OPEN or peer.round is not None:
+            return False
+        self._start_round(peer, now)
+        return True
+
     def _start_round(self, peer: _Peer, now: int) -> None:
         self._round_ids += 1
         rnd = _Round(self._round_ids, self._entropy(8), now)
@@ -373,7 +396,7 @@ class Mesh:
         if isinstance(frame, SyncSame):
             self._finish_round(peer, in_sync=True, round_trips=1)
             return
-        if frame.bits > 16 or len(frame.hashes) != 8 << frame.bits:
+        if frame.bits > MAX_BITS or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
             peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
             return
         mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
@@ -490,24 +513,30 @@ class Mesh:
         wires.clear()
 
     def _fill(self, peer: _Peer, limit: int) -> None:
-        """Turn owed ranges into OPS frames, in seq order, up to `limit` bytes."""
+        """Turn owed ranges into OPS frames (several ranges per frame), in seq order,
+        up to about `limit` bytes: the driver's flow control (sync.md §6.5)."""
         produced = 0
-        while peer.serve and produced < limit:
+        batch: list[bytes] = []
+        size = 0
+        while peer.serve and produced + size < limit:
             author, first, last = peer.serve.popleft()
             feed = self.replica.feeds.get(author)
             if feed is None:
                 continue
             last = min(last, feed.head_seq)
-            batch: list[bytes] = []
-            size = 0
             seq = first
-            while seq <= last and size < TARGET_FRAME_BYTES:
+            while seq <= last:
                 wire = feed.ops[seq - 1].wire
+                if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+                    peer.session.send(Ops(False, tuple(batch)))
+                    produced += size
+                    batch, size = [], 0
+                    if produced >= limit:
+                        break
                 batch.append(wire)
                 size += len(wire) + 3
                 seq += 1
-            if batch:
-                peer.session.send(Ops(False, tuple(batch)))
-                produced += size
             if seq <= last:
                 peer.serve.appendleft((author, seq, last))
+        if batch:
+            peer.session.send(Ops(False, tuple(batch)))

@@ -6,16 +6,20 @@ with the difference, not with the replica:
     A -> B  SYNC_OPEN   round, digest, author count, salt        (~60 bytes)
     B -> A  SYNC_SAME   if the digests are equal: done (1 round trip)
     B -> A  SYNC_BUCKETS  feeds split into 2**bits buckets by author id prefix,
-                        one salted 8-byte hash per bucket (feed entries §10.1 and
+                        one salted 4-byte hash per bucket (feed entries §10.1 and
                         record ids of the authors in it)
     A -> B  SYNC_HEADS  A's feed heads and records in the buckets that differ
     B -> A  OPS/RECORDS what A lacks, in seq order; then WANT what B lacks
     A -> B  OPS/RECORDS what B asked for                    (3 round trips)
 
-`bits` is chosen so that a bucket holds about 8 feeds, so SYNC_BUCKETS is about
-one byte per feed and SYNC_HEADS about 50 bytes per feed that differs. The salt
-is fresh each round, so two different buckets that happen to collide in one
-round do not collide in the next. Pure functions; mesh.py keeps the round state.
+Sizes. `bits` is chosen so that a bucket holds about 4 feeds: SYNC_BUCKETS
+costs about 1 byte per feed, and each differing bucket about 4 head rows of
+~27 bytes (ids shortened to 8-byte prefixes). For 1000 feeds and one missing
+op that is ~1.3 KiB of overhead, within the 2 KiB budget of issue #3; more
+feeds per bucket would shrink SYNC_BUCKETS but grow every differing bucket.
+A 4-byte hash can collide (2^-32 per differing bucket), but the salt is fresh
+each round, so a collision only delays that bucket to the next round.
+Pure functions; mesh.py keeps the round state.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .frames import TARGET_FRAME_BYTES, SyncHeads
+from .frames import MAX_FRAME_BYTES, SyncHeads
 from .replica import Replica
 
-BUCKET_HASH_BYTES = 8
+BUCKET_HASH_BYTES = 4
 PREFIX_BYTES = 8
-FEEDS_PER_BUCKET = 8
+FEEDS_PER_BUCKET = 4
 MAX_BITS = 12
-HEADS_BUDGET_BYTES = 3 * TARGET_FRAME_BYTES  # per round; what does not fit waits a round
+# SYNC_HEADS must fit one frame; what does not fit waits for the next round.
+HEADS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024
 
 
 def choose_bits(authors: int) -> int:
@@ -80,16 +85,18 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int]) -> S
         if b in wanted:
             head = feed.ops[-1].id[:PREFIX_BYTES] if feed.ops else b""
             by_bucket.setdefault(b, ([], []))[0].append(
-                (author, feed.head_seq, head.ljust(PREFIX_BYTES, b"\0"),
+                (author[:PREFIX_BYTES], feed.head_seq, head.ljust(PREFIX_BYTES, b"\0"),
                  tuple(p.id[:PREFIX_BYTES] for p in feed.proofs)))
     for (author, kind), record in replica.records.items():
         b = bucket_of(author, bits)
         if b in wanted:
-            by_bucket.setdefault(b, ([], []))[1].append((author, kind, record.id[:PREFIX_BYTES]))
+            by_bucket.setdefault(b, ([], []))[1].append(
+                (author[:PREFIX_BYTES], kind, record.id[:PREFIX_BYTES]))
     size = 0
     for b in sorted(wanted):
         feeds_, records_ = by_bucket.get(b, ([], []))
-        cost = 60 * len(feeds_) + 50 * len(records_) + 4
+        # Encoded sizes, upper bounds: a head row is at most 1 + 10 + 9 + 10 + 19 bytes.
+        cost = 49 * len(feeds_) + 60 * len(records_) + 4
         if chosen and size + cost > HEADS_BUDGET_BYTES:
             break
         chosen.append(b)
@@ -112,16 +119,20 @@ class Plan:
 
 
 def compare(replica: Replica, theirs: SyncHeads) -> Plan:
-    """Given the peer's heads in some buckets, what each side lacks in those buckets."""
+    """Given the peer's heads in some buckets, what each side lacks in those buckets.
+
+    Authors we hold are named in full; authors only the peer holds are named by
+    the 8-byte prefix it sent (the peer resolves it, see `resolve`).
+    """
     plan = Plan()
     buckets = set(theirs.buckets)
     their_feeds = {a: (s, h, p) for a, s, h, p in theirs.heads}
-    authors = {a for a in replica.feeds if bucket_of(a, theirs.bits) in buckets}
-    authors |= set(their_feeds)
-    for author in sorted(authors):
+    mine = {a[:PREFIX_BYTES]: a for a in replica.feeds if bucket_of(a, theirs.bits) in buckets}
+    for prefix in sorted(set(mine) | set(their_feeds)):
+        author = mine.get(prefix, prefix)
         feed = replica.feeds.get(author)
         seq_m = feed.head_seq if feed else 0
-        seq_t, head_t, proofs_t = their_feeds.get(author, (0, b"", ()))
+        seq_t, head_t, proofs_t = their_feeds.get(prefix, (0, b"", ()))
         proofs_m = {p.id[:PREFIX_BYTES] for p in feed.proofs} if feed else set()
         if proofs_m - set(proofs_t):
             plan.send_proofs.append(author)
@@ -138,12 +149,25 @@ def compare(replica: Replica, theirs: SyncHeads) -> Plan:
         elif seq_t > seq_m and not forked:
             plan.want_ranges.append((author, seq_m + 1, seq_t))
     their_records = {(a, k): i for a, k, i in theirs.records}
-    mine = {key: r.id[:PREFIX_BYTES] for key, r in replica.records.items()
-            if bucket_of(key[0], theirs.bits) in buckets}
-    for key in sorted(set(mine) | set(their_records)):
-        if mine.get(key) != their_records.get(key):
-            if key in mine:
+    held = {(key[0][:PREFIX_BYTES], key[1]): (key, r.id[:PREFIX_BYTES])
+            for key, r in replica.records.items() if bucket_of(key[0], theirs.bits) in buckets}
+    for short in sorted(set(held) | set(their_records)):
+        key, rid = held.get(short, (short, None))
+        if rid != their_records.get(short):
+            if short in held:
                 plan.send_records.append(key)
-            if key in their_records:
+            if short in their_records:
                 plan.want_records.append(key)
     return plan
+
+
+def resolve(replica: Replica, authors: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+    """Full author ids for each name in `authors` (a full id, or an 8-byte prefix)."""
+    names = set(authors)
+    out: dict[bytes, list[bytes]] = {n: [n] for n in names if len(n) != PREFIX_BYTES}
+    short = {n for n in names if len(n) == PREFIX_BYTES}
+    if short:
+        for author in sorted(replica.feeds.keys() | {k[0] for k in replica.records}):
+            if author[:PREFIX_BYTES] in short:
+                out.setdefault(author[:PREFIX_BYTES], []).append(author)
+    return out

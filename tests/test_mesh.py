@@ -1,0 +1,132 @@
+"""The sync engine end to end on a lossless in-memory net (protocols/sync.md)."""
+
+from __future__ import annotations
+
+from liberation_node.core.bodies import Post, Register
+from liberation_node.core.events import Changed, PeerDown, PeerUp, SyncFinished
+from liberation_node.core.frames import Graft, IHave, Ops, Prune, SyncOpen, SyncSame
+from liberation_node.core.mesh import MeshConfig
+from liberation_node.core.session import SessionConfig
+
+from .history import identity
+from .meshnet import Net
+
+PEOPLE = [identity(i) for i in range(6)]
+
+
+def digests(net: Net) -> set[bytes]:
+    return {m.replica.digest() for m in net.meshes}
+
+
+def test_handshake_and_first_sync() -> None:
+    net = Net.of(PEOPLE[:2])
+    net.meshes[0].write(Register("a"), net.now)
+    net.connect(0, 1)
+    ups = [e for e in net.events[1] if isinstance(e, PeerUp)]
+    assert [u.peer for u in ups] == [PEOPLE[0].public_key]
+    net.advance(100)  # the dialer's first round runs at once
+    assert len(digests(net)) == 1
+    assert len(net.meshes[1].replica.ops) == 1
+
+
+def test_in_sync_round_is_one_small_round_trip() -> None:
+    net = Net.of(PEOPLE[:2])
+    for i in range(50):
+        net.meshes[0].write(Post("social", f"m{i}", 1, None), net.now)
+    net.connect(0, 1)
+    net.advance(100)
+    assert len(digests(net)) == 1
+    net.sent.clear()
+    net.advance(MeshConfig().sync_interval_ms * 2)  # periodic rounds while in sync
+    rounds = [e for e in net.events[0] + net.events[1]
+              if isinstance(e, SyncFinished) and e.in_sync]
+    assert rounds and all(r.round_trips == 1 for r in rounds)
+    sync_bytes = [size for _, _, f, size in net.sent if isinstance(f, SyncOpen | SyncSame)]
+    # One SYNC_OPEN and one SYNC_SAME per round, together under 100 bytes.
+    assert max(sync_bytes) < 70 and len(sync_bytes) == 2 * len(rounds)
+
+
+def test_gossip_reaches_everyone_and_prunes_duplicates() -> None:
+    net = Net.of(PEOPLE)
+    for a in range(6):  # a ring plus chords: many redundant paths
+        net.connect(a, (a + 1) % 6)
+    net.connect(0, 3)
+    net.connect(1, 4)
+    net.advance(500)
+    for i in range(30):
+        net.meshes[i % 6].write(Post("social", f"hello {i}", 1, None), net.now)
+        net.pump()
+    assert len(digests(net)) == 1 and len(net.meshes[0].replica.ops) == 30
+    prunes = [f for _, _, f, _ in net.sent if isinstance(f, Prune)]
+    assert prunes, "duplicate eager pushes must prune links"
+    # After pruning, later broadcasts cost about one push per node.
+    net.sent.clear()
+    net.meshes[2].write(Post("social", "late", 1, None), net.now)
+    net.pump()
+    pushes = sum(len(f.ops) for _, _, f, _ in net.sent if isinstance(f, Ops) and f.eager)
+    assert pushes <= 6 + 2
+
+
+def test_lost_push_is_grafted_from_an_announcer() -> None:
+    # Periodic anti-entropy off: the op must come through IHAVE + GRAFT alone.
+    net = Net.of(PEOPLE[:3], MeshConfig(sync_interval_ms=10**9))
+    net.connect(0, 1)
+    net.connect(1, 2)
+    net.connect(0, 2)
+    net.advance(500)
+    for i in range(5):  # settle the tree
+        net.meshes[0].write(Post("social", f"warm {i}", 1, None), net.now)
+        net.pump()
+    net.advance(200)
+    # Now lose every eager push to node 2: it must learn the op from an IHAVE and GRAFT it.
+    net.drop = lambda a, b, f: b == 2 and isinstance(f, Ops) and f.eager
+    op = net.meshes[0].write(Post("social", "lost push", 1, None), net.now)
+    net.pump()
+    assert op.id not in net.meshes[2].replica.ops
+    net.drop = None
+    net.sent.clear()
+    net.advance(2_000)
+    assert op.id in net.meshes[2].replica.ops
+    kinds = [type(f) for _, _, f, _ in net.sent]
+    assert IHave in kinds and Graft in kinds
+    assert SyncOpen not in kinds
+
+
+def test_anti_entropy_heals_a_partition() -> None:
+    net = Net.of(PEOPLE[:4])
+    net.connect(0, 1)
+    net.connect(2, 3)  # two islands
+    for i in range(20):
+        net.meshes[i % 4].write(Post("social", f"island {i % 4}:{i}", 1, None), net.now)
+    net.pump()
+    assert len(digests(net)) == 2
+    net.connect(1, 2)
+    net.advance(1_000)
+    assert len(digests(net)) == 1 and len(net.meshes[0].replica.ops) == 20
+
+
+def test_dead_peer_is_noticed_by_heartbeat() -> None:
+    config = MeshConfig(session=SessionConfig(ping_interval_ms=1_000, dead_after_ms=4_000))
+    net = Net.of(PEOPLE[:2], config)
+    net.connect(0, 1)
+    net.advance(3_000)
+    assert net.meshes[0].peers()
+    net.drop = lambda a, b, f: a == 1  # node 1 goes silent (crashed, cable pulled)
+    start = net.now
+    net.advance(6_000)
+    downs = [e for e in net.events[0] if isinstance(e, PeerDown)]
+    assert len(downs) == 1 and downs[0].reason == "timeout"
+    assert not net.meshes[0].peers()
+    # Noticed within dead_after_ms of the last frame heard (plus one timer step).
+    assert net.now - start <= 6_000
+
+
+def test_changed_events_carry_everything_to_persist() -> None:
+    net = Net.of(PEOPLE[:2])
+    net.connect(0, 1)
+    for i in range(10):
+        net.meshes[0].write(Post("social", f"p{i}", 1, None), net.now)
+    net.advance(200)
+    applied = [op.id for e in net.events[1] if isinstance(e, Changed) for op in e.applied]
+    assert sorted(applied) == sorted(net.meshes[1].replica.ops)
+    assert len(applied) == len(set(applied)) == 10

@@ -1,0 +1,100 @@
+"""The session state machine (protocols/sync.md §4): handshake checks, close reasons, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from liberation_node.core import frames
+from liberation_node.core.events import PeerDown, PeerUp
+from liberation_node.core.frames import Hello, Ping
+from liberation_node.core.mesh import MeshConfig
+from liberation_node.core.session import (
+    TRANSITIONS,
+    Input,
+    Session,
+    SessionClosed,
+    SessionConfig,
+    State,
+)
+
+from .history import NETWORK, T0, identity
+from .meshnet import Net
+
+A, B = identity(0), identity(1)
+
+
+def downs(net: Net, node: int) -> list[PeerDown]:
+    return [e for e in net.events[node] if isinstance(e, PeerDown)]
+
+
+def test_table_covers_exactly_the_legal_moves() -> None:
+    assert TRANSITIONS[(State.HANDSHAKE, Input.HELLO_OK)] is State.OPEN
+    assert (State.HANDSHAKE, Input.FRAME) not in TRANSITIONS  # frames wait for HELLO
+    assert (State.OPEN, Input.HELLO_OK) not in TRANSITIONS  # one HELLO per session
+    assert all(src is not State.CLOSED for src, _ in TRANSITIONS)
+
+
+def test_hello_signed_for_another_connection_is_refused() -> None:
+    # A relay that re-plays a peer's HELLO on another connection: the binding differs.
+    net = Net.of([A, B])
+    net.connect(0, 1, binding=b"connection-one", binding_b=b"connection-two")
+    assert [d.reason for d in downs(net, 0)] == ["bad_binding"]
+    assert [d.reason for d in downs(net, 1)] == ["bad_binding"]
+    assert not any(isinstance(e, PeerUp) for e in net.events[0] + net.events[1])
+
+
+def test_wrong_network_and_version() -> None:
+    net = Net.of([A, B])
+    net.meshes[1].network = "othernet"  # as if B were configured for another network
+    net.connect(0, 1)
+    assert downs(net, 0)[0].reason == "wrong_network"
+    session = Session(A, NETWORK, b"x", T0, SessionConfig(), nonce=1)
+    hello = Hello(2, NETWORK, B.public_key, B.sign(b"liberation-node/hello/v1\x00x"), "future")
+    with pytest.raises(SessionClosed) as info:
+        session.receive(frames.encode(hello), T0)
+    assert info.value.reason == "unsupported_version"
+
+
+def test_frame_before_hello_and_garbage_close_with_protocol_error() -> None:
+    for data in (frames.encode(Ping(1)), b"\xc1\xc1", b"\x92\x63\x00"):
+        session = Session(A, NETWORK, b"x", T0, SessionConfig(), nonce=1)
+        with pytest.raises(SessionClosed) as info:
+            session.receive(data, T0)
+        assert info.value.reason == "protocol_error" and not info.value.by_peer
+        assert session.state is State.CLOSED
+        # The last thing we send is a CLOSE with the reason.
+        last = frames.decode(session.take_output()[-1])
+        assert isinstance(last, frames.Close) and last.reason == "protocol_error"
+
+
+def test_self_connection() -> None:
+    net = Net.of([A, A])
+    net.connect(0, 1)
+    assert {d.reason for d in downs(net, 0) + downs(net, 1)} == {"self_connection"}
+
+
+def test_inbound_rate_limit() -> None:
+    config = SessionConfig(max_frames_per_s=10, burst_s=1.0)
+    session = Session(A, NETWORK, b"x", T0, config, nonce=1)
+    hello = Hello(1, NETWORK, B.public_key, B.sign(b"liberation-node/hello/v1\x00x"), "t")
+    session.receive(frames.encode(hello), T0)
+    with pytest.raises(SessionClosed) as info:
+        for i in range(20):
+            session.receive(frames.encode(Ping(i)), T0)
+    assert info.value.reason == "rate_limited"
+    # At the sustained rate it is fine.
+    session = Session(A, NETWORK, b"x", T0, config, nonce=1)
+    session.receive(frames.encode(hello), T0)
+    for i in range(100):
+        session.receive(frames.encode(Ping(i)), T0 + 100 * i)
+
+
+def test_duplicate_connections_keep_the_same_one_on_both_ends() -> None:
+    net = Net.of([A, B], MeshConfig())
+    net.connect(0, 1)
+    net.connect(1, 0)  # both dialed each other
+    assert len(net.meshes[0].peers()) == 1 and len(net.meshes[1].peers()) == 1
+    kept_a = next(iter(net.meshes[0].peers()))
+    kept_b = next(iter(net.meshes[1].peers()))
+    assert net.links[(0, kept_a)] == (1, kept_b)
+    assert {d.reason for d in downs(net, 0) + downs(net, 1)} == {"duplicate_peer"}
