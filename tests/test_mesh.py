@@ -130,3 +130,36 @@ def test_changed_events_carry_everything_to_persist() -> None:
     applied = [op.id for e in net.events[1] if isinstance(e, Changed) for op in e.applied]
     assert sorted(applied) == sorted(net.meshes[1].replica.ops)
     assert len(applied) == len(set(applied)) == 10
+
+
+def test_relayed_signal_reaches_a_peer_of_a_peer_and_back() -> None:
+    from liberation_node.core.events import SignalReceived
+
+    net = Net.of(PEOPLE[:4])
+    net.connect(0, 1)
+    net.connect(1, 2)
+    net.connect(2, 3)
+    net.advance(2_000)  # node.links records spread, so relays can route
+    assert net.meshes[0].send_signal(PEOPLE[3].public_key, '{"type": "offer"}', nonce=7)
+    net.pump()
+    got = [e for e in net.events[3] if isinstance(e, SignalReceived)]
+    assert [(g.origin, g.nonce, g.payload) for g in got] == [
+        (PEOPLE[0].public_key, 7, '{"type": "offer"}')]
+    net.meshes[3].send_signal(PEOPLE[0].public_key, '{"type": "answer"}', nonce=8)
+    net.pump()
+    back = [e for e in net.events[0] if isinstance(e, SignalReceived)]
+    assert [b.payload for b in back] == ['{"type": "answer"}']
+    # Nobody else saw a SignalReceived, and a replayed frame is dropped.
+    assert not any(isinstance(e, SignalReceived) for e in net.events[1] + net.events[2])
+
+
+def test_signal_ttl_bounds_the_relay() -> None:
+    from liberation_node.core.events import SignalReceived
+
+    net = Net.of(PEOPLE[:6], MeshConfig(signal_ttl=1))
+    for a in range(5):
+        net.connect(a, a + 1)
+    net.advance(500)
+    net.meshes[0].send_signal(PEOPLE[5].public_key, "x", nonce=1)
+    net.pump()
+    assert not any(isinstance(e, SignalReceived) for e in net.events[5])

@@ -70,4 +70,14 @@ class SyncFinished:
     ops_received: int
 
 
-Event = PeerUp | PeerDown | Changed | Misbehaved | SyncFinished
+@dataclass(frozen=True, slots=True)
+class SignalReceived:
+    """A relayed offer or answer addressed to us (sync.md §7); `conn` is where it came in."""
+
+    conn: ConnId
+    origin: bytes
+    nonce: int
+    payload: str
+
+
+Event = PeerUp | PeerDown | Changed | Misbehaved | SyncFinished | SignalReceived

@@ -132,8 +132,27 @@ class Want:
     records: tuple[tuple[bytes, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Relayed signaling (sync.md §7): an offer or answer for `to`, from `origin`.
+
+    Forwarded hop by hop (at most `ttl` more hops) towards a peer connected to
+    `to`, so that two nodes that share only a relay can set up a direct
+    connection. `payload` is the transport's offer/answer (JSON text); it is
+    not signed here: the HELLO of the resulting connection authenticates both
+    ends and binds them to that very connection (§4.1), so a relay that alters
+    it only breaks the attempt.
+    """
+
+    to: bytes
+    origin: bytes
+    nonce: int
+    ttl: int
+    payload: str
+
+
 Frame = (Hello | Close | Ping | Pong | Ops | IHave | Graft | Prune | Records | SyncOpen
-         | SyncSame | SyncBuckets | SyncHeads | Want)
+         | SyncSame | SyncBuckets | SyncHeads | Want | Signal)
 
 
 # -- field checks -----------------------------------------------------------------------
@@ -186,6 +205,7 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     13: (Want, (_uint(), _list(_row(_author, _uint(), _uint())), _list(_author),
                 _list(_row(_author, _text(32))))),
 }
+_TABLE[14] = (Signal, (_bin(32), _bin(32), _uint(), _uint(8), _text(32 * 1024)))
 _CODE: dict[type, int] = {cls: code for code, (cls, _) in _TABLE.items()}
 
 

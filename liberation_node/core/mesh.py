@@ -33,6 +33,7 @@ from .events import (
     Misbehaved,
     PeerDown,
     PeerUp,
+    SignalReceived,
     SyncFinished,
 )
 from .frames import (
@@ -43,6 +44,7 @@ from .frames import (
     Ops,
     Prune,
     Records,
+    Signal,
     SyncBuckets,
     SyncHeads,
     SyncOpen,
@@ -86,6 +88,8 @@ class MeshConfig:
     record_ttl_ms: int = 5 * 60_000
     max_strikes: int = 16  # invalid ops from one session before it is closed
     max_queued_ranges: int = 4_096  # per connection, for requests we serve
+    signal_ttl: int = 3  # hops a relayed offer/answer may travel (sync.md §7)
+    max_signals_per_s: int = 20  # relayed signals accepted from one session
 
 
 @dataclass
@@ -108,6 +112,7 @@ class _Peer:
     next_sync: int = 0
     strikes: int = 0
     serve: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # ranges we owe
+    signal_window: tuple[int, int] = (0, 0)  # (second, signals received in it)
     push: list[bytes] = field(default_factory=list)  # op wires to push (eager/graft/sync)
     push_eager: list[bytes] = field(default_factory=list)
 
@@ -127,6 +132,7 @@ class Mesh:
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
         self._round_ids = 0
+        self._signals_seen: dict[tuple[bytes, int], None] = {}  # bounded, oldest first
 
     # -- connections ----------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class Mesh:
             self._serve(peer, plan.send_ranges, plan.send_proofs, plan.send_records)
             peer.session.send(Want(frame.round, tuple(plan.want_ranges),
                                    tuple(plan.want_forks), tuple(plan.want_records)))
+        elif isinstance(frame, Signal):
+            self._on_signal(peer, frame, now)
         elif isinstance(frame, Want):
             self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records))
             rnd = peer.round
@@ -286,6 +294,54 @@ class Mesh:
         feed = self.replica.feeds.get(author)
         start = feed.head_seq + 1 if feed is not None and feed.head_seq < seq else seq
         peer.session.send(Want(0, ((author, start, seq),), (), ()))
+
+    # -- relayed signaling (sync.md §7) ----------------------------------------------------
+
+    def send_signal(self, to: bytes, payload: str, nonce: int) -> bool:
+        """Send an offer/answer towards `to` through the mesh; False if no peer to send to."""
+        frame = Signal(to, self.identity.public_key, nonce, self.config.signal_ttl, payload)
+        self._remember_signal(frame)
+        return self._route_signal(frame, exclude=None)
+
+    def _on_signal(self, peer: _Peer, frame: Signal, now: int) -> None:
+        second, count = peer.signal_window
+        if now // 1000 != second:
+            second, count = now // 1000, 0
+        peer.signal_window = (second, count + 1)
+        if count + 1 > self.config.max_signals_per_s or not self._remember_signal(frame):
+            return  # over the budget, or seen already: drop quietly
+        if frame.to == self.identity.public_key:
+            self._events.append(SignalReceived(peer.conn, frame.origin, frame.nonce,
+                                               frame.payload))
+        elif frame.ttl > 0:
+            self._route_signal(Signal(frame.to, frame.origin, frame.nonce, frame.ttl - 1,
+                                      frame.payload), exclude=peer)
+
+    def _remember_signal(self, frame: Signal) -> bool:
+        key = (frame.origin, frame.nonce)
+        if key in self._signals_seen:
+            return False
+        self._signals_seen[key] = None
+        if len(self._signals_seen) > 4096:
+            del self._signals_seen[next(iter(self._signals_seen))]
+        return True
+
+    def _route_signal(self, frame: Signal, exclude: _Peer | None) -> bool:
+        """To the destination if connected; else to peers whose node.links name it; else
+        to every peer (the TTL bounds the flood)."""
+        candidates = [p for p in self._open_peers() if p is not exclude]
+        direct = [p for p in candidates if p.session.peer == frame.to]
+        if not direct:
+            direct = [p for p in candidates if self._links_to(p.session.peer, frame.to)]
+        targets = direct or candidates
+        for target in targets:
+            target.session.send(frame)
+        return bool(targets)
+
+    def _links_to(self, node: bytes | None, to: bytes) -> bool:
+        record = self.replica.records.get((node, "node.links")) if node else None
+        return record is not None and isinstance(record.body, NodeLinks) and any(
+            peer == to for peer, _ in record.body.links)
 
     # -- local writes ---------------------------------------------------------------------
 
