@@ -1,0 +1,61 @@
+"""Connection manager decisions (core/peering.py): marks, backoff with jitter, surplus."""
+
+from __future__ import annotations
+
+from liberation_node.core.peering import Peering, PeeringConfig, Source
+
+ME = b"\x00" * 32
+
+
+def ids(n: int) -> list[bytes]:
+    return [bytes([i + 1]) * 32 for i in range(n)]
+
+
+def test_dials_up_to_the_low_mark_preferring_bootstrap() -> None:
+    p = Peering(ME, PeeringConfig(low=2, high=4), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    p.learn(a, ["http://127.0.0.1:1/v1/signal"], Source.RECORD)
+    p.learn(b, ["http://127.0.0.1:2/v1/signal"], Source.BOOTSTRAP)
+    p.learn(c, [], Source.RECORD)
+    p.learn(ME, ["http://self"], Source.RECORD)  # never ourselves
+    dials = p.due(0, peer_count=0, reachable=lambda cand: bool(cand.urls))
+    assert [d.node_id for d in dials] == [b, a]
+    assert p.due(0, peer_count=0, reachable=lambda cand: True) == []  # two already dialing
+    p.connected(b)
+    p.dial_failed(a.hex(), now=0)
+    assert p.due(0, peer_count=1, reachable=lambda cand: True)[0].node_id == c  # by relay
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    p = Peering(ME, PeeringConfig(backoff_base_ms=1000, backoff_max_ms=8000), rand=lambda: 0.5)
+    (a,) = ids(1)
+    p.learn(a, ["u"], Source.BOOTSTRAP)
+    waits = []
+    now = 0
+    for _ in range(6):
+        [dial] = p.due(now, 0, reachable=lambda cand: True)
+        p.dial_failed(dial.key, now)
+        waits.append(p.candidates[dial.key].next_attempt - now)
+        assert p.due(now, 0, reachable=lambda cand: True) == []  # not before its time
+        now = p.candidates[dial.key].next_attempt
+    assert waits == [1000, 2000, 4000, 8000, 8000, 8000]
+    jittery = Peering(ME, PeeringConfig(), rand=lambda: 0.0)
+    jittery.learn(a, ["u"], Source.BOOTSTRAP)
+    jittery.due(0, 0, reachable=lambda cand: True)
+    jittery.dial_failed(a.hex(), 0)
+    assert jittery.candidates[a.hex()].next_attempt == 500
+
+
+def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
+    p = Peering(ME, PeeringConfig(low=1, high=2), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    p.learn(a, ["u"], Source.BOOTSTRAP)
+    p.connected(a)
+    p.disconnected(a, now=10_000)  # e.g. a partition
+    assert p.due(10_000, 0, reachable=lambda cand: True) == []
+    assert p.timer() == 11_000
+    assert [d.node_id for d in p.due(11_000, 0, reachable=lambda cand: True)] == [a]
+    p.misbehaved(c)
+    assert p.surplus({a: 10, b: 300, c: 5}) == [c]
+    assert p.surplus({a: 10, b: 300}) == []
+    assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}) == [c, b]
