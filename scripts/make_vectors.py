@@ -6,9 +6,10 @@
 
 The output is deterministic: identities come from fixed seeds (bytes([i]) * 32),
 timestamps are constants, nothing reads a clock or a random source, and Ed25519
-signatures are deterministic. The vectors illustrate protocols/ops.md; the
-tests (tests/test_vectors.py) read them back and check the implementation
-against every case without running this generator.
+signatures are deterministic. The vectors illustrate protocols/ops.md and
+protocols/sync.md; the tests (tests/test_vectors.py, tests/test_frames_vectors.py)
+read them back and check the implementation against every case without running
+this generator.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The protocol vector generator behind scripts/make_vectors.py (protocols/ops.md)."""
+"""The protocol vector generator behind scripts/make_vectors.py (protocols/ops.md, sync.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import encoding, feeds, identity, ledger, ops, records
+from . import encoding, feeds, frames, identity, ledger, ops, records
 
 
 def build_all() -> dict[str, dict[str, Any]]:
@@ -28,4 +28,5 @@ def build_all() -> dict[str, dict[str, Any]]:
         "records.json": records.build(),
         "ledger.json": ledger.build_ledger(),
         "forks.json": ledger.build_forks(),
+        "frames.json": frames.build(),
     }
