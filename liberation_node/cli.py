@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 import click
 
 from . import __version__, datadir
+from .api.client import ControlClient, ControlError
+from .core.bodies import CHANNELS, MAX_PRIORITY, MIN_PRIORITY
 from .core.replica import Replica
 from .runtime import tune_gc
 from .store import StoreError, bind_network, open_replica
@@ -135,3 +138,129 @@ def _replica_summary(replica: Replica) -> dict[str, Any]:
 def _dollars(cents: int) -> str:
     whole, part = divmod(abs(cents), 100)
     return f"{'-' if cents < 0 else ''}${whole:,}.{part:02d}"
+
+
+# -- commands that talk to the running node (api/client.py) -------------------------------
+# Exit 1 with one line also when no node runs or the node refuses the request.
+
+
+@contextlib.contextmanager
+def _node_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ControlError, datadir.DataDirError) as exc:
+        raise click.ClickException(str(exc).replace("\n", " ")) from None
+
+
+def _client(data_dir: Path | None) -> ControlClient:
+    return ControlClient(datadir.resolve_path(data_dir))
+
+
+@main.command()
+@_data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the node's status as JSON.")
+def status(data_dir: Path | None, as_json: bool) -> None:
+    """Show the running node: id, network, peers with round-trip times, ops, digest."""
+    with _node_errors():
+        info = _client(data_dir).status()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    rows = [("node id", info.get("node_id")), ("network", info.get("network")),
+            ("version", info.get("version")), ("uptime", _duration(info.get("uptime_s"))),
+            ("peers", len(info.get("peers") or []))]
+    for label, value in rows:
+        click.echo(f"{label:<10} {value if value is not None else '?'}")
+    for peer in info.get("peers") or []:
+        rtt = peer.get("rtt_ms")
+        click.echo(f"{'':<10} {peer.get('id')}  rtt {'?' if rtt is None else rtt} ms"
+                   f"  {peer.get('address') or ''}")
+    click.echo(f"{'ops':<10} {info.get('ops')} (pending {info.get('pending', '?')})")
+    if "records" in info:
+        click.echo(f"{'records':<10} {info['records']}")
+    if "humans" in info:
+        click.echo(f"{'humans':<10} {info['humans']} registered")
+    if isinstance(info.get("pool_available_cents"), int):
+        click.echo(f"{'pool':<10} {_dollars(info['pool_available_cents'])} available")
+    click.echo(f"{'digest':<10} {info.get('digest')}")
+
+
+def _duration(seconds: object) -> str | None:
+    if not isinstance(seconds, int | float):
+        return None
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+@main.command()
+@_data_dir_option
+@click.argument("text")
+@click.option("--channel", type=click.Choice(CHANNELS), default=None,
+              help="Channel [default: direct with --to, else social].")
+@click.option("--priority", type=click.IntRange(MIN_PRIORITY, MAX_PRIORITY), default=1,
+              show_default=True)
+@click.option("--to", "to", metavar="ID", default=None,
+              help="Recipient node id, for a direct message.")
+def post(data_dir: Path | None, text: str, channel: str | None, priority: int,
+         to: str | None) -> None:
+    """Post TEXT as a message; prints the new op id."""
+    with _node_errors():
+        click.echo(_client(data_dir).post(text, channel or ("direct" if to else "social"),
+                                          priority, to))
+
+
+@main.command()
+@_data_dir_option
+@click.argument("name", default="")
+def register(data_dir: Path | None, name: str) -> None:
+    """Register this node's identity as a human, with an optional NAME; prints the op id."""
+    with _node_errors():
+        click.echo(_client(data_dir).register(name))
+
+
+@main.command()
+@_data_dir_option
+def claim(data_dir: Path | None) -> None:
+    """Claim this week's flow (the current ISO week); prints the op id."""
+    with _node_errors():
+        click.echo(_client(data_dir).claim())
+
+
+@main.command()
+@_data_dir_option
+@click.argument("to", metavar="TO")
+@click.argument("amount", metavar="AMOUNT")
+@click.option("--cents", is_flag=True, help="AMOUNT is a whole number of cents.")
+@click.option("--memo", default="", help="A note for the recipient.")
+def transfer(data_dir: Path | None, to: str, amount: str, cents: bool, memo: str) -> None:
+    """Pay AMOUNT to node id TO; prints the op id.
+
+    AMOUNT is in dollars with at most two decimals (12, 12.5, 12.50), or with
+    --cents a whole number of cents (1250). No signs, separators or exponents.
+    """
+    amount_cents = _parse_amount(amount, cents)
+    with _node_errors():
+        click.echo(_client(data_dir).transfer(to, amount_cents, memo))
+
+
+def _parse_amount(text: str, cents: bool) -> int:
+    """Dollars "12.50" (or cents "1250") as integer cents: no floats near money."""
+    match = re.fullmatch(r"(\d{1,16})" if cents else r"(\d{1,14})(?:\.(\d{1,2}))?", text)
+    if match is None:
+        raise click.BadParameter("a whole number of cents, like 1250" if cents else
+                                 "dollars with at most two decimals, like 12.50",
+                                 param_hint="AMOUNT")
+    value = int(match[1]) if cents else int(match[1]) * 100 + int((match[2] or "").ljust(2, "0"))
+    if value <= 0:
+        raise click.BadParameter("must be more than zero", param_hint="AMOUNT")
+    return value
+
+
+@main.command()
+@_data_dir_option
+@click.argument("op_id", metavar="OP_ID")
+def retract(data_dir: Path | None, op_id: str) -> None:
+    """Withdraw your own post OP_ID (its op id in hex); prints the retract op's id."""
+    with _node_errors():
+        click.echo(_client(data_dir).retract(op_id))
