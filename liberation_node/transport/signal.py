@@ -1,0 +1,114 @@
+"""Signaling messages (offer and answer) and the connection's binding value (DESIGN.md §4).
+
+An offer or answer travels as `{"type": "offer" | "answer", "sdp": "..."}`,
+over HTTP (`POST /v1/signal`) or relayed through the mesh, so both come from
+the network and are checked here before aiortc sees them: the shape and size,
+then the SDP itself. We only speak one data channel over DTLS/SCTP with every
+candidate in the SDP (no trickle ICE), so anything else is refused.
+
+Remote candidates must be IP literals: aioice would resolve a `.local` name
+over multicast DNS, which this node never starts, and any other name through
+DNS.
+
+Binding value. Each end's DTLS certificate fingerprint is in its SDP
+(a=fingerprint lines). aiortc checks the certificate the peer presents in the
+DTLS handshake against the fingerprints of the remote SDP and fails the
+connection on a mismatch (aiortc/rtcdtlstransport.py,
+`RTCDtlsTransport._validate_peer_identity`, called from `start()` right after
+the handshake, with the `media.dtls` parameters that
+`RTCPeerConnection.setRemoteDescription` stored from the remote SDP). So once
+the channel is open, the SHA-256 fingerprints of the local and remote SDP are
+the two certificates actually at the ends of this DTLS session. Sorted and
+joined, both ends compute the same bytes. Whoever carries the signaling can
+only connect through itself by putting its own fingerprints into the SDPs it
+forwards; then each end sees a different remote fingerprint and the two
+binding values differ, so a HELLO signed over one does not verify on the other
+(protocols/sync.md §4, core/session.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from aiortc.sdp import SessionDescription
+
+from .errors import SignalError
+
+MAX_SDP_BYTES = 16 * 1024  # one data channel and a few dozen candidates fit in ~4 KiB
+MAX_CANDIDATES = 32  # each one costs a connectivity check
+BINDING_ALGORITHM = "sha-256"  # mandatory to implement (RFC 8827 §6.5); aiortc offers it
+_SHA256_HEX = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){31}")  # RFC 8122 §5 fingerprint
+
+
+@dataclass(frozen=True)
+class Description:
+    """A checked offer or answer."""
+
+    type: str
+    sdp: str
+    fingerprint: str  # "sha-256 AB:CD:...", as in its a=fingerprint line, hex upper case
+    candidates: tuple[tuple[str, str], ...]  # (type, address) of every a=candidate line
+
+    def as_dict(self) -> dict[str, str]:
+        return {"type": self.type, "sdp": self.sdp}
+
+
+def parse(message: object, expected_type: str) -> Description:
+    """Check an offer or answer dict from the network; raises SignalError."""
+    if not isinstance(message, dict):
+        raise SignalError(f"{expected_type}: expected a dict, got {type(message).__name__}")
+    if set(message) != {"type", "sdp"}:
+        raise SignalError(f"{expected_type}: expected exactly the keys 'type' and 'sdp', "
+                          f"got {sorted(map(repr, message))}")
+    kind, sdp = message["type"], message["sdp"]
+    if not isinstance(kind, str) or not isinstance(sdp, str):
+        raise SignalError(f"{expected_type}: 'type' and 'sdp' must be strings")
+    if kind != expected_type:
+        raise SignalError(f"expected an {expected_type}, got type {kind[:20]!r}")
+    return check_sdp(kind, sdp)
+
+
+def check_sdp(kind: str, sdp: str) -> Description:
+    """Check the SDP of an offer or answer (ours too); raises SignalError."""
+    size = len(sdp.encode("utf-8", "surrogatepass"))
+    if size > MAX_SDP_BYTES:
+        raise SignalError(f"{kind}: SDP of {size} bytes, at most {MAX_SDP_BYTES}")
+    try:
+        session = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser asserts and unpacks freely
+        raise SignalError(f"{kind}: unparseable SDP ({type(exc).__name__}: {exc})") from None
+    if len(session.media) != 1 or session.media[0].kind != "application":
+        raise SignalError(f"{kind}: expected exactly one m=application section")
+    media = session.media[0]
+    if "DTLS/SCTP" not in media.profile:
+        raise SignalError(f"{kind}: m=application is not DTLS/SCTP but {media.profile!r}")
+    if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+        raise SignalError(f"{kind}: no ICE username fragment or password")
+    fingerprints = media.dtls.fingerprints if media.dtls is not None else []
+    ours = [f for f in fingerprints if f.algorithm.lower() == BINDING_ALGORITHM]
+    if len(ours) != 1:
+        raise SignalError(f"{kind}: expected one a=fingerprint:{BINDING_ALGORITHM} line, "
+                          f"got {len(ours)}")
+    fingerprint = ours[0].value.upper()
+    if not _SHA256_HEX.fullmatch(fingerprint):
+        raise SignalError(f"{kind}: malformed {BINDING_ALGORITHM} fingerprint")
+    if not media.ice_candidates_complete:
+        raise SignalError(f"{kind}: no a=end-of-candidates (trickle ICE is not supported)")
+    if not 0 < len(media.ice_candidates) <= MAX_CANDIDATES:
+        raise SignalError(f"{kind}: {len(media.ice_candidates)} candidates, "
+                          f"expected 1..{MAX_CANDIDATES}")
+    candidates = tuple((str(c.type), str(c.ip)) for c in media.ice_candidates)
+    for _, host in candidates:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise SignalError(f"{kind}: candidate host {host[:64]!r} is not an IP address "
+                              "(mDNS and DNS names are not resolved)") from None
+    return Description(kind, sdp, f"{BINDING_ALGORITHM} {fingerprint}", candidates)
+
+
+def binding(local_fingerprint: str, remote_fingerprint: str) -> bytes:
+    """The binding value: both fingerprints, sorted, one per line. Same on both ends."""
+    return "\n".join(sorted((local_fingerprint, remote_fingerprint))).encode("ascii")
