@@ -1,0 +1,169 @@
+"""Invariants checked while a run goes and at its end (DESIGN §6), VOPR-style: each
+checker watches what the nodes report and says what went wrong, with the node and
+the op, in one line. The simulator never stops on a violation; it collects them.
+
+- Authenticity (safety): every op a replica ever holds was signed by its author:
+  it is in the registry of ops that writers actually produced. A forged or
+  altered op is not.
+- Durability (safety): an op a node held and persisted is never lost — not by a
+  crash and restart, not later — unless its author equivocated (ops.md §9). The
+  store holds exactly what the replica holds, and a restart rebuilds the same
+  op set.
+- Honesty: no honest author ever has two ops at one seq, no op is voided unless
+  its author equivocated, and no honest peer is ever blamed for bad input.
+- Convergence (liveness): once faults have healed and a quiet period passed,
+  every replica has the same digest.
+- Agreement: replicas with the same digest have the same derived state (ledger),
+  which is the CRDT promise; a broken merge shows up here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..core import codec
+from ..core.events import Changed, Misbehaved
+from ..core.identity import short_id
+from ..core.ops import Op
+from ..core.replica import Replica
+
+
+class Violations:
+    """Distinct violation messages in the order first seen, with repeat counts."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self._seen: dict[str, tuple[int, int]] = {}  # message -> (first at ms, count)
+
+    def add(self, at_ms: int, message: str) -> None:
+        first, count = self._seen.get(message, (at_ms, 0))
+        if count or len(self._seen) < self.limit:
+            self._seen[message] = (first, count + 1)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def lines(self) -> list[str]:
+        return [f"at {at} ms: {msg}" + (f" (x{n})" if n > 1 else "")
+                for msg, (at, n) in self._seen.items()]
+
+
+class Registry:
+    """Every op legitimately signed in the run, by whom, and who equivocated."""
+
+    def __init__(self) -> None:
+        self.ops: dict[bytes, Op] = {}
+        self._slots: dict[tuple[bytes, int], bytes] = {}  # (author, seq) -> first op id
+        self.equivocators: dict[bytes, int] = {}  # author -> lowest seq signed twice
+        self.honest: dict[bytes, int] = {}  # honest author -> node index
+
+    def add(self, op: Op) -> bool:
+        """Record `op`; False if its author already signed another op at that seq."""
+        self.ops[op.id] = op
+        first = self._slots.setdefault((op.author, op.seq), op.id)
+        if first == op.id:
+            return True
+        low = self.equivocators.get(op.author)
+        self.equivocators[op.author] = op.seq if low is None else min(low, op.seq)
+        return False
+
+    def voidable(self, op: Op) -> bool:
+        """May a replica drop `op`? Only at or past a seq its author signed twice (§9.3)."""
+        fork = self.equivocators.get(op.author)
+        return fork is not None and op.seq >= fork
+
+
+def ledger_fingerprint(replica: Replica) -> bytes:
+    """A hash of everything the ledger derives: equal op sets must give equal values."""
+    ledger = replica.ledger
+    h = hashlib.blake2b(digest_size=16)
+    for author in sorted(ledger.accounts):
+        a = ledger.accounts[author]
+        h.update(codec.pack([author, a.registered_at, a.name, a.claimed, sorted(a.claimed_weeks),
+                             a.last_claim_at, a.spent, a.acked_credit, sorted(a.ack.items())]))
+    h.update(codec.pack([ledger.granted, ledger.claimed, ledger.transferred,
+                         sorted(ledger.fork_at.items())]))
+    for op_id in sorted(ledger.effects):
+        effect = ledger.effects[op_id]
+        h.update(op_id + codec.pack([effect.void.value if effect.void else None, effect.amount]))
+    return h.digest()
+
+
+class Checker:
+    def __init__(self, registry: Registry, violations: Violations) -> None:
+        self.registry = registry
+        self.violations = violations
+        self._held: dict[int, dict[bytes, Op]] = {}  # node -> every op it ever held
+        self._at_crash: dict[int, bytes] = {}  # node -> ops digest when it went down
+
+    # -- while running ----------------------------------------------------------------
+
+    def wrote(self, at: int, node: int, op: Op, *, byzantine: bool) -> None:
+        if not byzantine:
+            self.registry.honest.setdefault(op.author, node)
+        if not self.registry.add(op) and op.author in self.registry.honest:
+            self.violations.add(at, f"honest node {node} signed two ops at seq {op.seq}")
+
+    def changed(self, at: int, node: int, event: Changed) -> None:
+        held = self._held.setdefault(node, {})
+        for op in event.applied:
+            if op.id not in self.registry.ops:
+                self.violations.add(at, f"node {node} accepted op {op.id.hex()[:16]} "
+                                    f"(author {short_id(op.author)}, seq {op.seq}) that its "
+                                    "author never signed: forged or altered")
+            held[op.id] = op
+        for op in event.excluded:
+            if not self.registry.voidable(op):
+                self.violations.add(at, f"node {node} dropped op {op.id.hex()[:16]} of "
+                                    f"{short_id(op.author)}, who never equivocated")
+
+    def blamed(self, at: int, node: int, event: Misbehaved) -> None:
+        if event.peer is not None and event.peer in self.registry.honest:
+            self.violations.add(at, f"node {node} blamed honest node "
+                                f"{self.registry.honest[event.peer]}: {event.reason}")
+
+    def crashing(self, at: int, node: int, replica: Replica, stored: list[bytes]) -> None:
+        """Just before a crash: the store must hold exactly the replica's ops."""
+        if sorted(stored) != sorted(replica.ops):
+            self.violations.add(at, f"node {node}: store holds {len(stored)} ops, replica "
+                                f"{len(replica.ops)}: they parted before the crash")
+        self._at_crash[node] = replica.ops_digest()
+
+    def restarted(self, at: int, node: int, replica: Replica) -> None:
+        before = self._at_crash.pop(node, None)
+        if before is not None and replica.ops_digest() != before:
+            self.violations.add(at, f"node {node}: restart rebuilt a different op set than it "
+                                "held when it crashed")
+        self._lost(at, node, replica)
+
+    # -- at the end -------------------------------------------------------------------
+
+    def final(self, at: int, replicas: dict[int, Replica]) -> None:
+        for node, replica in replicas.items():
+            self._lost(at, node, replica)
+            for op in replica.ops.values():
+                if op.id not in self.registry.ops:
+                    self.violations.add(at, f"node {node} holds op {op.id.hex()[:16]} that "
+                                        "its author never signed")
+        by_digest: dict[bytes, list[int]] = {}
+        for node, replica in replicas.items():
+            by_digest.setdefault(replica.digest(), []).append(node)
+        if len(by_digest) > 1:
+            groups = sorted(by_digest.values(), key=len, reverse=True)
+            shown = "; ".join(f"{len(g)} node(s) e.g. {g[:5]}" for g in groups[:4])
+            self.violations.add(at, f"not converged: {len(by_digest)} different digests "
+                                f"({shown})")
+        for nodes in by_digest.values():
+            prints: dict[bytes, list[int]] = {}
+            for node in nodes:
+                prints.setdefault(ledger_fingerprint(replicas[node]), []).append(node)
+            if len(prints) > 1:
+                groups = sorted(prints.values(), key=len, reverse=True)
+                self.violations.add(at, f"same digest, different ledgers: nodes {groups[0][:5]} "
+                                    f"vs {groups[1][:5]}: the merge is not deterministic")
+
+    def _lost(self, at: int, node: int, replica: Replica) -> None:
+        for op_id, op in self._held.get(node, {}).items():
+            if op_id not in replica.ops and not self.registry.voidable(op):
+                self.violations.add(at, f"node {node} lost op {op_id.hex()[:16]} "
+                                    f"({short_id(op.author)} seq {op.seq}) that it had held")

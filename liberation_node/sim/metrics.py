@@ -1,0 +1,82 @@
+"""What a run measured: dissemination (delivery, hops, redundancy), traffic, faults.
+
+Hops are tracked by watching OPS frames as the network delivers them: an op is
+at hop 0 at its writer, and reaches a node first at (the sender's hop + 1).
+Relative message redundancy is per broadcast, `copies delivered / (nodes - 1) - 1`
+(0 is a perfect spanning tree; flooding over degree k gives about k - 1),
+averaged over the ops written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core import frames
+from ..core.errors import Rejection
+from ..core.ops import Op, op_id
+from ..core.replica import Replica
+from .checkers import Registry
+
+_OPS_PREFIX = b"\x93\x04"  # msgpack [4, eager, [...]]: an OPS frame (frames._TABLE)
+
+
+@dataclass(frozen=True)
+class Dissemination:
+    delivery_ratio: float  # (op, node) pairs held / all pairs
+    last_delivery_hop: int
+    mean_hop: float
+    rmr: float
+
+
+class Metrics:
+    def __init__(self, nodes: int, registry: Registry) -> None:
+        self.nodes = nodes
+        self.registry = registry
+        self.hops: list[dict[bytes, int]] = [{} for _ in range(nodes)]
+        self.copies: dict[bytes, int] = {}  # op id -> OPS deliveries carrying it
+        self.counts: dict[str, int] = {}
+        self.closes: dict[str, int] = {}
+        self.misbehaved: dict[str, int] = {}
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def wrote(self, node: int, op: Op) -> None:
+        self.hops[node][op.id] = 0
+
+    def delivered(self, sender: int, receiver: int, data: bytes) -> None:
+        if data[:2] != _OPS_PREFIX:
+            return
+        try:
+            frame = frames.decode(data)
+        except Rejection:
+            return
+        if not isinstance(frame, frames.Ops):
+            return
+        known = self.registry.ops
+        sent, got = self.hops[sender], self.hops[receiver]
+        for wire in frame.ops:
+            oid = op_id(wire)
+            if oid not in known:
+                continue
+            self.copies[oid] = self.copies.get(oid, 0) + 1
+            if oid not in got:
+                hop = sent.get(oid)
+                if hop is not None:
+                    got[oid] = hop + 1
+
+    def dissemination(self, replicas: list[Replica]) -> Dissemination:
+        """Over the ops that must reach everyone (not voided by an equivocation)."""
+        ops = [op for op in self.registry.ops.values() if not self.registry.voidable(op)]
+        if not ops or not replicas:
+            return Dissemination(1.0, 0, 0.0, 0.0)
+        held = sum(1 for r in replicas for op in ops if op.id in r.ops)
+        wanted = {op.id for op in ops}
+        hops = [h for node in self.hops for oid, h in node.items() if h and oid in wanted]
+        rmr = sum(self.copies.get(op.id, 0) / (self.nodes - 1) - 1 for op in ops) / len(ops)
+        return Dissemination(
+            delivery_ratio=held / (len(ops) * len(replicas)),
+            last_delivery_hop=max(hops, default=0),
+            mean_hop=sum(hops) / len(hops) if hops else 0.0,
+            rmr=rmr,
+        )

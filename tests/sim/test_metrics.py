@@ -1,0 +1,61 @@
+"""What a run measures (sim/metrics.py): hops, copies, delivery, redundancy."""
+
+from __future__ import annotations
+
+from liberation_node.core import frames
+from liberation_node.core.bodies import Post
+from liberation_node.core.identity import Identity
+from liberation_node.core.ops import create_op
+from liberation_node.core.replica import Replica
+from liberation_node.sim import World, simulate
+from liberation_node.sim.checkers import Registry
+from liberation_node.sim.metrics import Metrics
+
+from .common import small
+
+T = 1_767_225_600_000
+
+
+def test_hops_and_copies_follow_ops_frames() -> None:
+    registry = Registry()
+    who = Identity.from_seed(b"w" * 32)
+    op = create_op(who, network="sim", seq=1, prev=None, timestamp=T,
+                   body=Post("social", "x", 1, None))
+    registry.add(op)
+    metrics = Metrics(4, registry)
+    metrics.wrote(0, op)
+    frame = frames.encode(frames.Ops(True, (op.wire,)))
+    metrics.delivered(0, 1, frame)  # hop 1
+    metrics.delivered(1, 2, frame)  # hop 2
+    metrics.delivered(0, 2, frame)  # a second copy: still hop 2 (first arrival counts)
+    metrics.delivered(2, 3, frames.encode(frames.Ops(False, (op.wire, b"junk"))))  # hop 3
+    metrics.delivered(3, 0, frames.encode(frames.Ping(1)))  # not an OPS frame
+    assert [h.get(op.id) for h in metrics.hops] == [0, 1, 2, 3]
+    assert metrics.copies == {op.id: 4}
+    replicas = [Replica("sim") for _ in range(4)]
+    for r in replicas[:3]:
+        r.add(op)
+    result = metrics.dissemination(replicas)
+    assert result.delivery_ratio == 0.75
+    assert result.last_delivery_hop == 3 and result.mean_hop == 2.0
+    assert abs(result.rmr - (4 / 3 - 1)) < 1e-9
+
+
+def test_two_nodes_one_hop_no_redundancy_to_speak_of() -> None:
+    result = simulate(small(nodes=2, degree=1, ops=10))
+    assert result.violations == [] and result.delivery_ratio == 1.0
+    assert result.last_delivery_hop == 1 and result.mean_hop == 1.0
+    assert 0 <= result.rmr < 0.5
+
+
+def test_report_fields() -> None:
+    world = World(small(seed=3))
+    result = world.run()
+    data = result.to_json()
+    for key in ("seed", "nodes", "converged", "delivery_ratio", "convergence_ms",
+                "last_delivery_hop", "rmr", "bytes_per_node", "violations"):
+        assert key in data
+    assert "digests" not in data  # per node: in the object, not in the JSON
+    assert data["bytes_per_node"] == world.network.counts["bytes"] // 8
+    assert result.summary()[0].startswith("seed 3: 8 nodes, 40 ops written")
+    assert result.command.startswith("liberation-node simulate --nodes 8 --seed 3 ")
