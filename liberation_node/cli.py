@@ -24,6 +24,7 @@ from .api.client import ControlClient, ControlError
 from .core.bodies import CHANNELS, MAX_PRIORITY, MIN_PRIORITY
 from .core.replica import Replica
 from .runtime import tune_gc
+from .sim.command import simulate
 from .store import StoreError, bind_network, open_replica
 
 
@@ -264,3 +265,6 @@ def retract(data_dir: Path | None, op_id: str) -> None:
     """Withdraw your own post OP_ID (its op id in hex); prints the retract op's id."""
     with _node_errors():
         click.echo(_client(data_dir).retract(op_id))
+
+
+main.add_command(simulate)
