@@ -163,3 +163,74 @@ def test_signal_ttl_bounds_the_relay() -> None:
     net.meshes[0].send_signal(PEOPLE[5].public_key, "x", nonce=1)
     net.pump()
     assert not any(isinstance(e, SignalReceived) for e in net.events[5])
+
+
+def _hello_pair() -> tuple[Net, int, int]:
+    net = Net.of(PEOPLE[:2], MeshConfig(sync_interval_ms=10**9))
+    ca, cb = net.connect(0, 1)
+    return net, ca, cb
+
+
+def test_frames_stay_under_the_limit_when_a_lot_is_announced() -> None:
+    from liberation_node.core.frames import MAX_FRAME_BYTES
+
+    net = Net.of(PEOPLE[:3], MeshConfig(sync_interval_ms=10**9))
+    net.connect(0, 1)
+    net.connect(1, 2)
+    net.connect(0, 2)
+    for i in range(3):
+        net.meshes[0].write(Post("social", f"warm {i}", 1, None), net.now)
+        net.pump()
+    for i in range(1200):  # a burst: lazy links get one long list of announcements
+        net.meshes[0].write(Post("social", f"burst {i}", 1, None), net.now)
+    net.pump()
+    net.advance(3_000)
+    assert max(size for *_, size in net.sent) <= MAX_FRAME_BYTES
+    assert len(digests(net)) == 1
+
+
+def test_buckets_too_coarse_for_our_feeds_are_refused() -> None:
+    from liberation_node.core import frames as fr
+    from liberation_node.core.frames import SyncBuckets
+
+    net, ca, _ = _hello_pair()
+    for who in PEOPLE[2:6]:  # enough feeds for choose_bits > 0
+        for i in range(3):
+            net.meshes[0].replica.append(who, Post("social", f"{i}", 1, None), net.now)
+    for i in range(30):
+        net.meshes[0].replica.append(identity(10 + i), Post("social", "x", 1, None), net.now)
+    assert net.meshes[0].start_sync(ca, net.now)
+    net.drop = lambda a, b, f: True  # keep the real answer away
+    net.pump()
+    net.drop = None
+    round_id = next(f.round for _, _, f, _ in net.sent if isinstance(f, SyncOpen))
+    net.meshes[0].data_received(ca, fr.encode(SyncBuckets(round_id, 0, b"\0" * 4)), net.now)
+    net.pump()
+    downs = [e for e in net.events[0] if isinstance(e, PeerDown)]
+    assert [(d.reason, d.detail) for d in downs] == [
+        ("protocol_error", "SYNC_BUCKETS of the wrong size")]
+
+
+def test_want_from_seq_zero_serves_from_seq_one() -> None:
+    from liberation_node.core import frames as fr
+    from liberation_node.core.frames import Want
+
+    net, ca, _ = _hello_pair()
+    ops = [net.meshes[0].replica.append(PEOPLE[0], Post("social", f"{i}", 1, None),
+                                        net.now).applied[0] for i in range(5)]
+    net.sent.clear()
+    net.meshes[0].data_received(ca, fr.encode(Want(0, ((PEOPLE[0].public_key, 0, 2),), (),
+                                                   ())), net.now)
+    net.pump()
+    served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.ops]
+    assert served == [ops[0].wire, ops[1].wire]
+
+
+def test_round_stats_count_the_ops_received() -> None:
+    net, ca, _ = _hello_pair()
+    for i in range(40):
+        net.meshes[1].replica.append(PEOPLE[1], Post("social", f"{i}", 1, None), net.now)
+    assert net.meshes[0].start_sync(ca, net.now)
+    net.pump()
+    finished = [e for e in net.events[0] if isinstance(e, SyncFinished)]
+    assert [(f.in_sync, f.ops_received) for f in finished] == [(False, 40)]

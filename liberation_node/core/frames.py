@@ -18,6 +18,7 @@ from .errors import Reason, Rejection
 MAX_FRAME_BYTES = 64 * 1024  # hard limit, both directions (sync.md §2)
 TARGET_FRAME_BYTES = 16 * 1024  # what senders aim for when batching ops
 MAX_ITEMS = 4096  # entries in any list field
+MAX_REFS = 800  # (author, seq, id) refs per IHAVE/GRAFT: 800 x 73 B stays under 64 KiB
 REF_BYTES = 32
 
 
@@ -106,7 +107,12 @@ class SyncBuckets:
 
 @dataclass(frozen=True, slots=True)
 class SyncHeads:
-    """Step 3: my feed heads and records in the buckets that differ."""
+    """Step 3: my feed heads and records in the buckets that differ.
+
+    `partial` lists buckets whose rows did not all fit (one bucket can hold
+    more feeds than a frame: ids are cheap to grind into one prefix): for
+    those, a feed missing from `heads` says nothing, and is not sent for.
+    """
 
     round: int
     bits: int
@@ -114,6 +120,7 @@ class SyncHeads:
     # (author8, seq, head8, proofs8): 8-byte prefixes keep a row near 27 bytes
     heads: tuple[tuple[bytes, int, bytes, tuple[bytes, ...]], ...]
     records: tuple[tuple[bytes, str, bytes], ...]  # author8, kind, id8
+    partial: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +208,7 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
     12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16)),
                      _list(_row(_bin(8), _uint(), _bin(8), _list(_bin(8), 2))),
-                     _list(_row(_bin(8), _text(32), _bin(8))))),
+                     _list(_row(_bin(8), _text(32), _bin(8))), _list(_uint(2**16)))),
     13: (Want, (_uint(), _list(_row(_author, _uint(), _uint())), _list(_author),
                 _list(_row(_author, _text(32))))),
 }

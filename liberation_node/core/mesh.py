@@ -115,6 +115,7 @@ class _Peer:
     signal_window: tuple[int, int] = (0, 0)  # (second, signals received in it)
     push: list[bytes] = field(default_factory=list)  # op wires to push (eager/graft/sync)
     push_eager: list[bytes] = field(default_factory=list)
+    after_serve: list[Frame] = field(default_factory=list)  # sent once `serve` is empty
 
 
 class Mesh:
@@ -157,6 +158,11 @@ class Mesh:
         """Open sessions: connection -> peer node id."""
         return {c: p.session.peer for c, p in self._peers.items()
                 if p.session.state is State.OPEN and p.session.peer is not None}
+
+    def backlog(self, conn: ConnId) -> int:
+        """Feed ranges still owed to the peer on `conn` (sent as its link drains)."""
+        peer = self._peers.get(conn)
+        return len(peer.serve) if peer else 0
 
     def session(self, conn: ConnId) -> Session | None:
         peer = self._peers.get(conn)
@@ -233,8 +239,10 @@ class Mesh:
         elif isinstance(frame, SyncHeads):
             plan = compare(self.replica, frame)
             self._serve(peer, plan.send_ranges, plan.send_proofs, plan.send_records)
-            peer.session.send(Want(frame.round, tuple(plan.want_ranges),
-                                   tuple(plan.want_forks), tuple(plan.want_records)))
+            # The WANT ends our part of the round: it goes out after the ops we owe
+            # (see datagrams_to_send), so the round's stats count them.
+            peer.after_serve.extend(_wants(frame.round, plan.want_ranges, plan.want_forks,
+                                           plan.want_records))
         elif isinstance(frame, Signal):
             self._on_signal(peer, frame, now)
         elif isinstance(frame, Want):
@@ -399,9 +407,10 @@ class Mesh:
         names = resolve(self.replica, [r[0] for r in ranges] + proof_authors
                         + [k[0] for k in record_keys])
         for name, first, last in ranges:
+            first = max(1, first)  # seq 0 names no op
             for author in names.get(name, ()):
                 if len(peer.serve) >= self.config.max_queued_ranges:
-                    return  # the peer asks again in a later round
+                    break  # the peer asks again in a later round
                 if first <= last:
                     peer.serve.append((author, first, last))
         for name in proof_authors:
@@ -452,12 +461,16 @@ class Mesh:
         if isinstance(frame, SyncSame):
             self._finish_round(peer, in_sync=True, round_trips=1)
             return
-        if frame.bits > MAX_BITS or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
+        # Fewer bits than our own feed count calls for would make our buckets too big
+        # for one SYNC_HEADS: a responder MUST size buckets for both sides (sync.md §6.2).
+        if not choose_bits(len(self.replica.feeds)) <= frame.bits <= MAX_BITS \
+                or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
             peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
             return
         mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
         rnd.stage = 2
-        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes)))
+        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes),
+                                rotate=int.from_bytes(rnd.salt[:4], "big")))
 
     def _finish_round(self, peer: _Peer, *, in_sync: bool, round_trips: int) -> None:
         rnd = peer.round
@@ -502,13 +515,14 @@ class Mesh:
         announce, graft = self.gossip.due(now)
         for conn, refs in announce.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), frames.MAX_ITEMS):
+            for i in range(0, len(refs), frames.MAX_REFS):  # each frame under 64 KiB
                 if target is not None:
-                    target.session.send(IHave(tuple(refs[i : i + frames.MAX_ITEMS])))
+                    target.session.send(IHave(tuple(refs[i : i + frames.MAX_REFS])))
         for conn, refs in graft.items():
             target = self._peers.get(conn)
-            if target is not None:
-                target.session.send(Graft(tuple(refs)))
+            for i in range(0, len(refs), frames.MAX_REFS):
+                if target is not None:
+                    target.session.send(Graft(tuple(refs[i : i + frames.MAX_REFS])))
         if now >= self._next_want_sweep:
             self._sweep_wants(now)
             self._next_want_sweep = now + self.config.want_retry_ms
@@ -546,6 +560,10 @@ class Mesh:
             self._pack(peer.session, peer.push, eager=False)
             limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
             self._fill(peer, limit)
+            if not peer.serve and peer.after_serve:
+                for frame in peer.after_serve:
+                    peer.session.send(frame)
+                peer.after_serve.clear()
             data = peer.session.take_output()
             if data:
                 peer.session.note_sent(now)
@@ -596,3 +614,16 @@ class Mesh:
                 peer.serve.appendleft((author, seq, last))
         if batch:
             peer.session.send(Ops(False, tuple(batch)))
+
+
+def _wants(round_: int, ranges: list[tuple[bytes, int, int]], forks: list[bytes],
+           records: list[tuple[bytes, str]]) -> list[Want]:
+    """WANT frames under the frame limit; only the last one carries the round id."""
+    step = 1000  # a range row is at most 47 bytes, a record key about 70
+    out: list[Want] = []
+    for i in range(0, max(len(ranges), len(forks), len(records), 1), step):
+        out.append(Want(0, tuple(ranges[i : i + step]), tuple(forks[i : i + step]),
+                        tuple(records[i : i + step])))
+    last = out[-1]
+    out[-1] = Want(round_, last.ranges, last.forks, last.records)
+    return out

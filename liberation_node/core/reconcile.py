@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .frames import MAX_FRAME_BYTES, SyncHeads
 from .replica import Replica
@@ -72,8 +73,14 @@ def differing(mine: bytes, theirs: bytes) -> list[int]:
             if mine[i * n : (i + 1) * n] != theirs[i * n : (i + 1) * n]]
 
 
-def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int]) -> SyncHeads:
-    """Our heads and records in `buckets`, as many buckets as fit the per-round budget."""
+def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
+          rotate: int = 0) -> SyncHeads:
+    """Our heads and records in `buckets`, as many buckets as fit the per-round budget.
+
+    A first bucket too big for the budget on its own goes in part, marked
+    `partial`; `rotate` (from the round's salt) picks which part, so that
+    successive rounds cover all of it.
+    """
     wanted = set(buckets)
     chosen: list[int] = []
     rows: list[tuple[bytes, int, bytes, tuple[bytes, ...]]] = []
@@ -93,17 +100,39 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int]) -> S
             by_bucket.setdefault(b, ([], []))[1].append(
                 (author[:PREFIX_BYTES], kind, record.id[:PREFIX_BYTES]))
     size = 0
+    partial: tuple[int, ...] = ()
     for b in sorted(wanted):
         feeds_, records_ = by_bucket.get(b, ([], []))
         # Encoded sizes, upper bounds: a head row is at most 1 + 10 + 9 + 10 + 19 bytes.
-        cost = 49 * len(feeds_) + 60 * len(records_) + 4
-        if chosen and size + cost > HEADS_BUDGET_BYTES:
-            break
+        cost = HEAD_ROW_BYTES * len(feeds_) + RECORD_ROW_BYTES * len(records_) + 4
+        if size + cost > HEADS_BUDGET_BYTES:
+            if chosen:
+                break
+            feeds_, records_ = _part(sorted(feeds_), sorted(records_), rotate)
+            partial = (b,)
         chosen.append(b)
         rows.extend(sorted(feeds_))
         recs.extend(sorted(records_))
         size += cost
-    return SyncHeads(round_, bits, tuple(chosen), tuple(rows), tuple(recs))
+    return SyncHeads(round_, bits, tuple(chosen), tuple(rows), tuple(recs), partial)
+
+
+HEAD_ROW_BYTES = 49
+RECORD_ROW_BYTES = 60
+
+
+def _part(feeds_: list[Any], records_: list[Any], rotate: int) -> tuple[list[Any], list[Any]]:
+    """A window of a bucket's rows that fits the budget, starting at `rotate`."""
+    room_feeds = min(len(feeds_), (HEADS_BUDGET_BYTES // 2) // HEAD_ROW_BYTES)
+    room_records = min(len(records_), (HEADS_BUDGET_BYTES // 2) // RECORD_ROW_BYTES)
+
+    def window(items: list[Any], room: int) -> list[Any]:
+        if not items:
+            return []
+        start = rotate % len(items)
+        return (items[start:] + items[:start])[:room]
+
+    return window(feeds_, room_feeds), window(records_, room_records)
 
 
 @dataclass
@@ -125,9 +154,13 @@ def compare(replica: Replica, theirs: SyncHeads) -> Plan:
     the 8-byte prefix it sent (the peer resolves it, see `resolve`).
     """
     plan = Plan()
-    buckets = set(theirs.buckets)
+    buckets = set(theirs.buckets) - set(theirs.partial)  # where their rows are complete
+    partial = set(theirs.partial)
     their_feeds = {a: (s, h, p) for a, s, h, p in theirs.heads}
     mine = {a[:PREFIX_BYTES]: a for a in replica.feeds if bucket_of(a, theirs.bits) in buckets}
+    # In a partial bucket only the feeds they listed can be compared.
+    mine.update({a[:PREFIX_BYTES]: a for a in replica.feeds
+                 if bucket_of(a, theirs.bits) in partial and a[:PREFIX_BYTES] in their_feeds})
     for prefix in sorted(set(mine) | set(their_feeds)):
         author = mine.get(prefix, prefix)
         feed = replica.feeds.get(author)
@@ -150,7 +183,9 @@ def compare(replica: Replica, theirs: SyncHeads) -> Plan:
             plan.want_ranges.append((author, seq_m + 1, seq_t))
     their_records = {(a, k): i for a, k, i in theirs.records}
     held = {(key[0][:PREFIX_BYTES], key[1]): (key, r.id[:PREFIX_BYTES])
-            for key, r in replica.records.items() if bucket_of(key[0], theirs.bits) in buckets}
+            for key, r in replica.records.items() if bucket_of(key[0], theirs.bits) in buckets
+            or (bucket_of(key[0], theirs.bits) in partial
+                and (key[0][:PREFIX_BYTES], key[1]) in their_records)}
     for short in sorted(set(held) | set(their_records)):
         key, rid = held.get(short, (short, None))
         if rid != their_records.get(short):

@@ -66,7 +66,8 @@ TYPES: dict[str, tuple[type, list[tuple[str, Any]]]] = {
     "SYNC_HEADS": (frames.SyncHeads, [
         ("round", "uint"), ("bits", "uint"), ("buckets", {"list": "uint"}),
         ("heads", {"list": {"row": ["bin", "uint", "bin", {"list": "bin"}]}}),
-        ("records", {"list": {"row": ["bin", "str", "bin"]}})]),
+        ("records", {"list": {"row": ["bin", "str", "bin"]}}),
+        ("partial", {"list": "uint"})]),
     "WANT": (frames.Want, [("round", "uint"),
                            ("ranges", {"list": {"row": ["bin", "uint", "uint"]}}),
                            ("forks", {"list": "bin"}),
