@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from . import __version__, datadir
 from .api.client import ControlClient, ControlError
+from .config import DEFAULT_CONTROL_PORT, DEFAULT_PEER_PORT
 from .core.bodies import CHANNELS, MAX_PRIORITY, MIN_PRIORITY
 from .core.replica import Replica
 from .runtime import tune_gc
-from .sim.command import simulate
 from .store import StoreError, bind_network, open_replica
 
 
@@ -56,7 +57,25 @@ _network_option = click.option(
          f"{datadir.DEFAULT_NETWORK}]")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Commands whose modules load only when used: the simulator is heavy to import
+    and `run` should start fast (scripts/bench_daemons.py startup)."""
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "simulate": ("liberation_node.sim.command", "simulate")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=datadir.APP_NAME)
 def main() -> None:
     """A peer-to-peer mesh node: signed operations, CRDT replicas, gossip."""
@@ -87,14 +106,71 @@ def show_id(data_dir: Path | None) -> None:
 @main.command()
 @_data_dir_option
 @_network_option
-@click.option("--no-mdns", is_flag=True, help="Do not use mDNS on the LAN (used by the daemon).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(data_dir: Path | None, network: str | None, no_mdns: bool, as_json: bool) -> None:
-    """Open the node (creating it on first use) and print what its replica holds.
+@click.option("--name", default="", help="A display name, published in node.info.")
+@click.option("--peer-host", default="0.0.0.0", show_default=True,
+              help="Address of the peer port (signaling, reachable from the network).")
+@click.option("--peer-port", type=click.IntRange(0, 65535), default=DEFAULT_PEER_PORT,
+              show_default=True, help="Peer port; 0 picks a free one.")
+@click.option("--control-port", type=click.IntRange(0, 65535), default=DEFAULT_CONTROL_PORT,
+              show_default=True, help="Control port on 127.0.0.1 (API, status); 0 picks one.")
+@click.option("--bootstrap", multiple=True, metavar="URL[#ID]|FILE.toml",
+              help="A peer's signaling URL (optionally #its node id) or a bootstrap list; "
+                   "repeatable.")
+@click.option("--ice-server", multiple=True, metavar="URL",
+              help="STUN/TURN server (stun:host:port, turn:user:pass@host:port); default none.")
+@click.option("--ice-address", multiple=True, metavar="IP",
+              help="Local address ICE may use; repeatable [default: all but loopback].")
+@click.option("--public-url", multiple=True, metavar="URL",
+              help="Signaling URL to advertise instead of the bound address; repeatable.")
+@click.option("--no-advertise", is_flag=True,
+              help="Advertise no URL (behind NAT): peers reach this node by relay only.")
+@click.option("--no-mdns", is_flag=True,
+              help="Do not use mDNS on the LAN (accepted now; LAN discovery comes later).")
+@click.option("--low", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Dial more peers below this many.")
+@click.option("--high", type=click.IntRange(1, 128), default=8, show_default=True,
+              help="Drop the worst peers above this many.")
+@click.option("--log-json", is_flag=True, help="Structured JSON logs on stderr.")
+def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, peer_port: int,
+        control_port: int, bootstrap: tuple[str, ...], ice_server: tuple[str, ...],
+        ice_address: tuple[str, ...], public_url: tuple[str, ...], no_advertise: bool,
+        no_mdns: bool, low: int, high: int, log_json: bool) -> None:
+    """Run the node: join the mesh, sync, serve the control API. Ctrl-C stops it
+    cleanly (a second Ctrl-C forces). Creates the identity on first use."""
+    from . import daemon
+    from .bootstrap import BootstrapError, resolve
+    from .config import NodeConfig
+    from .core.peering import PeeringConfig
+    from .transport import TransportConfig
 
-    A later version keeps running as the daemon; `--no-mdns` is accepted now
-    so that command lines stay the same.
-    """
+    with _one_line_errors():
+        node_dir, created = datadir.init(datadir.resolve_path(data_dir), network)
+    if created:
+        click.echo(f"created {node_dir.path}; node id {node_dir.identity.text}", err=True)
+    try:
+        transport = TransportConfig(ice_servers=ice_server, ice_addresses=ice_address)
+        resolve(bootstrap, node_dir.config.network)  # refuse bad lists before starting
+        if low > high:
+            raise ValueError(f"--low {low} is above --high {high}")
+    except (ValueError, BootstrapError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    config = NodeConfig(
+        data_dir=node_dir.path, network=node_dir.config.network, name=name,
+        peer_host=peer_host, peer_port=peer_port, control_port=control_port,
+        public_urls=public_url, advertise=not no_advertise, bootstrap=bootstrap,
+        transport=transport, peering=PeeringConfig(low=low, high=high), log_json=log_json)
+    try:
+        daemon.run(config)
+    except OSError as exc:  # a port in use, most likely
+        raise click.ClickException(f"cannot start: {exc}") from None
+
+
+@main.command()
+@_data_dir_option
+@_network_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def summary(data_dir: Path | None, network: str | None, as_json: bool) -> None:
+    """Print what the replica on disk holds (no node needs to run; creates it if new)."""
     tune_gc()
     with _one_line_errors():
         node_dir, _ = datadir.init(datadir.resolve_path(data_dir), network)
@@ -267,4 +343,3 @@ def retract(data_dir: Path | None, op_id: str) -> None:
         click.echo(_client(data_dir).retract(op_id))
 
 
-main.add_command(simulate)

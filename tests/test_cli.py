@@ -46,14 +46,14 @@ def test_init_prints_the_id_and_keeps_it(tmp_path: Path) -> None:
     assert (tmp_path / "node" / "replica.sqlite3").exists()
 
 
-async def test_run_summarises_the_replica(tmp_path: Path) -> None:
+async def test_summary_of_the_replica(tmp_path: Path) -> None:
     node_dir, _ = datadir.init(tmp_path / "node", "cli-test")
     replica = Replica("cli-test")
     ops = [replica.append(node_dir.identity, Register("me"), NOW).applied[0],
            replica.append(node_dir.identity, Claim(iso_week(NOW)), NOW + 1).applied[0]]
     async with node_dir.open_store() as store:
         await store.write(ops)
-    result = cli(tmp_path, "run", "--no-mdns", "--json")
+    result = cli(tmp_path, "summary", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary == {
@@ -64,15 +64,15 @@ async def test_run_summarises_the_replica(tmp_path: Path) -> None:
     }
     assert replica.ledger.pool_available == \
         POOL_TOTAL_CENTS - REGISTER_GRANT_CENTS - WEEKLY_FLOW_CENTS  # printed below in dollars
-    text = cli(tmp_path, "run")
+    text = cli(tmp_path, "summary")
     assert text.returncode == 0, text.stderr
     assert f"node id    {node_dir.identity.text}\n" in text.stdout
     assert "pool       $18,999,999,791,200.00 available\n" in text.stdout
     assert "humans     1 registered\n" in text.stdout
 
 
-async def test_run_creates_the_node_on_first_use(tmp_path: Path) -> None:
-    result = cli(tmp_path, "run", "--network", "fresh", "--json")
+async def test_summary_creates_the_node_on_first_use(tmp_path: Path) -> None:
+    result = cli(tmp_path, "summary", "--network", "fresh", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["network"], summary["ops"]) == ("fresh", 0)

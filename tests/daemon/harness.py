@@ -1,0 +1,142 @@
+"""Real daemons in separate processes on 127.0.0.1, for end-to-end tests and benchmarks.
+
+Each `Daemon` is `python -m liberation_node run` with its own data directory,
+ephemeral ports and ICE restricted to 127.0.0.1 (no STUN, no mDNS). Readiness
+is the daemon's own "up" log line, not a sleep; stop() sends SIGTERM and waits,
+kill() sends SIGKILL (always by PID).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+NETWORK = "e2e"
+
+
+class Daemon:
+    def __init__(self, data_dir: Path, *, name: str, bootstrap: list[str] | None = None,
+                 extra: list[str] | None = None, network: str = NETWORK) -> None:
+        self.data_dir = data_dir
+        self.name = name
+        self.bootstrap = bootstrap or []
+        self.extra = extra or []
+        self.network = network
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self.run: dict[str, Any] = {}
+
+    def start(self, timeout: float = 20.0) -> Daemon:
+        args = [sys.executable, "-m", "liberation_node", "run", "--data-dir", str(self.data_dir),
+                "--network", self.network, "--name", self.name, "--peer-host", "127.0.0.1",
+                "--peer-port", "0", "--control-port", "0", "--ice-address", "127.0.0.1",
+                "--no-mdns", *self.extra]
+        for url in self.bootstrap:
+            args += ["--bootstrap", url]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self._reader.start()
+        self.wait_for_line(lambda line: " up on network " in line, timeout)
+        self.run = json.loads((self.data_dir / "run.json").read_text())
+        return self
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        with proc.stderr:  # closed at EOF, i.e. when the process is gone
+            for line in proc.stderr:
+                self.lines.put(line.rstrip("\n"))
+
+    def _reaped(self) -> int:
+        assert self.proc is not None
+        code = self.proc.wait()
+        self._reader.join(10)
+        return code
+
+    def wait_for_line(self, match: Callable[[str], bool], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: no matching log line in {timeout}s; "
+                                   f"log so far:\n" + "\n".join(self.log[-40:]))
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n"
+                                       + "\n".join(self.log[-40:])) from None
+                continue
+            self.log.append(line)
+            if match(line):
+                return line
+
+    def read_log(self) -> list[str]:
+        """Every line logged so far (including those no wait has looked at yet)."""
+        while not self.lines.empty():
+            self.log.append(self.lines.get_nowait())
+        return self.log
+
+    @property
+    def peer_url(self) -> str:
+        return str(self.run["peer_url"])
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "control.token").read_text().strip()
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.run["control_url"] + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.api("GET", "/api/v1/status"))
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        return self._reaped()
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self._reaped()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.1) -> None:
+    """Poll a cross-process condition (a status endpoint) until it holds or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def converged(daemons: list[Daemon], ops: int | None = None) -> bool:
+    statuses = [d.status() for d in daemons]
+    digests = {s["digest"] for s in statuses}
+    return len(digests) == 1 and (ops is None or statuses[0]["ops"] == ops)
