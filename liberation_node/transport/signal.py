@@ -12,11 +12,15 @@ DNS.
 
 Binding value. Each end's DTLS certificate fingerprint is in its SDP
 (a=fingerprint lines). aiortc checks the certificate the peer presents in the
-DTLS handshake against the fingerprints of the remote SDP and fails the
-connection on a mismatch (aiortc/rtcdtlstransport.py,
-`RTCDtlsTransport._validate_peer_identity`, called from `start()` right after
-the handshake, with the `media.dtls` parameters that
-`RTCPeerConnection.setRemoteDescription` stored from the remote SDP). So once
+DTLS handshake against the fingerprints of the remote SDP (line numbers of
+aiortc 1.16.0): `RTCPeerConnection.setRemoteDescription` keeps the remote
+SDP's `media.dtls` (rtcpeerconnection.py:982) and `__connect` starts DTLS with
+it (:1103); the SSL context demands a peer certificate
+(rtcdtlstransport.py:199, VERIFY_FAIL_IF_NO_PEER_CERT); `start()` calls
+`_validate_peer_identity` right after the handshake (:536), which requires
+every fingerprint of a supported algorithm to match the peer's certificate and
+otherwise fails the transport (:433-450); SCTP, hence the data channel, only
+starts on a "connected" DTLS transport (rtcpeerconnection.py:1104). So once
 the channel is open, the SHA-256 fingerprints of the local and remote SDP are
 the two certificates actually at the ends of this DTLS session. Sorted and
 joined, both ends compute the same bytes. Whoever carries the signaling can
