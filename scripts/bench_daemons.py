@@ -8,9 +8,9 @@
   memory         RSS idle, and of one node with 30 peers (targets <= 80 / 100 MiB)
   dead-peer      SIGKILL a node: time until its neighbour logs it down (target <= 5 s)
 
-Latency is measured from each op's own timestamp (taken by the posting node when
-it signs the op) to the moment the receiving node reports it on its event
-WebSocket: one machine, one clock.
+Latency is measured from the moment the posting node's API returned the new op
+id (the op is signed, stored locally and handed to gossip by then) to the moment
+each receiving node reports it on its event WebSocket: one machine, one clock.
 
     .venv/test/bin/python scripts/bench_daemons.py all
 """
@@ -56,28 +56,14 @@ def start_mesh(root: Path, n: int, degree: int, seed: int, extra: list[str] | No
     return daemons
 
 
-async def _collect(daemon: Daemon, wanted: set[str], arrivals: dict[str, float],
-                   ready: asyncio.Event) -> None:
-    url = daemon.run["control_url"].replace("http", "ws") + "/api/v1/events"
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            url, headers={"Authorization": f"Bearer {daemon.token}"}) as ws:
-        ready.set()
-        async for msg in ws:
-            event = json.loads(msg.data)
-            if event.get("type") == "truth.spread" and event["op"] in wanted:
-                arrivals.setdefault(event["op"], time.time())
-                if len(arrivals) == len(wanted):
-                    return
-
-
 async def dissemination(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     daemons = start_mesh(root, args.nodes, args.degree, args.seed)
     try:
         wait_until(lambda: all(len(d.status()["peers"]) >= 1 for d in daemons), 60,
                    "every node connected")
         source, others = daemons[0], daemons[1:]
-        # Post first (the ids are needed to watch for them), timing each op from its
-        # own timestamp; receivers report arrivals on their event streams.
+        # Receivers report arrivals on their event streams; each op is timed from
+        # the moment the posting API returned its id.
         ids: list[str] = []
         stamps: dict[str, float] = {}
         arrivals: dict[Daemon, dict[str, float]] = {d: {} for d in others}
