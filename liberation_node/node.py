@@ -440,6 +440,7 @@ class Node:
                           if a.registered_at is not None),
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
+            "transport": "ready" if self._transport is not None else "loading",
         }
 
     def views(self) -> Views:

@@ -150,6 +150,8 @@ def startup(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def memory(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     hub = Daemon(root / "hub", name="hub", extra=["--low", "1", "--high", "40"]).start()
+    # Idle means running with its WebRTC stack loaded (it loads just after start).
+    wait_until(lambda: hub.status()["transport"] == "ready", 30, "the transport to load")
     idle = rss_mib(hub.proc.pid)  # type: ignore[union-attr]
     leaves = []
     try:
