@@ -111,3 +111,18 @@ async def test_hello_with_another_connections_binding_is_refused(
     finally:
         await transport.close()
     node.wait_for_line(lambda line: "bad_binding" in line, 10)
+
+
+def test_sigterm_drains_and_says_goodbye(tmp_path: Path, daemons: list[Daemon]) -> None:
+    a = start(daemons, tmp_path, "a")
+    b = start(daemons, tmp_path, "b", bootstrap=[a.peer_url])
+    wait_until(lambda: len(a.status()["peers"]) == 1, 30, "a and b connected")
+    b.api("POST", "/api/v1/messages", {"text": "last words"})
+    assert b.stop() == 0
+    assert not (b.data_dir / "run.json").exists()
+    # a hears a CLOSE with the reason at once, not a heartbeat timeout later.
+    line = a.wait_for_line(lambda line: "peer down" in line, 10)
+    assert "peer shutdown" in line
+    restarted = Daemon(b.data_dir, name="b")
+    daemons.append(restarted)
+    assert restarted.start().status()["ops"] == 1  # what it wrote was flushed
