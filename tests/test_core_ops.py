@@ -200,3 +200,19 @@ def test_mutated_ops_never_raise_and_are_never_accepted(
         # Any change to signed bytes breaks the signature; canonical decoding
         # forbids re-encodings, so nothing but the original can be accepted.
         assert got.outcome is Outcome.REJECTED, mutated.hex()
+
+
+def test_a_held_record_arriving_again_is_not_verified_again(monkeypatch: object) -> None:
+    import liberation_node.core.records as records_module
+    from liberation_node.core.records import NodeLinks, create_record
+
+    record = create_record(ALICE, network=NETWORK, version=T0, ttl_ms=60_000,
+                           body=NodeLinks(((BOB.public_key, 3),)))
+    replica = Replica(NETWORK)
+    assert replica.ingest_record(record.wire, T0).outcome is Outcome.APPLIED
+    calls = []
+    real = records_module.verify
+    monkeypatch.setattr(records_module, "verify",  # type: ignore[attr-defined]
+                        lambda *a: calls.append(a) or real(*a))
+    assert replica.ingest_record(record.wire, T0).outcome is Outcome.DUPLICATE
+    assert calls == []

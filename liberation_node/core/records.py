@@ -162,5 +162,9 @@ def decode_record(wire: bytes, network: str, now: int | None) -> Record:
     if now is not None and version > now + MAX_CLOCK_SKEW_MS:
         raise Rejection(Reason.FROM_THE_FUTURE, f"version {version - now} ms ahead of our clock")
     wire = bytes(wire)
-    rid = hashlib.blake2b(wire, digest_size=32).digest()
-    return Record(net, author, kind, version, expires, body, sig, wire, rid)
+    return Record(net, author, kind, version, expires, body, sig, wire, record_id(wire))
+
+
+def record_id(wire: bytes) -> bytes:
+    """A record's id: BLAKE2b-256 of its wire bytes (protocols/ops.md §8.1)."""
+    return hashlib.blake2b(wire, digest_size=32).digest()
