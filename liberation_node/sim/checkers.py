@@ -10,7 +10,8 @@ the op, in one line. The simulator never stops on a violation; it collects them.
   store holds exactly what the replica holds, and a restart rebuilds the same
   op set.
 - Honesty: no honest author ever has two ops at one seq, no op is voided unless
-  its author equivocated, and no honest peer is ever blamed for bad input.
+  its author equivocated, and no honest peer is ever blamed for bad input or
+  has its session closed as broken (on a network that does not garble order).
 - Convergence (liveness): once faults have healed and a quiet period passed,
   every replica has the same digest.
 - Agreement: replicas with the same digest have the same derived state (ledger),
@@ -22,10 +23,15 @@ from __future__ import annotations
 import hashlib
 
 from ..core import codec
-from ..core.events import Changed, Misbehaved
+from ..core.events import Changed, Misbehaved, PeerDown
 from ..core.identity import short_id
 from ..core.ops import Op
 from ..core.replica import Replica
+from ..core.session import CloseReason
+
+# Close reasons that say the peer broke the protocol (sync.md §4.3).
+_BLAMING = {CloseReason.PROTOCOL_ERROR, CloseReason.BAD_BINDING, CloseReason.RATE_LIMITED,
+            CloseReason.MISBEHAVING, CloseReason.WRONG_NETWORK, CloseReason.UNSUPPORTED_VERSION}
 
 
 class Violations:
@@ -121,6 +127,20 @@ class Checker:
         if event.peer is not None and event.peer in self.registry.honest:
             self.violations.add(at, f"node {node} blamed honest node "
                                 f"{self.registry.honest[event.peer]}: {event.reason}")
+
+    def closed(self, at: int, node: int, event: PeerDown, *, network_garbles: bool) -> None:
+        """An honest session closed for a reason that blames the peer (sync.md §4.3).
+
+        Duplicated or reordered frames can legitimately break a session (a second
+        HELLO, a frame before HELLO), so this only counts on a network that does not
+        do that to frames; loss alone never makes an honest peer look broken.
+        """
+        if network_garbles or event.by_peer or event.peer not in self.registry.honest:
+            return
+        if event.reason in _BLAMING:
+            self.violations.add(at, f"node {node} closed its session with honest node "
+                                f"{self.registry.honest[event.peer]}: {event.reason} "
+                                f"({event.detail})")
 
     def crashing(self, at: int, node: int, replica: Replica, stored: list[bytes]) -> None:
         """Just before a crash: the store must hold exactly the replica's ops."""

@@ -88,6 +88,9 @@ class SimConfig:
     duration_ms: int = 20_000
     liveness_ms: int = 60_000
     boot_ms: int = 1_000
+    # None: writes at random times in the safety phase. A number: one write every
+    # so many ms from the end of boot (one broadcast at a time, for dissemination).
+    write_interval_ms: int | None = None
     network: NetworkOptions = field(default_factory=NetworkOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     check_interval_ms: int = 100  # how often convergence is sampled
@@ -112,6 +115,10 @@ class SimConfig:
             raise ValueError(f"degree {self.degree}: want 1 <= degree < nodes ({self.nodes})")
         if self.ops < 0 or self.duration_ms <= self.boot_ms or self.liveness_ms <= 0:
             raise ValueError("want ops >= 0, duration-ms > boot-ms and liveness-ms > 0")
+        if self.write_interval_ms is not None and (
+                self.write_interval_ms <= 0
+                or self.boot_ms + (self.ops - 1) * self.write_interval_ms >= self.duration_ms):
+            raise ValueError("evenly spaced writes must all fall within duration-ms")
         if (f.partition_at_ms is None) != (f.heal_at_ms is None):
             raise ValueError("--partition-at and --heal-at go together")
         if f.partition_at_ms is not None and f.heal_at_ms is not None \

@@ -41,7 +41,6 @@ from .report import SimResult, command_line
 from .sigcache import memoized_verify
 from .workload import choose_body
 
-_BULK = b"\x93\x04\xc2"  # an OPS frame with eager=False: sync ranges or grafts
 DRAIN_MS = 5  # how soon a transport with bulk data queued asks the mesh for more
 Progress = Callable[[int, int], None]  # (virtual ms done, virtual ms at most)
 
@@ -120,8 +119,11 @@ class World:
         push, at = self.queue.push, self.clock.at
         for node in self.nodes:
             push(at(0), functools.partial(self._boot, node))
-        times = sorted(self._work_rng.randint(cfg.boot_ms, cfg.duration_ms - 1)
-                       for _ in range(cfg.ops))
+        if cfg.write_interval_ms is not None:
+            times = [cfg.boot_ms + i * cfg.write_interval_ms for i in range(cfg.ops)]
+        else:
+            times = sorted(self._work_rng.randint(cfg.boot_ms, cfg.duration_ms - 1)
+                           for _ in range(cfg.ops))
         for t in times:
             push(at(t), self._write)
         sample_from = max([cfg.boot_ms, *times[-1:]])
@@ -162,14 +164,13 @@ class World:
         if mesh is None:
             return
         now = self.clock.now
-        bulk = False
         for conn, data in mesh.datagrams_to_send(now):
             self.network.send(conn, data)
-            bulk = bulk or data[:3] == _BULK
         while (event := mesh.next_event()) is not None:
             self._on_event(node, event)
         self._arm(node)
-        if bulk and node.index not in self._polls:
+        if node.index not in self._polls and any(
+                mesh.backlog(conn) for conn in self.network.conns_of(node.index)):
             # The mesh hands out sync ranges a budget at a time; a real transport
             # asks again when its buffer drains, and so do we.
             self._polls[node.index] = now + DRAIN_MS
@@ -220,6 +221,9 @@ class World:
         elif isinstance(event, PeerDown):
             self.network.close(event.conn)
             self.connmgr.down(event.conn)
+            net = self.config.network
+            self.checker.closed(at, node.index, event, network_garbles=bool(
+                net.duplicate or net.reorder or not net.fifo))
             key = f"{event.reason}{' (by peer)' if event.by_peer else ''}"
             self.metrics.closes[key] = self.metrics.closes.get(key, 0) + 1
         elif isinstance(event, Misbehaved):

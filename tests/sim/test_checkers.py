@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from liberation_node.core.bodies import Claim, Post
 from liberation_node.core.errors import Rejection
-from liberation_node.core.events import Changed, Misbehaved
+from liberation_node.core.events import Changed, Misbehaved, PeerDown
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import Op, create_op, decode_op
 from liberation_node.core.records import Record
@@ -92,6 +92,23 @@ def test_blaming_an_honest_peer_is_reported() -> None:
     assert len(violations) == 0
     checker.blamed(2, 2, Misbehaved(9, ALICE.public_key, "bad_signature", ""))
     assert violations.lines() == ["at 2 ms: node 2 blamed honest node 4: bad_signature"]
+
+
+def test_closing_an_honest_session_as_broken_is_reported_unless_the_network_garbles() -> None:
+    checker, violations = fresh()
+    checker.wrote(0, 4, post(ALICE, 1, None, "a"), byzantine=False)
+    broken = PeerDown(9, ALICE.public_key, "protocol_error", "odd frame", False)
+    checker.closed(1, 2, broken, network_garbles=True)  # a duplicated HELLO can do that
+    checker.closed(2, 2, PeerDown(9, ALICE.public_key, "protocol_error", "", True),
+                   network_garbles=False)  # the peer closed: its own view
+    checker.closed(3, 2, PeerDown(9, ALICE.public_key, "timeout", "", False),
+                   network_garbles=False)  # says nothing bad about the peer
+    checker.closed(4, 2, PeerDown(9, BOB.public_key, "protocol_error", "", False),
+                   network_garbles=False)  # not an honest peer
+    assert len(violations) == 0
+    checker.closed(5, 2, broken, network_garbles=False)
+    assert violations.lines() == ["at 5 ms: node 2 closed its session with honest node 4: "
+                                  "protocol_error (odd frame)"]
 
 
 def test_store_and_replica_must_agree_at_a_crash_and_restart_must_rebuild_the_same() -> None:

@@ -7,7 +7,7 @@ from liberation_node.core.bodies import Post
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import create_op
 from liberation_node.core.replica import Replica
-from liberation_node.sim import World, simulate
+from liberation_node.sim import NetworkOptions, World, simulate
 from liberation_node.sim.checkers import Registry
 from liberation_node.sim.metrics import Metrics
 
@@ -59,3 +59,16 @@ def test_report_fields() -> None:
     assert data["bytes_per_node"] == world.network.counts["bytes"] // 8
     assert result.summary()[0].startswith("seed 3: 8 nodes, 40 ops written")
     assert result.command.startswith("liberation-node simulate --nodes 8 --seed 3 ")
+
+
+def test_evenly_spaced_writes_build_a_spanning_tree() -> None:
+    """One broadcast at a time over stable links: after the first op has pruned the
+    redundant links, Plumtree pushes each op along a tree (DESIGN §3)."""
+    world = World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
+                        network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
+    result = world.run()
+    assert result.violations == [] and result.delivery_ratio == 1.0
+    ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)
+    copies = [world.metrics.copies.get(op.id, 0) for op in ops]
+    assert copies[0] > 11  # the first floods
+    assert copies[-4:] == [11, 11, 11, 11]  # later ones cross each node once
