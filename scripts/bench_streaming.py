@@ -4,7 +4,8 @@
 Node A starts with --ops signed ops already in its store; node B, empty, dials A
 and catches up by anti-entropy (bucketed heads, then ranges of ops in ~16 KiB
 frames with flow control). We time from B's "up" log line to B holding every op
-(polling its status every 20 ms: that much resolution), then report op bytes per second beside the raw aiortc throughput for 16 KiB messages
+(polling its status every 20 ms: that much resolution), then report op bytes per
+second beside the raw aiortc throughput for 16 KiB messages
 measured in this same run (scripts/bench_datachannel.py's RawPair). Target:
 streaming >= 50% of raw.
 
