@@ -4,7 +4,7 @@ Expected values come only from the JSON. What the spec defines outright (the
 HELLO signed bytes, the bucket split and the bucket hash) is recomputed here
 with hashlib and the spec's constants; the rest is asked of the implementation:
 frames.encode/decode, the session's HELLO checks, and reconcile's bucket hashes,
-heads and comparison.
+heads and comparison, including SYNC_HEADS that cover buckets in part.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from liberation_node.core import frames, reconcile
+from liberation_node.core.bodies import Register
 from liberation_node.core.errors import Rejection
 from liberation_node.core.identity import Identity, verify
+from liberation_node.core.ops import create_op
 from liberation_node.core.replica import Replica
 from liberation_node.core.session import Session, SessionClosed, SessionConfig, State
 
@@ -87,6 +89,13 @@ def test_frame_types_and_constants() -> None:
     assert constants["bucket_hash_bytes"] == reconcile.BUCKET_HASH_BYTES
     assert constants["prefix_bytes"] == reconcile.PREFIX_BYTES
     assert constants["max_bits"] == reconcile.MAX_BITS
+    assert constants["max_refs"] == frames.MAX_REFS
+    # §5.4: MAX_REFS refs of the largest size (78 bytes) fit one frame with room to spare.
+    assert constants["max_refs"] * 78 + 16 <= constants["max_frame_bytes"]
+    assert constants["heads_budget_bytes"] == reconcile.HEADS_BUDGET_BYTES \
+        == constants["max_frame_bytes"] - 4096
+    assert constants["head_row_bytes"] == reconcile.HEAD_ROW_BYTES
+    assert constants["record_row_bytes"] == reconcile.RECORD_ROW_BYTES
 
 
 @named([c for c in DATA["cases"] if c["valid"]])
@@ -265,3 +274,78 @@ def test_both_sides_agree_after_the_exchange() -> None:
         for wire in ROUND[source]["records"]:
             target.ingest_record(bytes.fromhex(wire), ROUND["now"])
     assert a.digest() == b.digest() and a.digest().hex() == ROUND["digest_after"]
+
+
+# -- §6.3-§6.4 buckets covered in part ----------------------------------------------------------
+
+PARTIAL = DATA["partial"]
+WINDOW = DATA["window"]
+
+
+def test_sync_heads_has_a_partial_field() -> None:
+    """§3.11: the sixth field lists covered buckets; a valid case has a non-empty one."""
+    assert [name for name, _ in DATA["types"]["SYNC_HEADS"]["fields"]][-1] == "partial"
+    cases = [c for c in DATA["cases"] if c["valid"] and c["type"] == "SYNC_HEADS"
+             and c["fields"]["partial"]]
+    assert cases
+    for case in cases:
+        frame = check_frame(case)
+        assert isinstance(frame, frames.SyncHeads)
+        assert set(frame.partial) <= set(frame.buckets)
+
+
+def test_partial_buckets_compare_only_the_listed_rows() -> None:
+    """§6.4: in a partial bucket R compares only the feeds and record keys I listed."""
+    b = replica("b")
+    heads = check_frame(PARTIAL["heads"])
+    assert isinstance(heads, frames.SyncHeads) and heads.partial
+    bits = PARTIAL["bits"]
+    assert heads.bits == bits
+    plan = reconcile.compare(b, heads)
+    check_plan(plan, PARTIAL["plan_b"])
+    listed = {row[0] for row in heads.heads}
+    listed_records = {(row[0], row[1]) for row in heads.records}
+    named = [x[0] for x in plan.send_ranges + plan.want_ranges] + plan.send_proofs \
+        + plan.want_forks
+    for author in named:
+        if bucket(author[:8] + bytes(24), bits) in heads.partial:
+            assert author[:8] in listed
+    for author, kind in plan.send_records + plan.want_records:
+        if bucket(author[:8] + bytes(24), bits) in heads.partial:
+            assert (author[:8], kind) in listed_records
+    # B holds feeds in the partial buckets that A did not list: they are left alone.
+    assert any(bucket(x, bits) in heads.partial and x[:8] not in listed for x in b.feeds)
+
+
+def window_replica() -> Replica:
+    """The replica the 'window' description spells out."""
+    rep = Replica(NETWORK)
+    for i in range(1, WINDOW["authors"] + 1):
+        who = Identity.from_seed(i.to_bytes(2, "big") * 16)
+        op = create_op(who, network=NETWORK, seq=1, prev=None,
+                       timestamp=WINDOW["register_timestamp_base"] + i, body=Register(f"n{i}"))
+        assert rep.ingest(op.wire).outcome == "applied"
+    return rep
+
+
+def test_a_bucket_too_big_goes_in_part() -> None:
+    """§6.3: the rows sorted, a cyclic window of room_feeds rows from rotate mod n."""
+    prefixes = [bytes.fromhex(p) for p in WINDOW["prefixes"]]
+    assert prefixes == sorted(prefixes) and len(prefixes) == WINDOW["authors"]
+    salt = bytes.fromhex(WINDOW["salt"])
+    rotate = int.from_bytes(salt[:4], "big")
+    assert rotate == WINDOW["rotate"] and rotate % len(prefixes) == WINDOW["start"]
+    room = (DATA["constants"]["heads_budget_bytes"] // 2) // DATA["constants"]["head_row_bytes"]
+    assert room == WINDOW["room_feeds"] < len(prefixes)
+    window = {prefixes[(WINDOW["start"] + k) % len(prefixes)] for k in range(room)}
+    data = bytes.fromhex(WINDOW["frame"]["hex"])
+    assert len(data) == WINDOW["frame"]["size"] <= frames.MAX_FRAME_BYTES
+    heads = frames.decode(data)
+    assert isinstance(heads, frames.SyncHeads)
+    assert heads.buckets == (0,) and heads.partial == (0,) and heads.records == ()
+    rows = [row[0] for row in heads.heads]
+    assert rows == sorted(rows) and set(rows) == window
+    # The implementation picks exactly these rows from the replica described.
+    rep = window_replica()
+    assert sorted(a[:8] for a in rep.feeds) == prefixes
+    assert reconcile.heads(rep, heads.round, heads.bits, [0], rotate=rotate) == heads

@@ -6,6 +6,15 @@ here, so the file cannot state a verdict the implementation does not give. The
 anti-entropy part builds two small replicas from fixed seeds, runs the bucket
 hash and head comparison of reconcile.py on them with a fixed salt, and records
 every frame of the round.
+
+SYNC_HEADS has six fields; the last, `partial`, lists the covered buckets whose
+rows did not all fit one frame (sync.md §6.3). For those the receiver compares
+only the feeds and record keys the sender listed (sync.md §6.4): `partial`
+shows that with the round's replicas, and `window` shows which rows the sender
+puts in when one bucket is too big (1,300 feeds in one bucket): the rows
+sorted, a cyclic window of at most 626 feed rows (512 record rows) starting at
+`rotate mod n`, `rotate` being the round salt's first 4 bytes as a big-endian
+integer.
 """
 
 from __future__ import annotations
@@ -168,6 +177,12 @@ def _valid_cases() -> list[dict[str, Any]]:
                    (a[:8], 0, bytes(8), (_digest(2)[:8], _digest(3)[:8])),
                    (b[:8], 7, _digest(4)[:8], ())),
                    ((a[:8], "node.info", _digest(5)[:8]),))),
+        _valid("sync_heads_partial", "SYNC_HEADS covering buckets 5 and 9 of 16, bucket 9 "
+               "only in part: 'partial' lists it (§6.3)",
+               frames.SyncHeads(3, 4, (5, 9), (
+                   (_digest(6)[:8], 12, _digest(7)[:8], ()),
+                   (_digest(8)[:8], 1, _digest(9)[:8], ())),
+                   ((_digest(6)[:8], "node.links", _digest(10)[:8]),), (9,))),
         _valid("want_round", "WANT closing round 1: full ids and an 8-byte prefix",
                frames.Want(1, ((a, 3, 5), (b[:8], 1, 2)), (a,), ((b[:8], "node.links"),))),
         _valid("want_standalone", "WANT round 0: a request on its own (causal past, §7.1)",
@@ -245,13 +260,19 @@ def _invalid_cases() -> list[dict[str, Any]]:
         ("sync_buckets_bits_17", "SYNC_BUCKETS bits above 16", enc([11, 1, 17, bytes(4)]),
          "malformed"),
         ("sync_heads_author_32", "SYNC_HEADS rows carry 8-byte author prefixes, not full ids",
-         enc([12, 1, 0, [0], [[a, 1, bytes(8), []]], []]), "malformed"),
+         enc([12, 1, 0, [0], [[a, 1, bytes(8), []]], [], []]), "malformed"),
         ("sync_heads_3_proofs", "SYNC_HEADS row with three proof prefixes",
-         enc([12, 1, 0, [0], [[a[:8], 1, bytes(8), [bytes(8)] * 3]], []]), "malformed"),
+         enc([12, 1, 0, [0], [[a[:8], 1, bytes(8), [bytes(8)] * 3]], [], []]), "malformed"),
         ("sync_heads_bucket_65537", "SYNC_HEADS bucket index above 2^16",
-         enc([12, 1, 0, [65537], [], []]), "malformed"),
+         enc([12, 1, 0, [65537], [], [], []]), "malformed"),
         ("sync_heads_4097_buckets", "a list of MAX_ITEMS + 1 (4097) entries",
-         enc([12, 1, 12, list(range(4097)), [], []]), "malformed"),
+         enc([12, 1, 12, list(range(4097)), [], [], []]), "malformed"),
+        ("sync_heads_partial_65537", "SYNC_HEADS partial bucket index above 2^16",
+         enc([12, 1, 0, [0], [], [], [65537]]), "malformed"),
+        ("sync_heads_partial_not_list", "SYNC_HEADS partial as one integer, not a list",
+         enc([12, 1, 0, [0], [], [], 0]), "malformed"),
+        ("sync_heads_5_fields", "SYNC_HEADS without its sixth field, partial (an earlier "
+         "draft of version 1)", enc([12, 1, 0, [0], [], []]), "malformed"),
         ("want_author_16", "WANT names an author by 16 bytes (only 8 or 32 are allowed)",
          enc([13, 0, [[a[:16], 1, 1]], [], []]), "malformed"),
         ("want_record_kind_33", "WANT record kind of 33 characters",
@@ -451,6 +472,97 @@ def _round() -> dict[str, Any]:
     return content
 
 
+def _partial() -> dict[str, Any]:
+    """The round's replicas again, with A's SYNC_HEADS covering buckets 1 and 2 in part."""
+    ops_a, ops_b, recs_a, recs_b = _round_material()
+    a, b = _replica(ops_a, recs_a), _replica(ops_b, recs_b)
+    bits = reconcile.choose_bits(max(len(a.feeds), len(b.feeds)))
+    differing = reconcile.differing(reconcile.bucket_hashes(a, bits, SALT),
+                                    reconcile.bucket_hashes(b, bits, SALT))
+    full = reconcile.heads(a, 2, bits, differing)
+    first, second = differing[0], differing[1]
+    held_by_b = {x[:8] for x in b.feeds}
+
+    def bucket(prefix: bytes) -> int:
+        return reconcile.bucket_of(prefix + bytes(24), bits)
+
+    # In the first bucket A lists only the feeds B also holds; in the second, its feeds
+    # without fork proofs and only its node.info record.
+    rows = tuple(r for r in full.heads
+                 if not (bucket(r[0]) == first and r[0] not in held_by_b)
+                 and not (bucket(r[0]) == second and r[3]))
+    records = tuple(r for r in full.records if bucket(r[0]) != second or r[1] == "node.info")
+    heads = frames.SyncHeads(2, bits, full.buckets, rows, records, (first, second))
+    plan = reconcile.compare(b, heads)
+    omitted_feeds = {r[0] for r in full.heads} - {r[0] for r in rows}
+    b_unlisted = {x[:8] for x in b.feeds if bucket(x[:8]) in (first, second)} - {
+        r[0] for r in rows}
+    named = {x[0][:8] for x in plan.send_ranges + plan.want_ranges} | {
+        x[:8] for x in plan.send_proofs + plan.want_forks}
+    assert omitted_feeds and b_unlisted and not named & (omitted_feeds | b_unlisted)
+    assert not any(bucket(k[0][:8]) == second and k[1] == "node.links"
+                   for k in plan.send_records + plan.want_records)
+    return {
+        "description": f"Replicas A and B of 'round', a later round (salt {h(SALT)}): A's "
+                       f"SYNC_HEADS covers buckets {list(full.buckets)} and marks "
+                       f"{first} and {second} partial. In bucket {first} it lists only the "
+                       f"feeds B also holds; in bucket {second} only its feeds without fork "
+                       "proofs and only its node.info record. B compares only what A "
+                       "listed there: its own feed that A did not list, A's feeds and "
+                       "records left out, and its node.links record are in no part of "
+                       "the plan, while bucket 3 is compared in full.",
+        "bits": bits,
+        "heads": frame_json(heads),
+        "plan_b": _plan_json(plan),
+    }
+
+
+WINDOW_AUTHORS = 1300
+WINDOW_SALT = bytes.fromhex("c0ffee0012345678")
+
+
+def _window_author(i: int) -> Identity:
+    return Identity.from_seed(i.to_bytes(2, "big") * 16)
+
+
+def _window() -> dict[str, Any]:
+    """Which rows go into SYNC_HEADS when one bucket is too big for the frame (§6.3)."""
+    replica = Replica(NETWORK)
+    for i in range(1, WINDOW_AUTHORS + 1):
+        op = Writer(_window_author(i)).write(Register(f"n{i}"), T0 + i)
+        assert replica.ingest(op.wire).outcome == "applied"
+    rotate = int.from_bytes(WINDOW_SALT[:4], "big")
+    heads = reconcile.heads(replica, 5, 0, [0], rotate=rotate)
+    prefixes = sorted(a[:8] for a in replica.feeds)
+    room = (reconcile.HEADS_BUDGET_BYTES // 2) // reconcile.HEAD_ROW_BYTES
+    start = rotate % len(prefixes)
+    window = [prefixes[(start + k) % len(prefixes)] for k in range(room)]
+    assert heads.partial == (0,) and heads.buckets == (0,) and not heads.records
+    assert [r[0] for r in heads.heads] == sorted(window)  # the window, in ascending order
+    assert start + room > len(prefixes)  # it wraps around: both ends of the bucket
+    data = frames.encode(heads)
+    return {
+        "description": f"One bucket holding {WINDOW_AUTHORS} feeds (bits 0, so every feed is "
+                       "in bucket 0; how rows are picked does not depend on bits). Its rows "
+                       "cost more than HEADS_BUDGET, so SYNC_HEADS covers it in part: of the "
+                       "rows sorted by author prefix ('prefixes'), the cyclic window of "
+                       "'room_feeds' rows starting at index 'start' = 'rotate' mod n, where "
+                       "'rotate' is the round salt's first 4 bytes as a big-endian integer. "
+                       "The frame lists the window's rows in ascending order. Replica: "
+                       "author i (1..n) has seed = i as 2 big-endian bytes, repeated 16 times, "
+                       f"and one op, register 'n<i>' at timestamp {T0} + i, seq 1.",
+        "authors": WINDOW_AUTHORS,
+        "register_timestamp_base": T0,
+        "salt": h(WINDOW_SALT),
+        "rotate": rotate,
+        "start": start,
+        "room_feeds": room,
+        "room_records": (reconcile.HEADS_BUDGET_BYTES // 2) // reconcile.RECORD_ROW_BYTES,
+        "prefixes": [h(p) for p in prefixes],
+        "frame": {"type": "SYNC_HEADS", "size": len(data), "hex": h(data)},
+    }
+
+
 def _choose_bits() -> list[dict[str, int]]:
     return [{"authors": n, "bits": reconcile.choose_bits(n)}
             for n in (0, 1, 4, 5, 8, 9, 1000, 16384, 16385, 1_000_000)]
@@ -472,7 +584,10 @@ def build() -> dict[str, Any]:
                        "bytes of a HELLO; 'hello_checks' are frames a session receives in "
                        "order, with the resulting state and close reason (§4). 'round' is one "
                        "anti-entropy round between two small replicas (§6): bucket hashes, "
-                       "the differing buckets, SYNC_HEADS, the comparison and the WANT.",
+                       "the differing buckets, SYNC_HEADS, the comparison and the WANT. "
+                       "'partial' is a SYNC_HEADS covering buckets in part and the "
+                       "comparison it gives (§6.3, §6.4); 'window' shows which rows a "
+                       "sender puts in a bucket too big for one frame (§6.3).",
         "spec": "protocols/sync.md §2-§4, §6",
         "constants": {"max_frame_bytes": frames.MAX_FRAME_BYTES,
                       "target_frame_bytes": frames.TARGET_FRAME_BYTES,
@@ -480,7 +595,10 @@ def build() -> dict[str, Any]:
                       "bucket_hash_bytes": reconcile.BUCKET_HASH_BYTES,
                       "prefix_bytes": reconcile.PREFIX_BYTES,
                       "feeds_per_bucket": reconcile.FEEDS_PER_BUCKET,
-                      "max_bits": reconcile.MAX_BITS},
+                      "max_bits": reconcile.MAX_BITS, "max_refs": frames.MAX_REFS,
+                      "heads_budget_bytes": reconcile.HEADS_BUDGET_BYTES,
+                      "head_row_bytes": reconcile.HEAD_ROW_BYTES,
+                      "record_row_bytes": reconcile.RECORD_ROW_BYTES},
         "types": {name: {"code": code, "fields": [[f, t] for f, t in TYPES[name][1]]}
                   for code, name in enumerate(TYPES)},
         "cases": _valid_cases() + _invalid_cases(),
@@ -494,4 +612,6 @@ def build() -> dict[str, Any]:
         "choose_bits": _choose_bits(),
         "bucket_of": _bucket_of(),
         "round": _round(),
+        "partial": _partial(),
+        "window": _window(),
     }
