@@ -6,10 +6,12 @@
 
 The output is deterministic: identities come from fixed seeds (bytes([i]) * 32),
 timestamps are constants, nothing reads a clock or a random source, and Ed25519
-signatures are deterministic. The vectors illustrate protocols/ops.md and
-protocols/sync.md; the tests (tests/test_vectors.py, tests/test_frames_vectors.py)
-read them back and check the implementation against every case without running
-this generator.
+signatures are deterministic. The vectors illustrate protocols/ops.md,
+protocols/sync.md and protocols/transport.md; the tests (tests/test_vectors.py,
+tests/test_frames_vectors.py, tests/transport/test_binding_vectors.py) read them
+back and check the implementation against every case without running this
+generator. Each file is built by a module of scripts/vectorgen/, registered in
+vectorgen.build_all.
 """
 
 from __future__ import annotations

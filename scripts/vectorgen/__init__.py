@@ -1,10 +1,11 @@
-"""The protocol vector generator behind scripts/make_vectors.py (protocols/ops.md, sync.md)."""
+"""The protocol vector generator behind scripts/make_vectors.py (protocols/ops.md, sync.md,
+transport.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import encoding, feeds, frames, identity, ledger, ops, records
+from . import binding, encoding, feeds, frames, identity, ledger, ops, records
 
 
 def build_all() -> dict[str, dict[str, Any]]:
@@ -29,4 +30,5 @@ def build_all() -> dict[str, dict[str, Any]]:
         "ledger.json": ledger.build_ledger(),
         "forks.json": ledger.build_forks(),
         "frames.json": frames.build(),
+        "binding.json": binding.build(),
     }
