@@ -234,3 +234,17 @@ def test_round_stats_count_the_ops_received() -> None:
     net.pump()
     finished = [e for e in net.events[0] if isinstance(e, SyncFinished)]
     assert [(f.in_sync, f.ops_received) for f in finished] == [(False, 40)]
+
+
+def test_wants_split_into_frames_under_the_limit() -> None:
+    from liberation_node.core import frames as fr
+    from liberation_node.core.mesh import _wants
+
+    ranges = [(bytes([i % 256]) * 32, 1, 2**40) for i in range(1500)]
+    forks = [bytes([i % 256]) * 32 for i in range(300)]
+    records = [(bytes([i % 256]) * 32, "node.links") for i in range(1500)]
+    wants = _wants(7, ranges, forks, records)
+    assert all(len(fr.encode(w)) <= fr.MAX_FRAME_BYTES for w in wants)
+    assert [w.round for w in wants] == [0] * (len(wants) - 1) + [7]
+    assert sum(len(w.ranges) for w in wants) == 1500
+    assert sum(len(w.records) for w in wants) == 1500

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import frames
 from .bodies import Body
@@ -99,6 +100,7 @@ class _Round:
     id: int
     salt: bytes
     started: int
+    authors: int  # the feed count we sent: what the responder sized buckets for
     stage: int = 1  # 1: sent OPEN, 2: sent HEADS
     ops_received: int = 0
 
@@ -449,10 +451,9 @@ class Mesh:
 
     def _start_round(self, peer: _Peer, now: int) -> None:
         self._round_ids += 1
-        rnd = _Round(self._round_ids, self._entropy(8), now)
+        rnd = _Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds))
         peer.round = rnd
-        peer.session.send(SyncOpen(rnd.id, self.replica.digest(), len(self.replica.feeds),
-                                   rnd.salt))
+        peer.session.send(SyncOpen(rnd.id, self.replica.digest(), rnd.authors, rnd.salt))
 
     def _on_sync_reply(self, peer: _Peer, frame: SyncSame | SyncBuckets, now: int) -> None:
         rnd = peer.round
@@ -461,9 +462,10 @@ class Mesh:
         if isinstance(frame, SyncSame):
             self._finish_round(peer, in_sync=True, round_trips=1)
             return
-        # Fewer bits than our own feed count calls for would make our buckets too big
-        # for one SYNC_HEADS: a responder MUST size buckets for both sides (sync.md §6.2).
-        if not choose_bits(len(self.replica.feeds)) <= frame.bits <= MAX_BITS \
+        # Fewer bits than the feed count we announced calls for would make our buckets
+        # too big for one SYNC_HEADS: a responder MUST size buckets for both sides
+        # (sync.md §6.3). Feeds we learnt since are fine: `heads` sends partial buckets.
+        if not choose_bits(rnd.authors) <= frame.bits <= MAX_BITS \
                 or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
             peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
             return
@@ -479,6 +481,7 @@ class Mesh:
         self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
                                          rnd.ops_received))
         # Not in sync yet (e.g. the heads did not all fit): go again soon.
+        # (round_trips counts the last WANT of the round only: sync.md A.19.)
         base = self.config.sync_interval_ms if in_sync else self.config.sync_interval_ms // 10
         peer.next_sync = rnd.started + self._jitter(base)
 
@@ -618,12 +621,25 @@ class Mesh:
 
 def _wants(round_: int, ranges: list[tuple[bytes, int, int]], forks: list[bytes],
            records: list[tuple[bytes, str]]) -> list[Want]:
-    """WANT frames under the frame limit; only the last one carries the round id."""
-    step = 1000  # a range row is at most 47 bytes, a record key about 70
+    """WANT frames under the frame limit; only the last one carries the round id.
+
+    Sizes are upper bounds of the encoded entries (a range row is at most
+    1 + 34 + 9 + 9 bytes, an author 34, a record key 1 + 34 + 33), so that the
+    lists of one frame together stay under `WANT_BUDGET_BYTES` (sync.md §6.5).
+    """
+    items = [("r", x, 53) for x in ranges] + [("f", x, 34) for x in forks] \
+        + [("k", x, 68) for x in records]
     out: list[Want] = []
-    for i in range(0, max(len(ranges), len(forks), len(records), 1), step):
-        out.append(Want(0, tuple(ranges[i : i + step]), tuple(forks[i : i + step]),
-                        tuple(records[i : i + step])))
-    last = out[-1]
-    out[-1] = Want(round_, last.ranges, last.forks, last.records)
+    chunk: dict[str, list[Any]] = {"r": [], "f": [], "k": []}
+    size = 0
+    for kind, item, cost in items:
+        if size + cost > WANT_BUDGET_BYTES:
+            out.append(Want(0, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
+            chunk, size = {"r": [], "f": [], "k": []}, 0
+        chunk[kind].append(item)
+        size += cost
+    out.append(Want(round_, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
     return out
+
+
+WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024

@@ -1,5 +1,5 @@
 """The connection manager's decisions: whom to dial, when, and whom to drop
-(DESIGN §4, "the seed's self-healing"; protocols/transport.md §4).
+(DESIGN §4, "the seed's self-healing"; protocols/transport.md §7).
 
 Pure: the node reports what happened (`connected`, `disconnected`,
 `dial_failed`) with the time, and asks `due(now)` what to dial next; `rand()`

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-import pytest
-
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post, Register
 from liberation_node.core.events import PeerDown
@@ -30,9 +28,6 @@ def counter(start: int) -> Callable[[int], bytes]:
     return entropy
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: _on_sync_reply checks SYNC_BUCKETS bits "
-                   "against the initiator's feed count *now*, not the count it sent in "
-                   "SYNC_OPEN; feeds learnt during the round trip close an honest session")
 def test_feeds_learnt_during_a_round_do_not_kill_the_session() -> None:
     a = Mesh(Identity.from_seed(b"a" * 32), Replica("sim"), MeshConfig(), counter(0), T)
     b = Mesh(Identity.from_seed(b"b" * 32), Replica("sim"), MeshConfig(), counter(100), T)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from liberation_node.core.bodies import Post, Register
 from liberation_node.core.events import Changed
 from liberation_node.core.identity import Identity
@@ -26,9 +24,6 @@ def clean(result: SimResult) -> None:
     assert result.digest is not None and set(result.digests) == {result.digest}
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: SYNC_BUCKETS bits checked against the "
-                   "initiator's current feed count (see test_core_bugs.py); seed 1 hits it at "
-                   "1408 ms: node 9 closes honest node 2 with protocol_error")
 def test_no_faults_everything_arrives() -> None:
     result = simulate(small(nodes=10, ops=60))
     clean(result)
