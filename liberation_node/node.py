@@ -49,6 +49,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("liberation_node")
 
 
+WILDCARDS = ("0.0.0.0", "", "::")
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/v1/signal" if ":" in host else f"http://{host}:{port}/v1/signal"
+
+
+def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
+    """The signaling URLs we publish in node.info (transport.md §3, A.1): the operator's
+    --public-url; else the bound address; for a wildcard bind, the addresses ICE may
+    use, else this host's non-loopback IPv4 addresses (a loopback URL would send other
+    machines to themselves)."""
+    if not cfg.advertise:
+        return ()
+    if cfg.public_urls:
+        return cfg.public_urls
+    if cfg.peer_host not in WILDCARDS:
+        return (_url(cfg.peer_host, port),)
+    hosts = list(cfg.transport.ice_addresses)
+    if not hosts:
+        import ifaddr  # the interface list aioice also uses
+
+        hosts = sorted({str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips
+                        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")})
+    return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
+
+
 class Node:
     """One running node. `await start()`, then `await stop()`; see daemon.py."""
 
@@ -67,6 +94,7 @@ class Node:
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._expected: dict[int, bytes] = {}  # link id -> node id a bootstrap list promised
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
+        self._dial_keys: dict[int, str] = {}  # link id -> the candidate we dialed
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
         self.peer_url = ""
@@ -91,10 +119,9 @@ class Node:
         peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
         control_port = await self._serve(control_app(self, self.dir.control_token()),
                                          cfg.control_host, cfg.control_port)
-        host = "127.0.0.1" if cfg.peer_host in ("0.0.0.0", "") else cfg.peer_host
-        self.peer_url = f"http://{host}:{peer_port}/v1/signal"
+        urls = advertised_urls(cfg, peer_port)
+        self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
-        urls = (cfg.public_urls or (self.peer_url,)) if cfg.advertise else ()
         self.mesh.config = type(cfg.mesh)(**{**cfg.mesh.__dict__, "urls": urls,
                                              "name": cfg.name or cfg.mesh.name})
         for peer in resolve_bootstrap(cfg.bootstrap, cfg.network):
@@ -229,6 +256,9 @@ class Node:
                             short_id(expected), short_id(event.peer))
                 self.mesh.close(event.conn, CloseReason.PROTOCOL_ERROR, "unexpected node id")
                 return
+            key = self._dial_keys.pop(event.conn, None)
+            if key is not None:
+                self.peering.adopt(key, event.peer)
             self.peering.connected(event.peer)
             link = self._links.get(event.conn)
             log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
@@ -347,6 +377,8 @@ class Node:
             link = await (await self.transport()).dial(exchange)
             if dial.node_id is not None:
                 self._expected[link.id] = dial.node_id
+            self._dial_keys[link.id] = dial.key
+            self.peering.dial_done(dial.key, clock.now_ms())
         except Exception as exc:  # any failure of one dial is that dial's failure
             log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
             self.peering.dial_failed(dial.key, clock.now_ms())
@@ -381,8 +413,13 @@ class Node:
         elif payload.get("type") == "offer" and not self.stopping:
             self._spawn(self._answer_relayed(event, {k: str(v) for k, v in payload.items()}))
 
+    def _full(self) -> bool:
+        """No room for another peer: open sessions plus handshakes under way (A.4)."""
+        connecting = self._transport.connecting if self._transport is not None else 0
+        return len(self.mesh.peers()) + connecting >= self.config.peering.high + 2
+
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
-        if len(self.mesh.peers()) >= self.config.peering.high + 2:
+        if self._full():
             return
         try:
             answer = await (await self.transport()).answer(offer)
@@ -407,7 +444,7 @@ class Node:
             raise SignalRefused(403, f"this node is on network {self.config.network!r}")
         if from_id == self.identity.public_key:
             raise SignalRefused(403, "that is this node")
-        if self.stopping or len(self.mesh.peers()) >= self.config.peering.high + 2:
+        if self.stopping or self._full():
             raise SignalRefused(503, "no room for more peers")
         try:
             return await (await self.transport()).answer(offer)

@@ -59,3 +59,31 @@ def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
     assert p.surplus({a: 10, b: 300, c: 5}) == [c]
     assert p.surplus({a: 10, b: 300}) == []
     assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}) == [c, b]
+
+
+def test_urls_rotate_on_failure_and_bootstrap_urls_stay_first() -> None:
+    p = Peering(ME, PeeringConfig(low=1), rand=lambda: 0.5)
+    (a,) = ids(1)
+    p.learn(a, ["http://boot/v1/signal"], Source.BOOTSTRAP)
+    p.learn(a, ["http://127.0.0.1:7411/v1/signal"], Source.RECORD)  # what it advertises
+    assert p.candidates[a.hex()].urls[0] == "http://boot/v1/signal"
+    first = p.due(0, 0, reachable=lambda c: True)[0]
+    p.dial_failed(first.key, 0)
+    second = p.due(10**6, 0, reachable=lambda c: True)[0]
+    assert (first.url, second.url) == ("http://boot/v1/signal", "http://127.0.0.1:7411/v1/signal")
+
+
+def test_an_id_less_bootstrap_entry_becomes_the_peer_it_reached() -> None:
+    p = Peering(ME, PeeringConfig(low=1), rand=lambda: 0.5)
+    (a,) = ids(1)
+    p.learn(None, ["http://boot/v1/signal"], Source.BOOTSTRAP)
+    (dial,) = p.due(0, 0, reachable=lambda c: True)
+    p.dial_done(dial.key, 0)
+    p.adopt(dial.key, a)
+    p.connected(a)
+    assert list(p.candidates) == [a.hex()]
+    assert p.candidates[a.hex()].urls == ("http://boot/v1/signal",)
+    p.disconnected(a, now=0)
+    # After the link drops, it is dialed again (it used to stay "dialing" for ever).
+    again = p.due(10**6, 0, reachable=lambda c: True)
+    assert [d.url for d in again] == ["http://boot/v1/signal"]

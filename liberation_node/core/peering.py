@@ -86,8 +86,23 @@ class Peering:
                 return
             self.candidates[key] = Candidate(key, node_id, urls, source)
             return
-        cand.urls = tuple(dict.fromkeys(urls + cand.urls))[:8] if urls else cand.urls
+        # URLs we knew first (e.g. from a bootstrap list) stay first (transport.md A.2).
+        cand.urls = tuple(dict.fromkeys(cand.urls + urls))[:8]
         cand.source = min(cand.source, source)
+
+    def dial_done(self, key: str, now: int) -> None:
+        """The transport connected; the session handshake decides the rest. Until then
+        the candidate is not dialed again (`connected` or a failure settles it)."""
+        cand = self.candidates.get(key)
+        if cand is not None:
+            cand.dialing = False
+            cand.next_attempt = now + self._backoff(max(cand.failures, 1))
+
+    def adopt(self, key: str, node_id: bytes) -> None:
+        """A dial to an id-less URL reached `node_id`: one candidate from now on."""
+        cand = self.candidates.pop(key, None) if key.startswith("url:") else None
+        if cand is not None:
+            self.learn(node_id, cand.urls, cand.source)
 
     def connected(self, node_id: bytes) -> None:
         cand = self.candidates.get(node_id.hex())
@@ -134,7 +149,9 @@ class Peering:
         dials = []
         for cand in ready[:want]:
             cand.dialing = True
-            dials.append(Dial(cand.key, cand.node_id, cand.urls[0] if cand.urls else None))
+            # Each failure moves on to the candidate's next URL, round and round.
+            url = cand.urls[cand.failures % len(cand.urls)] if cand.urls else None
+            dials.append(Dial(cand.key, cand.node_id, url))
         return dials
 
     def timer(self) -> int | None:
