@@ -4,8 +4,9 @@
 Runs N nodes (degree ~8, a steady trickle of writes, no faults) and reports
 nodes x virtual seconds / wall seconds for the whole run and for the part after
 boot (at boot every node's presence records flood the mesh, which costs more
-than steady state). Prints the same with and without signature memoization
-(sim/sigcache.py) when --compare is given.
+than steady state). With --compare, also without signature memoization
+(sim/sigcache.py). These machines are noisy: --repeat R interleaves R runs of
+each and prints the fastest (every run goes to stderr).
 
     .venv/test/bin/python scripts/bench_sim_speed.py --nodes 1000 --virtual-s 20
 """
@@ -61,10 +62,20 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare", action="store_true",
                         help="also run without memoized signature checks")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each, interleaved; the fastest is printed")
     args = parser.parse_args()
     tune_gc()
-    for memo in (True, False) if args.compare else (True,):
-        print(json.dumps(measure(args, memo)), flush=True)
+    modes = (True, False) if args.compare else (True,)
+    best: dict[bool, dict[str, object]] = {}
+    for _ in range(args.repeat):
+        for memo in modes:
+            row = measure(args, memo)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            if memo not in best or float(str(row["wall_s"])) < float(str(best[memo]["wall_s"])):
+                best[memo] = row
+    for memo in modes:
+        print(json.dumps(best[memo]), flush=True)
     return 0
 
 
