@@ -115,7 +115,7 @@ class Node:
         self.health = Health(self)
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
-        self._spawn(self._writer())
+        self._spawn(self._writer(), name="writer")
         peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
         control_port = await self._serve(control_app(self, self.dir.control_token()),
                                          cfg.control_host, cfg.control_port)
@@ -182,8 +182,8 @@ class Node:
 
     def _spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        if name or getattr(coro, "__name__", "") == "_writer":
-            task.set_name(name or "writer")
+        if name:
+            task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -197,8 +197,6 @@ class Node:
 
     def _service(self) -> None:
         """Drain the engine: send, act on events, dial, re-arm the timer."""
-        if self.stopping and not self.mesh.peers():
-            pass
         now = clock.now_ms()
         while (event := self.mesh.next_event()) is not None:
             self._on_event(event, now)
