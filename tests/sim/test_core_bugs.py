@@ -1,6 +1,10 @@
 """Core bugs found by the simulator, each reduced to a minimal reproduction on the
-Mesh alone. Marked xfail(strict): when core is fixed they pass, and strict makes
-that visible so the mark is removed."""
+Mesh alone. Each was first committed as xfail(strict); once core was fixed the
+mark came off, and the test stays as a regression test.
+
+- SYNC_BUCKETS bits were checked against the initiator's feed count at reply
+  time, not the count it sent in SYNC_OPEN (sync.md A.17, fixed in 7ad71e1).
+"""
 
 from __future__ import annotations
 
