@@ -4,6 +4,7 @@
     control.token     32 random bytes as hex text, mode 0600 (the control API's token)
     config.toml       settings; written at init (network = "liberation")
     replica.sqlite3   the store (store/sqlite.py)
+    lock              held (flock) by the one node running on this directory (DESIGN §8)
 
 Where: `--data-dir`, else `$LIBERATION_DATA_DIR`, else `$XDG_DATA_HOME/liberation-node`,
 else `~/.local/share/liberation-node` (XDG Base Directory spec).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import secrets
 import stat
@@ -35,11 +37,16 @@ IDENTITY_FILE = "identity.key"
 TOKEN_FILE = "control.token"
 CONFIG_FILE = "config.toml"
 STORE_FILE = "replica.sqlite3"
+LOCK_FILE = "lock"
 SECRET_MODE = 0o600
 
 
 class DataDirError(Exception):
     """The data directory cannot be used as it is; the message says what to do."""
+
+
+class DataDirInUse(DataDirError):
+    """Another node runs on this data directory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,13 @@ def init(path: Path, network: str | None = None) -> tuple[DataDir, bool]:
         _create(path / CONFIG_FILE, f'# liberation-node settings\nnetwork = "{chosen}"\n', 0o644)
         made.append(CONFIG_FILE)
     if not (path / IDENTITY_FILE).exists():
+        if _has_data(path / STORE_FILE):
+            # A new key beside an old replica is a new identity that silently takes over
+            # another's data dir, and the old identity is lost: say so instead.
+            raise DataDirError(
+                f"{path} has a replica ({STORE_FILE}) but no {IDENTITY_FILE}: restore "
+                f"{IDENTITY_FILE} from a backup; to start over as a new identity instead, "
+                f"move {STORE_FILE} away first")
         _create(path / IDENTITY_FILE, os.urandom(SEED_BYTES).hex() + "\n", SECRET_MODE)
         made.append(IDENTITY_FILE)
     if not (path / TOKEN_FILE).exists():
@@ -124,6 +138,70 @@ def init(path: Path, network: str | None = None) -> tuple[DataDir, bool]:
         raise DataDirError(f"{path} belongs to network {datadir.config.network!r}, not "
                            f"{network!r}; choose another --data-dir for that network")
     return datadir, IDENTITY_FILE in made
+
+
+def _has_data(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def check_replica(path: Path, *, new_identity: bool, recover: bool) -> None:
+    """Refuse to start an existing identity on a missing or empty replica.
+
+    An identity that ran before may have ops in the network; starting it with
+    no replica would sign new ops at positions its peers already hold (a fork).
+    `recover` (`run --recover`) accepts it: the node then waits to write until
+    a peer has sent back its own feed (protocols/sync.md §10.2).
+    """
+    store = path / STORE_FILE
+    if new_identity or _has_data(store):
+        return
+    if not recover:
+        state = "empty" if store.exists() else "missing"
+        raise DataDirError(
+            f"{store} is {state}, but {IDENTITY_FILE} is not new: this identity may already "
+            "have ops in the network, and starting afresh could fork it. To rebuild the "
+            "replica from peers, run with --recover (writes wait until a peer has sent this "
+            f"node's own feed back); to start a new identity, move {IDENTITY_FILE} away")
+    with contextlib.suppress(FileNotFoundError):
+        store.unlink()  # zero bytes: nothing to keep; SQLite makes a fresh store
+
+
+def lock(path: Path) -> int:
+    """Take the data directory's lock for this process's lifetime; returns its fd.
+
+    flock(2): the kernel releases it when the process dies, however it dies, so
+    a crash never leaves a stale lock. A second node on the same directory would
+    sign ops of the same identity from a second replica (a fork): refused.
+    """
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SECRET_MODE)
+    except OSError as exc:
+        raise DataDirError(f"cannot open {path / LOCK_FILE}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise DataDirInUse(_in_use(path, holder)) from None
+    except OSError as exc:
+        os.close(fd)
+        raise DataDirError(f"cannot lock {path / LOCK_FILE}: {exc.strerror}") from exc
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _in_use(path: Path, holder: str) -> str:
+    from .api import runfile  # small; only needed for this message
+
+    info = runfile.read(path)
+    where = (f"pid {info.pid}, control {info.control_url}, peer {info.peer_url}" if info
+             else f"pid {holder or '?'}, still starting")
+    return (f"another node is already running on {path} ({where}); stop it first, or give "
+            "this one its own --data-dir")
 
 
 def load(path: Path) -> DataDir:
