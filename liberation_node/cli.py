@@ -131,12 +131,19 @@ def show_id(data_dir: Path | None) -> None:
 @click.option("--high", type=click.IntRange(1, 128), default=8, show_default=True,
               help="Drop the worst peers above this many.")
 @click.option("--log-json", is_flag=True, help="Structured JSON logs on stderr.")
+@click.option("--recover", is_flag=True,
+              help="Start on a missing or empty replica (after losing or restoring the data "
+                   "directory): writes wait until a peer has sent this node's own feed back.")
+@click.option("--debug", is_flag=True, help="DEBUG logs, and tracebacks for start-up failures.")
 def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, peer_port: int,
         control_port: int, bootstrap: tuple[str, ...], ice_server: tuple[str, ...],
         ice_address: tuple[str, ...], public_url: tuple[str, ...], no_advertise: bool,
-        no_mdns: bool, low: int, high: int, log_json: bool) -> None:
+        no_mdns: bool, low: int, high: int, log_json: bool, recover: bool,
+        debug: bool) -> None:
     """Run the node: join the mesh, sync, serve the control API. Ctrl-C stops it
-    cleanly (a second Ctrl-C forces). Creates the identity on first use."""
+    cleanly (a second Ctrl-C forces). Creates the identity on first use.
+
+    One node per data directory: a second `run` on the same one exits at once."""
     from . import daemon
     from .bootstrap import BootstrapError, resolve
     from .config import NodeConfig
@@ -158,11 +165,12 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
         data_dir=node_dir.path, network=node_dir.config.network, name=name,
         peer_host=peer_host, peer_port=peer_port, control_port=control_port,
         public_urls=public_url, advertise=not no_advertise, bootstrap=bootstrap,
-        transport=transport, peering=PeeringConfig(low=low, high=high), log_json=log_json)
+        transport=transport, peering=PeeringConfig(low=low, high=high), log_json=log_json,
+        debug=debug, new_identity=created, recover=recover)
     try:
         daemon.run(config)
-    except OSError as exc:  # a port in use, most likely
-        raise click.ClickException(f"cannot start: {exc}") from None
+    except daemon.StartupError as exc:  # the traceback is in the log at DEBUG (--debug)
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -32,3 +32,11 @@ class NodeConfig:
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     health_interval_s: float = 10.0
     log_json: bool = False
+    debug: bool = False  # tracebacks for start-up failures, DEBUG logs
+    # The identity was made by this very start: no op of it can exist anywhere, so
+    # there is no own feed to check with peers before writing (sync.md §10.2).
+    new_identity: bool = False
+    # Start on a missing or empty replica, and write only once a peer has sent back
+    # this node's own feed (no grace period): after a lost or restored data dir.
+    recover: bool = False
+    max_queued_ops: int = 50_000  # ops waiting for the store before ingest pauses

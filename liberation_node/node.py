@@ -7,7 +7,9 @@ call) goes into the engine with `now`; then `_service()` drains what the engine
 wants done: frames to send (bounded by each link's buffer: flow control),
 events to act on (persist, log, publish on the bus, tell the connection
 manager) and the one timer to re-arm. Store writes are batched by a single
-writer task, so ops are stored in the order the replica applied them.
+writer task (writer.py), so ops are stored in the order the replica applied
+them; an own write is acknowledged, and published, only once committed
+(DESIGN §8, protocols/sync.md §10).
 """
 
 from __future__ import annotations
@@ -30,10 +32,22 @@ from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
-from .core.events import Changed, Misbehaved, PeerDown, PeerUp, SignalReceived, SyncFinished
+from .core.errors import NotWritable
+from .core.events import (
+    Changed,
+    ForkFound,
+    Misbehaved,
+    PeerDown,
+    PeerUp,
+    SignalReceived,
+    SyncFinished,
+    WritesOpened,
+)
 from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
+from .core.ops import MAX_CLOCK_SKEW_MS
+from .core.ownfeed import OwnFeedConfig
 from .core.peering import Candidate, Dial, Peering, Source
 from .core.records import NodeInfo
 from .core.session import CloseReason
@@ -41,12 +55,15 @@ from .health import Health
 from .store.base import Store
 from .store.loader import open_replica
 from .transport import TransportError
+from .writer import StoreWriter
 
 if TYPE_CHECKING:
     from .core.views import Views
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
+
+REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
@@ -76,19 +93,33 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
     return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
 
 
+def clock_warning(offset_ms: int | None) -> str | None:
+    """Past half the skew bound, peers may soon refuse our ops and records, or we
+    theirs (protocols/ops.md §5.4): say so while there is time to fix the clock."""
+    if offset_ms is None or abs(offset_ms) <= MAX_CLOCK_SKEW_MS // 2:
+        return None
+    return (f"this node's clock is {abs(offset_ms) / 60_000:.1f} min "
+            f"{'ahead of' if offset_ms > 0 else 'behind'} its peers; at "
+            f"{MAX_CLOCK_SKEW_MS // 60_000} min their ops and records are refused: set the "
+            "clock right (NTP)")
+
+
 class Node:
     """One running node. `await start()`, then `await stop()`; see daemon.py."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.dir = datadir.load(config.data_dir)
+        self.stopping = False
         self.identity = self.dir.identity
         self.bus = EventBus()
         self.started_at = clock.monotonic_s()
         self._entropy = os.urandom
         self._links: dict[int, Link] = {}
+        self._lock: int | None = None  # the data directory's lock (datadir.lock)
+        self._store_cm: Any = None
         self._store: Store | None = None
-        self._writes: asyncio.Queue[Changed | None] = asyncio.Queue()
+        self._writer: StoreWriter | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
@@ -99,23 +130,37 @@ class Node:
         self._transport: WebRtcTransport | None = None
         self.peer_url = ""
         self.control_url = ""
-        self.stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start everything; on failure, raise (`stop()` then releases what was taken)."""
         cfg = self.config
+        self._lock = datadir.lock(self.dir.path)  # first: one process per data dir (§8)
+        datadir.check_replica(self.dir.path, new_identity=cfg.new_identity, recover=cfg.recover)
         self._store_cm = self.dir.open_store()
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
         replica = await open_replica(self._store, cfg.network, now=now)
-        self.mesh = Mesh(self.identity, replica, cfg.mesh, self._entropy, now)
+        # A node that did not just make its identity checks its own feed with its
+        # peers before writing; --recover waits for a peer however long it takes.
+        own = OwnFeedConfig(check=not cfg.new_identity,
+                            grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
+        self.mesh = Mesh(self.identity, replica, type(cfg.mesh)(**{**cfg.mesh.__dict__,
+                                                                  "own_feed": own}),
+                         self._entropy, now)
+        if self.mesh.writable():
+            log.info("writes wait until this node's own feed is checked with a peer%s",
+                     "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
         self.peering = Peering(self.identity.public_key, cfg.peering,
                                rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
         self.health = Health(self)
+        self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
+                                   cfg.max_queued_ops)
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
-        self._spawn(self._writer(), name="writer")
+        self._spawn(self._writer.run(), name="writer")
+        self._spawn(self._report_rejections(), name="rejections")
         peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
         control_port = await self._serve(control_app(self, self.dir.control_token()),
                                          cfg.control_host, cfg.control_port)
@@ -156,29 +201,39 @@ class Node:
         return int(sockets[0][1]) if sockets else port
 
     async def stop(self) -> None:
-        """Drain: say goodbye to peers, flush the store, close everything."""
+        """Drain: say goodbye to peers, flush the store, close everything. Also after a
+        start that failed part way: it releases whatever was taken, and never raises."""
         if self.stopping:
             return
         self.stopping = True
-        log.info("shutting down: closing %d peers", len(self.mesh.peers()))
-        for conn in list(self.mesh.peers()):
-            self.mesh.close(conn, CloseReason.SHUTDOWN, "node stopping")
-        self._service()
-        await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
+        started = "mesh" in self.__dict__
+        if started:
+            log.info("shutting down: closing %d peers", len(self.mesh.peers()))
+            for conn in list(self.mesh.peers()):
+                self.mesh.close(conn, CloseReason.SHUTDOWN, "node stopping")
+            self._service()
+            await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
         if self._timer is not None:
             self._timer.cancel()
         for runner in self._runners:
             await runner.cleanup()
         if self._transport is not None:
             await self._transport.close()
-        self._writes.put_nowait(None)  # the writer flushes what is queued, then ends
+        if self._writer is not None:
+            await self._writer.close()  # the writer commits what is queued, then ends
         for task in list(self._tasks):
             if task.get_name() != "writer":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._store_cm.__aexit__(None, None, None)
-        runfile.remove(self.dir.path)
-        log.info("stopped")
+        if self._store_cm is not None:
+            await self._store_cm.__aexit__(None, None, None)
+        if started:
+            runfile.remove(self.dir.path)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+        if started:
+            log.info("stopped")
 
     def _spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -245,8 +300,25 @@ class Node:
 
     def _on_event(self, event: Any, now: int) -> None:
         if isinstance(event, Changed):
-            self._writes.put_nowait(event)
+            assert self._writer is not None
+            self._writer.put(event)
+            if self._writer.congested:
+                self.mesh.paused = True
             self._publish_changes(event)
+        elif isinstance(event, ForkFound):
+            self._on_fork(event)
+        elif isinstance(event, WritesOpened):
+            if event.recovered:
+                log.warning("this data directory was behind the network by %d of this node's "
+                            "own ops (restored from an old copy, or writes were lost); they "
+                            "came back from peers", event.recovered)
+            if event.checked_with:
+                log.info("own feed checked with %d peer(s): writes are open",
+                         event.checked_with)
+            else:
+                log.warning("no peer could be reached to check this node's own feed; writes "
+                            "are open. If this data directory was restored from a backup, "
+                            "stop the node and run it with --recover")
         elif isinstance(event, PeerUp):
             expected = self._expected.pop(event.conn, None)
             if expected is not None and expected != event.peer:
@@ -297,25 +369,49 @@ class Node:
                 self.bus.publish("truth.spread", {"op": op.id.hex(),
                                                   "author": id_to_text(op.author)})
 
-    async def _writer(self) -> None:
-        """The single store writer: batches what is queued into one transaction."""
-        assert self._store is not None
+    def _on_fork(self, event: ForkFound) -> None:
+        source = short_id(event.source) if event.source else "this node"
+        if event.author == self.identity.public_key:
+            log.error("THIS NODE'S IDENTITY HAS EQUIVOCATED: two different ops of %s at seq "
+                      "%d (revealed by %s). Its feed is closed from there on every node; "
+                      "writes are refused for good. Two copies of this data directory have "
+                      "run, or one was restored after it had written. Keep identity.key "
+                      "safe and start a new identity (a new data directory) to write again",
+                      self.identity.text, event.seq, source)
+        else:
+            log.warning("node %s equivocated at seq %d (two ops at one position, revealed by "
+                        "%s): its ops from there on are void", id_to_text(event.author),
+                        event.seq, source)
+        self.bus.publish("mesh.fork", {"author": id_to_text(event.author), "seq": event.seq})
+
+    def _on_commit(self, ticket: int, ops: int) -> None:
+        self.mesh.stored(ticket, clock.now_ms())
+        self.health.stored(ops)
+        if not self.stopping:
+            self._service()
+
+    def _on_store_state(self) -> None:
+        """The writer's error or congestion changed: take in ops from peers only while
+        the store keeps up (the mesh fetches the rest later, sync.md §10.3)."""
+        assert self._writer is not None
+        paused = self._writer.error is not None or self._writer.congested
+        if paused != self.mesh.paused:
+            self.mesh.paused = paused
+            log.info("%s ops from peers (%d ops waiting for the store)",
+                     "pausing" if paused else "resuming", self._writer.queued_ops)
+
+    async def _report_rejections(self) -> None:
+        """Refused input from peers, summed up once a minute (never per op: a hostile
+        peer must not be able to flood the log)."""
+        last: dict[str, int] = {}
         while True:
-            first = await self._writes.get()
-            batch = [first]
-            while not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            done = None in batch
-            events = [e for e in batch if e is not None]
-            if events:
-                await self._store.write(
-                    [op for e in events for op in e.applied],
-                    [op for e in events for op in e.excluded],
-                    [r for e in events for r in e.records],
-                    [r for e in events for r in e.dropped_records])
-                self.health.stored(sum(len(e.applied) for e in events))
-            if done:
-                return
+            await asyncio.sleep(REJECTIONS_LOG_S)
+            now = dict(self.mesh.rejected)
+            new = {k: v - last.get(k, 0) for k, v in now.items() if v > last.get(k, 0)}
+            if new:
+                log.info("refused from peers in the last %g s: %s", REJECTIONS_LOG_S,
+                         ", ".join(f"{k} {v}" for k, v in sorted(new.items())))
+            last = now
 
     # -- links ----------------------------------------------------------------------------
 
@@ -456,6 +552,18 @@ class Node:
 
     # -- the control port (api/control.py NodeControl) --------------------------------------
 
+    def writes_refused(self) -> str | None:
+        """Why local writes are refused now (503), or None."""
+        if self.stopping:
+            return "the node is stopping"
+        if self._writer is not None and self._writer.error is not None:
+            return (f"the store cannot commit ({self._writer.error}); writes are paused "
+                    "until it can")
+        return self.mesh.writable()
+
+    def clock_offset_ms(self) -> int | None:
+        return self.mesh.clock_offset()
+
     def status(self) -> dict[str, Any]:
         replica = self.mesh.replica
         peers = []
@@ -465,6 +573,10 @@ class Node:
             peers.append({"id": id_to_text(peer), "conn": conn,
                           "rtt_ms": session.rtt_ms if session else None,
                           "address": link.remote_address if link else None})
+        refused = self.writes_refused()
+        offset = self.clock_offset_ms()
+        writer = self._writer
+        assert writer is not None
         return {
             "node_id": self.identity.text, "network": self.config.network,
             "version": __version__, "peers": peers, "ops": len(replica.ops),
@@ -476,6 +588,12 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
+            "data_dir": str(self.dir.path), "writable": refused is None,
+            "write_error": refused, "clock_offset_ms": offset,
+            "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
+            "store": {"ok": writer.error is None, "error": writer.error,
+                      "queued_ops": writer.queued_ops},
+            "rejected": dict(sorted(self.mesh.rejected.items())),
         }
 
     def views(self) -> Views:
@@ -483,26 +601,34 @@ class Node:
 
         return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms())
 
-    def _write(self, body: Any, action: str) -> str:
+    async def _write(self, body: Any, action: str) -> str:
+        """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`
+        (API 503) while writes are paused, `LocalError` (409) for a refused op."""
+        refused = self.writes_refused()
+        if refused is not None:
+            raise NotWritable(refused)
+        assert self._writer is not None
         op = self.mesh.write(body, clock.now_ms())
+        committed = self._writer.ack(self.mesh.ticket)
+        self._service()  # hands the change to the writer
+        await committed
         self.bus.publish("user.action", {"action": action, "op": op.id.hex()})
-        self._service()
         return op.id.hex()
 
-    def register(self, name: str) -> str:
-        return self._write(Register(name), "register")
+    async def register(self, name: str) -> str:
+        return await self._write(Register(name), "register")
 
-    def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
-        return self._write(Post(channel, text, priority, to), "post")
+    async def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
+        return await self._write(Post(channel, text, priority, to), "post")
 
-    def claim(self) -> str:
-        return self._write(Claim(iso_week(clock.now_ms())), "claim")
+    async def claim(self) -> str:
+        return await self._write(Claim(iso_week(clock.now_ms())), "claim")
 
-    def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
-        return self._write(Transfer(to, amount_cents, memo), "transfer")
+    async def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
+        return await self._write(Transfer(to, amount_cents, memo), "transfer")
 
-    def retract(self, post_id: bytes) -> str:
-        return self._write(Retract(post_id), "retract")
+    async def retract(self, post_id: bytes) -> str:
+        return await self._write(Retract(post_id), "retract")
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         return self.bus.subscribe()

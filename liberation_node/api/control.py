@@ -13,9 +13,12 @@
     GET  /api/v1/events                    WebSocket: one JSON text message per event
     GET  /metrics                          Prometheus text format
 
-`{"id"}` is the new op's id in hex. Errors are ``{"error": str}``: 400 names the
-bad field, 401 no or a wrong token, 403 a foreign Host or Origin, 409 the node
-refused (a `LocalError`, e.g. "already registered"), 413 a body over 16 KiB.
+`{"id"}` is the new op's id in hex, answered once the op is committed to the
+store (DESIGN §8). Errors are ``{"error": str}``: 400 names the bad field, 401
+no or a wrong token, 403 a foreign Host or Origin, 409 the node refused (a
+`LocalError`, e.g. "already registered"), 413 a body over 16 KiB, 503 writes
+are paused for now (`NotWritable`: the own feed is being checked with peers,
+or the store cannot commit; the reason says which).
 
 Security. The port listens on loopback, but a browser on this machine runs
 other sites' scripts, so: every POST and the event stream need
@@ -52,7 +55,7 @@ from ..core.bodies import (
     MAX_TEXT_BYTES,
     MIN_PRIORITY,
 )
-from ..core.errors import LocalError
+from ..core.errors import LocalError, NotWritable
 from ..core.identity import id_from_text
 from ..core.views import Views
 from . import metrics
@@ -88,17 +91,17 @@ class NodeControl(Protocol):
 
     def views(self) -> Views: ...
 
-    def register(self, name: str) -> str: ...
+    async def register(self, name: str) -> str: ...
 
-    def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str: ...
+    async def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str: ...
 
-    def claim(self) -> str:
+    async def claim(self) -> str:
         """Claim the weekly flow for the current ISO week."""
         ...
 
-    def transfer(self, to: bytes, amount_cents: int, memo: str) -> str: ...
+    async def transfer(self, to: bytes, amount_cents: int, memo: str) -> str: ...
 
-    def retract(self, post_id: bytes) -> str: ...
+    async def retract(self, post_id: bytes) -> str: ...
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         """The event bus from now on: JSON-able dicts with a "type" key. The stream is
@@ -130,6 +133,8 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
             _check_token(request, secret)
         try:
             return await handler(request)
+        except NotWritable as exc:
+            raise ApiError(503, str(exc)) from None
         except LocalError as exc:
             raise ApiError(409, str(exc) or "refused by the node") from None
 
@@ -144,7 +149,7 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
 
     async def register(request: web.Request) -> web.Response:
         body = await _body(request, "name")
-        return _created(node.register(_text(body, "name", MAX_NAME_BYTES, default="")))
+        return _created(await node.register(_text(body, "name", MAX_NAME_BYTES, default="")))
 
     async def post(request: web.Request) -> web.Response:
         body = await _body(request, "text", "channel", "priority", "to")
@@ -156,18 +161,18 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
         to = _node_id(body, "to", required=False)
         if (channel == "direct") != (to is not None):
             raise ApiError(400, "to: required for the direct channel, and only for it")
-        return _created(node.post(text, channel, priority, to))
+        return _created(await node.post(text, channel, priority, to))
 
     async def retract(request: web.Request) -> web.Response:
         await _body(request)
         op_id = request.match_info["id"]
         if len(op_id) != OP_ID_HEX or not set(op_id) <= HEX_DIGITS:
             raise ApiError(400, f"id: an op id is {OP_ID_HEX} hex characters")
-        return _created(node.retract(bytes.fromhex(op_id)))
+        return _created(await node.retract(bytes.fromhex(op_id)))
 
     async def claim(request: web.Request) -> web.Response:
         await _body(request)
-        return _created(node.claim())
+        return _created(await node.claim())
 
     async def transfer(request: web.Request) -> web.Response:
         body = await _body(request, "to", "amount_cents", "memo")
@@ -175,7 +180,7 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
         assert to is not None
         amount = _int(body, "amount_cents", 1, MAX_AMOUNT_CENTS)
         memo = _text(body, "memo", MAX_MEMO_BYTES, default="")
-        return _created(node.transfer(to, amount, memo))
+        return _created(await node.transfer(to, amount, memo))
 
     async def events(request: web.Request) -> web.WebSocketResponse:
         if len(sockets) >= MAX_SUBSCRIBERS:

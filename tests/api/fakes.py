@@ -11,6 +11,7 @@ import aiohttp
 
 from liberation_node.api.peer import SignalRefused
 from liberation_node.core.bodies import Body, Claim, Post, Register, Retract, Transfer
+from liberation_node.core.errors import NotWritable
 from liberation_node.core.identity import Identity
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.replica import Replica
@@ -30,6 +31,7 @@ class ReplicaNode:
         self.now = NOW
         self.peers: list[dict[str, Any]] = []
         self.queues: list[asyncio.Queue[dict[str, Any] | None]] = []
+        self.paused: str | None = None  # why writes are refused (NotWritable), if they are
 
     def status(self) -> dict[str, Any]:
         ledger = self.replica.ledger
@@ -45,22 +47,24 @@ class ReplicaNode:
         return build_views(self.replica, ME.public_key, self.now)
 
     def _write(self, body: Body) -> str:
+        if self.paused is not None:
+            raise NotWritable(self.paused)
         self.now += 1
         return self.replica.append(ME, body, self.now).applied[0].id.hex()
 
-    def register(self, name: str) -> str:
+    async def register(self, name: str) -> str:
         return self._write(Register(name))
 
-    def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
+    async def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
         return self._write(Post(channel, text, priority, to))
 
-    def claim(self) -> str:
+    async def claim(self) -> str:
         return self._write(Claim(iso_week(self.now)))
 
-    def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
+    async def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
         return self._write(Transfer(to, amount_cents, memo))
 
-    def retract(self, post_id: bytes) -> str:
+    async def retract(self, post_id: bytes) -> str:
         return self._write(Retract(post_id))
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:

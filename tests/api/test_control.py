@@ -56,7 +56,7 @@ async def test_status_needs_no_token(client: Client, node: ReplicaNode) -> None:
 
 
 async def test_views_are_the_dataclasses_as_json(client: Client, node: ReplicaNode) -> None:
-    node.register("ada")
+    await node.register("ada")
     views = await (await client.get("/api/v1/views")).json()
     assert set(views) == {"humans", "transactions", "resource_pools", "truth_messages",
                           "channels", "message_spreads", "mesh_nodes", "node_connections",
@@ -279,10 +279,21 @@ async def test_refusals_by_the_node_are_409(client: Client) -> None:
         await client.post("/api/v1/ledger/transfer", json=transfer, headers=AUTH), 409)
 
 
+async def test_paused_writes_are_503_with_the_reason(client: Client, node: ReplicaNode) -> None:
+    node.paused = "the store cannot commit (database or disk is full)"
+    for path, body in (("/api/v1/register", {}), ("/api/v1/ledger/claim", None),
+                       ("/api/v1/messages", {"text": "hi"})):
+        response = await client.post(path, json=body, headers=AUTH)
+        assert await error_of(response, 503) == node.paused
+    assert node.replica.ops == {}
+    node.paused = None
+    assert (await client.post("/api/v1/register", json={}, headers=AUTH)).status == 201
+
+
 async def test_a_node_bug_is_a_500_without_details(client: Client, node: ReplicaNode,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    def broken(name: str) -> str:
+    async def broken(name: str) -> str:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(node, "register", broken)
@@ -391,7 +402,7 @@ def parse_metrics(text: str) -> dict[str, str]:
 
 async def test_metrics_in_prometheus_text_format(client: Client, node: ReplicaNode,
                                                  clock: Clock) -> None:
-    node.register("ada")
+    await node.register("ada")
     node.peers = [{"id": OTHER.text, "conn": 1, "rtt_ms": 12, "address": "127.0.0.1:5"},
                   {"id": 'we"ird\\', "conn": 2, "rtt_ms": None, "address": None}]
     response = await client.get("/metrics")
@@ -420,7 +431,7 @@ async def test_metrics_digest_age(client: Client, node: ReplicaNode, clock: Cloc
     assert await age() == 30.0
     clock.t += 5
     assert await age() == 35.0
-    node.register("ada")  # a new digest: the age starts again at this scrape
+    await node.register("ada")  # a new digest: the age starts again at this scrape
     clock.t += 1
     assert await age() == 0.0
     clock.t += 2
