@@ -19,17 +19,23 @@ it has enough peers. Every error is ``{"error": str}``; other paths are 404.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
+from ..core.scope import address_allowed, address_scope, url_host
 from ._http import ApiError, new_app, read_json_object
 from .ratelimit import RateLimiter, client_key
 
@@ -161,31 +167,68 @@ class SignalTimeout(SignalError):
     """The peer did not answer in time."""
 
 
+class _ScopedResolver(AbstractResolver):
+    """Resolves a name and keeps only the addresses in `scopes` (transport.md §7.7): an
+    announced name must not lead to this host's loopback or a link-local neighbour."""
+
+    def __init__(self, scopes: frozenset[str]) -> None:
+        self._scopes = scopes
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        kept = [r for r in found if address_allowed(r["host"], self._scopes)]
+        if not kept:
+            scopes = sorted({address_scope(r["host"]) for r in found})
+            raise OSError(errno.EADDRNOTAVAIL,
+                          f"{host} resolves only to {'/'.join(scopes)} addresses, out of scope")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, str],
-                     timeout: float, *,
-                     session: aiohttp.ClientSession | None = None) -> dict[str, str]:
+                     timeout: float, *, session: aiohttp.ClientSession | None = None,
+                     scopes: frozenset[str] | None = None) -> dict[str, str]:
     """POST `offer` to the signaling URL `url`; return the answer ``{"type", "sdp"}``.
 
     Raises `SignalTimeout` after `timeout` seconds, `SignalError` for anything
     else: unreachable, an HTTP error (its ``{"error"}`` message is kept), an
     answer over 64 KiB or not of the right shape. Redirects are not followed:
-    the URL is the one the peer's id was announced with.
+    the URL is the one the peer's id was announced with. With `scopes` (a URL
+    another node announced), the host must be, or resolve to, addresses in
+    those scopes (core/scope.py); nothing is sent otherwise.
     """
-    if not url.startswith(("http://", "https://")):
+    host = url_host(url)
+    if host is None:
         raise SignalError(f"{url}: not an http(s) URL")
+    if scopes is not None:
+        try:
+            literal = address_scope(host)
+        except ValueError:
+            literal = None  # a name: checked as it resolves
+        if literal is not None and literal not in scopes:
+            raise SignalError(f"{url}: {literal} address, out of scope")
     payload = {"network": network, "from": id_to_text(from_id), "offer": offer}
     own = session is None
-    client = aiohttp.ClientSession() if session is None else session
+    client = session
+    if client is None:
+        connector = aiohttp.TCPConnector(
+            resolver=_ScopedResolver(scopes) if scopes is not None else None)
+        client = aiohttp.ClientSession(connector=connector)
     try:
         async with client.post(url, json=payload, allow_redirects=False,
                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
             status = response.status
             retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+            challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
     except TimeoutError:
         raise SignalTimeout(f"{url}: no answer within {timeout:g} s") from None
     except aiohttp.ClientError as exc:
-        raise SignalError(f"{url}: {exc or type(exc).__name__}") from None
+        raise SignalError(_unreachable(url, exc)) from None
     finally:
         if own:
             await client.close()
@@ -194,14 +237,54 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     except (UnicodeDecodeError, ValueError):
         body = None
     if status != 200:
-        message = body.get("error") if isinstance(body, dict) else None
-        raise SignalError(f"{url}: HTTP {status}: {message or 'no error message'}",
-                          status, retry_after)
+        raise SignalError(_refusal(url, status, body, challenge), status, retry_after)
     answer = body.get("answer") if isinstance(body, dict) else None
     if (not isinstance(answer, dict) or answer.get("type") != "answer"
             or not isinstance(answer.get("sdp"), str)):
         raise SignalError(f"{url}: the reply is not an answer", status)
     return {"type": "answer", "sdp": answer["sdp"]}
+
+
+def _unreachable(url: str, exc: aiohttp.ClientError) -> str:
+    """A message for a person about a request that got no HTTP reply (no aiohttp
+    internals such as "ssl:default" for a plain http URL)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve the host of {url}: {_os_message(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"{url}: the TLS certificate is not valid: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED \
+                or f"[Errno {errno.ECONNREFUSED}]" in str(error):
+            return f"connection refused at {url} (nothing listens there: is the node " \
+                   "running, and is that its peer port?)"
+        return f"cannot connect to {url}: {_os_message(error)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{url}: the server closed the connection without a reply"
+    return f"{url}: {exc or type(exc).__name__}"
+
+
+def _os_message(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _refusal(url: str, status: int, body: object, challenge: str) -> str:
+    """A message for a non-200 reply: the node's own {"error"}, or what the URL is."""
+    message = body.get("error") if isinstance(body, dict) else None
+    if status == 421 and isinstance(body, dict) and isinstance(body.get("peer_url"), str):
+        return f"{url}: that is a control port; the peer port is {body['peer_url'][:200]}"
+    if status == 401 and 'realm="liberation-node"' in challenge:
+        return (f"{url}: that is a control port (it asks for the control token); the peer "
+                "port is another one (7411 by default)")
+    if status == 404:
+        parts = urlsplit(url)
+        expected = f"{parts.scheme}://{parts.netloc}/v1/signal"
+        if parts.path != "/v1/signal":
+            return f"{url}: HTTP 404: nothing there; the signaling path is /v1/signal " \
+                   f"({expected})"
+        return f"{url}: HTTP 404: nothing answers POST /v1/signal there; is that the " \
+               "peer port of a liberation-node?"
+    return f"{url}: HTTP {status}: {str(message)[:300] if message else 'no error message'}"
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -71,6 +71,7 @@ class Link:
         self.id = link_id
         self.initiator = conn.initiator
         self.binding = binding  # both DTLS fingerprints of this connection (signal.py)
+        self.tag = conn.tag  # what the dialer passed to `dial` (None when answered)
         self.remote_address = selected_remote_address(conn.pc)  # for logs
         self.closed = False
         self.close_reason = ""
@@ -157,9 +158,10 @@ class Link:
 class _Connection:
     """One RTCPeerConnection, from creation until it is closed."""
 
-    def __init__(self, transport: WebRtcTransport, initiator: bool) -> None:
+    def __init__(self, transport: WebRtcTransport, initiator: bool, tag: object = None) -> None:
         self.transport = transport
         self.initiator = initiator
+        self.tag = tag
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=transport._ice_servers))
         self.local: signal.Description | None = None
         self.remote: signal.Description | None = None
@@ -276,14 +278,15 @@ class WebRtcTransport:
         """Peer connections dialed or answered whose channel has not opened yet."""
         return sum(c.link is None and c.closing is None for c in self._conns)
 
-    async def dial(self, exchange: Exchange) -> Link:
+    async def dial(self, exchange: Exchange, tag: object = None) -> Link:
         """Connect to a peer: send our offer through `exchange`, which returns its answer.
 
-        Returns the open Link (also reported to on_open). Raises ConnectTimeout after
+        Returns the open Link (also reported to on_open, with `link.tag` = `tag`, so
+        the caller knows which dial it is before any message). Raises ConnectTimeout after
         `connect_timeout_s`, SignalError for a bad answer, TransportError otherwise;
         the peer connection is closed on every failure.
         """
-        conn = self._connection(initiator=True)
+        conn = self._connection(initiator=True, tag=tag)
         return await self._attempt(conn, lambda: self._dial(conn, exchange), "dial")
 
     async def answer(self, offer: dict[str, str]) -> dict[str, str]:
@@ -378,10 +381,10 @@ class WebRtcTransport:
             raise TransportError(f"{what}: the transport closed")
         return task.result()
 
-    def _connection(self, initiator: bool) -> _Connection:
+    def _connection(self, initiator: bool, tag: object = None) -> _Connection:
         if self._closed:
             raise TransportError("the transport is closed")
-        conn = _Connection(self, initiator)
+        conn = _Connection(self, initiator, tag)
         self._conns.add(conn)
         return conn
 
