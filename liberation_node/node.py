@@ -122,7 +122,8 @@ class Node:
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer(), name="writer")
-        peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
+        peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins),
+                                      cfg.peer_host, cfg.peer_port)
         control_port = await self._serve(control_app(self, self.dir.control_token(),
                                                      peer_url=lambda: self.peer_url),
                                          cfg.control_host, cfg.control_port)

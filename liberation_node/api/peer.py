@@ -13,6 +13,15 @@ answers being made at once (503), and the time to make one (504). Refusals by
 the node are `SignalRefused(status, message)`: 403 for another network, 503 when
 it has enough peers. Every error is ``{"error": str}``; other paths are 404.
 
+Browsers (protocols/transport.md §3.9). A web page may signal to the node only
+from an origin the operator lists (`allow_origins`, `--allow-origin`): those get
+a CORS preflight answer and `Access-Control-Allow-Origin`; a request with any
+other `Origin` is refused (403) before its body is read. `POST /v1/signal` must
+say `Content-Type: application/json` (415 otherwise), which a page can only send
+after a preflight: so no foreign page can make the node allocate sockets with a
+"simple" request (a form post). Each refused offer is logged once at INFO with
+its reason, at most `LOG_BURST` lines then one per `LOG_EVERY_S` seconds.
+
 `send_offer` is the other end: what the dialer calls to deliver an offer.
 """
 
@@ -21,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -44,6 +54,12 @@ SIGNAL_RATE = 5.0  # requests per second per address (IPv6: per /64) ...
 SIGNAL_BURST = 10  # ... after a burst of this many
 MAX_SIGNALS_IN_FLIGHT = 16
 SIGNAL_TIMEOUT_S = 30.0  # making an answer includes ICE gathering
+PREFLIGHT_MAX_AGE_S = 600
+LOG_BURST = 10  # refused offers logged at once ...
+LOG_EVERY_S = 6.0  # ... then one line per this many seconds (others are counted)
+PATHS = ("/v1/signal", "/v1/info")
+
+log = logging.getLogger("liberation_node.api")
 
 
 class SignalRefused(Exception):
@@ -76,14 +92,36 @@ class PeerPortHandler(Protocol):
         ...
 
 
+def parse_origin(text: str) -> str:
+    """An origin as browsers send it in `Origin` (RFC 6454): scheme://host[:port], lower
+    case, without a default port; ValueError says what is wrong."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"origin {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.path not in ("",) or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"origin {text!r}: expected scheme://host[:port], e.g. "
+                         "https://app.example.org (no path, not 'null' or '*')")
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
-             clock: Callable[[], float] = time.monotonic) -> web.Application:
-    """The peer port's application; `clock` (monotonic seconds) drives the rate limit."""
+             clock: Callable[[], float] = time.monotonic,
+             allow_origins: Collection[str] = ()) -> web.Application:
+    """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
+    `allow_origins` are the web origins that may signal from a browser."""
     in_flight = 0
+    origins = frozenset(parse_origin(o) for o in allow_origins)
 
     async def signal(request: web.Request) -> web.Response:
         nonlocal in_flight
+        if request.content_type != "application/json":
+            raise ApiError(415, "Content-Type: application/json is required")
         network, from_id, offer = _parse_signal(await read_json_object(request,
                                                                       MAX_SIGNAL_BYTES))
         if in_flight >= max_in_flight:
@@ -104,10 +142,67 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
     async def info(request: web.Request) -> web.Response:
         return web.json_response(handler.info())
 
-    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock))
+    async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin in origins:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        if origins:
+            response.headers[hdrs.VARY] = "Origin"
+
+    app = new_app(MAX_SIGNAL_BYTES, _log_refusals(clock),
+                  _rate_limit(RateLimiter(rate, burst), clock), _cors(origins))
+    app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/signal", signal)
     app.router.add_get("/v1/info", info)
     return app
+
+
+def _cors(origins: frozenset[str]) -> Middleware:
+    """Middleware: browsers' requests from the listed origins only (§3.9)."""
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None:
+            return await handler(request)  # not a browser's cross-origin request
+        if origin not in origins:
+            raise ApiError(403, f"signaling from the web origin {origin[:100]!r} is not "
+                           "allowed (the node's operator may allow it: --allow-origin)")
+        if request.method == hdrs.METH_OPTIONS and request.path in PATHS:
+            return web.Response(status=204, headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "POST, GET",
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: "Content-Type",
+                hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S)})
+        return await handler(request)
+
+    return cors
+
+
+def _log_refusals(clock: Callable[[], float]) -> Middleware:
+    """Middleware: each refused offer, one INFO line with its reason, rate-limited."""
+    lines = RateLimiter(1 / LOG_EVERY_S, LOG_BURST, max_keys=1)
+    unsaid = 0
+
+    @web.middleware
+    async def log_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal unsaid
+        try:
+            return await handler(request)
+        except (ApiError, web.HTTPException) as exc:
+            if request.path == "/v1/signal" and request.method == hdrs.METH_POST:
+                if lines.take("log", clock()) > 0:
+                    unsaid += 1
+                else:
+                    origin = request.headers.get(hdrs.ORIGIN)
+                    reason = exc.message if isinstance(exc, ApiError) else exc.reason
+                    log.info("refused an offer from %s%s: %d %s%s", request.remote,
+                             f" (origin {origin[:100]!r})" if origin else "", exc.status,
+                             reason[:300], f" ({unsaid} more refusals not logged)"
+                             if unsaid else "")
+                    unsaid = 0
+            raise
+
+    return log_refusals
 
 
 def _rate_limit(limiter: RateLimiter, clock: Callable[[], float]) -> Middleware:

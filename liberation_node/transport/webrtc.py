@@ -397,7 +397,8 @@ class WebRtcTransport:
             raise TransportError(f"our own {description.type} is unusable ({exc}); "
                                  f"ice_addresses={self.config.ice_addresses}") from None
         allowed = self.config.ice_addresses
-        stray = [a for t, a in local.candidates if t == "host" and allowed and a not in allowed]
+        stray = [a for t, a, _ in local.candidates
+                 if t == "host" and allowed and a not in allowed]
         if stray:
             raise TransportError(f"ICE gathered host candidates {stray} outside "
                                  f"ice_addresses {allowed}")
