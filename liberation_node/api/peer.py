@@ -189,7 +189,9 @@ def _log_refusals(clock: Callable[[], float]) -> Middleware:
         try:
             return await handler(request)
         except (ApiError, web.HTTPException) as exc:
-            if request.path == "/v1/signal" and request.method == hdrs.METH_POST:
+            # A refused preflight is a refused offer too: the browser sends nothing more.
+            if request.path == "/v1/signal" and request.method in (hdrs.METH_POST,
+                                                                   hdrs.METH_OPTIONS):
                 if lines.take("log", clock()) > 0:
                     unsaid += 1
                 else:

@@ -26,21 +26,27 @@ NETWORK = "e2e"
 
 class Daemon:
     def __init__(self, data_dir: Path, *, name: str, bootstrap: list[str] | None = None,
-                 extra: list[str] | None = None, network: str = NETWORK) -> None:
+                 extra: list[str] | None = None, network: str = NETWORK,
+                 prefix: list[str] | None = None, address: str = "127.0.0.1") -> None:
+        """`prefix` runs the daemon under another command (`ip netns exec NS`);
+        `address` is its peer port's and ICE's address."""
         self.data_dir = data_dir
         self.name = name
         self.bootstrap = bootstrap or []
         self.extra = extra or []
         self.network = network
+        self.prefix = prefix or []
+        self.address = address
         self.proc: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.run: dict[str, Any] = {}
 
     def start(self, timeout: float = 20.0) -> Daemon:
-        args = [sys.executable, "-m", "liberation_node", "run", "--data-dir", str(self.data_dir),
-                "--network", self.network, "--name", self.name, "--peer-host", "127.0.0.1",
-                "--peer-port", "0", "--control-port", "0", "--ice-address", "127.0.0.1",
+        args = [*self.prefix, sys.executable, "-m", "liberation_node", "run",
+                "--data-dir", str(self.data_dir), "--network", self.network,
+                "--name", self.name, "--peer-host", self.address,
+                "--peer-port", "0", "--control-port", "0", "--ice-address", self.address,
                 "--no-mdns", *self.extra]
         for url in self.bootstrap:
             args += ["--bootstrap", url]
