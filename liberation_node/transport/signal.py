@@ -69,8 +69,10 @@ class Description:
         return {"type": self.type, "sdp": self.sdp}
 
 
-def parse(message: object, expected_type: str) -> Description:
-    """Check an offer or answer dict from the network; raises SignalError."""
+def parse(message: object, expected_type: str, ignore: frozenset[str] = frozenset()
+          ) -> Description:
+    """Check an offer or answer dict from the network; raises SignalError. Candidates
+    whose address is in a scope of `ignore` (core/scope.py) are ignored."""
     if not isinstance(message, dict):
         raise SignalError(f"{expected_type}: expected a dict, got {type(message).__name__}")
     if set(message) != {"type", "sdp"}:
@@ -81,10 +83,10 @@ def parse(message: object, expected_type: str) -> Description:
         raise SignalError(f"{expected_type}: 'type' and 'sdp' must be strings")
     if kind != expected_type:
         raise SignalError(f"expected an {expected_type}, got type {kind[:20]!r}")
-    return check_sdp(kind, sdp)
+    return check_sdp(kind, sdp, ignore)
 
 
-def check_sdp(kind: str, sdp: str) -> Description:
+def check_sdp(kind: str, sdp: str, ignore: frozenset[str] = frozenset()) -> Description:
     """Check the SDP of an offer or answer (ours too); raises SignalError."""
     size = len(sdp.encode("utf-8", "surrogatepass"))
     if size > MAX_SDP_BYTES:
@@ -130,6 +132,9 @@ def check_sdp(kind: str, sdp: str) -> Description:
             raise SignalError(f"{kind}: candidate {host[:64]} port {port}: "
                               f"{'port 0' if port == 0 else what + ' address'}, "
                               "no peer is there")
+        if scope in ignore:
+            ignored.append(f"{host} {port}: {scope} address, not used by this node")
+            continue
         if str(candidate.protocol).lower() != "udp" or candidate.component != 1:
             ignored.append(f"{host} {port}: {candidate.protocol} component "
                            f"{candidate.component} (UDP component 1 only)")

@@ -46,6 +46,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
+from ..core.scope import LOOPBACK, address_scope
 from . import signal
 from ._ice import restrict_host_addresses, selected_remote_address
 from .config import TransportConfig
@@ -262,6 +263,11 @@ class WebRtcTransport:
         # Always an explicit list: with None, aiortc would use a public STUN server.
         self._ice_servers = [RTCIceServer(urls=s.url, username=s.username, credential=s.password)
                              for s in config.servers()]
+        # A remote loopback candidate can only be this host: used only if ICE may use
+        # loopback here too, else an offer could aim STUN checks at local UDP services
+        # (transport.md §6.3).
+        own = {address_scope(a) for a in config.ice_addresses}
+        self._ignore = frozenset() if LOOPBACK in own else frozenset({LOOPBACK})
         self._ids = itertools.count(1)
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -295,7 +301,7 @@ class WebRtcTransport:
         Raises SignalError for a bad offer (before anything is created). If the
         channel does not open within `connect_timeout_s`, the connection is closed.
         """
-        remote = signal.parse(offer, "offer")
+        remote = signal.parse(offer, "offer", self._ignore)
         conn = self._connection(initiator=False)
         conn.remote = remote
         deadline = asyncio.get_running_loop().time() + self.config.connect_timeout_s
@@ -329,7 +335,7 @@ class WebRtcTransport:
             raise
         except Exception as exc:
             raise TransportError(f"dial: the offer exchange failed: {exc!r}") from exc
-        conn.remote = signal.parse(answer, "answer")
+        conn.remote = signal.parse(answer, "answer", self._ignore)
         await self._set_remote(pc, conn.remote)
         link = await conn.opened
         if link is None:

@@ -96,6 +96,18 @@ def test_an_sdp_that_needs_no_change_is_handed_on_as_sent() -> None:
     assert minimal["sdp_used"] == minimal["message"]["sdp"]
 
 
+def test_ignored_scopes() -> None:
+    """What a node that does not use loopback keeps of an offer (transport.md §6.3)."""
+    case = {c["name"]: c for c in DATA["sdp"]}["offer_loopback_and_link_local"]
+    kept = signal.parse(case["message"], "offer", frozenset({"loopback"}))
+    assert [list(c) for c in kept.candidates] == case["candidates"][1:]
+    assert "127.0.0.1" not in kept.sdp and any("loopback" in why for why in kept.ignored)
+    only = {c["name"]: c for c in DATA["sdp"]}["offer_minimal"]["message"]
+    loopback_only = {**only, "sdp": only["sdp"].replace("192.0.2.10", "127.0.0.1")}
+    with pytest.raises(SignalError, match="no usable candidate"):
+        signal.parse(loopback_only, "offer", frozenset({"loopback"}))
+
+
 def test_size_limit_counts_utf8_bytes() -> None:
     sizes = {c["name"]: len(c["message"]["sdp"].encode("utf-8")) for c in DATA["sdp"]
              if c["name"].startswith("offer_1638")}

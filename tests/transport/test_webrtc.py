@@ -376,6 +376,19 @@ async def test_an_offer_as_a_browser_writes_it_connects(peers: tuple[Peer, Peer]
     await b.until(lambda: b.received[b.opened[0].id] == [b"hello"])
 
 
+async def test_loopback_candidates_are_for_nodes_that_use_loopback(
+        peers: tuple[Peer, Peer]) -> None:
+    """A remote loopback candidate can only be this very host: a node whose ICE does not
+    use loopback ignores it (else an offer could aim STUN checks at local UDP services)."""
+    a, _ = peers
+    offer = await offer_from(a)  # its only candidate is 127.0.0.1
+    lan = Peer("lan", TransportConfig(ice_addresses=("192.0.2.1",), connect_timeout_s=1.0))
+    with pytest.raises(SignalError, match=r"no usable candidate .*loopback address"):
+        await lan.transport.answer(offer)
+    assert lan.transport.connecting == 0  # refused before anything was made
+    await lan.transport.close()
+
+
 async def test_a_bad_answer_fails_the_dial(peers: tuple[Peer, Peer]) -> None:
     a, _ = peers
 
