@@ -108,3 +108,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_url_forms_and_what_a_wrong_url_says(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """host:port joins; a control port, a dead port and a wrong path each get a message
+    that says what is wrong (and no 'ssl:default' for plain http)."""
+    a = start(daemons, tmp_path, "a")
+    a_id = a.status()["node_id"]
+    host_port = a.peer_url.removeprefix("http://").removesuffix("/v1/signal")
+    control = a.run["control_url"]  # http://127.0.0.1:PORT, a URL someone may paste
+    dead = f"127.0.0.1:{free_port()}"
+    wrong_path = a.peer_url.replace("/v1/signal", "/signal")
+    b = start(daemons, tmp_path, "b", bootstrap=[host_port, control, dead, wrong_path],
+              extra=["--low", "8"])
+    wait_until(lambda: any(p["id"] == a_id for p in b.status()["peers"]), 20,
+               "b to join a by host:port")
+    expected = {
+        "control": f"{control}/v1/signal: that is a control port; the peer port is "
+                   f"{a.peer_url}",
+        "dead": f"connection refused at http://{dead}/v1/signal",
+        "path": f"{wrong_path}: HTTP 404: nothing there; the signaling path is /v1/signal",
+    }
+    for text in expected.values():  # in any order: each dial fails on its own
+        wait_until(lambda t=text: any(t in line for line in b.read_log()),
+                   20, f"b to log {text!r}")
+    assert not any("ssl:default" in line for line in b.read_log())
