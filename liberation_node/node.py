@@ -26,6 +26,7 @@ from aiohttp import web
 from . import __version__, clock, datadir
 from .api import runfile
 from .api.control import control_app
+from .api.peer import SignalError as OfferFailed
 from .api.peer import SignalRefused, peer_app, send_offer
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
@@ -360,9 +361,12 @@ class Node:
 
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
                     assert dial.url is not None
-                    return await send_offer(dial.url, network, me, offer,
-                                            timeout=self.config.transport.connect_timeout_s,
-                                            scopes=scopes)
+                    try:
+                        return await send_offer(
+                            dial.url, network, me, offer, scopes=scopes,
+                            timeout=self.config.transport.connect_timeout_s)
+                    except OfferFailed as exc:  # its message is for the operator as it is
+                        raise TransportError(str(exc)) from None
             else:
                 assert dial.node_id is not None
                 target = dial.node_id
@@ -373,7 +377,10 @@ class Node:
                      dial.url or "by relay")
             await (await self.transport()).dial(exchange, tag=dial)
         except Exception as exc:  # any failure of one dial is that dial's failure
-            log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
+            said, where = str(exc), dial.url or f"{dial.key[:12]} by relay"
+            if where not in said:
+                said = f"{where}: {said}"
+            log.info("dial failed: %s", said)
             self.peering.dial_failed(dial.key, clock.now_ms())
             if not self.stopping:
                 self._service()
