@@ -27,7 +27,7 @@ from . import __version__, clock, datadir
 from .api import runfile
 from .api.control import control_app
 from .api.peer import SignalError as OfferFailed
-from .api.peer import SignalRefused, peer_app, send_offer
+from .api.peer import SignalRefused, peer_app, refusal_log, send_offer
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
@@ -97,6 +97,7 @@ class Node:
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
         self._runners: list[web.AppRunner] = []
+        self._refusals = refusal_log()  # refused offers, HTTP and relayed: rate-limited
         self._transport: WebRtcTransport | None = None
         self.peer_url = ""
         self.control_url = ""
@@ -123,7 +124,8 @@ class Node:
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer(), name="writer")
-        peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins),
+        peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
+                                               refusals=self._refusals),
                                       cfg.peer_host, cfg.peer_port)
         control_port = await self._serve(control_app(self, self.dir.control_token(),
                                                      peer_url=lambda: self.peer_url),
@@ -424,7 +426,8 @@ class Node:
         try:
             answer = await (await self.transport()).answer(offer)
         except Exception as exc:
-            log.info("relayed offer from %s refused: %s", short_id(event.origin), exc)
+            self._refusals.info("refused a relayed offer from %s: %s", short_id(event.origin),
+                                str(exc)[:300])
             return
         self.mesh.send_signal(event.origin, json.dumps(answer), event.nonce)
         self._service()

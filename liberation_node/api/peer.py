@@ -47,7 +47,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ..core.identity import id_from_text, id_to_text
 from ..core.scope import address_allowed, address_scope, url_host
 from ._http import ApiError, new_app, read_json_object
-from .ratelimit import RateLimiter, client_key
+from .ratelimit import LogLimiter, RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
 SIGNAL_RATE = 5.0  # requests per second per address (IPv6: per /64) ...
@@ -112,9 +112,11 @@ def parse_origin(text: str) -> str:
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
              clock: Callable[[], float] = time.monotonic,
-             allow_origins: Collection[str] = ()) -> web.Application:
+             allow_origins: Collection[str] = (),
+             refusals: LogLimiter | None = None) -> web.Application:
     """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
-    `allow_origins` are the web origins that may signal from a browser."""
+    `allow_origins` are the web origins that may signal from a browser; `refusals` logs
+    refused offers (the node shares it with relayed offers)."""
     in_flight = 0
     origins = frozenset(parse_origin(o) for o in allow_origins)
 
@@ -149,7 +151,9 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
         if origins:
             response.headers[hdrs.VARY] = "Origin"
 
-    app = new_app(MAX_SIGNAL_BYTES, _log_refusals(clock),
+    if refusals is None:
+        refusals = refusal_log(clock)
+    app = new_app(MAX_SIGNAL_BYTES, _log_refusals(refusals),
                   _rate_limit(RateLimiter(rate, burst), clock), _cors(origins))
     app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/signal", signal)
@@ -178,30 +182,27 @@ def _cors(origins: frozenset[str]) -> Middleware:
     return cors
 
 
-def _log_refusals(clock: Callable[[], float]) -> Middleware:
+def refusal_log(clock: Callable[[], float] = time.monotonic) -> LogLimiter:
+    """The log of refused offers: `LOG_BURST` lines, then one per `LOG_EVERY_S` s."""
+    return LogLimiter(log, LOG_BURST, LOG_EVERY_S, clock)
+
+
+def _log_refusals(refusals: LogLimiter) -> Middleware:
     """Middleware: each refused offer, one INFO line with its reason, rate-limited."""
-    lines = RateLimiter(1 / LOG_EVERY_S, LOG_BURST, max_keys=1)
-    unsaid = 0
 
     @web.middleware
     async def log_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal unsaid
         try:
             return await handler(request)
         except (ApiError, web.HTTPException) as exc:
             # A refused preflight is a refused offer too: the browser sends nothing more.
             if request.path == "/v1/signal" and request.method in (hdrs.METH_POST,
                                                                    hdrs.METH_OPTIONS):
-                if lines.take("log", clock()) > 0:
-                    unsaid += 1
-                else:
-                    origin = request.headers.get(hdrs.ORIGIN)
-                    reason = exc.message if isinstance(exc, ApiError) else exc.reason
-                    log.info("refused an offer from %s%s: %d %s%s", request.remote,
-                             f" (origin {origin[:100]!r})" if origin else "", exc.status,
-                             reason[:300], f" ({unsaid} more refusals not logged)"
-                             if unsaid else "")
-                    unsaid = 0
+                origin = request.headers.get(hdrs.ORIGIN)
+                reason = exc.message if isinstance(exc, ApiError) else exc.reason
+                refusals.info("refused an offer from %s%s: %d %s", request.remote,
+                              f" (origin {origin[:100]!r})" if origin else "", exc.status,
+                              reason[:300])
             raise
 
     return log_refusals

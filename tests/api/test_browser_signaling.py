@@ -131,3 +131,25 @@ async def test_refused_offers_are_logged_once_each_and_rate_limited(
             await c.get("/v1/info")
             await c.post("/v1/signal", json=BODY)  # answered: nothing to log
             assert len(caplog.records) == LOG_BURST + 1
+
+
+def test_the_refusal_log_is_shared_and_counts_what_it_holds_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The node passes one LogLimiter to the peer port and to relayed offers: a flood of
+    either cannot flood the log."""
+    from liberation_node.api.peer import refusal_log
+
+    clock = Clock()
+    refusals = refusal_log(clock)
+    with caplog.at_level(logging.INFO, logger="liberation_node.api"):
+        for n in range(100):
+            refusals.info("refused a relayed offer from %s: %s", "lnx", f"reason {n}")
+        assert len(caplog.records) == LOG_BURST and refusals.held_back == 100 - LOG_BURST
+        clock.t += LOG_EVERY_S * 3  # room for three more lines
+        for n in range(5):
+            refusals.info("refused an offer from %s: %s", "127.0.0.1", f"late {n}")
+    said = [r.getMessage() for r in caplog.records]
+    assert said[LOG_BURST] == f"refused an offer from 127.0.0.1: late 0 ({100 - LOG_BURST} " \
+                              "more refusals not logged)"
+    assert said[LOG_BURST + 1:] == ["refused an offer from 127.0.0.1: late 1",
+                                    "refused an offer from 127.0.0.1: late 2"]
