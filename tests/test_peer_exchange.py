@@ -326,3 +326,14 @@ def test_no_timer_while_enough_peers() -> None:
     p.session_down(1, 5)
     p.due(5, 0, relay_never)
     assert p.timer() is not None
+
+
+def test_a_peer_announcing_another_node_s_url_does_not_block_it() -> None:
+    """Only a dial that reached a node is evidence of where it is: Y announcing X's URL
+    (the bootstrap node's) must not keep us from dialing X there."""
+    p = peering()
+    p.learn(X, [URL], Source.BOOTSTRAP)
+    p.session_up(1, Y, 0)
+    p.learn(Y, [URL], Source.RECORD)
+    (dial,) = p.due(0, 1, relay_never)
+    assert (dial.node_id, dial.url) == (X, URL)

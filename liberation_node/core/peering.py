@@ -325,12 +325,10 @@ class Peering:
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and self.strikes.get(c.node_id or b"", 0) < 3]
         ready.sort(key=lambda c: (c.failures, c.source, c.key))
-        # URLs that lead to a node we are connected to, by what it announced or by a
-        # dial that reached it there: not a way to any other candidate right now.
-        taken = {url: c.node_id for c in self.candidates.values()
-                 if c.connected and c.node_id is not None for url in c.urls}
-        taken.update((url, who) for url, who in self._answered_by.items()
-                     if self.is_connected(who))
+        # URLs where a dial reached a node we are connected to: not a way to any other
+        # candidate right now. (Only a dial is evidence: a peer that merely announced
+        # another's URL must not stop us from dialing it.)
+        taken = {url: who for url, who in self._answered_by.items() if self.is_connected(who)}
         dials: list[Dial] = []
         for cand in ready:
             if len(dials) >= want:
