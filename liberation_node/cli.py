@@ -120,6 +120,9 @@ def show_id(data_dir: Path | None) -> None:
               help="STUN/TURN server (stun:host:port, turn:user:pass@host:port); default none.")
 @click.option("--ice-address", multiple=True, metavar="IP",
               help="Local address ICE may use; repeatable [default: all but loopback].")
+@click.option("--allow-origin", multiple=True, metavar="ORIGIN",
+              help="A web origin (https://host[:port]) whose pages may connect to this node "
+                   "from a browser; repeatable [default: none].")
 @click.option("--public-url", multiple=True, metavar="URL",
               help="Signaling URL to advertise instead of the bound address; repeatable.")
 @click.option("--no-advertise", is_flag=True,
@@ -137,7 +140,8 @@ def show_id(data_dir: Path | None) -> None:
 @click.option("--debug", is_flag=True, help="DEBUG logs, and tracebacks for start-up failures.")
 def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, peer_port: int,
         control_port: int, bootstrap: tuple[str, ...], ice_server: tuple[str, ...],
-        ice_address: tuple[str, ...], public_url: tuple[str, ...], no_advertise: bool,
+        ice_address: tuple[str, ...], allow_origin: tuple[str, ...],
+        public_url: tuple[str, ...], no_advertise: bool,
         no_mdns: bool, low: int, high: int, log_json: bool, recover: bool,
         debug: bool) -> None:
     """Run the node: join the mesh, sync, serve the control API. Ctrl-C stops it
@@ -145,6 +149,7 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
 
     One node per data directory: a second `run` on the same one exits at once."""
     from . import daemon
+    from .api.peer import parse_origin
     from .bootstrap import BootstrapError, resolve
     from .config import NodeConfig
     from .core.peering import PeeringConfig
@@ -157,6 +162,7 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
     try:
         transport = TransportConfig(ice_servers=ice_server, ice_addresses=ice_address)
         resolve(bootstrap, node_dir.config.network)  # refuse bad lists before starting
+        origins = tuple(parse_origin(o) for o in allow_origin)
         if low > high:
             raise ValueError(f"--low {low} is above --high {high}")
     except (ValueError, BootstrapError) as exc:
@@ -165,6 +171,7 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
         data_dir=node_dir.path, network=node_dir.config.network, name=name,
         peer_host=peer_host, peer_port=peer_port, control_port=control_port,
         public_urls=public_url, advertise=not no_advertise, bootstrap=bootstrap,
+        allow_origins=origins,
         transport=transport, peering=PeeringConfig(low=low, high=high), log_json=log_json,
         debug=debug, new_identity=created, recover=recover)
     try:

@@ -27,6 +27,7 @@ class NodeConfig:
     public_urls: tuple[str, ...] = ()
     advertise: bool = True
     bootstrap: tuple[str, ...] = ()  # signaling URLs or bootstrap/*.toml files
+    allow_origins: tuple[str, ...] = ()  # web origins that may signal from a browser
     transport: TransportConfig = field(default_factory=TransportConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)

@@ -15,6 +15,7 @@ them; an own write is acknowledged, and published, only once committed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -27,7 +28,8 @@ from aiohttp import web
 from . import __version__, clock, datadir
 from .api import runfile
 from .api.control import control_app
-from .api.peer import SignalRefused, peer_app, send_offer
+from .api.peer import SignalError as OfferFailed
+from .api.peer import SignalRefused, peer_app, refusal_log, send_offer
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
@@ -48,8 +50,9 @@ from .core.ledger import iso_week
 from .core.mesh import Mesh
 from .core.ops import MAX_CLOCK_SKEW_MS
 from .core.ownfeed import OwnFeedConfig
-from .core.peering import Candidate, Dial, Peering, Source
+from .core.peering import Dial, Misdirected, Peering, Source
 from .core.records import NodeInfo
+from .core.scope import allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
@@ -123,10 +126,9 @@ class Node:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
-        self._expected: dict[int, bytes] = {}  # link id -> node id a bootstrap list promised
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
-        self._dial_keys: dict[int, str] = {}  # link id -> the candidate we dialed
         self._runners: list[web.AppRunner] = []
+        self._refusals = refusal_log()  # refused offers, HTTP and relayed: rate-limited
         self._transport: WebRtcTransport | None = None
         self.peer_url = ""
         self.control_url = ""
@@ -146,13 +148,18 @@ class Node:
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
                             grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
-        self.mesh = Mesh(self.identity, replica, type(cfg.mesh)(**{**cfg.mesh.__dict__,
-                                                                  "own_feed": own}),
+        self.mesh = Mesh(self.identity, replica, dataclasses.replace(cfg.mesh, own_feed=own),
                          self._entropy, now)
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
-        self.peering = Peering(self.identity.public_key, cfg.peering,
+        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
+        # Announced URLs may be loopback or link-local only if this node uses such
+        # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
+        scopes = allowed_scopes([cfg.peer_host, *cfg.transport.ice_addresses,
+                                 *cfg.public_urls, *(p.url for p in bootstrap)])
+        self.peering = Peering(self.identity.public_key,
+                               dataclasses.replace(cfg.peering, scopes=scopes),
                                rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
         self.health = Health(self)
         self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
@@ -161,16 +168,19 @@ class Node:
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer.run(), name="writer")
         self._spawn(self._report_rejections(), name="rejections")
-        peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
-        control_port = await self._serve(control_app(self, self.dir.control_token()),
+        peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
+                                               refusals=self._refusals),
+                                      cfg.peer_host, cfg.peer_port)
+        control_port = await self._serve(control_app(self, self.dir.control_token(),
+                                                     peer_url=lambda: self.peer_url),
                                          cfg.control_host, cfg.control_port)
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
         self.mesh.config = type(cfg.mesh)(**{**cfg.mesh.__dict__, "urls": urls,
                                              "name": cfg.name or cfg.mesh.name})
-        for peer in resolve_bootstrap(cfg.bootstrap, cfg.network):
-            self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP)
+        for peer in bootstrap:
+            self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
                       peer_url=self.peer_url)
         self._spawn(self.health.run(cfg.health_interval_s))
@@ -320,23 +330,15 @@ class Node:
                             "are open. If this data directory was restored from a backup, "
                             "stop the node and run it with --recover")
         elif isinstance(event, PeerUp):
-            expected = self._expected.pop(event.conn, None)
-            if expected is not None and expected != event.peer:
-                log.warning("link %d: expected %s, got %s; closing", event.conn,
-                            short_id(expected), short_id(event.peer))
-                self.mesh.close(event.conn, CloseReason.PROTOCOL_ERROR, "unexpected node id")
-                return
-            key = self._dial_keys.pop(event.conn, None)
-            if key is not None:
-                self.peering.adopt(key, event.peer)
-            self.peering.connected(event.peer)
+            misdirected = self.peering.session_up(event.conn, event.peer, now)
+            if misdirected is not None:
+                self._misdirected(misdirected)
             link = self._links.get(event.conn)
             log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
                      link.remote_address if link else "?")
             self.bus.publish("mesh.node.connected", {"peer": id_to_text(event.peer)})
         elif isinstance(event, PeerDown):
-            if event.peer is not None:
-                self.peering.disconnected(event.peer, now)
+            self.peering.session_down(event.conn, now)
             log.info("peer down: %s (link %d): %s%s %s", short_id(event.peer) if event.peer
                      else "?", event.conn, "peer " if event.by_peer else "", event.reason,
                      event.detail)
@@ -417,6 +419,8 @@ class Node:
 
     def _on_link_open(self, link: Link) -> None:
         self._links[link.id] = link
+        if isinstance(link.tag, Dial):  # before any frame: the session may open at once
+            self.peering.link_opened(link.tag, link.id, clock.now_ms())
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
                                   initiator=link.initiator)
         self._service()
@@ -433,16 +437,9 @@ class Node:
 
     # -- dialing --------------------------------------------------------------------------
 
-    def _reachable(self, cand: Candidate) -> bool:
-        return bool(cand.urls) or (cand.node_id is not None and bool(self.mesh.peers()))
-
     def _dial(self, now: int) -> None:
         peers = self.mesh.peers()
-        connected = set(peers.values())
-        for cand in self.peering.candidates.values():
-            if cand.node_id in connected and not cand.connected:
-                self.peering.connected(cand.node_id)
-        for dial in self.peering.due(now, len(peers), self._reachable):
+        for dial in self.peering.due(now, len(peers), self.mesh.relay_path):
             self._spawn(self._dial_one(dial), name=f"dial {dial.key[:12]}")
         rtts = {}
         for conn, peer in peers.items():
@@ -456,10 +453,17 @@ class Node:
         network, me = self.config.network, self.identity.public_key
         try:
             if dial.url is not None:
+                # An announced URL's host must resolve into scope too (§7.7).
+                scopes = self.peering.config.scopes if dial.announced else None
+
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
                     assert dial.url is not None
-                    return await send_offer(dial.url, network, me, offer,
-                                            timeout=self.config.transport.connect_timeout_s)
+                    try:
+                        return await send_offer(
+                            dial.url, network, me, offer, scopes=scopes,
+                            timeout=self.config.transport.connect_timeout_s)
+                    except OfferFailed as exc:  # its message is for the operator as it is
+                        raise TransportError(str(exc)) from None
             else:
                 assert dial.node_id is not None
                 target = dial.node_id
@@ -468,13 +472,12 @@ class Node:
                     return await self._relay_exchange(target, offer)
             log.info("dialing %s %s", short_id(dial.node_id) if dial.node_id else "",
                      dial.url or "by relay")
-            link = await (await self.transport()).dial(exchange)
-            if dial.node_id is not None:
-                self._expected[link.id] = dial.node_id
-            self._dial_keys[link.id] = dial.key
-            self.peering.dial_done(dial.key, clock.now_ms())
+            await (await self.transport()).dial(exchange, tag=dial)
         except Exception as exc:  # any failure of one dial is that dial's failure
-            log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
+            said, where = str(exc), dial.url or f"{dial.key[:12]} by relay"
+            if where not in said:
+                said = f"{where}: {said}"
+            log.info("dial failed: %s", said)
             self.peering.dial_failed(dial.key, clock.now_ms())
             if not self.stopping:
                 self._service()
@@ -518,17 +521,36 @@ class Node:
         try:
             answer = await (await self.transport()).answer(offer)
         except Exception as exc:
-            log.info("relayed offer from %s refused: %s", short_id(event.origin), exc)
+            self._refusals.info("refused a relayed offer from %s: %s", short_id(event.origin),
+                                str(exc)[:300])
             return
         self.mesh.send_signal(event.origin, json.dumps(answer), event.nonce)
         self._service()
 
+    def _misdirected(self, event: Misdirected) -> None:
+        """A dial reached another node than it expected (transport.md §7.4): kept as an
+        ordinary peer; said loudly once, since the operator's list is out of date."""
+        where = event.url or "by relay"
+        if event.first:
+            log.warning("%s was expected to be node %s but is node %s: keeping it as an "
+                        "ordinary peer; %s is redialed there with backoff, and not while "
+                        "%s is connected (update the bootstrap entry?)", where,
+                        id_to_text(event.expected), id_to_text(event.actual),
+                        short_id(event.expected), short_id(event.actual))
+        else:
+            log.info("%s is still node %s, not %s", where, short_id(event.actual),
+                     short_id(event.expected))
+
     def _learn_from_records(self) -> None:
-        """Peer exchange: every live node.info record is a candidate (DESIGN §4)."""
+        """Peer exchange: every live node.info record is a candidate (DESIGN §4), its URLs
+        only where in scope (transport.md §7.7)."""
         now = clock.now_ms()
         for (author, kind), record in self.mesh.replica.records.items():
             if kind == "node.info" and record.expires > now and isinstance(record.body, NodeInfo):
-                self.peering.learn(author, record.body.urls, Source.RECORD)
+                for url, scope in self.peering.learn(author, record.body.urls, Source.RECORD,
+                                                     now):
+                    log.info("not dialing %r announced by %s: %s address out of scope",
+                             url[:200], short_id(author), scope)
 
     # -- the peer port (api/peer.py PeerPortHandler) ----------------------------------------
 

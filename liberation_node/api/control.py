@@ -110,13 +110,15 @@ class NodeControl(Protocol):
 
 
 def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str] = (),
-                clock: Callable[[], float] = time.monotonic) -> web.Application:
+                clock: Callable[[], float] = time.monotonic,
+                peer_url: Callable[[], str] | None = None) -> web.Application:
     """The control port's application.
 
     `token` is the control token (datadir `control_token()`); `allowed_hosts`
     adds host names to the loopback ones a request's Host may name (for a node
     whose control port listens on another address); `clock` (monotonic seconds)
-    times the digest age in /metrics.
+    times the digest age in /metrics; `peer_url` names the peer port for a dialer
+    that came here by mistake (421 on the peer port's paths, /v1/...).
     """
     if not token:
         raise ValueError("an empty control token would let anybody in")
@@ -128,6 +130,13 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         _check_origin(request, hosts)
+        if request.path.startswith("/v1/") and peer_url is not None:
+            # A peer's signaling URL pointing at this port: say where to go instead
+            # (transport.md §3.7), before asking for a token the dialer cannot have.
+            where = peer_url()
+            return web.json_response({"error": "this is the control port of a "
+                                      f"liberation-node; its peer port is {where}",
+                                      "peer_url": where}, status=421)
         if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD) or \
                 request.path == "/api/v1/events":
             _check_token(request, secret)

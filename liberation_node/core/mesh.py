@@ -395,6 +395,12 @@ class Mesh:
             target.session.send(frame)
         return bool(targets)
 
+    def relay_path(self, to: bytes) -> bool:
+        """Is `to` a peer of one of our peers, by their node.links records? A relayed dial
+        needs that (transport.md §7.7): flooding offers at a node nobody links to any
+        more (a browser tab that left) would cost every relay and reach no one."""
+        return any(self._links_to(p.session.peer, to) for p in self._open_peers())
+
     def _links_to(self, node: bytes | None, to: bytes) -> bool:
         record = self.replica.records.get((node, "node.links")) if node else None
         return record is not None and isinstance(record.body, NodeLinks) and any(

@@ -25,11 +25,13 @@ from typing import Any
 NETWORK = "e2e"
 
 
-def run_args(data_dir: Path, network: str = NETWORK, name: str = "") -> list[str]:
-    """`liberation-node run` on loopback: ephemeral ports, ICE on 127.0.0.1, no mDNS."""
+def run_args(data_dir: Path, network: str = NETWORK, name: str = "",
+             address: str = "127.0.0.1") -> list[str]:
+    """`liberation-node run` on one address (loopback by default): ephemeral ports, ICE
+    on that address only, no mDNS."""
     return [sys.executable, "-m", "liberation_node", "run", "--data-dir", str(data_dir),
-            "--network", network, "--name", name, "--peer-host", "127.0.0.1",
-            "--peer-port", "0", "--control-port", "0", "--ice-address", "127.0.0.1",
+            "--network", network, "--name", name, "--peer-host", address,
+            "--peer-port", "0", "--control-port", "0", "--ice-address", address,
             "--no-mdns"]
 
 
@@ -37,10 +39,11 @@ class Daemon:
     def __init__(self, data_dir: Path, *, name: str, bootstrap: list[str] | None = None,
                  extra: list[str] | None = None, network: str = NETWORK,
                  env: dict[str, str] | None = None, prefix: list[str] | None = None,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, address: str = "127.0.0.1") -> None:
         """`env` adds to the environment; `prefix` runs the command under another (e.g.
-        `unshare -m ...`); `root` is where this process sees the data directory when the
-        daemon has a mount namespace of its own (e.g. /proc/PID/root)."""
+        `ip netns exec NS`, `unshare -m ...`); `root` is where this process sees the data
+        directory when the daemon has a mount namespace of its own (e.g. /proc/PID/root);
+        `address` is its peer port's and ICE's address."""
         self.data_dir = data_dir
         self.name = name
         self.bootstrap = bootstrap or []
@@ -49,13 +52,15 @@ class Daemon:
         self.env = env or {}
         self.prefix = prefix or []
         self.root = root
+        self.address = address
         self.proc: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.run: dict[str, Any] = {}
 
     def start(self, timeout: float = 20.0) -> Daemon:
-        args = [*self.prefix, *run_args(self.data_dir, self.network, self.name), *self.extra]
+        args = [*self.prefix, *run_args(self.data_dir, self.network, self.name, self.address),
+                *self.extra]
         for url in self.bootstrap:
             args += ["--bootstrap", url]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
