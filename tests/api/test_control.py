@@ -435,3 +435,17 @@ async def test_metrics_leave_out_what_status_lacks(node: ReplicaNode,
         samples = parse_metrics(await (await c.get("/metrics")).text())
     assert set(samples) == {f'liberation_info{{node_id="{ME.text}"}}', "liberation_peers",
                             "liberation_ops", "liberation_digest_age_seconds"}
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/ledger/transfer", {"to": ME.text, "amount_cents": 100}),
+    ("/api/v1/messages", {"text": "note to self", "channel": "direct", "to": ME.text}),
+])
+async def test_paying_or_messaging_yourself_is_refused_not_a_crash(
+        client: Client, node: ReplicaNode, path: str, body: dict[str, Any]) -> None:
+    await client.post("/api/v1/register", json={"name": "ada"}, headers=AUTH)
+    await client.post("/api/v1/ledger/claim", headers=AUTH)
+    held = len(node.replica.ops)
+    message = await error_of(await client.post(path, json=body, headers=AUTH), 409)
+    assert "yourself" in message
+    assert len(node.replica.ops) == held
