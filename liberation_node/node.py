@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import __version__, clock, datadir
 from .api import runfile
+from .api._http import Refusals, make_runner
 from .api.control import control_app
 from .api.peer import SignalRefused, peer_app, send_offer
 from .bootstrap import resolve as resolve_bootstrap
@@ -35,11 +36,13 @@ from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
 from .core.peering import Candidate, Dial, Peering, Source
+from .core.queries import Index, Topology
 from .core.records import NodeInfo
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
 from .store.loader import open_replica
+from .traffic import Traffic
 from .transport import TransportError
 
 if TYPE_CHECKING:
@@ -100,6 +103,8 @@ class Node:
         self.peer_url = ""
         self.control_url = ""
         self.stopping = False
+        self.traffic = Traffic()
+        self.refusals = Refusals()  # both HTTP ports' refusals: one log line each, counted
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -110,15 +115,18 @@ class Node:
         now = clock.now_ms()
         replica = await open_replica(self._store, cfg.network, now=now)
         self.mesh = Mesh(self.identity, replica, cfg.mesh, self._entropy, now)
+        self._index = Index(replica, self.identity.public_key)
         self.peering = Peering(self.identity.public_key, cfg.peering,
                                rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
         self.health = Health(self)
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer(), name="writer")
-        peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
-        control_port = await self._serve(control_app(self, self.dir.control_token()),
-                                         cfg.control_host, cfg.control_port)
+        peer_port = await self._serve(peer_app(self, refusals=self.refusals), cfg.peer_host,
+                                      cfg.peer_port)
+        control_port = await self._serve(control_app(
+            self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals),
+            cfg.control_host, cfg.control_port)
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
@@ -147,7 +155,7 @@ class Node:
         return await asyncio.shield(self._transport_task)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -207,6 +215,7 @@ class Node:
             if link is not None:
                 try:
                     link.send(data)
+                    self.traffic.sent(conn, len(data))
                 except (TransportError, ValueError, ConnectionError) as exc:
                     log.warning("send to link %d failed: %s", conn, exc)
         for conn, link in self._links.items():  # flow control: resume when drained
@@ -275,6 +284,7 @@ class Node:
             if link is not None:
                 self._spawn(link.close())
         elif isinstance(event, Misbehaved):
+            self.traffic.rejected(event.reason)
             if event.peer is not None:
                 self.peering.misbehaved(event.peer)
             log.warning("peer %s sent bad input: %s %s",
@@ -287,6 +297,9 @@ class Node:
             self._on_signal(event)
 
     def _publish_changes(self, event: Changed) -> None:
+        if event.records or event.dropped_records:  # node.info / node.links: the mesh map
+            self.bus.publish("mesh.topology", {"records": len(event.records),
+                                               "dropped": len(event.dropped_records)})
         for op in event.applied:
             if op.kind in ("ledger.claim", "ledger.transfer", "human.register"):
                 effect = self.mesh.replica.ledger.effects.get(op.id)
@@ -321,16 +334,19 @@ class Node:
 
     def _on_link_open(self, link: Link) -> None:
         self._links[link.id] = link
+        self.traffic.opened(link.id, clock.now_ms(), initiator=link.initiator)
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
                                   initiator=link.initiator)
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
+        self.traffic.received(link.id, len(data))
         self.mesh.data_received(link.id, data, clock.now_ms())
         self._service()
 
     def _on_link_close(self, link: Link) -> None:
         self._links.pop(link.id, None)
+        self.traffic.closed(link.id)
         self.mesh.connection_lost(link.id, clock.now_ms())
         if not self.stopping:
             self._service()
@@ -376,6 +392,9 @@ class Node:
             if dial.node_id is not None:
                 self._expected[link.id] = dial.node_id
             self._dial_keys[link.id] = dial.key
+            cand = self.peering.candidates.get(dial.key)
+            self.traffic.found(link.id, "relay" if dial.url is None else
+                               cand.source.name.lower() if cand else "record")
             self.peering.dial_done(dial.key, clock.now_ms())
         except Exception as exc:  # any failure of one dial is that dial's failure
             log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
@@ -476,7 +495,56 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
+            "name": self.mesh.config.name, "data_dir": str(self.dir.path),
+            "join_urls": [f"{url}#{self.identity.text}" for url in
+                          (self.mesh.config.urls or (self.peer_url,))],
+            # Filled in by the store-health and clock work (issue 7); what we know today:
+            "clock_offset_ms": None, "writable": True, "write_error": None,
         }
+
+    def health_report(self) -> dict[str, Any]:
+        checks = self.health.check()
+        checks["clock"] = {"ok": True, "offset_ms": None}
+        return {"ok": all(part["ok"] for part in checks.values()), "checks": checks}
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Open sessions and links still in their handshake (docs/api.md, peers)."""
+        open_peers = self.mesh.peers()
+        out = []
+        for conn, link in sorted(self._links.items()):
+            session = self.mesh.session(conn)
+            if session is None or session.closed:
+                continue
+            node_id = open_peers.get(conn) or self._expected.get(conn)
+            stats = self.traffic.links.get(conn)
+            out.append({
+                "id": id_to_text(node_id) if node_id else None,
+                "name": self._index.name(node_id) if node_id else "",
+                "state": "open" if conn in open_peers else "connecting",
+                "rtt_ms": session.rtt_ms, "address": link.remote_address,
+                "bytes_in": stats.bytes_in if stats else 0,
+                "bytes_out": stats.bytes_out if stats else 0,
+                "since_ms": stats.since_ms if stats else None,
+                "found_by": stats.found_by if stats else None,
+                "direction": stats.direction if stats else None})
+        return out
+
+    def topology(self) -> Topology:
+        rtts = {}
+        for conn, peer in self.mesh.peers().items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+        return self._index.topology(clock.now_ms(), rtts)
+
+    def counters(self) -> dict[str, Any]:
+        return {**self.traffic.counters(), "events_published": self.bus.published,
+                "events_dropped": self.bus.dropped}
+
+    def now_ms(self) -> int:
+        return clock.now_ms()
+
+    def index(self) -> Index:
+        return self._index
 
     def views(self) -> Views:
         from .core.views import build_views  # only the API's views route needs it

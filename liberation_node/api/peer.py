@@ -30,7 +30,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
-from ._http import ApiError, new_app, read_json_object
+from ._http import ApiError, Refusals, new_app, read_json_object
 from .ratelimit import RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
@@ -72,8 +72,10 @@ class PeerPortHandler(Protocol):
 
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
-             clock: Callable[[], float] = time.monotonic) -> web.Application:
-    """The peer port's application; `clock` (monotonic seconds) drives the rate limit."""
+             clock: Callable[[], float] = time.monotonic,
+             refusals: Refusals | None = None) -> web.Application:
+    """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
+    `refusals` counts and logs refused requests (shared with the control port)."""
     in_flight = 0
 
     async def signal(request: web.Request) -> web.Response:
@@ -98,7 +100,8 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
     async def info(request: web.Request) -> web.Response:
         return web.json_response(handler.info())
 
-    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock))
+    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock),
+                  surface="peer", refusals=refusals)
     app.router.add_post("/v1/signal", signal)
     app.router.add_get("/v1/info", info)
     return app

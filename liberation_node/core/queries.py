@@ -323,7 +323,8 @@ class Index:
         self._frontiers = live
         return list(live.values())
 
-    def _name(self, node_id: bytes) -> str:
+    def name(self, node_id: bytes) -> str:
+        """A node's name: its registered human name, else its node.info name, else empty."""
         acct = self.replica.ledger.accounts.get(node_id)
         if acct is not None and acct.registered_at is not None and acct.name:
             return acct.name
@@ -335,7 +336,7 @@ class Index:
         body = op.body
         assert isinstance(body, Post)
         return MessageRow(
-            op.id.hex(), id_to_text(op.author), self._name(op.author), body.channel,
+            op.id.hex(), id_to_text(op.author), self.name(op.author), body.channel,
             body.priority, body.text, id_to_text(body.to) if body.to else None, op.timestamp,
             op.id in self._retracted, self._void(op),
             sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq))
@@ -358,7 +359,7 @@ class Index:
         links[self.local] = {peer: rtt or 0 for peer, rtt in peers.items()}
         graph = undirected(links)
         ids = set(infos) | set(graph) | {self.local}
-        nodes = [TopologyNode(id_to_text(n), infos.get(n, ("", 0))[0] or self._name(n),
+        nodes = [TopologyNode(id_to_text(n), infos.get(n, ("", 0))[0] or self.name(n),
                               n == self.local, n in peers,
                               infos[n][1] if n in infos else None)
                  for n in sorted(ids)]
