@@ -49,6 +49,8 @@ class Health:
                      "ops": len(node.mesh.replica.ops)},
             "loop": {"ok": self.loop_lag_ms < 250, "lag_ms": round(self.loop_lag_ms, 1)},
             "memory": {"ok": rss < 200 * 2**20, "rss_bytes": rss},
+            # The offset to the peers' clocks is not measured yet (issue 7 adds it).
+            "clock": {"ok": True, "offset_ms": None},
         }
 
     async def run(self, interval_s: float) -> None:

@@ -191,10 +191,10 @@ def control_app(node: NodeControl, token: str, *, bound: str = "127.0.0.1",
         session = access.redeem(request.rel_url.query.get("code", ""))
         if session is None:
             return web.Response(status=403, text=LOGIN_FAILED_HTML, content_type="text/html")
-        response = web.HTTPSeeOther("/")
-        response.set_cookie(access.cookie_name(request), session, max_age=int(SESSION_TTL_S),
+        redirect = web.HTTPSeeOther("/")
+        redirect.set_cookie(access.cookie_name(request), session, max_age=int(SESSION_TTL_S),
                             path="/", httponly=True, samesite="Strict")
-        return response
+        raise redirect
 
     async def logout(request: web.Request) -> web.Response:
         await _body(request)

@@ -41,7 +41,7 @@ def _limit(query: dict[str, str]) -> int:
     raw = query.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
         raise ApiError(400, f"limit: an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 

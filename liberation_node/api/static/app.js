@@ -107,12 +107,13 @@ async function refreshPeers() {
   put(byId('peer-count'), String(peers.filter((p) => p.state === 'open').length));
   byId('no-peers').hidden = peers.length > 0;
   put(byId('peer-rows'), peers.map((p) => h('tr', {class: `peer ${p.state}`, 'data-id': p.id || ''},
-    h('td', {}, p.id ? who(p.id) : '…', p.address ? h('div', {class: 'muted small'}, p.address) : null),
-    h('td', {}, p.state),
+    h('td', {}, p.id ? who(p.id) : '…', p.state === 'open' ? null : ` (${p.state})`,
+      p.address ? h('div', {class: 'muted small'}, p.address) : null),
     h('td', {}, p.rtt_ms === null ? '—' : `${p.rtt_ms} ms`),
-    h('td', {}, `${bytes(p.bytes_in)} / ${bytes(p.bytes_out)}`),
-    h('td', {}, p.since_ms ? timeAgo(p.since_ms) : '—'),
-    h('td', {}, `${p.found_by || '?'} (${p.direction === 'out' ? 'dialed' : 'dialed us'})`))));
+    h('td', {}, bytes(p.bytes_in), h('div', {class: 'muted small'}, bytes(p.bytes_out))),
+    h('td', {}, p.since_ms ? timeAgo(p.since_ms) : '—',
+      h('div', {class: 'muted small'},
+        `${p.found_by || '?'}, ${p.direction === 'out' ? 'dialed' : 'dialed us'}`)))));
 }
 
 async function refreshTopology() {
@@ -206,6 +207,7 @@ async function retract(id) {
 function addEvent(event) {
   state.events.unshift({at: Date.now(), event});
   state.events.length = Math.min(state.events.length, EVENTS_KEPT);
+  byId('no-events').hidden = true;
   put(byId('event-list'), state.events.map(({at, event: e}) => h('li', {class: 'event'},
     h('span', {class: 'kind'}, e.type), ' ', h('span', {}, summary(e)), ' ',
     h('span', {class: 'muted small', title: new Date(at).toLocaleString()}, ago(at)))));
