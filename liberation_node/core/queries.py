@@ -135,6 +135,7 @@ class TopologyRoute:
     next_hop: str
     hops: int
     latency_ms: int
+    path: list[str]  # this node first, `to` last
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +367,7 @@ class Index:
         edges = [TopologyLink(id_to_text(a), id_to_text(b), rtt)
                  for a in sorted(graph) for b, rtt in sorted(graph[a].items()) if a < b]
         routes = [TopologyRoute(id_to_text(r.destination), id_to_text(r.path[1]),
-                                r.hop_count, r.total_latency)
+                                r.hop_count, r.total_latency, [id_to_text(n) for n in r.path])
                   for r in shortest_routes(graph, self.local)]
         return Topology(nodes, edges, routes)
 

@@ -107,8 +107,8 @@ def test_the_page_lists_the_peers_and_draws_the_mesh(pages: dict[str, Watched],
     assert "alpha" in names or "charlie" in names
     # The mesh: every node of the cluster drawn, this node marked, its links drawn.
     ids = [d.status()["node_id"] for d in cluster]
-    bravo.wait("ids => ids.every(id => document.querySelector(`#mesh-svg g.node[data-id='${id}']`))",
-               ids)
+    bravo.wait("ids => ids.every(id => "
+               "document.querySelector(`#mesh-svg g.node[data-id='${id}']`))", ids)
     me = bravo.page.get_attribute("#mesh-svg g.node.me", "data-id")
     assert me == bravo.node.status()["node_id"]
     assert bravo.page.locator("#mesh-svg line.link.mine").count() == len(peers)

@@ -126,7 +126,7 @@ async function refreshTopology() {
 async function refreshLedger() {
   const [summary, txs, humans] = await Promise.all([
     api('/api/v1/ledger'),
-    api('/api/v1/ledger/transactions?limit=12'),
+    api('/api/v1/ledger/transactions?limit=8'),
     api('/api/v1/ledger/humans?limit=100'),
   ]);
   for (const human of humans.humans) if (human.name) state.names.set(human.id, human.name);
@@ -221,7 +221,6 @@ function summary(e) {
     case 'mesh.node.disconnected': return `${nameOf(e.peer)} left: ${e.reason || ''} ${e.detail || ''}`;
     case 'system.health.check': return e.ok ? 'all checks pass' : 'a check fails';
     case 'user.action': return `you: ${e.action}`;
-    case 'mesh.topology': return 'the mesh changed';
     default: return '';
   }
 }
@@ -272,7 +271,7 @@ function connect() {
       return;
     }
     if (event.type === 'system.health.check') showHealth(event);
-    else addEvent(event);
+    else if (event.type !== 'mesh.topology') addEvent(event); // records churn: map only
     for (const part of AFFECTS[event.type] || []) soon(part);
   };
   socket.onclose = () => {
