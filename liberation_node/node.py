@@ -518,7 +518,7 @@ class Node:
             stats = self.traffic.links.get(conn)
             out.append({
                 "id": id_to_text(node_id) if node_id else None,
-                "name": self._index.name(node_id) if node_id else "",
+                "name": self._index.node_name(node_id) if node_id else "",
                 "state": "open" if conn in open_peers else "connecting",
                 "rtt_ms": session.rtt_ms, "address": link.remote_address,
                 "bytes_in": stats.bytes_in if stats else 0,

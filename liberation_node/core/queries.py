@@ -325,10 +325,17 @@ class Index:
         return list(live.values())
 
     def name(self, node_id: bytes) -> str:
-        """A node's name: its registered human name, else its node.info name, else empty."""
+        """Who wrote something: the registered human name, else the node's, else empty."""
         acct = self.replica.ledger.accounts.get(node_id)
         if acct is not None and acct.registered_at is not None and acct.name:
             return acct.name
+        return self._node_name(node_id)
+
+    def node_name(self, node_id: bytes) -> str:
+        """What a node is called: its node.info name, else its human's name, else empty."""
+        return self._node_name(node_id) or self.name(node_id)
+
+    def _node_name(self, node_id: bytes) -> str:
         record = self.replica.records.get((node_id, "node.info"))
         return record.body.name if record is not None and isinstance(record.body, NodeInfo) \
             else ""
@@ -360,7 +367,7 @@ class Index:
         links[self.local] = {peer: rtt or 0 for peer, rtt in peers.items()}
         graph = undirected(links)
         ids = set(infos) | set(graph) | {self.local}
-        nodes = [TopologyNode(id_to_text(n), infos.get(n, ("", 0))[0] or self.name(n),
+        nodes = [TopologyNode(id_to_text(n), self.node_name(n),
                               n == self.local, n in peers,
                               infos[n][1] if n in infos else None)
                  for n in sorted(ids)]
