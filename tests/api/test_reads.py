@@ -194,8 +194,10 @@ async def test_topology_shape(client: Client, node: ReplicaNode) -> None:
         THIRD.text: ("", False, False)}
     assert {frozenset((x["a"], x["b"])): x["rtt_ms"] for x in topo["links"]} == {
         frozenset((ME.text, OTHER.text)): 9, frozenset((OTHER.text, THIRD.text)): 40}
-    assert {r["to"]: (r["next_hop"], r["hops"], r["latency_ms"]) for r in topo["routes"]} == {
-        OTHER.text: (OTHER.text, 1, 9), THIRD.text: (OTHER.text, 2, 49)}
+    assert {r["to"]: (r["next_hop"], r["hops"], r["latency_ms"], r["path"])
+            for r in topo["routes"]} == {
+        OTHER.text: (OTHER.text, 1, 9, [ME.text, OTHER.text]),
+        THIRD.text: (OTHER.text, 2, 49, [ME.text, OTHER.text, THIRD.text])}
 
 
 # -- bad parameters: 400 with the parameter's name, never a 500 -------------------------
