@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
 XSS = '<img src=x onerror="window.__xss=1"> hello from alpha'
+HOSTILE_NAME = '<svg onload="window.__xss=2">charlie'  # names come from the network too
 TIMEOUT_MS = 20_000
 
 
@@ -43,9 +44,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Daemon]]:
     tmp = tmp_path_factory.mktemp("cluster")
     started: list[Daemon] = []
     try:
-        for name in ("alpha", "bravo", "charlie"):
+        for folder, name in (("alpha", "alpha"), ("bravo", "bravo"), ("charlie", HOSTILE_NAME)):
             boot = [started[-1].peer_url] if started else []
-            started.append(Daemon(tmp / name, name=name, bootstrap=boot).start())
+            started.append(Daemon(tmp / folder, name=name, bootstrap=boot).start())
         wait_until(lambda: all(d.status()["peers"] for d in started), 30,
                    "every node to have a peer")
         yield started
@@ -104,7 +105,7 @@ def test_the_page_lists_the_peers_and_draws_the_mesh(pages: dict[str, Watched],
                                              "r.dataset.id)")
     assert sorted(listed) == sorted(peers)
     names = bravo.page.inner_text("#peer-rows")
-    assert "alpha" in names or "charlie" in names
+    assert "alpha" in names and HOSTILE_NAME in names  # shown as text, not markup
     # The mesh: every node of the cluster drawn, this node marked, its links drawn.
     ids = [d.status()["node_id"] for d in cluster]
     bravo.wait("ids => ids.every(id => "
@@ -112,6 +113,10 @@ def test_the_page_lists_the_peers_and_draws_the_mesh(pages: dict[str, Watched],
     me = bravo.page.get_attribute("#mesh-svg g.node.me", "data-id")
     assert me == bravo.node.status()["node_id"]
     assert bravo.page.locator("#mesh-svg line.link.mine").count() == len(peers)
+    titles = bravo.page.eval_on_selector_all("#mesh-svg title", "ts => ts.map(t => t.textContent)")
+    assert any(t.startswith(HOSTILE_NAME + "\n") for t in titles)  # labels cut it short
+    assert bravo.page.locator("#mesh-svg svg, #peer-rows svg").count() == 0
+    assert bravo.page.evaluate("window.__xss") is None
     assert bravo.page.inner_text("#node-name") == "bravo"
     assert bravo.errors == []
 
