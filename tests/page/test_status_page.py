@@ -137,7 +137,9 @@ def test_a_post_on_one_page_appears_on_another_as_text(pages: dict[str, Watched]
 
 
 def test_a_claim_and_a_transfer_show_on_the_other_page(pages: dict[str, Watched],
-                                                       artifacts: Path) -> None:
+                                                       artifacts: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
     alpha, bravo = pages["alpha"], pages["bravo"]
     for who, name in ((alpha, "Ada"), (bravo, "Bo")):
         who.page.fill("#register-form input[name=name]", name)
@@ -164,7 +166,8 @@ def test_a_claim_and_a_transfer_show_on_the_other_page(pages: dict[str, Watched]
     for name, watched in pages.items():
         shot = artifacts / f"status-page-{name}.png"
         watched.page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot: {shot}")
+        with capsys.disabled():  # shown even when the test passes
+            print(f"\nstatus page screenshot: {shot}")
     assert alpha.errors == [] and bravo.errors == []
 
 
