@@ -185,6 +185,8 @@ def control_app(node: NodeControl, token: str, *, bound: str = "127.0.0.1",
                                   "expires_ms": node.now_ms() + int(LOGIN_CODE_TTL_S * 1000)})
 
     async def redeem(request: web.Request) -> web.StreamResponse:
+        if request.method != hdrs.METH_GET:  # a HEAD (a link preview) must not spend it
+            return web.Response(content_type="text/html")
         site = request.headers.get("Sec-Fetch-Site")
         if site in ("cross-site", "same-site"):  # login CSRF: only a link the user opened
             raise ApiError(403, f"refused a {site} sign-in (Sec-Fetch-Site)")

@@ -143,6 +143,12 @@ async def test_a_login_link_works_once(client: Client) -> None:
     assert "Set-Cookie" not in again.headers
 
 
+async def test_a_head_request_does_not_spend_a_login_link(client: Client) -> None:
+    url = URL((await (await client.post("/api/v1/login", headers=AUTH)).json())["url"])
+    assert (await client.head(url.path_qs, allow_redirects=False)).status == 200
+    assert (await client.get(url.path_qs, allow_redirects=False)).status == 303
+
+
 async def test_a_login_link_expires_after_60_s(client: Client, clock: Clock) -> None:
     url = URL((await (await client.post("/api/v1/login", headers=AUTH)).json())["url"])
     clock.t += 60.5
