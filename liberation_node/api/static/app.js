@@ -69,6 +69,10 @@ async function refreshStatus() {
     (st.pending ? `, ${st.pending} waiting` : ''));
   put(byId('fact-uptime'), duration(st.uptime_s));
   put(byId('fact-data'), st.data_dir || '');
+  const paused = byId('write-paused');
+  paused.hidden = st.writable !== false;
+  put(paused, st.writable === false
+    ? `This node cannot save changes right now: ${st.write_error || 'writes are paused'}.` : '');
   put(byId('join-urls'), (st.join_urls || []).map((url) => h('li', {},
     h('code', {class: 'id'}, url),
     h('button', {type: 'button', class: 'link', onclick: () => copy(url)}, 'copy'))));
