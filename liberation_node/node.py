@@ -496,8 +496,7 @@ class Node:
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
             "name": self.mesh.config.name, "data_dir": str(self.dir.path),
-            "join_urls": [f"{url}#{self.identity.text}" for url in
-                          (self.mesh.config.urls or (self.peer_url,))],
+            "join_urls": [f"{url}#{self.identity.text}" for url in self.mesh.config.urls],
             # Filled in by the store-health and clock work (issue 7); what we know today:
             "clock_offset_ms": None, "writable": True, "write_error": None,
         }

@@ -73,9 +73,12 @@ async function refreshStatus() {
   paused.hidden = st.writable !== false;
   put(paused, st.writable === false
     ? `This node cannot save changes right now: ${st.write_error || 'writes are paused'}.` : '');
-  put(byId('join-urls'), (st.join_urls || []).map((url) => h('li', {},
+  const urls = st.join_urls || [];
+  put(byId('join-urls'), urls.length ? urls.map((url) => h('li', {},
     h('code', {class: 'id'}, url),
-    h('button', {type: 'button', class: 'link', onclick: () => copy(url)}, 'copy'))));
+    h('button', {type: 'button', class: 'link', onclick: () => copy(url)}, 'copy')))
+    : h('li', {class: 'muted'}, 'None: this node advertises no address (--no-advertise); '
+      + 'others reach it through its peers.'));
 }
 
 function copy(text) {
