@@ -18,6 +18,7 @@ const state = {
   timers: new Map(),
   socket: null,
   retry: 0,
+  poll: null, // the refresh interval, stopped when signed out
 };
 
 class SignInNeeded extends Error {}
@@ -300,6 +301,8 @@ function reconnect() {
 
 function report(err) {
   if (err instanceof SignInNeeded) {
+    clearInterval(state.poll);
+    if (state.socket) state.socket.close();
     byId('app').hidden = true;
     byId('signin').hidden = false;
     put(byId('signin-detail'), err.message);
@@ -381,7 +384,7 @@ async function main() {
   byId('app').hidden = false;
   await Promise.all(Object.values(REFRESH).map((refresh) => refresh().catch(report)));
   connect();
-  setInterval(() => {
+  state.poll = setInterval(() => {
     soon('status', 0);
     soon('peers', 0);
   }, REFRESH_MS);
