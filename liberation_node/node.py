@@ -27,9 +27,10 @@ from aiohttp import web
 
 from . import __version__, clock, datadir
 from .api import runfile
+from .api._http import Refusals, make_runner
 from .api.control import control_app
 from .api.peer import SignalError as OfferFailed
-from .api.peer import SignalRefused, peer_app, refusal_log, send_offer
+from .api.peer import SignalRefused, peer_app, send_offer
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
@@ -51,12 +52,14 @@ from .core.mesh import Mesh
 from .core.ops import MAX_CLOCK_SKEW_MS
 from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
+from .core.queries import Index, Topology
 from .core.records import NodeInfo
 from .core.scope import allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
 from .store.loader import open_replica
+from .traffic import Traffic
 from .transport import TransportError
 from .writer import StoreWriter
 
@@ -128,10 +131,13 @@ class Node:
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
         self._runners: list[web.AppRunner] = []
-        self._refusals = refusal_log()  # refused offers, HTTP and relayed: rate-limited
         self._transport: WebRtcTransport | None = None
         self.peer_url = ""
         self.control_url = ""
+        self.traffic = Traffic()
+        # Refused requests on both HTTP ports and refused relayed offers: one log line
+        # each, rate-limited, counted.
+        self.refusals = Refusals()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -153,6 +159,7 @@ class Node:
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
+        self._index = Index(replica, self.identity.public_key)
         bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
         # Announced URLs may be loopback or link-local only if this node uses such
         # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
@@ -169,11 +176,11 @@ class Node:
         self._spawn(self._writer.run(), name="writer")
         self._spawn(self._report_rejections(), name="rejections")
         peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
-                                               refusals=self._refusals),
+                                               refusals=self.refusals),
                                       cfg.peer_host, cfg.peer_port)
-        control_port = await self._serve(control_app(self, self.dir.control_token(),
-                                                     peer_url=lambda: self.peer_url),
-                                         cfg.control_host, cfg.control_port)
+        control_port = await self._serve(control_app(
+            self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals,
+            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port)
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
@@ -202,7 +209,7 @@ class Node:
         return await asyncio.shield(self._transport_task)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -272,6 +279,7 @@ class Node:
             if link is not None:
                 try:
                     link.send(data)
+                    self.traffic.sent(conn, len(data))
                 except (TransportError, ValueError, ConnectionError) as exc:
                     log.warning("send to link %d failed: %s", conn, exc)
         for conn, link in self._links.items():  # flow control: resume when drained
@@ -351,8 +359,10 @@ class Node:
         elif isinstance(event, Misbehaved):
             if event.peer is not None:
                 self.peering.misbehaved(event.peer)
-            log.warning("peer %s sent bad input: %s %s",
-                        short_id(event.peer) if event.peer else "?", event.reason, event.detail)
+            # One line per bad input would let a peer flood the log: the reasons are
+            # summed up once a minute (_report_rejections) and counted in /metrics.
+            log.debug("peer %s sent bad input: %s %s",
+                      short_id(event.peer) if event.peer else "?", event.reason, event.detail)
         elif isinstance(event, SyncFinished):
             if event.ops_received:
                 log.info("sync on link %d: %d ops in %d round trips", event.conn,
@@ -361,6 +371,9 @@ class Node:
             self._on_signal(event)
 
     def _publish_changes(self, event: Changed) -> None:
+        if event.records or event.dropped_records:  # node.info / node.links: the mesh map
+            self.bus.publish("mesh.topology", {"records": len(event.records),
+                                               "dropped": len(event.dropped_records)})
         for op in event.applied:
             if op.kind in ("ledger.claim", "ledger.transfer", "human.register"):
                 effect = self.mesh.replica.ledger.effects.get(op.id)
@@ -419,18 +432,24 @@ class Node:
 
     def _on_link_open(self, link: Link) -> None:
         self._links[link.id] = link
+        self.traffic.opened(link.id, clock.now_ms(), initiator=link.initiator)
         if isinstance(link.tag, Dial):  # before any frame: the session may open at once
             self.peering.link_opened(link.tag, link.id, clock.now_ms())
+            cand = self.peering.candidates.get(link.tag.key)
+            self.traffic.found(link.id, "relay" if link.tag.url is None else
+                               cand.source.name.lower() if cand else "record")
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
                                   initiator=link.initiator)
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
+        self.traffic.received(link.id, len(data))
         self.mesh.data_received(link.id, data, clock.now_ms())
         self._service()
 
     def _on_link_close(self, link: Link) -> None:
         self._links.pop(link.id, None)
+        self.traffic.closed(link.id)
         self.mesh.connection_lost(link.id, clock.now_ms())
         if not self.stopping:
             self._service()
@@ -521,8 +540,7 @@ class Node:
         try:
             answer = await (await self.transport()).answer(offer)
         except Exception as exc:
-            self._refusals.info("refused a relayed offer from %s: %s", short_id(event.origin),
-                                str(exc)[:300])
+            self.refusals.relayed_offer(short_id(event.origin), str(exc))
             return
         self.mesh.send_signal(event.origin, json.dumps(answer), event.nonce)
         self._service()
@@ -610,13 +628,59 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
-            "data_dir": str(self.dir.path), "writable": refused is None,
-            "write_error": refused, "clock_offset_ms": offset,
+            "name": self.mesh.config.name, "data_dir": str(self.dir.path),
+            "join_urls": [f"{url}#{self.identity.text}" for url in self.mesh.config.urls],
+            "writable": refused is None, "write_error": refused, "clock_offset_ms": offset,
             "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
             "store": {"ok": writer.error is None, "error": writer.error,
                       "queued_ops": writer.queued_ops},
             "rejected": dict(sorted(self.mesh.rejected.items())),
         }
+
+    def health_report(self) -> dict[str, Any]:
+        checks = self.health.check()
+        return {"ok": all(part["ok"] for part in checks.values()), "checks": checks}
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Open sessions and links still in their handshake (docs/api.md, peers)."""
+        open_peers = self.mesh.peers()
+        out = []
+        for conn, link in sorted(self._links.items()):
+            session = self.mesh.session(conn)
+            if session is None or session.closed:
+                continue
+            node_id = open_peers.get(conn) or (
+                link.tag.node_id if isinstance(link.tag, Dial) else None)
+            stats = self.traffic.links.get(conn)
+            out.append({
+                "id": id_to_text(node_id) if node_id else None,
+                "name": self._index.node_name(node_id) if node_id else "",
+                "state": "open" if conn in open_peers else "connecting",
+                "rtt_ms": session.rtt_ms, "address": link.remote_address,
+                "bytes_in": stats.bytes_in if stats else 0,
+                "bytes_out": stats.bytes_out if stats else 0,
+                "since_ms": stats.since_ms if stats else None,
+                "found_by": stats.found_by if stats else None,
+                "direction": stats.direction if stats else None})
+        return out
+
+    def topology(self) -> Topology:
+        rtts = {}
+        for conn, peer in self.mesh.peers().items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+        return self._index.topology(clock.now_ms(), rtts)
+
+    def counters(self) -> dict[str, Any]:
+        return {**self.traffic.counters(), "events_published": self.bus.published,
+                "events_dropped": self.bus.dropped,
+                "rejections": dict(sorted(self.mesh.rejected.items()))}
+
+    def now_ms(self) -> int:
+        return clock.now_ms()
+
+    def index(self) -> Index:
+        return self._index
 
     def views(self) -> Views:
         from .core.views import build_views  # only the API's views route needs it

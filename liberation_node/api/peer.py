@@ -20,7 +20,7 @@ other `Origin` is refused (403) before its body is read. `POST /v1/signal` must
 say `Content-Type: application/json` (415 otherwise), which a page can only send
 after a preflight: so no foreign page can make the node allocate sockets with a
 "simple" request (a form post). Each refused offer is logged once at INFO with
-its reason, at most `LOG_BURST` lines then one per `LOG_EVERY_S` seconds.
+its reason, through the node's shared, rate-limited `Refusals` (api/_http.py).
 
 `send_offer` is the other end: what the dialer calls to deliver an offer.
 """
@@ -46,8 +46,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
 from ..core.scope import address_allowed, address_scope, url_host
-from ._http import ApiError, new_app, read_json_object
-from .ratelimit import LogLimiter, RateLimiter, client_key
+from ._http import ApiError, Refusals, new_app, read_json_object
+from .ratelimit import RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
 SIGNAL_RATE = 5.0  # requests per second per address (IPv6: per /64) ...
@@ -55,8 +55,6 @@ SIGNAL_BURST = 10  # ... after a burst of this many
 MAX_SIGNALS_IN_FLIGHT = 16
 SIGNAL_TIMEOUT_S = 30.0  # making an answer includes ICE gathering
 PREFLIGHT_MAX_AGE_S = 600
-LOG_BURST = 10  # refused offers logged at once ...
-LOG_EVERY_S = 6.0  # ... then one line per this many seconds (others are counted)
 PATHS = ("/v1/signal", "/v1/info")
 
 log = logging.getLogger("liberation_node.api")
@@ -113,10 +111,11 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
              clock: Callable[[], float] = time.monotonic,
              allow_origins: Collection[str] = (),
-             refusals: LogLimiter | None = None) -> web.Application:
+             refusals: Refusals | None = None) -> web.Application:
     """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
-    `allow_origins` are the web origins that may signal from a browser; `refusals` logs
-    refused offers (the node shares it with relayed offers)."""
+    `allow_origins` are the web origins that may signal from a browser; `refusals`
+    counts and logs refused requests, one line each (shared with the control port and
+    with relayed offers)."""
     in_flight = 0
     origins = frozenset(parse_origin(o) for o in allow_origins)
 
@@ -151,10 +150,9 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
         if origins:
             response.headers[hdrs.VARY] = "Origin"
 
-    if refusals is None:
-        refusals = refusal_log(clock)
-    app = new_app(MAX_SIGNAL_BYTES, _log_refusals(refusals),
-                  _rate_limit(RateLimiter(rate, burst), clock), _cors(origins))
+    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock),
+                  _cors(origins), surface="peer",
+                  refusals=refusals if refusals is not None else Refusals(clock=clock))
     app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/signal", signal)
     app.router.add_get("/v1/info", info)
@@ -180,32 +178,6 @@ def _cors(origins: frozenset[str]) -> Middleware:
         return await handler(request)
 
     return cors
-
-
-def refusal_log(clock: Callable[[], float] = time.monotonic) -> LogLimiter:
-    """The log of refused offers: `LOG_BURST` lines, then one per `LOG_EVERY_S` s."""
-    return LogLimiter(log, LOG_BURST, LOG_EVERY_S, clock)
-
-
-def _log_refusals(refusals: LogLimiter) -> Middleware:
-    """Middleware: each refused offer, one INFO line with its reason, rate-limited."""
-
-    @web.middleware
-    async def log_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (ApiError, web.HTTPException) as exc:
-            # A refused preflight is a refused offer too: the browser sends nothing more.
-            if request.path == "/v1/signal" and request.method in (hdrs.METH_POST,
-                                                                   hdrs.METH_OPTIONS):
-                origin = request.headers.get(hdrs.ORIGIN)
-                reason = exc.message if isinstance(exc, ApiError) else exc.reason
-                refusals.info("refused an offer from %s%s: %d %s", request.remote,
-                              f" (origin {origin[:100]!r})" if origin else "", exc.status,
-                              reason[:300])
-            raise
-
-    return log_refusals
 
 
 def _rate_limit(limiter: RateLimiter, clock: Callable[[], float]) -> Middleware:

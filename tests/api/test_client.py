@@ -99,7 +99,7 @@ async def served(tmp_path: Path, node: ReplicaNode) -> AsyncIterator[Path]:
 
 
 async def test_status(tmp_path: Path, served: Path, node: ReplicaNode) -> None:
-    node.peers = [{"id": OTHER.text, "conn": 3, "rtt_ms": 12, "address": "127.0.0.1:5000"}]
+    node.peer_list = [{"id": OTHER.text, "rtt_ms": 12, "address": "127.0.0.1:5000"}]
     code, out, err = await acli(tmp_path, "status", "--json", "--data-dir", str(served))
     assert (code, err) == (0, "")
     assert json.loads(out) == node.status()
