@@ -167,13 +167,13 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
 
 @main.command()
 @_data_dir_option
-@_network_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def summary(data_dir: Path | None, network: str | None, as_json: bool) -> None:
-    """Print what the replica on disk holds (no node needs to run; creates it if new)."""
+def summary(data_dir: Path | None, as_json: bool) -> None:
+    """Print what the replica on disk holds (no node needs to run)."""
     tune_gc()
     with _one_line_errors():
-        node_dir, _ = datadir.init(datadir.resolve_path(data_dir), network)
+        # load, never init: a mistyped --data-dir must not make a new identity
+        node_dir = datadir.load(datadir.resolve_path(data_dir))
         # The edge of the program: the one place here that reads the clock.
         summary = asyncio.run(_summary(node_dir, now=time.time_ns() // 1_000_000))
     if as_json:
