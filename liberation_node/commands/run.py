@@ -1,0 +1,244 @@
+"""`run` (the daemon), `config` (the settings it would use, and where each came from)
+and `address` (the join URLs a friend passes to --bootstrap).
+
+The flags of `run` and `config` are made from config.py's SETTINGS: one flag per
+setting, no default of their own (an absent flag leaves the environment,
+config.toml or the default in charge).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import config, datadir
+from ..api.client import NodeNotRunning
+from ..config import BOOL, STRINGS, Resolved, Setting
+from .common import (
+    client,
+    data_dir_errors,
+    data_dir_option,
+    echo_json,
+    json_option,
+    node_errors,
+)
+
+F = Callable[..., Any]
+
+
+class _KindType(click.ParamType):  # type: ignore[type-arg]
+    """A flag's value read like the environment's (config.py `Kind.text`)."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = setting.kind.describe
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.kind.text(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _param(setting: Setting) -> str:
+    return setting.key.replace(".", "__")
+
+
+def _shown(value: Any) -> str:
+    """A value as config.toml would spell it."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+
+
+def _check(setting: Setting) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != ():
+            try:
+                setting.checked(tuple(value) if setting.kind is STRINGS else value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from None
+        return value
+
+    return callback
+
+
+def _option(setting: Setting) -> Callable[[F], F]:
+    shown = "none" if setting.default in ((), "") else _shown(setting.default)
+    help_text = f"{setting.help} [default: {shown}; env {setting.env}]"
+    if setting.kind is BOOL:
+        flag = setting.option[2:]
+        return click.option(f"--{flag}/--no-{flag}", _param(setting), default=None,
+                            help=help_text)
+    if setting.kind is STRINGS:
+        return click.option(setting.option, _param(setting), multiple=True,
+                            metavar=setting.metavar or "TEXT", callback=_check(setting),
+                            help=help_text)
+    return click.option(setting.option, _param(setting), type=_KindType(setting), default=None,
+                        metavar=setting.metavar, callback=_check(setting), help=help_text)
+
+
+def setting_options(function: F) -> F:
+    for setting in reversed(config.SETTINGS):
+        function = _option(setting)(function)
+    return function
+
+
+def _flags(params: dict[str, Any]) -> dict[str, Any]:
+    return {s.key: params.pop(_param(s)) for s in config.SETTINGS}
+
+
+def settings_of(path: Path, flags: dict[str, Any]) -> Resolved:
+    """The effective settings for the data directory at `path`, which may not exist
+    yet (then config.toml is not there either); creates and changes nothing."""
+    file = path / datadir.CONFIG_FILE
+    return config.resolve(path, config.read_file(file) if file.exists() else None,
+                          os.environ, flags)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@click.command("run")
+@data_dir_option
+@setting_options
+def run(data_dir: Path | None, **params: Any) -> None:
+    """Run the node: join the mesh, sync, serve the control API. Ctrl-C stops it
+    cleanly (a second Ctrl-C forces). Creates the identity on first use.
+
+    Every setting comes from its flag, else its LIBERATION_* variable, else
+    config.toml in the data directory, else its default (see: liberation-node config).
+    """
+    from .. import daemon
+    from ..bootstrap import BootstrapError
+    from ..bootstrap import resolve as resolve_bootstrap
+
+    flags = _flags(params)
+    with data_dir_errors():
+        path = datadir.resolve_path(data_dir)
+        wanted = settings_of(path, flags).values["network"]  # for a new data directory
+        node_dir, created = datadir.init(path, None if wanted.source == "default"
+                                         else wanted.value)
+        settings = config.resolve(path, node_dir.config, os.environ, flags)
+    if created:
+        click.echo(f"created {node_dir.path}; node id {node_dir.identity.text}", err=True)
+    node_config = settings.node_config()
+    try:  # refuse bad lists before starting
+        resolve_bootstrap(node_config.bootstrap, node_config.network)
+    except BootstrapError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        daemon.run(node_config)
+    except OSError as exc:  # a port in use, most likely
+        raise click.ClickException(f"cannot start: {exc}") from None
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+@click.command("config", short_help="Print the effective configuration and its sources.")
+@data_dir_option
+@json_option
+@setting_options
+def config_command(data_dir: Path | None, as_json: bool, **params: Any) -> None:
+    """Print the configuration `run` would use, and where each value comes from
+    (default, config.toml, env or flag). Give `run`'s flags to see their effect.
+
+    The text output is valid TOML: each setting with its value, and its source
+    as a comment. Nothing is created or changed.
+    """
+    with data_dir_errors():
+        settings = settings_of(datadir.resolve_path(data_dir), _flags(params))
+    where = _data_dir_source(data_dir)
+    if as_json:
+        echo_json({
+            "data_dir": {"value": str(settings.data_dir), "source": where},
+            "config_file": str(settings.data_dir / datadir.CONFIG_FILE),
+            "settings": {key: {"value": list(v.value) if isinstance(v.value, tuple)
+                               else v.value, "source": v.source,
+                               "origin": v.origin or None}
+                         for key, v in settings.values.items()},
+        })
+        return
+    file = settings.data_dir / datadir.CONFIG_FILE
+    click.echo(f"# data directory: {settings.data_dir} ({where})")
+    click.echo(f"# config file:    {file}{'' if file.exists() else ' (not created yet)'}")
+    rows = [(f"{key} = {_shown(v.value)}", v.source if v.source in ("default", "config.toml")
+             else f"{v.source} {v.origin}") for key, v in settings.values.items()]
+    width = max(len(line) for line, _ in rows)
+    for line, source in rows:
+        click.echo(f"{line.ljust(width)}  # {source}")
+
+
+def _data_dir_source(data_dir: Path | None) -> str:
+    if data_dir is not None:
+        return "flag --data-dir"
+    if os.environ.get(datadir.ENV_DATA_DIR):
+        return f"env {datadir.ENV_DATA_DIR}"
+    return "default"
+
+
+# -- address --------------------------------------------------------------------------------
+
+
+@click.command("address", short_help="Print the join URLs a friend passes to --bootstrap.")
+@data_dir_option
+@json_option
+def address(data_dir: Path | None, as_json: bool) -> None:
+    """Print the join URLs (URL#ID) a friend passes to `liberation-node run --bootstrap`,
+    one per usable interface.
+
+    From the running node; when none runs, computed from the configuration (the
+    addresses a node started now would have).
+    """
+    node = client(data_dir)
+    with node_errors():
+        try:
+            status: dict[str, Any] | None = node.status()
+        except NodeNotRunning:
+            status = None
+    if status is None:
+        urls, running = _configured_join_urls(node.data_dir), False
+    else:
+        urls, running = _running_join_urls(status), True
+    if as_json:
+        echo_json({"join_urls": urls, "running": running})
+        return
+    if not running:
+        click.echo(f"no node is running for {node.data_dir}; with this configuration it "
+                   "would be reached at:", err=True)
+    for url in urls:
+        click.echo(url)
+
+
+def _running_join_urls(status: dict[str, Any]) -> list[str]:
+    urls = status.get("join_urls")
+    if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
+        return urls
+    # A node from before join_urls (API contract): its first signaling URL.
+    peer_url, node_id = status.get("peer_url"), status.get("node_id")
+    if isinstance(peer_url, str) and peer_url and isinstance(node_id, str):
+        return [f"{peer_url}#{node_id}"]
+    raise click.ClickException("the running node reports no join address")
+
+
+def _configured_join_urls(path: Path) -> list[str]:
+    with data_dir_errors():
+        node_dir = datadir.load(path)  # the identity: the #ID part
+        node_config = config.resolve(path, node_dir.config, os.environ, {}).node_config()
+    if not node_config.advertise:
+        raise click.ClickException("this node advertises no address (advertise = false): "
+                                   "others reach it by relay only")
+    if node_config.peer_port == 0:
+        raise click.ClickException("the peer port is picked when the node starts "
+                                   "(peer_port = 0): start it, then ask again")
+    from ..node import advertised_urls  # the node's own rule (transport.md §3)
+
+    return [f"{url}#{node_dir.identity.text}"
+            for url in advertised_urls(node_config, node_config.peer_port)]
