@@ -41,9 +41,8 @@ class _Commands(click.Group):
     lazy: ClassVar[dict[str, str]] = {
         "run": "liberation_node.commands.run:run",
         "config": "liberation_node.commands.run:config_command",
-        "address": "liberation_node.commands.run:address",
         **{name: f"liberation_node.commands.node:{name}"
-           for name in ("status", "peers", "topology", "stop")},
+           for name in ("status", "peers", "topology", "address", "stop")},
         "open": "liberation_node.commands.node:open_page",
         "events": "liberation_node.commands.events:events",
         **{name: f"liberation_node.commands.ledger:{name}"
@@ -110,14 +109,15 @@ def show_id(data_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def summary(data_dir: Path | None, as_json: bool) -> None:
     """Print what the replica on disk holds (no node needs to run)."""
+    with data_dir_errors():
+        # load, never init: a mistyped --data-dir must not make a new identity
+        node_dir = datadir.load(datadir.resolve_path(data_dir))
     import asyncio
 
     from .runtime import tune_gc
 
     tune_gc()
     with data_dir_errors():
-        # load, never init: a mistyped --data-dir must not make a new identity
-        node_dir = datadir.load(datadir.resolve_path(data_dir))
         # The edge of the program: the one place here that reads the clock.
         summary = asyncio.run(_summary(node_dir, now=time.time_ns() // 1_000_000))
     if as_json:

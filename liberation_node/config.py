@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import json
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from .core.mesh import MeshConfig
 from .core.ops import valid_network
 from .core.peering import PeeringConfig
 from .core.records import MAX_URL_BYTES, MAX_URLS
-from .datadir import ENV_DATA_DIR  # chosen before any file is read: not a setting
+from .datadir import ENV_DATA_DIR, DataDirError  # the directory is chosen before any file
 from .transport.config import TransportConfig, parse_ice_server
 
 DEFAULT_NETWORK = "liberation"
@@ -70,8 +71,9 @@ class NodeConfig:
     log_json: bool = False
 
 
-class ConfigError(Exception):
-    """A setting cannot be used; the message names where it came from and what is wrong."""
+class ConfigError(DataDirError):
+    """A setting cannot be used; the message names where it came from and what is wrong.
+    (A `DataDirError`: the node cannot run with its data directory's settings as they are.)"""
 
 
 # -- kinds of value -----------------------------------------------------------------------
@@ -289,6 +291,13 @@ _DEFAULTS = NodeConfig(data_dir=Path())
 
 
 # -- config.toml ----------------------------------------------------------------------------
+
+
+def toml_value(value: Any) -> str:
+    """A setting's value as config.toml spells it. JSON's spelling of strings, numbers,
+    booleans and arrays is TOML's too, but for DEL, which TOML wants escaped."""
+    text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    return text.replace("\x7f", "\\u007f")
 
 
 @dataclass(frozen=True)

@@ -186,12 +186,9 @@ def _load_identity(path: Path) -> Identity:
 
 
 def _load_config(path: Path) -> ConfigFile:
-    from .config import ConfigError, read_file
+    from .config import read_file  # its ConfigError is a DataDirError
 
-    try:
-        return read_file(path)
-    except ConfigError as exc:
-        raise DataDirError(str(exc)) from None
+    return read_file(path)
 
 
 def check_network(name: object, where: str = "") -> None:

@@ -1,7 +1,7 @@
 """The `liberation-node` subcommands (cli.py loads each module only when its command runs).
 
-    run.py       run (the daemon), config, address
-    node.py      status, peers, topology, stop, open
+    run.py       run (the daemon), config
+    node.py      status, peers, topology, address, stop, open
     events.py    events (follows the node's event stream)
     ledger.py    ledger, balance, register, claim, transfer
     feed.py      feed, post, retract

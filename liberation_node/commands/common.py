@@ -52,12 +52,11 @@ def node_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def data_dir_errors() -> Iterator[None]:
-    """A problem with the user's files is one line on stderr and exit status 1."""
-    from ..config import ConfigError
-
+    """A problem with the user's files or settings (a `DataDirError`, config.py's
+    `ConfigError` too) is one line on stderr and exit status 1."""
     try:
         yield
-    except (datadir.DataDirError, ConfigError) as exc:
+    except datadir.DataDirError as exc:
         raise click.ClickException(one_line(exc)) from None
 
 

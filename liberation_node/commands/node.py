@@ -1,4 +1,4 @@
-"""The running node itself: `status`, `peers`, `topology`, `stop` and `open`."""
+"""The running node itself: `status`, `peers`, `topology`, `address`, `stop` and `open`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from typing import Any
 import click
 
 from ..api import runfile
-from .common import client, data_dir_option, echo_json, json_option, node_errors
+from ..api.client import NodeNotRunning
+from .common import (
+    client,
+    data_dir_errors,
+    data_dir_option,
+    echo_json,
+    json_option,
+    node_errors,
+)
 from .output import dollars, duration, now_ms, rtt, short, since, size, table, who
 
 
@@ -137,6 +145,68 @@ def _until(ms: object, now: int) -> str:
     if not isinstance(ms, int) or isinstance(ms, bool):
         return "-"
     return duration(max(0, ms - now) / 1000)
+
+
+# -- address --------------------------------------------------------------------------------
+
+
+@click.command("address", short_help="Print the join URLs a friend passes to --bootstrap.")
+@data_dir_option
+@json_option
+def address(data_dir: Path | None, as_json: bool) -> None:
+    """Print the join URLs (URL#ID) a friend passes to `liberation-node run --bootstrap`,
+    one per usable interface.
+
+    From the running node; when none runs, computed from the configuration (the
+    addresses a node started now would have).
+    """
+    node = client(data_dir)
+    with node_errors():
+        try:
+            status: dict[str, Any] | None = node.status()
+        except NodeNotRunning:
+            status = None
+    if status is None:
+        urls, running = _configured_join_urls(node.data_dir), False
+    else:
+        urls, running = _running_join_urls(status), True
+    if as_json:
+        echo_json({"join_urls": urls, "running": running})
+        return
+    if not running:
+        click.echo(f"no node is running for {node.data_dir}; with this configuration it "
+                   "would be reached at:", err=True)
+    for url in urls:
+        click.echo(url)
+
+
+def _running_join_urls(status: dict[str, Any]) -> list[str]:
+    urls = status.get("join_urls")
+    if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
+        return urls
+    # A node from before join_urls (API contract): its first signaling URL.
+    peer_url, node_id = status.get("peer_url"), status.get("node_id")
+    if isinstance(peer_url, str) and peer_url and isinstance(node_id, str):
+        return [f"{peer_url}#{node_id}"]
+    raise click.ClickException("the running node reports no join address")
+
+
+def _configured_join_urls(path: Path) -> list[str]:
+    from .. import config, datadir
+
+    with data_dir_errors():
+        node_dir = datadir.load(path)  # the identity: the #ID part
+        node_config = config.resolve(path, node_dir.config, os.environ, {}).node_config()
+    if not node_config.advertise:
+        raise click.ClickException("this node advertises no address (advertise = false): "
+                                   "others reach it by relay only")
+    if node_config.peer_port == 0:
+        raise click.ClickException("the peer port is picked when the node starts "
+                                   "(peer_port = 0): start it, then ask again")
+    from ..node import advertised_urls  # the node's own rule (transport.md §3)
+
+    return [f"{url}#{node_dir.identity.text}"
+            for url in advertised_urls(node_config, node_config.peer_port)]
 
 
 # -- stop -----------------------------------------------------------------------------------

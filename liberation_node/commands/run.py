@@ -1,5 +1,4 @@
-"""`run` (the daemon), `config` (the settings it would use, and where each came from)
-and `address` (the join URLs a friend passes to --bootstrap).
+"""`run` (the daemon) and `config` (the settings it would use, and where each came from).
 
 The flags of `run` and `config` are made from config.py's SETTINGS: one flag per
 setting, no default of their own (an absent flag leaves the environment,
@@ -8,7 +7,6 @@ config.toml or the default in charge).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,16 +15,8 @@ from typing import Any
 import click
 
 from .. import config, datadir
-from ..api.client import NodeNotRunning
-from ..config import BOOL, STRINGS, Resolved, Setting
-from .common import (
-    client,
-    data_dir_errors,
-    data_dir_option,
-    echo_json,
-    json_option,
-    node_errors,
-)
+from ..config import BOOL, STRINGS, Resolved, Setting, toml_value
+from .common import data_dir_errors, data_dir_option, echo_json, json_option
 
 F = Callable[..., Any]
 
@@ -52,11 +42,6 @@ def _param(setting: Setting) -> str:
     return setting.key.replace(".", "__")
 
 
-def _shown(value: Any) -> str:
-    """A value as config.toml would spell it."""
-    return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-
-
 def _check(setting: Setting) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is not None and value != ():
@@ -70,7 +55,7 @@ def _check(setting: Setting) -> Callable[[click.Context, click.Parameter, Any], 
 
 
 def _option(setting: Setting) -> Callable[[F], F]:
-    shown = "none" if setting.default in ((), "") else _shown(setting.default)
+    shown = "none" if setting.default in ((), "") else toml_value(setting.default)
     help_text = f"{setting.help} [default: {shown}; env {setting.env}]"
     if setting.kind is BOOL:
         flag = setting.option[2:]
@@ -169,7 +154,7 @@ def config_command(data_dir: Path | None, as_json: bool, **params: Any) -> None:
     file = settings.data_dir / datadir.CONFIG_FILE
     click.echo(f"# data directory: {settings.data_dir} ({where})")
     click.echo(f"# config file:    {file}{'' if file.exists() else ' (not created yet)'}")
-    rows = [(f"{key} = {_shown(v.value)}", v.source if v.source in ("default", "config.toml")
+    rows = [(f"{key} = {toml_value(v.value)}", v.source if v.source in ("default", "config.toml")
              else f"{v.source} {v.origin}") for key, v in settings.values.items()]
     width = max(len(line) for line, _ in rows)
     for line, source in rows:
@@ -182,63 +167,3 @@ def _data_dir_source(data_dir: Path | None) -> str:
     if os.environ.get(datadir.ENV_DATA_DIR):
         return f"env {datadir.ENV_DATA_DIR}"
     return "default"
-
-
-# -- address --------------------------------------------------------------------------------
-
-
-@click.command("address", short_help="Print the join URLs a friend passes to --bootstrap.")
-@data_dir_option
-@json_option
-def address(data_dir: Path | None, as_json: bool) -> None:
-    """Print the join URLs (URL#ID) a friend passes to `liberation-node run --bootstrap`,
-    one per usable interface.
-
-    From the running node; when none runs, computed from the configuration (the
-    addresses a node started now would have).
-    """
-    node = client(data_dir)
-    with node_errors():
-        try:
-            status: dict[str, Any] | None = node.status()
-        except NodeNotRunning:
-            status = None
-    if status is None:
-        urls, running = _configured_join_urls(node.data_dir), False
-    else:
-        urls, running = _running_join_urls(status), True
-    if as_json:
-        echo_json({"join_urls": urls, "running": running})
-        return
-    if not running:
-        click.echo(f"no node is running for {node.data_dir}; with this configuration it "
-                   "would be reached at:", err=True)
-    for url in urls:
-        click.echo(url)
-
-
-def _running_join_urls(status: dict[str, Any]) -> list[str]:
-    urls = status.get("join_urls")
-    if isinstance(urls, list) and all(isinstance(u, str) for u in urls):
-        return urls
-    # A node from before join_urls (API contract): its first signaling URL.
-    peer_url, node_id = status.get("peer_url"), status.get("node_id")
-    if isinstance(peer_url, str) and peer_url and isinstance(node_id, str):
-        return [f"{peer_url}#{node_id}"]
-    raise click.ClickException("the running node reports no join address")
-
-
-def _configured_join_urls(path: Path) -> list[str]:
-    with data_dir_errors():
-        node_dir = datadir.load(path)  # the identity: the #ID part
-        node_config = config.resolve(path, node_dir.config, os.environ, {}).node_config()
-    if not node_config.advertise:
-        raise click.ClickException("this node advertises no address (advertise = false): "
-                                   "others reach it by relay only")
-    if node_config.peer_port == 0:
-        raise click.ClickException("the peer port is picked when the node starts "
-                                   "(peer_port = 0): start it, then ask again")
-    from ..node import advertised_urls  # the node's own rule (transport.md §3)
-
-    return [f"{url}#{node_dir.identity.text}"
-            for url in advertised_urls(node_config, node_config.peer_port)]
