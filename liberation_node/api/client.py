@@ -126,7 +126,8 @@ class ControlClient:
             result = None
         if response.status >= 400:
             error = result.get("error") if isinstance(result, dict) else None
-            if response.status == 404 and error in (None, "", "not found"):  # no such route
+            if response.status in (404, 405) and \
+                    error in (None, "", "not found", "method not allowed"):  # no such route
                 error = (f"the running node has no {path}; is it an older version? "
                          "(restart it)")
             raise ControlError(f"{error or response.reason} (HTTP {response.status})",

@@ -12,12 +12,14 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import datadir
-from ..api.client import ControlClient, ControlError, NodeNotRunning
+
+if TYPE_CHECKING:  # loaded by the commands that talk to a node, not by --version
+    from ..api.client import ControlClient
 
 EXIT_NOT_RUNNING = 3
 
@@ -42,6 +44,8 @@ def one_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def node_errors() -> Iterator[None]:
     """A failed call is one line on stderr: exit 3 when no node runs, else 1."""
+    from ..api.client import ControlError, NodeNotRunning
+
     try:
         yield
     except NodeNotRunning as exc:
@@ -63,6 +67,8 @@ def data_dir_errors() -> Iterator[None]:
 def client(data_dir: Path | None) -> ControlClient:
     """The client of the node running for the chosen data directory. Its "no node"
     message names the directory and how to start a node there."""
+    from ..api.client import ControlClient
+
     path = datadir.resolve_path(data_dir)
     hint = "liberation-node run"
     if data_dir is not None:
