@@ -2,7 +2,7 @@
 
     identity.key      the 32-byte Ed25519 seed as hex text, mode 0600 (the node's identity)
     control.token     32 random bytes as hex text, mode 0600 (the control API's token)
-    config.toml       settings; written at init (network = "liberation")
+    config.toml       settings (config.py); written at init with the network name
     replica.sqlite3   the store (store/sqlite.py)
 
 Where: `--data-dir`, else `$LIBERATION_DATA_DIR`, else `$XDG_DATA_HOME/liberation-node`,

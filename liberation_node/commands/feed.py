@@ -70,6 +70,8 @@ def _row(message: dict[str, Any]) -> tuple[str, ...]:
     text = str(message.get("text", ""))
     if message.get("retracted"):
         text = f"[retracted] {text}"
+    if message.get("forked"):  # its author equivocated: void (protocols/ops.md §9)
+        text = f"[void: forked] {text}"
     op_id = message.get("id")
     return (when(message.get("timestamp_ms")), op_id[:8] if isinstance(op_id, str) else "?",
             channel, sender, text)

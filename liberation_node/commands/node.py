@@ -94,9 +94,9 @@ def peers(data_dir: Path | None, as_json: bool) -> None:
         click.echo("no peers (see: liberation-node address, to invite one)", err=True)
         return
     now = now_ms()
-    rows = [(who(p.get("id"), p.get("name")), short(p.get("id")), p.get("state", "?"),
-             p.get("direction", "?"), rtt(p.get("rtt_ms")), size(p.get("bytes_in")),
-             size(p.get("bytes_out")), since(p.get("since_ms"), now), p.get("found_by", "?"),
+    rows = [(who(p.get("id"), p.get("name")), short(p.get("id")), p.get("state") or "?",
+             p.get("direction") or "-", rtt(p.get("rtt_ms")), size(p.get("bytes_in")),
+             size(p.get("bytes_out")), since(p.get("since_ms"), now), p.get("found_by") or "-",
              p.get("address") or "-") for p in found]
     for line in table(("NAME", "ID", "STATE", "DIR", "RTT", "IN", "OUT", "SINCE", "FOUND BY",
                        "ADDRESS"), rows, right={4, 5, 6, 7}):

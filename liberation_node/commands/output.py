@@ -56,7 +56,7 @@ def now_ms() -> int:
 def size(count: object) -> str:
     """Bytes for a person: "512 B", "1.5 KiB", "3.2 MiB"."""
     if not isinstance(count, int) or isinstance(count, bool):
-        return "?"
+        return "-"
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":

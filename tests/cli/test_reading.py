@@ -220,3 +220,17 @@ async def test_a_missing_endpoint_means_an_older_node(tmp_path: Path, served: Pa
     with pytest.raises(ControlError, match=r"^the running node has no /api/v1/nothing; is it "
                                            r"an older version\? \(restart it\) \(HTTP 404\)$"):
         await asyncio.to_thread(ControlClient(served).get, "/api/v1/nothing")
+
+
+async def test_feed_marks_void_posts(tmp_path: Path, served: Path, api: FakeApi) -> None:
+    api.messages = [message(5, OTHER.text, "bob", "said twice", forked=True)]
+    line = (await run(tmp_path, served, "feed")).splitlines()[1]
+    assert line.split()[-5:] == ["bob", "[void:", "forked]", "said", "twice"]
+
+
+async def test_a_peer_still_connecting(tmp_path: Path, served: Path, api: FakeApi) -> None:
+    api.peers = [{"id": None, "name": "", "state": "connecting", "rtt_ms": None,
+                  "bytes_in": 0, "bytes_out": 0, "since_ms": None, "found_by": None,
+                  "address": None, "direction": None}]
+    row = (await run(tmp_path, served, "peers")).splitlines()[1]
+    assert row.split() == ["?", "?", "connecting", "-", "-", "0", "B", "0", "B", "?", "-", "-"]
