@@ -231,6 +231,7 @@ class Setting:
     flag: str = ""  # default: --<the key's last part, with dashes>
     check: Callable[[Any], None] | None = None
     metavar: str | None = None
+    empty: str = "none"  # what an empty value ("" or []) means, for help texts
 
     @property
     def option(self) -> str:
@@ -267,7 +268,7 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="URL[#ID]|FILE.toml"),
     Setting("public_urls", STRINGS, "Signaling URL to advertise instead of the bound address; "
             "repeatable.", flag="--public-url", check=_each(_http_url, MAX_URLS),
-            metavar="URL"),
+            metavar="URL", empty="from the bound address"),
     Setting("advertise", BOOL, "Advertise signaling URLs (--no-advertise behind NAT: peers "
             "reach this node by relay only)."),
     Setting("mdns", BOOL, "Find peers on the LAN by mDNS."),
@@ -278,11 +279,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("peering.high", _integer(1, 128), "Drop the worst peers above this many.",
             flag="--high"),
     Setting("transport.ice_servers", STRINGS, "STUN/TURN server (stun:host:port, "
-            "turn:user:pass@host:port); repeatable; none by default.", flag="--ice-server",
+            "turn:user:pass@host:port); repeatable.", flag="--ice-server",
             check=_each(_ice_server), metavar="URL"),
-    Setting("transport.ice_addresses", STRINGS, "Local address ICE may use; repeatable "
-            "[default: all but loopback].", flag="--ice-address", check=_each(_ip),
-            metavar="IP"),
+    Setting("transport.ice_addresses", STRINGS, "Local address ICE may use; repeatable.",
+            flag="--ice-address", check=_each(_ip), metavar="IP",
+            empty="every address but loopback"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_ENV = {s.env: s for s in SETTINGS}

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .. import config, datadir
-from ..config import BOOL, STRINGS, Resolved, Setting, toml_value
+from ..config import BOOL, SECONDS, STRING, STRINGS, Resolved, Setting, toml_value
 from .common import data_dir_errors, data_dir_option, echo_json, json_option
 
 F = Callable[..., Any]
@@ -55,7 +55,7 @@ def _check(setting: Setting) -> Callable[[click.Context, click.Parameter, Any], 
 
 
 def _option(setting: Setting) -> Callable[[F], F]:
-    shown = "none" if setting.default in ((), "") else toml_value(setting.default)
+    shown = setting.empty if setting.default in ((), "") else toml_value(setting.default)
     help_text = f"{setting.help} [default: {shown}; env {setting.env}]"
     if setting.kind is BOOL:
         flag = setting.option[2:]
@@ -65,8 +65,9 @@ def _option(setting: Setting) -> Callable[[F], F]:
         return click.option(setting.option, _param(setting), multiple=True,
                             metavar=setting.metavar or "TEXT", callback=_check(setting),
                             help=help_text)
+    metavar = setting.metavar or {STRING: "TEXT", SECONDS: "SECONDS"}.get(setting.kind, "N")
     return click.option(setting.option, _param(setting), type=_KindType(setting), default=None,
-                        metavar=setting.metavar, callback=_check(setting), help=help_text)
+                        metavar=metavar, callback=_check(setting), help=help_text)
 
 
 def setting_options(function: F) -> F:
