@@ -207,3 +207,38 @@ def test_the_readme_documents_every_setting() -> None:
         assert f"`{name}`" in reference, setting.key
         assert setting.env in reference, setting.env
         assert setting.option in reference, setting.option
+
+
+def test_address_without_a_node_comes_from_the_configuration(tmp_path: Path) -> None:
+    write_config(tmp_path, 'peer_port = 7500\n[transport]\nice_addresses = ["10.1.2.3", '
+                           '"192.0.2.9"]\n')
+    node_id = datadir.load(tmp_path / "node").identity.text
+    result = cli(tmp_path, "address", "--data-dir", str(tmp_path / "node"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"http://10.1.2.3:7500/v1/signal#{node_id}",
+                                          f"http://192.0.2.9:7500/v1/signal#{node_id}"]
+    assert result.stderr == (f"no node is running for {tmp_path / 'node'}; with this "
+                             "configuration it would be reached at:\n")
+    result = cli(tmp_path, "address", "--json", "--data-dir", str(tmp_path / "node"),
+                 LIBERATION_PUBLIC_URLS="https://node.example.org/v1/signal")
+    assert json.loads(result.stdout) == {
+        "join_urls": [f"https://node.example.org/v1/signal#{node_id}"], "running": False}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LIBERATION_ADVERTISE": "false"}, "this node advertises no address (advertise = false)"),
+    ({"LIBERATION_PEER_PORT": "0"}, "the peer port is picked when the node starts"),
+])
+def test_address_without_a_node_that_cannot_say(tmp_path: Path, env: dict[str, str],
+                                                message: str) -> None:
+    write_config(tmp_path, "")
+    result = cli(tmp_path, "address", "--data-dir", str(tmp_path / "node"), **env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert message in result.stderr
+
+
+def test_address_without_a_data_dir(tmp_path: Path) -> None:
+    result = cli(tmp_path, "address", "--data-dir", str(tmp_path / "none"))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"Error: no data directory at {tmp_path / 'none'}")
+    assert not (tmp_path / "none").exists()
