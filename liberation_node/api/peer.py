@@ -47,6 +47,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ..core.identity import id_from_text, id_to_text
 from ..core.scope import address_allowed, address_scope, url_host
 from ._http import ApiError, Refusals, new_app, read_json_object
+from .origins import parse_origin
 from .ratelimit import RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
@@ -88,23 +89,6 @@ class PeerPortHandler(Protocol):
         """JSON-able facts a stranger may know: node id, network, version, protocol
         version, the signaling URLs."""
         ...
-
-
-def parse_origin(text: str) -> str:
-    """An origin as browsers send it in `Origin` (RFC 6454): scheme://host[:port], lower
-    case, without a default port; ValueError says what is wrong."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"origin {text!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname \
-            or parts.path not in ("",) or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"origin {text!r}: expected scheme://host[:port], e.g. "
-                         "https://app.example.org (no path, not 'null' or '*')")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    default = {"http": 80, "https": 443}[parts.scheme]
-    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
