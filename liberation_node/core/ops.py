@@ -33,6 +33,10 @@ ID_BYTES = 32
 # The rule is local and clock-based, so it only ever delays an op: once the
 # receiver's clock catches up, the same bytes are accepted.
 MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
+# No op of a network is dated before its genesis (protocols/ops.md §12): a network
+# that does not state one starts at 2025-01-01T00:00:00Z. Without a floor an author
+# could back-date a register to 1970 and claim every week since (ops.md §6.2.7).
+DEFAULT_GENESIS_MS = 1_735_689_600_000
 
 
 def op_id(wire: bytes) -> bytes:
@@ -93,7 +97,7 @@ def _signed_fields(
 
 def create_op(
     identity: Identity, *, network: str, seq: int, prev: bytes | None, timestamp: int,
-    body: Body, deps: tuple[Dep, ...] = (),
+    body: Body, deps: tuple[Dep, ...] = (), genesis: int = DEFAULT_GENESIS_MS,
 ) -> Op:
     """Sign a new op. Refuses (ValueError) to build one that `decode_op` would reject."""
     kind, body_map = dump_body(body)
@@ -102,12 +106,14 @@ def create_op(
                             codec.sorted_map(body_map))
     signature = identity.sign(OP_DOMAIN + codec.pack(fields))
     wire = codec.pack([*fields, signature])
-    op = decode_op(wire, network)  # one code path decides validity, for us and for peers
+    # One code path decides validity, for us and for peers.
+    op = decode_op(wire, network, genesis=genesis)
     return op
 
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
-              known_id: bytes | None = None, now: int | None = None) -> Op:
+              known_id: bytes | None = None, now: int | None = None,
+              genesis: int = DEFAULT_GENESIS_MS) -> Op:
     """Decode and check an op on its own: encoding, shape, body, network, signature.
 
     Raises `Rejection` with a precise reason; never any other exception.
@@ -115,7 +121,8 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     were verified before they were written (and whose id the store re-checks).
     `known_id` saves hashing twice when the caller already computed `op_id(wire)`.
     With `now` (the receiver's clock, ms), an op dated more than
-    `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`.
+    `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`. `genesis` is the
+    network's (ops.md §12): an op dated before it is refused as `before_genesis`.
     """
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 10:
@@ -150,6 +157,11 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     # reported as malformed, and before the signature, which is the costly part.
     if net != network:
         raise Rejection(Reason.WRONG_NETWORK, f"op is for network {net!r}"[:80])
+    # Before the signature too: a fact about the network's definition, cheap to check
+    # (ops.md §7.6).
+    if ts < genesis:
+        raise Rejection(Reason.BEFORE_GENESIS, f"dated {genesis - ts} ms before the "
+                        "network's genesis")
     # Signed bytes: the same encoding minus the signature element. A 10-element
     # array header (0x9a) becomes 0x99 and the trailing bin8(64) (66 bytes) goes.
     signed = OP_DOMAIN + b"\x99" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])

@@ -3,7 +3,7 @@
 A round costs one small round trip when the replicas agree, and otherwise grows
 with the difference, not with the replica:
 
-    A -> B  SYNC_OPEN   round, digest, author count, salt        (~60 bytes)
+    A -> B  SYNC_OPEN   round, digest, author count, salt        (48-64 bytes)
     B -> A  SYNC_SAME   if the digests are equal: done (1 round trip)
     B -> A  SYNC_BUCKETS  feeds split into 2**bits buckets by author id prefix,
                         one salted 4-byte hash per bucket (feed entries §10.1 and
@@ -103,7 +103,7 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
     partial: tuple[int, ...] = ()
     for b in sorted(wanted):
         feeds_, records_ = by_bucket.get(b, ([], []))
-        # Encoded sizes, upper bounds: a head row is at most 1 + 10 + 9 + 10 + 19 bytes.
+        # Encoded sizes, upper bounds (HEAD_ROW_BYTES, RECORD_ROW_BYTES).
         cost = HEAD_ROW_BYTES * len(feeds_) + RECORD_ROW_BYTES * len(records_) + 4
         if size + cost > HEADS_BUDGET_BYTES:
             if chosen:
@@ -117,7 +117,11 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
     return SyncHeads(round_, bits, tuple(chosen), tuple(rows), tuple(recs), partial)
 
 
-HEAD_ROW_BYTES = 49
+# The most one row takes (sync.md §6.3): a head row is a 4-array (1 byte), the author
+# prefix (bin8: 10), a seq up to 2^53 - 1 (uint64: 9), the head prefix (10) and up to two
+# proof prefixes (1 + 2 x 10): 51 bytes. A record row, with the kinds of ops.md §8, takes
+# at most 32; 60 leaves room for longer kinds.
+HEAD_ROW_BYTES = 51
 RECORD_ROW_BYTES = 60
 
 

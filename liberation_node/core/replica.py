@@ -23,8 +23,8 @@ from . import codec
 from .bodies import Body, Claim, Post, Register, Retract, Transfer
 from .errors import LocalError, Reason, Rejection
 from .identity import Identity
-from .ledger import Ledger, fold, iso_week
-from .ops import MAX_DEPS, MAX_OP_BYTES, Dep, Op, create_op, decode_op, op_id
+from .ledger import Ledger, claim_window, fold
+from .ops import DEFAULT_GENESIS_MS, MAX_DEPS, MAX_OP_BYTES, Dep, Op, create_op, decode_op, op_id
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
 
@@ -82,8 +82,10 @@ class _Fork(Exception):
 
 
 class Replica:
-    def __init__(self, network: str, pending: PendingSet | None = None) -> None:
+    def __init__(self, network: str, pending: PendingSet | None = None, *,
+                 genesis: int = DEFAULT_GENESIS_MS) -> None:
         self.network = network
+        self.genesis = genesis  # no op is dated before it (ops.md §12)
         self.feeds: dict[bytes, Feed] = {}
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
@@ -107,7 +109,7 @@ class Replica:
         if oid in self.ops or oid in self.pending:
             return Ingested(Outcome.DUPLICATE, oid)
         try:
-            op = decode_op(wire, self.network, known_id=oid, now=now)
+            op = decode_op(wire, self.network, known_id=oid, now=now, genesis=self.genesis)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         return self.add(op)
@@ -256,12 +258,16 @@ class Replica:
             raise LocalError("this identity has equivocated; its feed is closed")
         self._precheck(me, body, now)
         head = feed.ops[-1] if feed and feed.ops else None
+        if max(now, head.timestamp if head else 0) < self.genesis:
+            raise LocalError("this node's clock reads a time before the network's genesis "
+                             "(ops.md §12): set the clock right")
         unacked = self.ledger.unacknowledged_payers(me)
         deps = tuple(Dep(payer, seq, self.feeds[payer].ops[seq - 1].id)
                      for payer, seq in sorted(unacked.items())[:MAX_DEPS])
         op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
                        prev=head.id if head else None, deps=deps,
-                       timestamp=max(now, head.timestamp if head else 0), body=body)
+                       timestamp=max(now, head.timestamp if head else 0), body=body,
+                       genesis=self.genesis)
         result = self.add(op)
         if result.outcome is not Outcome.APPLIED:  # a bug of ours, not the user's
             raise LocalError(f"own op not applied: {result.outcome} {result.rejection}")
@@ -281,7 +287,8 @@ class Replica:
             assert acct is not None and acct.registered_at is not None
             if body.week in acct.claimed_weeks:
                 raise LocalError(f"week {body.week} already claimed")
-            if not iso_week(acct.registered_at) <= body.week <= iso_week(now):
+            first, last = claim_window(acct.registered_at, now)
+            if not first <= body.week <= last:
                 raise LocalError(f"week {body.week} is not claimable now")
         if isinstance(body, Transfer):
             assert acct is not None
@@ -382,7 +389,7 @@ class Replica:
         """Re-apply ops read back from our own store, in the order they were stored."""
         count = 0
         for wire in wires:
-            op = decode_op(wire, self.network, check_signature=False)
+            op = decode_op(wire, self.network, check_signature=False, genesis=self.genesis)
             self.add(op)
             count += 1
         return count

@@ -18,6 +18,7 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import (
+    DEFAULT_GENESIS_MS,
     MAX_CLOCK_SKEW_MS,
     MAX_DEPS,
     MAX_OP_BYTES,
@@ -81,6 +82,7 @@ def _valid(name: str, description: str, signer: Identity, op: Op) -> dict[str, A
 
 def _valid_cases() -> list[dict[str, Any]]:
     a, b, c, d = Writer(ALICE), Writer(BOB), Writer(CAROL), Writer(DAVE)
+    early = Writer(who(5))
     cases: list[dict[str, Any]] = []
 
     def add(name: str, description: str, w: Writer, op: Op) -> Op:
@@ -127,6 +129,13 @@ def _valid_cases() -> list[dict[str, Any]]:
     add("claim_week_53", "week 53 of 2026, an ISO year with 53 weeks (valid as an op; its "
         "ledger effect depends on the claim window)", a,
         a.after(a.head, Claim(202653), T0 + 3 * HOUR))
+    add("post_text_leading_bom", "a text beginning with U+FEFF (ef bb bf): the BOM is part "
+        "of the value and of the signed bytes; a decoder that drops it (JavaScript's "
+        "TextDecoder does unless ignoreBOM) re-encodes other bytes (ops.md §3.6)", c,
+        c.after(c.head, Post("social", "\ufeffhello", 2, None), T0 + 4 * HOUR))
+    add("register_at_genesis", "dated exactly at the network's genesis (ops.md §12): the "
+        "earliest valid timestamp", early,
+        early.after(None, Register("early"), DEFAULT_GENESIS_MS))
     return cases
 
 
@@ -356,6 +365,18 @@ def _decode_cases() -> list[DecodeCase]:
         ("deps_duplicate_author", "bad_deps",
          _signed(_fields(deps=[_dep(2), [who(2).public_key, 2, PREV]])),
          "at most one dep per author"),
+        ("dated_before_genesis", "before_genesis",
+         _signed(_fields(timestamp=DEFAULT_GENESIS_MS - 1)),
+         "1 ms before the network's genesis (ops.md §12; testnet's is the default, "
+         "1735689600000)"),
+        ("dated_1970", "before_genesis", _signed(_fields(timestamp=0)),
+         "a register dated 1970: it would open a claim window of 2,900 weeks"),
+        ("wrong_network_before_genesis", "wrong_network",
+         _signed(_fields(network=OTHER_NETWORK, timestamp=0)),
+         "the network is compared first: another network's genesis is not known"),
+        ("before_genesis_before_signature", "before_genesis",
+         _signed(_fields(timestamp=0))[:-1] + b"\x00",
+         "the genesis is checked before the signature (ops.md §7.6)"),
         ("dated_too_far_ahead", "from_the_future", _signed(_fields()),
          "the receiver's clock (now) is 15 min + 1 ms behind the op's timestamp",
          T0 - MAX_CLOCK_SKEW_MS - 1),
