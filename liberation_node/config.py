@@ -38,7 +38,7 @@ from typing import Any
 from .api.origins import parse_origin
 from .core.bodies import MAX_NAME_BYTES
 from .core.mesh import MeshConfig
-from .core.ops import valid_network
+from .core.ops import DEFAULT_GENESIS_MS, MAX_TIMESTAMP_MS, valid_network
 from .core.peering import PeeringConfig
 from .core.records import MAX_URL_BYTES, MAX_URLS
 from .datadir import ENV_DATA_DIR, DataDirError  # the directory is chosen before any file
@@ -54,6 +54,9 @@ ENV_PREFIX = "LIBERATION_"
 class NodeConfig:
     data_dir: Path
     network: str = DEFAULT_NETWORK  # fixed when the data directory is made (config.toml)
+    # The network's genesis, ms since 1970: part of its definition, the same on every node
+    # of the network (protocols/ops.md §12); the store keeps the one it first ran with.
+    genesis: int = DEFAULT_GENESIS_MS
     name: str = ""
     peer_host: str = "0.0.0.0"  # the peer port is for the network (DESIGN §4)
     peer_port: int = DEFAULT_PEER_PORT  # 0: pick a free port
@@ -278,6 +281,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("network", STRING, "Network name; fixed when the data directory is made.",
             check=_network),
+    Setting("genesis", _integer(0, MAX_TIMESTAMP_MS), "The network's genesis in ms since 1970 "
+            "(no op is dated before it); every node of a network uses the same one."),
     Setting("name", STRING, "A display name, published in node.info.", check=_name),
     Setting("peer_host", STRING, "Address of the peer port (signaling, reachable from the "
             "network)."),

@@ -149,7 +149,7 @@ class Node:
         self._store_cm = self.dir.open_store()
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
-        replica = await open_replica(self._store, cfg.network, now=now)
+        replica = await open_replica(self._store, cfg.network, now=now, genesis=cfg.genesis)
         # A node that did not just make its identity checks its own feed with its
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
@@ -160,7 +160,7 @@ class Node:
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
         self._index = Index(replica, self.identity.public_key)
-        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
+        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network, genesis=cfg.genesis)
         # Announced URLs may be loopback or link-local only if this node uses such
         # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
         scopes = allowed_scopes([cfg.peer_host, *cfg.transport.ice_addresses,

@@ -34,10 +34,10 @@ from .common import (
     T0,
     Writer,
     effect_json,
-    who,
     op_row,
     state_json,
     step_json,
+    who,
 )
 
 AUTHORS = [ALICE.public_key, BOB.public_key, CAROL.public_key]
