@@ -29,8 +29,10 @@ from . import __version__, clock, datadir
 from .api import runfile
 from .api._http import Refusals, make_runner
 from .api.control import control_app
+from .api.guard import ConnectionLimits, default_limits, raise_fd_limit
 from .api.peer import SignalError as OfferFailed
 from .api.peer import SignalRefused, peer_app, send_offer
+from .api.ratelimit import client_key
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("liberation_node")
 
 REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
+MAX_OFFERS_PER_ADDRESS = 2  # answered connections being set up at once per address
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
@@ -175,12 +178,16 @@ class Node:
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer.run(), name="writer")
         self._spawn(self._report_rejections(), name="rejections")
+        # Connections are capped well below the open files limit, so that no flood of
+        # them can starve the store, WebRTC or the control port (transport.md §3.11).
+        limits = default_limits(raise_fd_limit())
         peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
                                                refusals=self.refusals),
-                                      cfg.peer_host, cfg.peer_port)
+                                      cfg.peer_host, cfg.peer_port, limits)
         control_port = await self._serve(control_app(
             self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals,
-            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port)
+            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port,
+            ConnectionLimits(limits.max_total, limits.max_total, idle_timeout_s=75.0))
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
@@ -208,8 +215,9 @@ class Node:
             return self._transport
         return await asyncio.shield(self._transport_task)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = make_runner(app)
+    async def _serve(self, app: web.Application, host: str, port: int,
+                     limits: ConnectionLimits) -> int:
+        runner = make_runner(app, limits)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -535,10 +543,12 @@ class Node:
         return len(self.mesh.peers()) + connecting >= self.config.peering.high + 2
 
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
-        if self._full():
+        transport = await self.transport()
+        origin = f"relay {event.conn}"  # the session it came through: origin is not proven
+        if self._full() or transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
             return
         try:
-            answer = await (await self.transport()).answer(offer)
+            answer = await transport.answer(offer, origin)
         except Exception as exc:
             self.refusals.relayed_offer(short_id(event.origin), str(exc))
             return
@@ -580,8 +590,15 @@ class Node:
             raise SignalRefused(403, "that is this node")
         if self.stopping or self._full():
             raise SignalRefused(503, "no room for more peers")
+        transport = await self.transport()
+        origin = client_key(remote)
+        if transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
+            # One address cannot hold the slots of connections being set up (their ICE
+            # may never complete): transport.md §3.11.
+            raise SignalRefused(503, f"{MAX_OFFERS_PER_ADDRESS} connections from this address "
+                                "are being set up already")
         try:
-            return await (await self.transport()).answer(offer)
+            return await transport.answer(offer, origin)
         except TransportError as exc:
             raise SignalRefused(400, str(exc)) from exc
 

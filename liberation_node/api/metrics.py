@@ -114,6 +114,10 @@ def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Ref
             "HTTP requests that could not be parsed, by port.",
             [(f'{{port="{_label(port)}"}}', str(count))
              for port, count in sorted(refusals.malformed.items())])
+    _family(lines, "counter", "http_refused_connections_total",
+            "Connections closed at once, over the port's caps, by port.",
+            [(f'{{port="{_label(port)}"}}', str(count))
+             for port, count in sorted(refusals.connections.items())])
     _family(lines, "counter", "http_aborted_requests_total",
             "HTTP requests whose client went away before the answer, by port.",
             [(f'{{port="{_label(port)}"}}', str(count))
