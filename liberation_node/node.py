@@ -365,8 +365,6 @@ class Node:
             if link is not None:
                 self._spawn(link.close())
         elif isinstance(event, Misbehaved):
-            if event.peer is not None:
-                self.peering.misbehaved(event.peer)
             # One line per bad input would let a peer flood the log: the reasons are
             # summed up once a minute (_report_rejections) and counted in /metrics.
             log.debug("peer %s sent bad input: %s %s",
@@ -472,7 +470,7 @@ class Node:
         for conn, peer in peers.items():
             session = self.mesh.session(conn)
             rtts[peer] = session.rtt_ms if session else None
-        for worst in self.peering.surplus(rtts):
+        for worst in self.peering.surplus(rtts, now):
             conn = next(c for c, p in peers.items() if p == worst)
             self.mesh.close(conn, CloseReason.TOO_MANY_PEERS, "replacing the worst peers")
 
