@@ -239,12 +239,12 @@ def test_round_stats_count_the_ops_received() -> None:
 
 def test_wants_split_into_frames_under_the_limit() -> None:
     from liberation_node.core import frames as fr
-    from liberation_node.core.mesh import _wants
+    from liberation_node.core.serving import want_frames
 
     ranges = [(bytes([i % 256]) * 32, 1, 2**40) for i in range(1500)]
     forks = [bytes([i % 256]) * 32 for i in range(300)]
     records = [(bytes([i % 256]) * 32, "node.links") for i in range(1500)]
-    wants = _wants(7, ranges, forks, records)
+    wants = want_frames(7, ranges, forks, records)
     assert all(len(fr.encode(w)) <= fr.MAX_FRAME_BYTES for w in wants)
     assert [w.round for w in wants] == [0] * (len(wants) - 1) + [7]
     assert sum(len(w.ranges) for w in wants) == 1500

@@ -16,6 +16,12 @@ send and events to act on, and re-arms one timer:
 
 Own writes become visible to peers only once stored (core/ownfeed.py, sync.md §10).
 
+The engine is split along its nouns: sessions (session.py), gossip
+(gossip.py: what to push to whom), anti-entropy rounds (antientropy.py), what
+each peer is owed and its frames (serving.py), relayed signaling (relay.py) and
+the own feed (ownfeed.py); this module routes frames between them and owns the
+replica's changes.
+
 Nothing here reads a clock, draws randomness (the caller passes `entropy`), or
 does I/O, so the simulator runs exactly this code.
 """
@@ -25,9 +31,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from . import frames
+from .antientropy import AntiEntropy, Entropy
 from .bodies import Body
 from .errors import NotWritable, Reason
 from .events import (
@@ -38,11 +43,10 @@ from .events import (
     Misbehaved,
     PeerDown,
     PeerUp,
-    SignalReceived,
-    SyncFinished,
     WritesOpened,
 )
 from .frames import (
+    MAX_REFS,
     TARGET_FRAME_BYTES,
     Frame,
     Graft,
@@ -61,21 +65,14 @@ from .gossip import Gossip, GossipConfig, Ref
 from .identity import Identity
 from .ops import Op
 from .ownfeed import OwnFeed, OwnFeedConfig
-from .reconcile import (
-    BUCKET_HASH_BYTES,
-    MAX_BITS,
-    bucket_hashes,
-    choose_bits,
-    compare,
-    differing,
-    heads,
-    resolve,
-)
+from .peer import Peer
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
+from .relay import Relay
 from .replica import Ingested, Outcome, Replica
+from .serving import produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
-Entropy = Callable[[int], bytes]  # n -> n unpredictable bytes (os.urandom, or a seeded RNG)
+__all__ = ["Entropy", "Mesh", "MeshConfig"]
 
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
@@ -104,35 +101,6 @@ class MeshConfig:
     own_feed: OwnFeedConfig = field(default_factory=OwnFeedConfig)
 
 
-@dataclass
-class _Round:
-    """An anti-entropy round we started on one connection."""
-
-    id: int
-    salt: bytes
-    started: int
-    authors: int  # the feed count we sent: what the responder sized buckets for
-    stage: int = 1  # 1: sent OPEN, 2: sent HEADS
-    ops_received: int = 0
-    checks_own: bool = False  # asked for our own feed first (sync.md §10.2)
-    deferred: int = 0  # Mesh.deferred when the round started
-
-
-@dataclass
-class _Peer:
-    conn: ConnId
-    session: Session
-    initiator: bool
-    round: _Round | None = None
-    next_sync: int = 0
-    strikes: int = 0
-    serve: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # ranges we owe
-    signal_window: tuple[int, int] = (0, 0)  # (second, signals received in it)
-    push: list[bytes] = field(default_factory=list)  # op wires to push (eager/graft/sync)
-    push_eager: list[bytes] = field(default_factory=list)
-    after_serve: list[Frame] = field(default_factory=list)  # sent once `serve` is empty
-
-
 class Mesh:
     def __init__(self, identity: Identity, replica: Replica, config: MeshConfig,
                  entropy: Entropy, now: int) -> None:
@@ -141,25 +109,33 @@ class Mesh:
         self.network = replica.network
         self.config = config
         self._entropy = entropy
-        self._peers: dict[ConnId, _Peer] = {}
+        self._peers: dict[ConnId, Peer] = {}
         self._events: deque[Event] = deque()
         self.gossip = Gossip(config.gossip)
         self._requested: dict[tuple[bytes, int], int] = {}  # missing past -> asked at
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
-        self._round_ids = 0
-        self._signals_seen: dict[tuple[bytes, int], None] = {}  # bounded, oldest first
         me = identity.public_key
         own = replica.feeds.get(me)
         self.own = OwnFeed(me, own.head_seq if own else 0, config.own_feed, now)
         if own is not None and own.fork_seq is not None:
             self.own.forked()
+        self.sync = AntiEntropy(me, replica, self.own, interval_ms=config.sync_interval_ms,
+                                timeout_ms=config.sync_timeout_ms, entropy=entropy,
+                                events=self._events, opened=self._writes_opened)
+        self.relay = Relay(me, replica, ttl=config.signal_ttl,
+                           max_per_s=config.max_signals_per_s, events=self._events,
+                           open_peers=self._open_peers)
         self.ticket = 0  # of the last Changed event
         self.rejected: dict[str, int] = {}  # ops and records refused, by reason (cumulative)
         # Backpressure from the driver (its store cannot keep up, or cannot commit):
         # OPS frames are not taken in meanwhile; anti-entropy fetches them later.
         self.paused = False
-        self.deferred = 0  # OPS frames not taken in while paused
+
+    @property
+    def deferred(self) -> int:
+        """OPS frames not taken in while paused."""
+        return self.sync.deferred
 
     # -- connections ----------------------------------------------------------------------
 
@@ -167,7 +143,7 @@ class Mesh:
         """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1)."""
         nonce = int.from_bytes(self._entropy(6), "big")
         session = Session(self.identity, self.network, binding, now, self.config.session, nonce)
-        self._peers[conn] = _Peer(conn, session, initiator)
+        self._peers[conn] = Peer(conn, session, initiator)
 
     def connection_lost(self, conn: ConnId, now: int) -> None:
         peer = self._peers.get(conn)
@@ -188,7 +164,7 @@ class Mesh:
     def backlog(self, conn: ConnId) -> int:
         """Feed ranges still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)
-        return len(peer.serve) if peer else 0
+        return len(peer.owed.ranges) if peer else 0
 
     def clock_offset(self) -> int | None:
         """Our clock minus the median of our peers' clocks (ms), from their PONGs;
@@ -205,10 +181,10 @@ class Mesh:
         peer = self._peers.get(conn)
         return peer.session if peer else None
 
-    def _drop(self, peer: _Peer) -> None:
+    def _drop(self, peer: Peer) -> None:
         self._peers.pop(peer.conn, None)
         self.gossip.peer_down(peer.conn)
-        self._own_round_ended(peer.conn, abandoned=True)
+        self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
 
@@ -228,7 +204,7 @@ class Mesh:
         if frame is not None:
             self._dispatch(peer, frame, now)
 
-    def _opened(self, peer: _Peer, now: int) -> None:
+    def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
         for other in self._peers.values():
             if other is not peer and other.session.peer == peer.session.peer \
@@ -243,13 +219,10 @@ class Mesh:
                     return
         self.gossip.peer_up(peer.conn)
         self._events.append(PeerUp(peer.conn, peer.session.peer))
-        # The dialer reconciles at once; the other side waits its turn (less redundancy),
-        # unless it must check its own feed before writing (sync.md §10.2).
-        peer.next_sync = now if peer.initiator or self.own.writable() else now + self._jitter(
-            self.config.sync_interval_ms)
-        self._send_records(peer, list(self.replica.records.values()))
+        self.sync.peer_opened(peer, now)
+        send_records(peer.session, list(self.replica.records.values()))
 
-    def _dispatch(self, peer: _Peer, frame: Frame, now: int) -> None:
+    def _dispatch(self, peer: Peer, frame: Frame, now: int) -> None:
         if isinstance(frame, Ops):
             self._on_ops(peer, frame, now)
         elif isinstance(frame, IHave):
@@ -261,39 +234,32 @@ class Mesh:
             for _, _, op_id in frame.refs:
                 op = self.replica.ops.get(op_id)
                 if op is not None and self.own.visible(op):
-                    peer.push.append(op.wire)
+                    peer.owed.ops.append(op.wire)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn)
         elif isinstance(frame, Records):
             self._on_records(peer, frame, now)
         elif isinstance(frame, SyncOpen):
-            if frame.digest == self.replica.digest():
-                peer.session.send(SyncSame(frame.round))
-            else:
-                bits = choose_bits(max(frame.authors, len(self.replica.feeds)))
-                peer.session.send(SyncBuckets(frame.round, bits,
-                                              bucket_hashes(self.replica, bits, frame.salt)))
+            self.sync.on_open(peer, frame)
         elif isinstance(frame, SyncSame | SyncBuckets):
-            self._on_sync_reply(peer, frame, now)
+            self.sync.on_reply(peer, frame)
         elif isinstance(frame, SyncHeads):
-            plan = compare(self.replica, frame)
-            self._serve(peer, plan.send_ranges, plan.send_proofs, plan.send_records)
-            # The WANT ends our part of the round: it goes out after the ops we owe
-            # (see datagrams_to_send), so the round's stats count them.
-            peer.after_serve.extend(_wants(frame.round, plan.want_ranges, plan.want_forks,
-                                           plan.want_records))
+            self._serve(peer, *self.sync.on_heads(peer, frame))
         elif isinstance(frame, Signal):
-            self._on_signal(peer, frame, now)
+            self.relay.received(peer, frame, now)
         elif isinstance(frame, Want):
             self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records))
-            rnd = peer.round
-            if frame.round and rnd is not None and rnd.id == frame.round:
-                self._finish_round(peer, in_sync=False,
-                                   round_trips=3 if frame.ranges or frame.forks else 2)
+            self.sync.on_want(peer, frame)
 
-    def _on_ops(self, peer: _Peer, frame: Ops, now: int) -> None:
+    def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
+               record_keys: list[tuple[bytes, str]]) -> None:
+        records = request(peer.owed, self.replica, ranges, proof_authors, record_keys,
+                          self.config.max_queued_ranges)
+        send_records(peer.session, records)
+
+    def _on_ops(self, peer: Peer, frame: Ops, now: int) -> None:
         if self.paused:
-            self.deferred += 1
+            self.sync.deferred += 1
             return
         results: list[Ingested] = []
         duplicate_push = False
@@ -317,7 +283,7 @@ class Mesh:
             peer.session.send(Prune())
         self._changed(results, (), (), source=peer, now=now)
 
-    def _on_records(self, peer: _Peer, frame: Records, now: int) -> None:
+    def _on_records(self, peer: Peer, frame: Records, now: int) -> None:
         taken: list[Record] = []
         for wire in frame.records:
             result = self.replica.ingest_record(wire, now)
@@ -331,18 +297,18 @@ class Mesh:
             self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
             for other in self._open_peers():
                 if other is not peer:
-                    self._send_records(other, taken)
+                    send_records(other.session, taken)
 
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def _strike(self, peer: _Peer, reason: str, detail: str) -> None:
+    def _strike(self, peer: Peer, reason: str, detail: str) -> None:
         peer.strikes += 1
         self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
         if peer.strikes > self.config.max_strikes:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
-    def _ask_past(self, peer: _Peer, author: bytes, seq: int, now: int) -> None:
+    def _ask_past(self, peer: Peer, author: bytes, seq: int, now: int) -> None:
         """Ask `peer` for an op's missing past: everything of `author` we lack up to `seq`."""
         asked = self._requested.get((author, seq))
         if asked is not None and now - asked < self.config.want_retry_ms:
@@ -352,59 +318,15 @@ class Mesh:
         start = feed.head_seq + 1 if feed is not None and feed.head_seq < seq else seq
         peer.session.send(Want(0, ((author, start, seq),), (), ()))
 
-    # -- relayed signaling (sync.md §7) ----------------------------------------------------
+    # -- relayed signaling (sync.md §7.2) --------------------------------------------------
 
     def send_signal(self, to: bytes, payload: str, nonce: int) -> bool:
         """Send an offer/answer towards `to` through the mesh; False if no peer to send to."""
-        frame = Signal(to, self.identity.public_key, nonce, self.config.signal_ttl, payload)
-        self._remember_signal(frame)
-        return self._route_signal(frame, exclude=None)
-
-    def _on_signal(self, peer: _Peer, frame: Signal, now: int) -> None:
-        second, count = peer.signal_window
-        if now // 1000 != second:
-            second, count = now // 1000, 0
-        peer.signal_window = (second, count + 1)
-        if count + 1 > self.config.max_signals_per_s or not self._remember_signal(frame):
-            return  # over the budget, or seen already: drop quietly
-        if frame.to == self.identity.public_key:
-            self._events.append(SignalReceived(peer.conn, frame.origin, frame.nonce,
-                                               frame.payload))
-        elif frame.ttl > 0:
-            self._route_signal(Signal(frame.to, frame.origin, frame.nonce, frame.ttl - 1,
-                                      frame.payload), exclude=peer)
-
-    def _remember_signal(self, frame: Signal) -> bool:
-        key = (frame.origin, frame.nonce)
-        if key in self._signals_seen:
-            return False
-        self._signals_seen[key] = None
-        if len(self._signals_seen) > 4096:
-            del self._signals_seen[next(iter(self._signals_seen))]
-        return True
-
-    def _route_signal(self, frame: Signal, exclude: _Peer | None) -> bool:
-        """To the destination if connected; else to peers whose node.links name it; else
-        to every peer (the TTL bounds the flood)."""
-        candidates = [p for p in self._open_peers() if p is not exclude]
-        direct = [p for p in candidates if p.session.peer == frame.to]
-        if not direct:
-            direct = [p for p in candidates if self._links_to(p.session.peer, frame.to)]
-        targets = direct or candidates
-        for target in targets:
-            target.session.send(frame)
-        return bool(targets)
+        return self.relay.send(to, payload, nonce)
 
     def relay_path(self, to: bytes) -> bool:
-        """Is `to` a peer of one of our peers, by their node.links records? A relayed dial
-        needs that (transport.md §7.7): flooding offers at a node nobody links to any
-        more (a browser tab that left) would cost every relay and reach no one."""
-        return any(self._links_to(p.session.peer, to) for p in self._open_peers())
-
-    def _links_to(self, node: bytes | None, to: bytes) -> bool:
-        record = self.replica.records.get((node, "node.links")) if node else None
-        return record is not None and isinstance(record.body, NodeLinks) and any(
-            peer == to for peer, _ in record.body.links)
+        """Is `to` a peer of one of our peers, by their node.links records? (relay.py)"""
+        return self.relay.path(to)
 
     # -- local writes ---------------------------------------------------------------------
 
@@ -437,7 +359,7 @@ class Mesh:
         if result.record is not None:
             self._events.append(Changed((), (), (record,), (), None))
             for peer in self._open_peers():
-                self._send_records(peer, [record])
+                send_records(peer.session, [record])
         return record
 
     def publish_presence(self, now: int) -> None:
@@ -452,7 +374,7 @@ class Mesh:
     # -- shared paths ---------------------------------------------------------------------
 
     def _changed(self, results: Iterable[Ingested], records: tuple[Record, ...],
-                 dropped: tuple[Record, ...], source: _Peer | None, now: int) -> None:
+                 dropped: tuple[Record, ...], source: Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
         for result in results:
@@ -477,50 +399,23 @@ class Mesh:
         elif applied:
             self._gossip(applied, source, now)
 
-    def _gossip(self, applied: list[Op], source: _Peer | None, now: int) -> None:
+    def _gossip(self, applied: list[Op], source: Peer | None, now: int) -> None:
         refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
         by_id = {op.id: op for op in applied}
         for conn, pushed in self.gossip.delivered(refs, source.conn if source else None,
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.push_eager.extend(by_id[r[2]].wire for r in pushed)
+                target.owed.eager.extend(by_id[r[2]].wire for r in pushed)
 
-    def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
-               record_keys: list[tuple[bytes, str]]) -> None:
-        """Queue what the peer asked for; authors may be 8-byte prefixes (sync.md §6.4)."""
-        names = resolve(self.replica, [r[0] for r in ranges] + proof_authors
-                        + [k[0] for k in record_keys])
-        for name, first, last in ranges:
-            first = max(1, first)  # seq 0 names no op
-            for author in names.get(name, ()):
-                if len(peer.serve) >= self.config.max_queued_ranges:
-                    break  # the peer asks again in a later round
-                if first <= last:
-                    peer.serve.append((author, first, last))
-        for name in proof_authors:
-            for author in names.get(name, ()):
-                feed = self.replica.feeds.get(author)
-                if feed is not None:
-                    peer.push.extend(p.wire for p in feed.proofs)
-        wanted = [self.replica.records[(author, kind)] for name, kind in record_keys
-                  for author in names.get(name, ()) if (author, kind) in self.replica.records]
-        self._send_records(peer, wanted)
-
-    def _send_records(self, peer: _Peer, records: list[Record]) -> None:
-        batch: list[bytes] = []
-        size = 0
-        for record in records:
-            if batch and size + len(record.wire) > TARGET_FRAME_BYTES:
-                peer.session.send(Records(tuple(batch)))
-                batch, size = [], 0
-            batch.append(record.wire)
-            size += len(record.wire) + 3
-        if batch:
-            peer.session.send(Records(tuple(batch)))
-
-    def _open_peers(self) -> list[_Peer]:
+    def _open_peers(self) -> list[Peer]:
         return [p for p in self._peers.values() if p.session.state is State.OPEN]
+
+    def _writes_opened(self) -> None:
+        feed = self.replica.feeds.get(self.identity.public_key)
+        head = feed.head_seq if feed else 0
+        self._events.append(WritesOpened(self.own.checked_with,
+                                         max(0, head - self.own.head_at_start)))
 
     # -- anti-entropy ---------------------------------------------------------------------
 
@@ -529,72 +424,8 @@ class Mesh:
         peer = self._peers.get(conn)
         if peer is None or peer.session.state is not State.OPEN or peer.round is not None:
             return False
-        self._start_round(peer, now)
+        self.sync.start(peer, now)
         return True
-
-    def _start_round(self, peer: _Peer, now: int) -> None:
-        self._round_ids += 1
-        rnd = _Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds),
-                     deferred=self.deferred)
-        peer.round = rnd
-        if self.own.round_started(peer.conn):
-            # Our own feed above our head first: the peer serves requests in order, so
-            # the round's closing WANT (or SYNC_SAME) follows those ops (sync.md §10.2).
-            me = self.identity.public_key
-            feed = self.replica.feeds.get(me)
-            rnd.checks_own = True
-            peer.session.send(Want(0, ((me, (feed.head_seq if feed else 0) + 1, MAX_SEQ),),
-                                   (), ()))
-        peer.session.send(SyncOpen(rnd.id, self.replica.digest(), rnd.authors, rnd.salt))
-
-    def _on_sync_reply(self, peer: _Peer, frame: SyncSame | SyncBuckets, now: int) -> None:
-        rnd = peer.round
-        if rnd is None or rnd.id != frame.round or rnd.stage != 1:
-            return  # a late answer to a round we gave up on
-        if isinstance(frame, SyncSame):
-            self._finish_round(peer, in_sync=True, round_trips=1)
-            return
-        # Fewer bits than the feed count we announced calls for would make our buckets
-        # too big for one SYNC_HEADS: a responder MUST size buckets for both sides
-        # (sync.md §6.3). Feeds we learnt since are fine: `heads` sends partial buckets.
-        if not choose_bits(rnd.authors) <= frame.bits <= MAX_BITS \
-                or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
-            peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
-            return
-        mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
-        rnd.stage = 2
-        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes),
-                                rotate=int.from_bytes(rnd.salt[:4], "big")))
-
-    def _finish_round(self, peer: _Peer, *, in_sync: bool, round_trips: int) -> None:
-        rnd = peer.round
-        assert rnd is not None
-        peer.round = None
-        if rnd.checks_own:
-            self._own_round_ended(peer.conn, abandoned=self.deferred != rnd.deferred)
-        self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
-                                         rnd.ops_received))
-        # Not in sync yet (e.g. the heads did not all fit): go again soon.
-        # (round_trips counts the last WANT of the round only: sync.md A.19.)
-        base = self.config.sync_interval_ms if in_sync else self.config.sync_interval_ms // 10
-        peer.next_sync = rnd.started + self._jitter(base)
-
-    def _own_round_ended(self, conn: ConnId, *, abandoned: bool) -> None:
-        """A round that checked our own feed ended; open writes if it was the last."""
-        me = self.identity.public_key
-        waiting = abandoned or any(op.author == me for op in self.replica.pending.waiting())
-        if self.own.round_ended(conn, own_waiting=waiting):
-            self._writes_opened()
-
-    def _writes_opened(self) -> None:
-        feed = self.replica.feeds.get(self.identity.public_key)
-        head = feed.head_seq if feed else 0
-        self._events.append(WritesOpened(self.own.checked_with,
-                                         max(0, head - self.own.head_at_start)))
-
-    def _jitter(self, base: int) -> int:
-        spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
-        return int(base * (0.75 + 0.5 * spread))
 
     # -- time -----------------------------------------------------------------------------
 
@@ -608,8 +439,7 @@ class Mesh:
             if t is not None:
                 times.append(t)
             if peer.session.state is State.OPEN:
-                times.append(peer.round.started + self.config.sync_timeout_ms
-                             if peer.round else peer.next_sync)
+                times.append(self.sync.timer(peer))
         return min(times)
 
     def handle_timer(self, now: int) -> None:
@@ -617,26 +447,20 @@ class Mesh:
             peer.session.handle_timer(now)
             if peer.session.state is not State.OPEN:
                 continue
-            if peer.round is not None and now >= peer.round.started + self.config.sync_timeout_ms:
-                if peer.round.checks_own:
-                    self._own_round_ended(peer.conn, abandoned=True)
-                peer.round = None  # abandoned; try again later
-                peer.next_sync = now + self._jitter(self.config.sync_interval_ms // 2)
-            if peer.round is None and now >= peer.next_sync:
-                self._start_round(peer, now)
+            self.sync.handle_timer(peer, now)
         if self.own.expire(now):
             self._writes_opened()
         announce, graft = self.gossip.due(now)
         for conn, refs in announce.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), frames.MAX_REFS):  # each frame under 64 KiB
+            for i in range(0, len(refs), MAX_REFS):  # each frame under 64 KiB
                 if target is not None:
-                    target.session.send(IHave(tuple(refs[i : i + frames.MAX_REFS])))
+                    target.session.send(IHave(tuple(refs[i : i + MAX_REFS])))
         for conn, refs in graft.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), frames.MAX_REFS):
+            for i in range(0, len(refs), MAX_REFS):
                 if target is not None:
-                    target.session.send(Graft(tuple(refs[i : i + frames.MAX_REFS])))
+                    target.session.send(Graft(tuple(refs[i : i + MAX_REFS])))
         if now >= self._next_want_sweep:
             self._sweep_wants(now)
             self._next_want_sweep = now + self.config.want_retry_ms
@@ -645,7 +469,7 @@ class Mesh:
             if dropped:
                 self._events.append(Changed((), (), (), dropped, None))
             self.publish_presence(now)
-            self._next_records = now + self._jitter(self.config.record_refresh_ms)
+            self._next_records = now + self.sync.jitter(self.config.record_refresh_ms)
 
     def _sweep_wants(self, now: int) -> None:
         """Ask again, round-robin over peers, for causal past still missing."""
@@ -670,14 +494,8 @@ class Mesh:
         (sync ranges) produced for a connection now: the driver's flow control."""
         out: list[tuple[ConnId, bytes]] = []
         for peer in list(self._peers.values()):
-            self._pack(peer.session, peer.push_eager, eager=True)
-            self._pack(peer.session, peer.push, eager=False)
             limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
-            self._fill(peer, limit)
-            if not peer.serve and peer.after_serve:
-                for frame in peer.after_serve:
-                    peer.session.send(frame)
-                peer.after_serve.clear()
+            produce(peer.session, peer.owed, self.replica, self.own, limit)
             data = peer.session.take_output()
             if data:
                 peer.session.note_sent(now)
@@ -685,73 +503,3 @@ class Mesh:
             if peer.session.state is State.CLOSED:
                 self._drop(peer)
         return out
-
-    @staticmethod
-    def _pack(session: Session, wires: list[bytes], *, eager: bool) -> None:
-        batch: list[bytes] = []
-        size = 0
-        for wire in wires:
-            if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
-                session.send(Ops(eager, tuple(batch)))
-                batch, size = [], 0
-            batch.append(wire)
-            size += len(wire) + 3
-        if batch:
-            session.send(Ops(eager, tuple(batch)))
-        wires.clear()
-
-    def _fill(self, peer: _Peer, limit: int) -> None:
-        """Turn owed ranges into OPS frames (several ranges per frame), in seq order,
-        up to about `limit` bytes: the driver's flow control (sync.md §6.5)."""
-        produced = 0
-        batch: list[bytes] = []
-        size = 0
-        while peer.serve and produced + size < limit:
-            author, first, last = peer.serve.popleft()
-            feed = self.replica.feeds.get(author)
-            if feed is None:
-                continue
-            last = self.own.cap(author, min(last, feed.head_seq))
-            seq = first
-            while seq <= last:
-                wire = feed.ops[seq - 1].wire
-                if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
-                    peer.session.send(Ops(False, tuple(batch)))
-                    produced += size
-                    batch, size = [], 0
-                    if produced >= limit:
-                        break
-                batch.append(wire)
-                size += len(wire) + 3
-                seq += 1
-            if seq <= last:
-                peer.serve.appendleft((author, seq, last))
-        if batch:
-            peer.session.send(Ops(False, tuple(batch)))
-
-
-def _wants(round_: int, ranges: list[tuple[bytes, int, int]], forks: list[bytes],
-           records: list[tuple[bytes, str]]) -> list[Want]:
-    """WANT frames under the frame limit; only the last one carries the round id.
-
-    Sizes are upper bounds of the encoded entries (a range row is at most
-    1 + 34 + 9 + 9 bytes, an author 34, a record key 1 + 34 + 33), so that the
-    lists of one frame together stay under `WANT_BUDGET_BYTES` (sync.md §6.5).
-    """
-    items = [("r", x, 53) for x in ranges] + [("f", x, 34) for x in forks] \
-        + [("k", x, 68) for x in records]
-    out: list[Want] = []
-    chunk: dict[str, list[Any]] = {"r": [], "f": [], "k": []}
-    size = 0
-    for kind, item, cost in items:
-        if size + cost > WANT_BUDGET_BYTES:
-            out.append(Want(0, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
-            chunk, size = {"r": [], "f": [], "k": []}, 0
-        chunk[kind].append(item)
-        size += cost
-    out.append(Want(round_, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
-    return out
-
-
-WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024
-MAX_SEQ = 2**53 - 1  # "to the end of the feed" in a WANT range
