@@ -112,7 +112,7 @@ def test_a_banned_node_is_not_dialed_until_its_ban_ends() -> None:
     p = Peering(ME, PeeringConfig(low=1), rand=lambda: 0.5)
     (a,) = ids(1)
     p.learn(a, ["u"], Source.BOOTSTRAP)
-    ban = p.scores.penalize(id_key(a), Penalty.EQUIVOCATION, 0)
+    ban = p.scores.penalize(id_key(a), Penalty.MISBEHAVING, 0, times=2)
     assert ban is not None and ban.until == 60_000
     assert p.due(0, 0, relay_path=no_relay) == []
     assert p.timer() == 60_000

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from .buckets import BucketIndex
 from .events import ConnId, Event, SyncFinished
 from .frames import SyncBuckets, SyncHeads, SyncOpen, SyncSame, Want
 from .ownfeed import OwnFeed
@@ -22,7 +23,6 @@ from .peer import Peer, Round
 from .reconcile import (
     BUCKET_HASH_BYTES,
     MAX_BITS,
-    bucket_hashes,
     choose_bits,
     compare,
     differing,
@@ -41,6 +41,9 @@ class AntiEntropy:
                  opened: Callable[[], None]) -> None:
         self.me = me
         self.replica = replica
+        # Bucket inputs kept up to date as the replica changes: a round costs the
+        # difference, not the replica (sync.md §4.8).
+        self.buckets = BucketIndex(replica)
         self.own = own
         self.interval_ms = interval_ms
         self.timeout_ms = timeout_ms
@@ -107,10 +110,10 @@ class AntiEntropy:
                 or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
             peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
             return
-        mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
+        mine = self.buckets.hashes(frame.bits, rnd.salt)
         rnd.stage = 2
         peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes),
-                                rotate=int.from_bytes(rnd.salt[:4], "big")))
+                                rotate=int.from_bytes(rnd.salt[:4], "big"), index=self.buckets))
 
     def on_want(self, peer: Peer, frame: Want) -> None:
         """A WANT was served; the one carrying our round's id ends the round."""
@@ -146,13 +149,13 @@ class AntiEntropy:
         else:
             bits = choose_bits(max(frame.authors, len(self.replica.feeds)))
             peer.session.send(SyncBuckets(frame.round, bits,
-                                          bucket_hashes(self.replica, bits, frame.salt)))
+                                          self.buckets.hashes(bits, frame.salt)))
 
     def on_heads(self, peer: Peer, frame: SyncHeads) -> tuple[
             list[tuple[bytes, int, int]], list[bytes], list[tuple[bytes, str]]]:
         """Compare; queue the WANT that closes the peer's round after what we owe it.
         Returns what to send it: (ranges, fork proof authors, record keys)."""
-        plan = compare(self.replica, frame)
+        plan = compare(self.replica, frame, self.buckets)
         # The WANT ends the peer's round: it goes out after the ops we owe
         # (serving.produce), so the round's stats count them.
         peer.owed.after.extend(want_frames(frame.round, plan.want_ranges, plan.want_forks,

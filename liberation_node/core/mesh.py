@@ -36,6 +36,7 @@ from .antientropy import AntiEntropy, Entropy
 from .bodies import Body
 from .errors import NotWritable, Reason
 from .events import (
+    Banned,
     Changed,
     ConnId,
     Event,
@@ -66,16 +67,23 @@ from .identity import Identity
 from .ops import Op
 from .ownfeed import OwnFeed, OwnFeedConfig
 from .peer import Peer
+from .quotas import QuotaConfig, Quotas
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .relay import Relay
 from .replica import Ingested, Outcome, Replica
-from .serving import produce, request, send_records
+from .scoring import Penalty, Scores, ScoringConfig, address_key, id_key
+from .serving import Requested, ServeConfig, produce, request
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
 __all__ = ["Entropy", "Mesh", "MeshConfig"]
 
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
+# Our closes that say something bad about the peer (sync.md §4.3, §4.7).
+_CLOSE_PENALTIES: dict[str, Penalty] = {CloseReason.PROTOCOL_ERROR: Penalty.PROTOCOL_ERROR,
+                    CloseReason.BAD_BINDING: Penalty.BAD_BINDING,
+                    CloseReason.RATE_LIMITED: Penalty.RATE_LIMITED,
+                    CloseReason.MISBEHAVING: Penalty.MISBEHAVING}
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,15 @@ class MeshConfig:
     # never converges (ops.md §8.4).
     record_ttl_ms: int = 20 * 60_000
     max_strikes: int = 16  # invalid ops from one session before it is closed
-    max_queued_ranges: int = 4_096  # per connection, for requests we serve
     signal_ttl: int = 3  # hops a relayed offer/answer may travel (sync.md §7)
     max_signals_per_s: int = 20  # relayed signals accepted from one session
     own_feed: OwnFeedConfig = field(default_factory=OwnFeedConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)  # answers per peer (§4.8)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # bans (§4.7)
+    quotas: QuotaConfig = field(default_factory=QuotaConfig)  # what is taken in (§9.2)
+    # SYNC_OPEN and SYNC_HEADS answered per peer: honest rounds start >= 0.75 s apart.
+    max_sync_per_s: float = 4.0
+    sync_burst: int = 8
 
 
 class Mesh:
@@ -126,6 +139,11 @@ class Mesh:
         self.relay = Relay(me, replica, ttl=config.signal_ttl,
                            max_per_s=config.max_signals_per_s, events=self._events,
                            open_peers=self._open_peers)
+        self.scores = Scores(config.scoring)
+        self._now = now  # the latest time the driver gave us
+        self.quotas = Quotas(me, config.quotas)
+        for record in replica.records.values():
+            self.quotas.held(record)
         self.ticket = 0  # of the last Changed event
         self.rejected: dict[str, int] = {}  # ops and records refused, by reason (cumulative)
         # Backpressure from the driver (its store cannot keep up, or cannot commit):
@@ -139,17 +157,22 @@ class Mesh:
 
     # -- connections ----------------------------------------------------------------------
 
-    def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool) -> None:
-        """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1)."""
+    def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool,
+                        address: str | None = None) -> None:
+        """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1).
+        `address` names where it comes from (the driver's choice of key, e.g. an IP
+        address): scores and bans hold for it as for the peer's node id (§4.7)."""
         nonce = int.from_bytes(self._entropy(6), "big")
         session = Session(self.identity, self.network, binding, now, self.config.session, nonce)
-        self._peers[conn] = Peer(conn, session, initiator)
+        self._peers[conn] = Peer(conn, session, initiator, address)
+        if address is not None and self.scores.banned(address_key(address), now):
+            session.close(CloseReason.BANNED, "this address is banned for a while")
 
     def connection_lost(self, conn: ConnId, now: int) -> None:
         peer = self._peers.get(conn)
         if peer is not None:
             peer.session.transport_lost()
-            self._drop(peer)
+            self._drop(peer, now)
 
     def close(self, conn: ConnId, reason: str = CloseReason.SHUTDOWN, detail: str = "") -> None:
         peer = self._peers.get(conn)
@@ -162,9 +185,13 @@ class Mesh:
                 if p.session.state is State.OPEN and p.session.peer is not None}
 
     def backlog(self, conn: ConnId) -> int:
-        """Feed ranges still owed to the peer on `conn` (sent as its link drains)."""
+        """Answers still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)
-        return len(peer.owed.ranges) if peer else 0
+        return peer.owed.answers if peer else 0
+
+    def banned(self, address: str, now: int) -> bool:
+        """Is `address` (as the driver names addresses) banned now? (sync.md §4.7)"""
+        return self.scores.banned(address_key(address), now)
 
     def clock_offset(self) -> int | None:
         """Our clock minus the median of our peers' clocks (ms), from their PONGs;
@@ -181,12 +208,48 @@ class Mesh:
         peer = self._peers.get(conn)
         return peer.session if peer else None
 
-    def _drop(self, peer: Peer) -> None:
+    def _drop(self, peer: Peer, now: int) -> None:
         self._peers.pop(peer.conn, None)
         self.gossip.peer_down(peer.conn)
         self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
+        penalty = _CLOSE_PENALTIES.get(reason)
+        if penalty is Penalty.PROTOCOL_ERROR and peer.session.out_of_order:
+            penalty = Penalty.OUT_OF_ORDER
+        if penalty is not None and not by_peer:
+            self._penalize(peer, penalty, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
+
+    # -- scores and bans (sync.md §4.7) -------------------------------------------------------
+
+    def _penalize(self, peer: Peer, penalty: Penalty, now: int) -> None:
+        """Lower the score of the peer's address and, once its HELLO proved it, of its node
+        id (not for a HELLO that failed to bind: the id is unproven); close what is banned."""
+        keys = [address_key(peer.address)] if peer.address is not None else []
+        if peer.session.peer is not None and penalty is not Penalty.BAD_BINDING:
+            keys.append(id_key(peer.session.peer))
+        for key in keys:
+            ban = self.scores.penalize(key, penalty, now)
+            if ban is not None:
+                self._events.append(Banned(ban.key, ban.until, ban.reason, ban.count,
+                                           peer.session.peer))
+                for other in list(self._peers.values()):
+                    if self._is_banned(other, now):
+                        other.session.close(CloseReason.BANNED, f"{penalty.value}: banned "
+                                            f"for {(ban.until - now) // 1000} s")
+
+    def _is_banned(self, peer: Peer, now: int) -> bool:
+        return (peer.address is not None and self.scores.banned(address_key(peer.address), now)
+                ) or (peer.session.peer is not None
+                      and self.scores.banned(id_key(peer.session.peer), now))
+
+    def _requested_ok(self, peer: Peer, done: Requested, now: int) -> None:
+        """What queueing a request said about its sender (sync.md §4.8)."""
+        if done.repeated:
+            self._penalize(peer, Penalty.REPEATED_REQUEST, now)
+        if done.dropped:
+            self._count_rejection("over_budget")
+            self._penalize(peer, Penalty.OVER_BUDGET, now)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -206,6 +269,9 @@ class Mesh:
 
     def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
+        if self._is_banned(peer, now):
+            peer.session.close(CloseReason.BANNED, "this node is banned for a while")
+            return
         for other in self._peers.values():
             if other is not peer and other.session.peer == peer.session.peer \
                     and other.session.state is State.OPEN:
@@ -220,7 +286,8 @@ class Mesh:
         self.gossip.peer_up(peer.conn)
         self._events.append(PeerUp(peer.conn, peer.session.peer))
         self.sync.peer_opened(peer, now)
-        send_records(peer.session, list(self.replica.records.values()))
+        # Every record we hold, as its link and serve budget allow (sync.md §5.6, §4.8).
+        peer.owed.queue_records(list(self.replica.records), self.config.serve)
 
     def _dispatch(self, peer: Peer, frame: Frame, now: int) -> None:
         if isinstance(frame, Ops):
@@ -231,31 +298,39 @@ class Mesh:
             self.gossip.announced(peer.conn, list(frame.refs), have, now)
         elif isinstance(frame, Graft):
             self.gossip.grafted(peer.conn)
-            for _, _, op_id in frame.refs:
+            ids = [op_id for _, _, op_id in frame.refs]
+            dropped = 0
+            for op_id in dict.fromkeys(ids):
                 op = self.replica.ops.get(op_id)
                 if op is not None and self.own.visible(op):
-                    peer.owed.ops.append(op.wire)
+                    dropped += not peer.owed.queue_op(op_id, op.wire, self.config.serve)
+            self._requested_ok(peer, Requested(len(set(ids)) < len(ids), dropped), now)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn)
         elif isinstance(frame, Records):
             self._on_records(peer, frame, now)
+        elif isinstance(frame, SyncOpen | SyncHeads) and not peer.take_sync(
+                now, self.config.max_sync_per_s, self.config.sync_burst):
+            self._count_rejection("sync_flood")  # unanswered: its round times out
+            self._penalize(peer, Penalty.SYNC_FLOOD, now)
         elif isinstance(frame, SyncOpen):
             self.sync.on_open(peer, frame)
         elif isinstance(frame, SyncSame | SyncBuckets):
             self.sync.on_reply(peer, frame)
         elif isinstance(frame, SyncHeads):
-            self._serve(peer, *self.sync.on_heads(peer, frame))
+            self._serve(peer, *self.sync.on_heads(peer, frame), now)
         elif isinstance(frame, Signal):
-            self.relay.received(peer, frame, now)
+            if not self.relay.received(peer, frame, now):
+                self._penalize(peer, Penalty.SIGNAL_FLOOD, now)
         elif isinstance(frame, Want):
-            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records))
+            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now)
             self.sync.on_want(peer, frame)
 
     def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
-               record_keys: list[tuple[bytes, str]]) -> None:
-        records = request(peer.owed, self.replica, ranges, proof_authors, record_keys,
-                          self.config.max_queued_ranges)
-        send_records(peer.session, records)
+               record_keys: list[tuple[bytes, str]], now: int) -> None:
+        self._requested_ok(peer, request(peer.owed, self.replica, ranges, proof_authors,
+                                         record_keys, self.config.serve,
+                                         self.sync.buckets), now)
 
     def _on_ops(self, peer: Peer, frame: Ops, now: int) -> None:
         if self.paused:
@@ -263,9 +338,13 @@ class Mesh:
             return
         results: list[Ingested] = []
         duplicate_push = False
+        admit = lambda op: self.quotas.admit_op(op, now)  # noqa: E731
         for wire in frame.ops:
-            result = self.replica.ingest(wire, now)
+            result = self.replica.ingest(wire, now, admit)
             results.append(result)
+            if result.outcome is Outcome.DEFERRED:  # local policy: no blame, asked again later
+                self._count_rejection(result.deferred)
+                continue
             for _, waiter_rejection in result.rejected_waiters:
                 self._count_rejection(waiter_rejection.reason.value)
             if result.outcome is Outcome.DUPLICATE and frame.eager:
@@ -274,7 +353,8 @@ class Mesh:
                 assert result.rejection is not None
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
             elif result.outcome is Outcome.PENDING and result.missing is not None:
                 self._ask_past(peer, result.missing.author, result.missing.seq, now)
         if peer.round is not None:
@@ -288,23 +368,48 @@ class Mesh:
         for wire in frame.records:
             result = self.replica.ingest_record(wire, now)
             if result.record is not None:
+                if result.replaced is None and self.quotas.no_room is not None:
+                    self.replica.drop_record(result.record)  # a new key: no room for it now
+                    self._count_rejection("no_room")
+                    continue
                 taken.append(result.record)
+                self.quotas.held(result.record)
             elif result.outcome is Outcome.REJECTED and result.rejection is not None:
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
-        if taken:
-            self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
+        evicted = self._evict_records()
+        taken = [r for r in taken if r not in evicted]
+        held = tuple(r for r in evicted if r.id not in {t.id for t in taken})
+        if taken or held:
+            self._events.append(Changed((), (), tuple(taken), held, peer.session.peer))
+        flood = [r.key for r in taken if self.quotas.may_flood(r, now)]
+        if flood:
             for other in self._open_peers():
                 if other is not peer:
-                    send_records(other.session, taken)
+                    other.owed.queue_records(flood, self.config.serve)
+
+    def _evict_records(self) -> list[Record]:
+        """Keep at most `quotas.max_records` records (sync.md §9.2): drop the oldest
+        versions that are neither ours nor an open peer's. Returns what was dropped."""
+        if len(self.replica.records) <= self.config.quotas.max_records:
+            return []
+        keep = {p.session.peer for p in self._open_peers() if p.session.peer is not None}
+        victims = self.quotas.evict(self.replica.records, keep)
+        for record in victims:
+            self.replica.drop_record(record)
+        if victims:
+            self._count_rejection("records_evicted")
+        return victims
 
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def _strike(self, peer: Peer, reason: str, detail: str) -> None:
+    def _strike(self, peer: Peer, reason: str, detail: str, now: int) -> None:
         peer.strikes += 1
         self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
+        self._penalize(peer, Penalty.INVALID_INPUT, now)
         if peer.strikes > self.config.max_strikes:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
@@ -357,9 +462,10 @@ class Mesh:
                                ttl_ms=self.config.record_ttl_ms, body=body)
         result = self.replica.add_record(record)
         if result.record is not None:
+            self.quotas.held(record)
             self._events.append(Changed((), (), (record,), (), None))
             for peer in self._open_peers():
-                send_records(peer.session, [record])
+                peer.owed.queue_records([record.key], self.config.serve)
         return record
 
     def publish_presence(self, now: int) -> None:
@@ -392,6 +498,9 @@ class Mesh:
                 self._events.append(ForkFound(author, feed.fork_seq or 0, sender))
                 if author == self.identity.public_key:
                     self.own.forked()
+                for peer in self._open_peers():  # a peer whose own identity equivocated
+                    if peer.session.peer == author:
+                        self._penalize(peer, Penalty.EQUIVOCATION, now)
         for op in applied:
             self._requested.pop((op.author, op.seq), None)
         if source is None and applied:
@@ -440,6 +549,9 @@ class Mesh:
                 times.append(t)
             if peer.session.state is State.OPEN:
                 times.append(self.sync.timer(peer))
+            ready = peer.owed.ready_at(self._now, self.config.serve)
+            if ready is not None:  # answers waiting for the peer's serve budget
+                times.append(ready)
         return min(times)
 
     def handle_timer(self, now: int) -> None:
@@ -492,14 +604,16 @@ class Mesh:
                           ) -> list[tuple[ConnId, bytes]]:
         """Frames to transmit, per connection. `budget(conn)` caps the bytes of bulk data
         (sync ranges) produced for a connection now: the driver's flow control."""
+        self._now = now
         out: list[tuple[ConnId, bytes]] = []
         for peer in list(self._peers.values()):
             limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
-            produce(peer.session, peer.owed, self.replica, self.own, limit)
+            produce(peer.session, peer.owed, self.replica, self.own, limit, now,
+                    self.config.serve)
             data = peer.session.take_output()
             if data:
                 peer.session.note_sent(now)
                 out.extend((peer.conn, d) for d in data)
             if peer.session.state is State.CLOSED:
-                self._drop(peer)
+                self._drop(peer, now)
         return out

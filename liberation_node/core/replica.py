@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import codec
@@ -40,6 +40,8 @@ class Outcome(enum.StrEnum):
     FORK = "fork"  # held as proof that its author equivocated
     STALE = "stale"  # a record older than the one held
     REJECTED = "rejected"  # refused; `rejection` says why
+    DEFERRED = "deferred"  # not taken in for now by local policy (a quota, the disk): no
+    # verdict, not held or remembered; offered again later (sync.md §9.2)
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class Ingested:
     rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
     record: Record | None = None  # a record now held
     replaced: Record | None = None  # the record it replaced
+    deferred: str = ""  # why the input was deferred (outcome DEFERRED)
 
 
 class Feed:
@@ -97,11 +100,17 @@ class Replica:
         self._stale: set[bytes] = set()  # authors whose entry must be re-encoded
         self._ops_digest: bytes | None = None
         self._records_digest: bytes | None = None
+        # Told (author, record kind or None for its feed) of every change, e.g. the
+        # bucket index of anti-entropy (core/buckets.py).
+        self.watchers: list[Callable[[bytes, str | None], None]] = []
 
     # -- ops -------------------------------------------------------------------------
 
-    def ingest(self, wire: bytes, now: int | None = None) -> Ingested:
-        """Take one op from the network. With `now` (ms), refuse ops dated too far ahead."""
+    def ingest(self, wire: bytes, now: int | None = None,
+               admit: Callable[[Op], str | None] | None = None) -> Ingested:
+        """Take one op from the network. With `now` (ms), refuse ops dated too far ahead.
+        `admit` is local policy: for an op that passed every check of its own, it says
+        why the op is not taken in now (outcome `deferred`), or None."""
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
@@ -112,6 +121,8 @@ class Replica:
             op = decode_op(wire, self.network, known_id=oid, now=now, genesis=self.genesis)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
+        if admit is not None and (why := admit(op)) is not None:
+            return Ingested(Outcome.DEFERRED, oid, deferred=why)
         return self.add(op)
 
     def add(self, op: Op) -> Ingested:
@@ -323,7 +334,20 @@ class Replica:
         if held is not None:
             self._record_ids.discard(held.id)
         self._records_digest = None
+        self._record_changed(record)
         return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
+
+    def _record_changed(self, record: Record) -> None:
+        for watcher in self.watchers:
+            watcher(record.author, record.kind)
+
+    def drop_record(self, record: Record) -> None:
+        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.2)."""
+        if self.records.get(record.key) is record:
+            del self.records[record.key]
+            self._record_ids.discard(record.id)
+            self._records_digest = None
+            self._record_changed(record)
 
     def prune_records(self, now: int) -> list[Record]:
         """Drop expired records (call periodically); returns what was dropped."""
@@ -331,6 +355,7 @@ class Replica:
         for record in gone:
             del self.records[record.key]
             self._record_ids.discard(record.id)
+            self._record_changed(record)
         if gone:
             self._records_digest = None
         return gone
@@ -341,6 +366,8 @@ class Replica:
         # Encoding the entry is deferred to the next digest: ingest stays cheap.
         self._stale.add(author)
         self._ops_digest = None
+        for watcher in self.watchers:
+            watcher(author, None)
 
     def entries(self) -> dict[bytes, bytes]:
         """Author -> its encoded feed entry (§10.1), as hashed into the digest."""

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 class Penalty(enum.StrEnum):
     """What lowers a peer's score (sync.md §4.7), with its weight in `WEIGHTS`."""
 
-    PROTOCOL_ERROR = "protocol_error"  # a refused frame, a frame out of place
+    PROTOCOL_ERROR = "protocol_error"  # a frame that does not decode, a wrong answer
+    OUT_OF_ORDER = "out_of_order"  # a frame out of place (before HELLO, a second HELLO)
     BAD_BINDING = "bad_binding"  # a HELLO not signed for this connection
     RATE_LIMITED = "rate_limited"  # over the inbound budget (sync.md §4.5)
     INVALID_INPUT = "invalid_input"  # a strike: an op or record no honest peer relays
@@ -41,6 +42,9 @@ class Penalty(enum.StrEnum):
 
 WEIGHTS: dict[Penalty, float] = {
     Penalty.PROTOCOL_ERROR: 25.0,
+    # A reliable, ordered channel never reorders or repeats a frame, but the simulator's
+    # network does, and an honest peer must not be banned for it (sync.md §4.7).
+    Penalty.OUT_OF_ORDER: 5.0,
     Penalty.BAD_BINDING: 50.0,
     Penalty.RATE_LIMITED: 50.0,
     Penalty.INVALID_INPUT: 4.0,
@@ -49,7 +53,9 @@ WEIGHTS: dict[Penalty, float] = {
     Penalty.OVER_BUDGET: 2.0,
     Penalty.SYNC_FLOOD: 5.0,
     Penalty.SIGNAL_FLOOD: 1.0,
-    Penalty.EQUIVOCATION: 100.0,
+    # Not a ban at once: the equivocator must still learn of its fork from its peers
+    # (sync.md §10.2), which they tell it over the very session.
+    Penalty.EQUIVOCATION: 40.0,
 }
 
 
