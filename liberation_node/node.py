@@ -39,6 +39,7 @@ from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
 from .core.errors import NotWritable
 from .core.events import (
+    Banned,
     Changed,
     ForkFound,
     Misbehaved,
@@ -102,6 +103,16 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
     return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
 
 
+def _address(link: Link) -> str | None:
+    """The key scores and bans hold for a link's far end: its IP address (an IPv6 one by
+    its /64, as the peer port's rate limit counts them), from the ICE pair in use."""
+    where = link.remote_address
+    if not where:
+        return None
+    host = where.rsplit(":", 1)[0].strip("[]")
+    return client_key(host)
+
+
 def clock_warning(offset_ms: int | None) -> str | None:
     """Past half the skew bound, peers may soon refuse our ops and records, or we
     theirs (protocols/ops.md §5.4): say so while there is time to fix the clock."""
@@ -157,7 +168,11 @@ class Node:
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
                             grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
-        self.mesh = Mesh(self.identity, replica, dataclasses.replace(cfg.mesh, own_feed=own),
+        quotas = dataclasses.replace(cfg.mesh.quotas, max_records=cfg.max_records,
+                                     author_ops_per_s=float(cfg.author_ops_per_s),
+                                     author_ops_burst=cfg.author_ops_burst)
+        self.mesh = Mesh(self.identity, replica,
+                         dataclasses.replace(cfg.mesh, own_feed=own, quotas=quotas),
                          self._entropy, now)
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
@@ -170,7 +185,8 @@ class Node:
                                  *cfg.public_urls, *(p.url for p in bootstrap)])
         self.peering = Peering(self.identity.public_key,
                                dataclasses.replace(cfg.peering, scopes=scopes),
-                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
+                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32,
+                               scores=self.mesh.scores)
         self.health = Health(self)
         self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
                                    cfg.max_queued_ops)
@@ -375,6 +391,11 @@ class Node:
                          event.ops_received, event.round_trips)
         elif isinstance(event, SignalReceived):
             self._on_signal(event)
+        elif isinstance(event, Banned):
+            # Rare, and rate-limited with the port's refusals: a swarm of addresses
+            # cannot flood the log either.
+            self.refusals.banned(event.key, short_id(event.peer) if event.peer else None,
+                                 (event.until - now) // 1000, event.reason, event.count)
 
     def _publish_changes(self, event: Changed) -> None:
         if event.records or event.dropped_records:  # node.info / node.links: the mesh map
@@ -445,7 +466,7 @@ class Node:
             self.traffic.found(link.id, "relay" if link.tag.url is None else
                                cand.source.name.lower() if cand else "record")
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
-                                  initiator=link.initiator)
+                                  initiator=link.initiator, address=_address(link))
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
@@ -586,10 +607,13 @@ class Node:
             raise SignalRefused(403, f"this node is on network {self.config.network!r}")
         if from_id == self.identity.public_key:
             raise SignalRefused(403, "that is this node")
+        origin = client_key(remote)
+        if self.mesh.banned(origin, clock.now_ms()):
+            raise SignalRefused(403, "this address is banned for a while (protocols/sync.md "
+                                "§4.7)")
         if self.stopping or self._full():
             raise SignalRefused(503, "no room for more peers")
         transport = await self.transport()
-        origin = client_key(remote)
         if transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
             # One address cannot hold the slots of connections being set up (their ICE
             # may never complete): transport.md §3.11.
@@ -688,7 +712,9 @@ class Node:
 
     def counters(self) -> dict[str, Any]:
         return {**self.traffic.counters(), "events_published": self.bus.published,
-                "events_dropped": self.bus.dropped,
+                "events_dropped": self.bus.dropped, "bans": self.refusals.bans,
+                "penalties": dict(self.mesh.scores.penalties),
+                "signals_dropped": dict(self.mesh.relay.dropped),
                 "rejections": dict(sorted(self.mesh.rejected.items()))}
 
     def now_ms(self) -> int:

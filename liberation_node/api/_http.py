@@ -56,6 +56,7 @@ class Refusals:
         self.gone: Counter[str] = Counter()  # surface -> clients that left mid-request
         self.connections: Counter[str] = Counter()  # surface -> connections refused (caps)
         self.relayed = 0  # relayed offers refused
+        self.bans = 0  # peers banned (protocols/sync.md §4.7)
         self._limit = RateLimiter(rate, burst, max_keys=1)
         self._clock = clock
         self.suppressed = 0
@@ -98,6 +99,12 @@ class Refusals:
         """A connection closed at once, over the port's caps (api/guard.py)."""
         self.connections[surface] += 1
         self._line(f"{surface} port: closed a connection from {_printable(address)}: {why}")
+
+    def banned(self, key: str, peer: str | None, seconds: int, reason: str, count: int) -> None:
+        """A peer banned by the mesh (protocols/sync.md §4.7)."""
+        self.bans += 1
+        who = f"{peer} ({_printable(key, 80)})" if peer else _printable(key, 80)
+        self._line(f"banned {who} for {seconds} s: {reason} (ban {count})")
 
     def went_away(self, surface: str, request: web.BaseRequest) -> None:
         self.gone[surface] += 1

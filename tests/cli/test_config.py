@@ -94,6 +94,7 @@ def test_the_text_output_is_the_toml_of_the_values(tmp_path: Path) -> None:
     assert [line.split("#")[-1].strip() for line in lines[2:]] == [
         "config.toml", "default", "config.toml", "default", "default", "default", "default",
         "default", "default", "default", "default", "env LIBERATION_MDNS", "default", "default",
+        "default", "default", "default", "default",
         "flag --low",
         "config.toml", "default", "default"]
     parsed = tomllib.loads(text.stdout)
