@@ -228,8 +228,8 @@ class Mesh:
         keys = [address_key(peer.address)] if peer.address is not None else []
         if peer.session.peer is not None and penalty is not Penalty.BAD_BINDING:
             keys.append(id_key(peer.session.peer))
-        for key in keys:
-            ban = self.scores.penalize(key, penalty, now)
+        for i, key in enumerate(keys):
+            ban = self.scores.penalize(key, penalty, now, count=i == 0)
             if ban is not None:
                 self._events.append(Banned(ban.key, ban.until, ban.reason, ban.count,
                                            peer.session.peer))

@@ -125,17 +125,22 @@ class Owed:
         return True
 
     def queue_range(self, author: bytes, first: int, last: int, config: ServeConfig) -> bool:
-        """Queue a feed range unless one owed already covers it; False if it did not fit."""
+        """Queue the part of a feed range not owed already; False if it did not fit."""
         held = self._queued.setdefault(author, [])
-        if any(f <= first and last <= ll for f, ll in held):
-            return True
-        if len(self.ranges) >= config.max_ranges:
-            if not held:
-                del self._queued[author]
-            return False
-        self.ranges.append((author, first, last))
-        held.append((first, last))
-        return True
+        pieces = [(first, last)]
+        for f, ll in held:  # what is owed already is not queued again
+            pieces = [p for a, b in pieces for p in ((a, min(b, f - 1)), (max(a, ll + 1), b))
+                      if p[0] <= p[1]]
+        fits = True
+        for a, b in pieces:
+            if len(self.ranges) >= config.max_ranges:
+                fits = False
+                break
+            self.ranges.append((author, a, b))
+            held.append((a, b))
+        if not held:
+            del self._queued[author]
+        return fits
 
     def _served_range(self, author: bytes, first: int, last: int) -> None:
         held = self._queued.get(author)
