@@ -272,7 +272,6 @@ def test_records_kept_are_capped_and_never_ours_or_a_peers() -> None:
     mesh = victim(quotas=QuotaConfig(max_records=50))
     mesh.publish_presence(T0)
     peer = Hostile(mesh)
-    history = History()
     records = [create_record(Identity.from_seed(i.to_bytes(32, "big")), network=NETWORK,
                              version=T0 + i, ttl_ms=3_600_000,
                              body=NodeInfo(f"spam{i}", "", (), (), ())).wire
