@@ -57,7 +57,7 @@ from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
 from .core.queries import Index, Topology
 from .core.records import NodeInfo
-from .core.scope import allowed_scopes
+from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
@@ -105,11 +105,18 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
 
 def _address(link: Link) -> str | None:
     """The key scores and bans hold for a link's far end: its IP address (an IPv6 one by
-    its /64, as the peer port's rate limit counts them), from the ICE pair in use."""
+    its /64, as the peer port's rate limit counts them), from the ICE pair in use. None
+    for this very host (loopback): every local peer shares that address, and one on the
+    machine can do worse than a peer can (sync.md §4.7)."""
     where = link.remote_address
     if not where:
         return None
     host = where.rsplit(":", 1)[0].strip("[]")
+    try:
+        if address_scope(host) == LOOPBACK:
+            return None
+    except ValueError:
+        return None
     return client_key(host)
 
 

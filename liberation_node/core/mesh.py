@@ -223,25 +223,36 @@ class Mesh:
     # -- scores and bans (sync.md §4.7) -------------------------------------------------------
 
     def _penalize(self, peer: Peer, penalty: Penalty, now: int) -> None:
-        """Lower the score of the peer's address and, once its HELLO proved it, of its node
-        id (not for a HELLO that failed to bind: the id is unproven); close what is banned."""
-        keys = [address_key(peer.address)] if peer.address is not None else []
-        if peer.session.peer is not None and penalty is not Penalty.BAD_BINDING:
-            keys.append(id_key(peer.session.peer))
-        for i, key in enumerate(keys):
-            ban = self.scores.penalize(key, penalty, now, count=i == 0)
-            if ban is not None:
-                self._events.append(Banned(ban.key, ban.until, ban.reason, ban.count,
-                                           peer.session.peer))
-                for other in list(self._peers.values()):
-                    if self._is_banned(other, now):
-                        other.session.close(CloseReason.BANNED, f"{penalty.value}: banned "
-                                            f"for {(ban.until - now) // 1000} s")
+        """Lower the score of the peer's node id, once its HELLO proved it (not for a HELLO
+        that failed to bind: the id is unproven), and of its address: in full while the
+        id is unknown, at half weight after (several nodes may share an address: a NAT,
+        one host), so that an address is banned for what comes from it in numbers.
+        Close what is banned now."""
+        proven = peer.session.peer is not None and penalty is not Penalty.BAD_BINDING
+        keys: list[tuple[str, float]] = []
+        if proven:
+            assert peer.session.peer is not None
+            keys.append((id_key(peer.session.peer), 1.0))
+        if peer.address is not None:
+            keys.append((address_key(peer.address), 0.5 if proven else 1.0))
+        for i, (key, weight) in enumerate(keys):
+            ban = self.scores.penalize(key, penalty, now, times=weight, count=i == 0)
+            if ban is None:
+                continue
+            self._events.append(Banned(ban.key, ban.until, ban.reason, ban.count,
+                                       peer.session.peer))
+            for other in list(self._peers.values()):
+                if self._is_banned(other, now, opened=other.session.state is State.OPEN):
+                    other.session.close(CloseReason.BANNED, f"{penalty.value}: banned for "
+                                        f"{(ban.until - now) // 1000} s")
 
-    def _is_banned(self, peer: Peer, now: int) -> bool:
-        return (peer.address is not None and self.scores.banned(address_key(peer.address), now)
-                ) or (peer.session.peer is not None
-                      and self.scores.banned(id_key(peer.session.peer), now))
+    def _is_banned(self, peer: Peer, now: int, opened: bool = False) -> bool:
+        """Banned by its node id; or by its address, unless its session is open already
+        (a peer that proved its id keeps its session while only its address is banned)."""
+        if peer.session.peer is not None and self.scores.banned(id_key(peer.session.peer), now):
+            return True
+        return not opened and peer.address is not None and self.scores.banned(
+            address_key(peer.address), now)
 
     def _requested_ok(self, peer: Peer, done: Requested, now: int) -> None:
         """What queueing a request said about its sender (sync.md §4.8)."""

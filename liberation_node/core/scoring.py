@@ -107,12 +107,12 @@ class Scores:
         entry = self._entries.get(key)
         return self._decayed(entry, now) if entry is not None else 0.0
 
-    def penalize(self, key: str, penalty: Penalty, now: int, times: int = 1,
+    def penalize(self, key: str, penalty: Penalty, now: int, times: float = 1,
                  count: bool = True) -> Ban | None:
         """Lower `key`'s score; returns the new ban when this crossed the threshold.
         `count`: add to `penalties` (once per wrong, however many keys it lowers)."""
         if count:
-            self.penalties[penalty.value] = self.penalties.get(penalty.value, 0) + times
+            self.penalties[penalty.value] = self.penalties.get(penalty.value, 0) + 1
         entry = self._entries.pop(key, None) or _Entry(at=now)
         self._entries[key] = entry  # most recently penalised last
         entry.score = self._decayed(entry, now) - WEIGHTS[penalty] * times
