@@ -289,6 +289,15 @@ async def test_sybils_do_not_push_out_vouched_peers_and_bans_hold(
                    extra=["--health-interval", "1"])
     boot_ids = {b.status()["node_id"] for b in boot}
     await until(lambda: boot_ids <= peer_ids(victim), 30, "the victim to dial its list")
+    # A peer closed for misbehaving is banned: it cannot come straight back.
+    liar = await Hostile().connect(victim.peer_url)
+    forged = bytearray(feed(Identity.from_seed(os.urandom(32)), 1, 10)[0].wire)
+    forged[-1] ^= 1
+    await liar.send_all([Ops(False, (bytes(forged),))] * 20)
+    await liar.wait_for(lambda: liar.gone, 10)
+    again = await Hostile(identity=liar.identity).connect(victim.peer_url)
+    await again.wait_for(lambda: again.gone, 10)
+    assert again.closed_reason == "banned"
     sybils = [await Hostile(answer_pings=False).connect(victim.peer_url) for _ in range(10)]
 
     async def keep_alive() -> None:  # anything but a PONG keeps a session: RTT unknown
@@ -304,15 +313,6 @@ async def test_sybils_do_not_push_out_vouched_peers_and_bans_hold(
     assert boot_ids <= peers  # the vouched peers keep their slots
     assert len(peers) <= 8
     assert sum(s.closed_reason == "too_many_peers" for s in sybils) >= 4
-    # A peer closed for misbehaving is banned: it cannot come straight back.
-    liar = await Hostile().connect(victim.peer_url)
-    forged = bytearray(feed(Identity.from_seed(os.urandom(32)), 1, 10)[0].wire)
-    forged[-1] ^= 1
-    await liar.send_all([Ops(False, (bytes(forged),))] * 20)
-    await liar.wait_for(lambda: liar.gone, 10)
-    again = await Hostile(identity=liar.identity).connect(victim.peer_url)
-    await again.wait_for(lambda: again.gone, 10)
-    assert again.closed_reason == "banned"
     for s in [*sybils, liar, again]:
         await s.close()
 
