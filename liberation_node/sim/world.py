@@ -445,6 +445,7 @@ class World:
         faults.update({k: v for k, v in sorted(counts.items()) if k.startswith("byzantine_")})
         if cfg.faults.byzantine:
             faults["eclipsed"] = cfg.nodes - cfg.faults.byzantine - len(self.expected)
+        faults["bans"] = counts.get("bans", 0)
         traffic = {"frames": self.network.counts["frames"], "bytes": self.network.counts["bytes"],
                    **self.connmgr.counts,
                    **{k: v for k, v in sorted(counts.items())
