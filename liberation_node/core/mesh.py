@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 from .antientropy import AntiEntropy, Entropy
 from .bodies import Body
+from .conduct import Conduct
 from .errors import NotWritable, Reason
 from .events import (
-    Banned,
     Changed,
     ConnId,
     Event,
@@ -71,7 +71,7 @@ from .quotas import QuotaConfig, Quotas
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .relay import Relay
 from .replica import Ingested, Outcome, Replica
-from .scoring import Penalty, Scores, ScoringConfig, address_key, id_key
+from .scoring import Penalty, Scores, ScoringConfig, address_key
 from .serving import Requested, ServeConfig, produce, request
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
@@ -79,12 +79,6 @@ __all__ = ["Entropy", "Mesh", "MeshConfig"]
 
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
-# Our closes that say something bad about the peer (sync.md §4.3, §4.7).
-_CLOSE_PENALTIES: dict[str, Penalty] = {CloseReason.PROTOCOL_ERROR: Penalty.PROTOCOL_ERROR,
-                    CloseReason.BAD_BINDING: Penalty.BAD_BINDING,
-                    CloseReason.RATE_LIMITED: Penalty.RATE_LIMITED,
-                    CloseReason.MISBEHAVING: Penalty.MISBEHAVING}
-
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -140,6 +134,8 @@ class Mesh:
                            max_per_s=config.max_signals_per_s, events=self._events,
                            open_peers=self._open_peers)
         self.scores = Scores(config.scoring)
+        self.conduct = Conduct(self.scores, self._events, lambda: self._peers.values(),
+                               self._count_rejection)
         self._now = now  # the latest time the driver gave us
         self.quotas = Quotas(me, config.quotas)
         for record in replica.records.values():
@@ -213,54 +209,8 @@ class Mesh:
         self.gossip.peer_down(peer.conn)
         self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
-        penalty = _CLOSE_PENALTIES.get(reason)
-        if penalty is Penalty.PROTOCOL_ERROR and peer.session.out_of_order:
-            penalty = Penalty.OUT_OF_ORDER
-        if penalty is not None and not by_peer:
-            self._penalize(peer, penalty, now)
+        self.conduct.closed(peer, reason, by_peer, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
-
-    # -- scores and bans (sync.md §4.7) -------------------------------------------------------
-
-    def _penalize(self, peer: Peer, penalty: Penalty, now: int) -> None:
-        """Lower the score of the peer's node id, once its HELLO proved it (not for a HELLO
-        that failed to bind: the id is unproven), and of its address: in full while the
-        id is unknown, at half weight after (several nodes may share an address: a NAT,
-        one host), so that an address is banned for what comes from it in numbers.
-        Close what is banned now."""
-        proven = peer.session.peer is not None and penalty is not Penalty.BAD_BINDING
-        keys: list[tuple[str, float]] = []
-        if proven:
-            assert peer.session.peer is not None
-            keys.append((id_key(peer.session.peer), 1.0))
-        if peer.address is not None:
-            keys.append((address_key(peer.address), 0.5 if proven else 1.0))
-        for i, (key, weight) in enumerate(keys):
-            ban = self.scores.penalize(key, penalty, now, times=weight, count=i == 0)
-            if ban is None:
-                continue
-            self._events.append(Banned(ban.key, ban.until, ban.reason, ban.count,
-                                       peer.session.peer))
-            for other in list(self._peers.values()):
-                if self._is_banned(other, now, opened=other.session.state is State.OPEN):
-                    other.session.close(CloseReason.BANNED, f"{penalty.value}: banned for "
-                                        f"{(ban.until - now) // 1000} s")
-
-    def _is_banned(self, peer: Peer, now: int, opened: bool = False) -> bool:
-        """Banned by its node id; or by its address, unless its session is open already
-        (a peer that proved its id keeps its session while only its address is banned)."""
-        if peer.session.peer is not None and self.scores.banned(id_key(peer.session.peer), now):
-            return True
-        return not opened and peer.address is not None and self.scores.banned(
-            address_key(peer.address), now)
-
-    def _requested_ok(self, peer: Peer, done: Requested, now: int) -> None:
-        """What queueing a request said about its sender (sync.md §4.8)."""
-        if done.repeated:
-            self._penalize(peer, Penalty.REPEATED_REQUEST, now)
-        if done.dropped:
-            self._count_rejection("over_budget")
-            self._penalize(peer, Penalty.OVER_BUDGET, now)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -280,7 +230,7 @@ class Mesh:
 
     def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
-        if self._is_banned(peer, now):
+        if self.conduct.banned(peer, now):
             peer.session.close(CloseReason.BANNED, "this node is banned for a while")
             return
         for other in self._peers.values():
@@ -315,7 +265,7 @@ class Mesh:
                 op = self.replica.ops.get(op_id)
                 if op is not None and self.own.visible(op):
                     dropped += not peer.owed.queue_op(op_id, op.wire, self.config.serve)
-            self._requested_ok(peer, Requested(len(set(ids)) < len(ids), dropped), now)
+            self.conduct.requested(peer, Requested(len(set(ids)) < len(ids), dropped), now)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn)
         elif isinstance(frame, Records):
@@ -323,7 +273,7 @@ class Mesh:
         elif isinstance(frame, SyncOpen | SyncHeads) and not peer.take_sync(
                 now, self.config.max_sync_per_s, self.config.sync_burst):
             self._count_rejection("sync_flood")  # unanswered: its round times out
-            self._penalize(peer, Penalty.SYNC_FLOOD, now)
+            self.conduct.penalize(peer, Penalty.SYNC_FLOOD, now)
         elif isinstance(frame, SyncOpen):
             self.sync.on_open(peer, frame)
         elif isinstance(frame, SyncSame | SyncBuckets):
@@ -332,14 +282,14 @@ class Mesh:
             self._serve(peer, *self.sync.on_heads(peer, frame), now)
         elif isinstance(frame, Signal):
             if not self.relay.received(peer, frame, now):
-                self._penalize(peer, Penalty.SIGNAL_FLOOD, now)
+                self.conduct.penalize(peer, Penalty.SIGNAL_FLOOD, now)
         elif isinstance(frame, Want):
             self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now)
             self.sync.on_want(peer, frame)
 
     def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
                record_keys: list[tuple[bytes, str]], now: int) -> None:
-        self._requested_ok(peer, request(peer.owed, self.replica, ranges, proof_authors,
+        self.conduct.requested(peer, request(peer.owed, self.replica, ranges, proof_authors,
                                          record_keys, self.config.serve,
                                          self.sync.buckets), now)
 
@@ -420,7 +370,7 @@ class Mesh:
     def _strike(self, peer: Peer, reason: str, detail: str, now: int) -> None:
         peer.strikes += 1
         self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
-        self._penalize(peer, Penalty.INVALID_INPUT, now)
+        self.conduct.penalize(peer, Penalty.INVALID_INPUT, now)
         if peer.strikes > self.config.max_strikes:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
@@ -511,7 +461,7 @@ class Mesh:
                     self.own.forked()
                 for peer in self._open_peers():  # a peer whose own identity equivocated
                     if peer.session.peer == author:
-                        self._penalize(peer, Penalty.EQUIVOCATION, now)
+                        self.conduct.penalize(peer, Penalty.EQUIVOCATION, now)
         for op in applied:
             self._requested.pop((op.author, op.seq), None)
         if source is None and applied:
