@@ -56,6 +56,7 @@ class Run:
         prefix = ["prlimit", f"--nofile={nofile}:20000"] if nofile else []
         self.daemons: list[Daemon] = []
         self.victim = self._start(tmp / f"{name}-victim", "victim", env=env, prefix=prefix,
+                                  cwd=Path(source) if source else None,
                                   extra=["--health-interval", "1"],
                                   bootstrap=bootstrap_victim or [])
         self.honest: Daemon | None = None
@@ -424,6 +425,17 @@ ATTACKS: dict[str, Callable[[Path, str | None], Awaitable[dict[str, Any]]]] = {
     "signals": signals}
 
 
+def _code_of(source: str | None) -> str:
+    """Which tree a victim runs (checked: not merely asked for)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", "import liberation_node; "
+                          "print(liberation_node.__file__)"], capture_output=True, text=True,
+                         env={**os.environ, **({"PYTHONPATH": source} if source else {})},
+                         cwd=source or None, check=False)
+    return out.stdout.strip()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help="run the victim from this source tree")
@@ -435,6 +447,7 @@ async def main() -> int:
             started = time.monotonic()
             result = await ATTACKS[name](Path(tmp), source)
             result["seconds"] = round(time.monotonic() - started, 1)
+            result["victim_code"] = await asyncio.to_thread(_code_of, source)
             print(json.dumps({"attack": name, "victim": source or "this checkout",
                               **{k: round(v, 1) if isinstance(v, float) else v
                                  for k, v in result.items()}}), flush=True)
