@@ -9,17 +9,23 @@ TARGET_FRAME_BYTES each, the ranges only as far as the budget allows, and sends
 the frames that must follow the ranges (a round's closing WANT) once none is
 left.
 
-Pure: the replica and the own feed (what may be seen yet) come in as arguments.
+A range found by an anti-entropy round stops below the ops this node applied
+only just now (`settled`): those are still travelling along the gossip tree,
+and a round that also sent them would only make a second copy (sync.md §6.5).
+
+Pure: the replica, the own feed (what may be seen yet) and what has settled
+come in as arguments.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import frames
-from .frames import TARGET_FRAME_BYTES, Frame, Ops, Records, Want
+from .frames import MAX_HOPS, TARGET_FRAME_BYTES, Frame, Ops, Records, Want
 from .ownfeed import OwnFeed
 from .reconcile import resolve
 from .records import Record
@@ -28,23 +34,29 @@ from .session import Session
 
 MAX_SEQ = 2**53 - 1  # "to the end of the feed" in a WANT range
 WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024
+ENTRY_BYTES = 5  # framing of one (wire, hops) entry, at most: array, bin header, hops
+
+Item = tuple[bytes, int]  # (op or record wire, hops)
+# (author, last seq, the session's start) -> the last seq that has settled for it
+Settled = Callable[[bytes, int, int], int]
 
 
 @dataclass
 class Owed:
     """What one peer is owed, in the order it goes out."""
 
-    eager: list[bytes] = field(default_factory=list)  # op wires to push (gossip)
-    ops: list[bytes] = field(default_factory=list)  # GRAFT answers, fork proofs
-    ranges: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # feed ranges
+    eager: list[Item] = field(default_factory=list)  # ops to push (gossip)
+    ops: list[Item] = field(default_factory=list)  # GRAFT answers, fork proofs
+    # Feed ranges (author, first, last, only what has settled: found by a round)
+    ranges: deque[tuple[bytes, int, int, bool]] = field(default_factory=deque)
     after: list[Frame] = field(default_factory=list)  # sent once `ranges` is empty
 
 
 def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
             proof_authors: list[bytes], record_keys: list[tuple[bytes, str]],
-            max_queued: int) -> list[Record]:
+            max_queued: int, *, settled_only: bool) -> list[Record]:
     """Queue what the peer asked for (authors may be 8-byte prefixes, sync.md §6.4);
-    returns the records to send it."""
+    returns the records to send it. `settled_only`: for a round, not ops in flight."""
     names = resolve(replica, [r[0] for r in ranges] + proof_authors
                     + [k[0] for k in record_keys])
     for name, first, last in ranges:
@@ -53,83 +65,89 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
             if len(owed.ranges) >= max_queued:
                 break  # the peer asks again in a later round
             if first <= last:
-                owed.ranges.append((author, first, last))
+                owed.ranges.append((author, first, last, settled_only))
     for name in proof_authors:
         for author in names.get(name, ()):
             feed = replica.feeds.get(author)
             if feed is not None:
-                owed.ops.extend(p.wire for p in feed.proofs)
+                owed.ops.extend((p.wire, MAX_HOPS) for p in feed.proofs)
     return [replica.records[(author, kind)] for name, kind in record_keys
             for author in names.get(name, ()) if (author, kind) in replica.records]
 
 
-def send_records(session: Session, records: list[Record]) -> None:
+def send_records(session: Session, records: list[Item], *, eager: bool) -> None:
     """RECORDS frames of about TARGET_FRAME_BYTES each."""
-    batch: list[bytes] = []
+    batch: list[Item] = []
     size = 0
-    for record in records:
-        if batch and size + len(record.wire) > TARGET_FRAME_BYTES:
-            session.send(Records(tuple(batch)))
+    for item in records:
+        if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
+            session.send(Records(eager, tuple(batch)))
             batch, size = [], 0
-        batch.append(record.wire)
-        size += len(record.wire) + 3
+        batch.append(item)
+        size += len(item[0]) + ENTRY_BYTES
     if batch:
-        session.send(Records(tuple(batch)))
+        session.send(Records(eager, tuple(batch)))
 
 
-def produce(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int) -> None:
+def produce(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int,
+            settled: Settled) -> None:
     """Frames for what `owed` holds: pushes and answers in full, ranges up to about
     `limit` bytes (the driver's flow control, sync.md §6.5), then what follows them."""
-    _pack(session, owed.eager, eager=True)
-    _pack(session, owed.ops, eager=False)
-    _fill(session, owed.ranges, replica, own, limit)
+    if owed.eager:
+        _pack(session, owed.eager, eager=True)
+    if owed.ops:
+        _pack(session, owed.ops, eager=False)
+    if owed.ranges:
+        _fill(session, owed.ranges, replica, own, limit, settled)
     if not owed.ranges and owed.after:
         for frame in owed.after:
             session.send(frame)
         owed.after.clear()
 
 
-def _pack(session: Session, wires: list[bytes], *, eager: bool) -> None:
-    batch: list[bytes] = []
+def _pack(session: Session, items: list[Item], *, eager: bool) -> None:
+    batch: list[Item] = []
     size = 0
-    for wire in wires:
-        if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+    for item in items:
+        if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
             session.send(Ops(eager, tuple(batch)))
             batch, size = [], 0
-        batch.append(wire)
-        size += len(wire) + 3
+        batch.append(item)
+        size += len(item[0]) + ENTRY_BYTES
     if batch:
         session.send(Ops(eager, tuple(batch)))
-    wires.clear()
+    items.clear()
 
 
-def _fill(session: Session, ranges: deque[tuple[bytes, int, int]], replica: Replica,
-          own: OwnFeed, limit: int) -> None:
+def _fill(session: Session, ranges: deque[tuple[bytes, int, int, bool]], replica: Replica,
+          own: OwnFeed, limit: int, settled: Settled) -> None:
     """Turn owed ranges into OPS frames (several ranges per frame), in seq order,
-    up to about `limit` bytes."""
+    up to about `limit` bytes. Ranges carry no hop counts: MAX_HOPS (unknown)."""
     produced = 0
-    batch: list[bytes] = []
+    batch: list[Item] = []
     size = 0
     while ranges and produced + size < limit:
-        author, first, last = ranges.popleft()
+        author, first, last, settled_only = ranges.popleft()
         feed = replica.feeds.get(author)
         if feed is None:
             continue
         last = own.cap(author, min(last, feed.head_seq))
+        if settled_only:
+            last = settled(author, last, session.open_since or session.opened_at)
         seq = first
         while seq <= last:
             wire = feed.ops[seq - 1].wire
-            if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+            if batch and size + len(wire) + ENTRY_BYTES > TARGET_FRAME_BYTES:
                 session.send(Ops(False, tuple(batch)))
                 produced += size
                 batch, size = [], 0
                 if produced >= limit:
                     break
-            batch.append(wire)
-            size += len(wire) + 3
+            batch.append((wire, MAX_HOPS))
+            size += len(wire) + ENTRY_BYTES
             seq += 1
         if seq <= last:
-            ranges.appendleft((author, seq, last))
+            ranges.appendleft((author, seq, last, settled_only))
     if batch:
         session.send(Ops(False, tuple(batch)))
 

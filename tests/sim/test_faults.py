@@ -134,7 +134,7 @@ def test_replayed_ops_are_only_duplicates() -> None:
     config = small(nodes=6, seed=9, faults=FaultOptions(byzantine=1, byzantine_interval_ms=100))
     result = simulate(config)
     clean(result)
-    assert result.faults["byzantine_replayed"] > 10
+    assert result.faults["byzantine_replayed"] >= 10
     assert "duplicate" not in result.misbehaved
 
 
