@@ -37,12 +37,14 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post, Register
-from liberation_node.core.frames import Graft, Ops, Records, Signal, SyncOpen, Want
+from liberation_node.core.frames import Graft, Signal, SyncOpen, Want
 from liberation_node.core.identity import Identity, id_to_text
 from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, create_record
 from tests.daemon.harness import NETWORK, Daemon, converged
 from tests.daemon.hostile import LOOPBACK, Hostile, now_ms
+from tests.daemon.hostile import ops as ops_frame
+from tests.daemon.hostile import records as records_frame
 
 MiB = 2**20
 
@@ -175,9 +177,9 @@ async def refs(tmp: Path, source: str | None) -> dict[str, Any]:
                                 for _ in range(250)))
         record = create_record(x.identity, network=NETWORK, version=now_ms(), ttl_ms=600_000,
                                body=NodeInfo("big", "x", (), (), frontier))
-        await x.send_all([Ops(False, tuple(o.wire for o in ops[:10])),
-                          Ops(False, tuple(o.wire for o in ops[10:])),
-                          Records((record.wire,)), Ops(False, (twin.wire,))])
+        await x.send_all([ops_frame(o.wire for o in ops[:10]),
+                          ops_frame(o.wire for o in ops[10:]),
+                          records_frame((record.wire,)), ops_frame((twin.wire,))])
         await until(lambda: run.victim.status()["ops"] >= 20, 20)
         await asyncio.sleep(1)
         before = run.rss()
@@ -212,7 +214,7 @@ async def sync(tmp: Path, source: str | None) -> dict[str, Any]:
         wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
                            prev=None, timestamp=now, body=Register("r")).wire
                  for _ in range(8000)]
-        await x.send_all(Ops(False, tuple(wires[i:i + 100])) for i in range(0, 8000, 100))
+        await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, 8000, 100))
         await until(lambda: run.victim.status()["authors"] >= 8000, 60)
         await asyncio.sleep(2)
         before = run.rss()
@@ -359,7 +361,7 @@ async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
         liar = await Hostile().connect(run.victim.peer_url)
         forged = bytearray(feed(Identity.from_seed(os.urandom(32)), 1, 10)[0].wire)
         forged[-1] ^= 1
-        await liar.send_all([Ops(False, (bytes(forged),))] * 20)
+        await liar.send_all([ops_frame((bytes(forged),))] * 20)
         await asyncio.sleep(2)
         came_back = "refused"
         try:

@@ -87,9 +87,10 @@ def _valid_frames(rng: random.Random, replica: Replica, ops: list[bytes],
                           body=NodeLinks(((authors[0], 3),))).wire
     return [
         frames.Ping(5), frames.Pong(5, T0), frames.Prune(),
-        frames.Ops(True, tuple(rng.sample(ops, 3))), frames.Ops(False, (ops[0],)),
-        frames.IHave(tuple(refs[:5])), frames.Graft(tuple(refs[:3])),
-        frames.Records((records[0], links)),
+        frames.Ops(True, tuple((w, 1) for w in rng.sample(ops, 3))),
+        frames.Ops(False, ((ops[0], frames.MAX_HOPS),)),
+        frames.IHave(tuple((*r, 2) for r in refs[:5])), frames.Graft(tuple(refs[:3])),
+        frames.Records(False, ((records[0], 1), (links, frames.MAX_HOPS))),
         frames.SyncOpen(1, os.urandom(32), 40, os.urandom(8)),
         frames.SyncSame(1), frames.SyncBuckets(1, 2, os.urandom(16)),
         frames.SyncHeads(1, 2, (0, 1), ((authors[0][:8], 3, refs[0][2][:8], ()),),

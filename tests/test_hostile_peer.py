@@ -31,6 +31,8 @@ from liberation_node.core.records import NodeInfo, NodeLinks, create_record
 from liberation_node.core.replica import Replica
 from liberation_node.core.session import HELLO_DOMAIN
 
+from .daemon.hostile import ops as ops_frame
+from .daemon.hostile import records as records_frame
 from .history import NETWORK, T0, identity
 from .history import HistoryBuilder as History
 
@@ -107,7 +109,7 @@ def test_a_graft_naming_one_op_880_times_is_answered_once() -> None:
     before = peer.bytes
     peer.send(Graft(((op.author, op.seq, op.id),) * 880))
     answers = [f for f in peer.got if isinstance(f, Ops) and not f.eager]
-    assert [w for f in answers for w in f.ops] == [op.wire]  # once
+    assert [w for f in answers for w, _ in f.ops] == [op.wire]  # once
     assert peer.bytes - before < 2 * len(op.wire) + 2048  # no amplification
     assert mesh.scores.penalties == {"repeated_request": 1}
 
@@ -125,7 +127,7 @@ def test_wants_naming_one_thing_thousands_of_times_cost_one_answer() -> None:
     peer.send(Want(0, (), (), ((author.public_key, "node.info"),) * 1400))  # ~63 KB
     peer.send(Want(0, (), (identity(10).public_key,) * 1850, ()))
     assert peer.closed() is None
-    sent_records = [w for f in peer.got if isinstance(f, Records) for w in f.records]
+    sent_records = [w for f in peer.got if isinstance(f, Records) for w, _ in f.records]
     assert sent_records.count(record.wire) == 1
     assert peer.bytes - before < 4096
 
@@ -207,7 +209,7 @@ def test_a_misbehaving_peer_is_banned_and_refused_when_it_comes_back() -> None:
 
     def lie(peer: Hostile) -> None:
         for _ in range(20):
-            peer.send(Ops(False, (bytes(forged),)))
+            peer.send(ops_frame((bytes(forged),)))
 
     peer = Hostile(mesh)
     lie(peer)
@@ -267,12 +269,12 @@ def test_op_spam_of_one_author_is_held_to_its_quota() -> None:
     history = History()
     spammer = identity(70)
     wires = [history.write(spammer, Post("social", f"{i}", 1, None)).wire for i in range(50)]
-    peer.send(Ops(False, tuple(wires)))
+    peer.send(ops_frame(wires))
     assert len(mesh.replica.feeds[spammer.public_key].ops) == 20
     assert mesh.rejected["over_quota"] == 30
     assert peer.closed() is None and mesh.scores.penalties == {}
     peer.now += 1000
-    peer.send(Ops(False, tuple(wires[20:])))
+    peer.send(ops_frame(wires[20:]))
     assert len(mesh.replica.feeds[spammer.public_key].ops) == 30
 
 
@@ -287,7 +289,7 @@ def test_records_kept_are_capped_and_never_ours_or_a_peers() -> None:
                              body=NodeInfo(f"spam{i}", "", (), (), ())).wire
                for i in range(300)]
     for i in range(0, 300, 30):
-        peer.send(Records(tuple(records[i:i + 30])))
+        peer.send(records_frame(records[i:i + 30]))
     assert len(mesh.replica.records) == 50
     assert (VICTIM.public_key, "node.info") in mesh.replica.records
     kept = {r.body.name for r in mesh.replica.records.values()  # type: ignore[union-attr]
@@ -300,8 +302,8 @@ def test_no_data_from_peers_while_the_disk_is_low() -> None:
     peer = Hostile(mesh)
     history = History()
     mesh.quotas.no_room = "12 MiB free"
-    peer.send(Ops(False, (history.write(identity(71), Register("x")).wire,)))
-    peer.send(Records((history.record(identity(72), NodeLinks(())).wire,)))
+    peer.send(ops_frame((history.write(identity(71), Register("x")).wire,)))
+    peer.send(records_frame((history.record(identity(72), NodeLinks(())).wire,)))
     assert not mesh.replica.ops and not mesh.replica.records
     assert mesh.rejected["no_room"] == 2
     mesh.write(Post("social", "mine", 1, None), T0)  # our own writes go on

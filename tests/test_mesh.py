@@ -223,7 +223,7 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
     net.meshes[0].data_received(ca, fr.encode(Want(0, ((PEOPLE[2].public_key, 0, 2),), (),
                                                    ())), net.now)
     net.pump()
-    served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.ops]
+    served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.wires]
     assert served == [ops[0].wire, ops[1].wire]
 
 

@@ -53,6 +53,12 @@ class AntiEntropy:
         self._round_ids = 0
         self.deferred = 0  # OPS frames not taken in while paused (the mesh counts them)
 
+    def authors(self) -> int:
+        """How many authors we hold feeds or records of: what sizes the buckets
+        (sync.md §6.2), so that a bucket holds a few authors' feeds and records. The
+        bucket index keeps that count as the replica changes."""
+        return self.buckets.author_count
+
     def jitter(self, base: int) -> int:
         spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
         return int(base * (0.75 + 0.5 * spread))
@@ -84,7 +90,7 @@ class AntiEntropy:
 
     def start(self, peer: Peer, now: int) -> None:
         self._round_ids += 1
-        rnd = Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds),
+        rnd = Round(self._round_ids, self._entropy(8), now, self.authors(),
                     deferred=self.deferred)
         peer.round = rnd
         if self.own.round_started(peer.conn):
@@ -112,8 +118,11 @@ class AntiEntropy:
             return
         mine = self.buckets.hashes(frame.bits, rnd.salt)
         rnd.stage = 2
-        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes),
-                                rotate=int.from_bytes(rnd.salt[:4], "big"), index=self.buckets))
+        differ = differing(mine, frame.hashes)
+        ours = heads(self.replica, rnd.id, frame.bits, differ,
+                     rotate=int.from_bytes(rnd.salt[:4], "big"), index=self.buckets)
+        rnd.left_out = len(ours.buckets) < len(differ) or bool(ours.partial)
+        peer.session.send(ours)
 
     def on_want(self, peer: Peer, frame: Want) -> None:
         """A WANT was served; the one carrying our round's id ends the round."""
@@ -130,9 +139,13 @@ class AntiEntropy:
             self.own_round_ended(peer.conn, abandoned=self.deferred != rnd.deferred)
         self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
                                          rnd.ops_received))
-        # Not in sync yet (e.g. the heads did not all fit): go again soon.
+        # Go again soon when this round repaired something (there may be more) or could
+        # not compare every differing bucket. A round that found only ops still in
+        # flight (sent by neither side: they have not settled) waits its normal turn:
+        # gossip delivers them (sync.md §6.6).
         # (round_trips counts the last WANT of the round only: sync.md A.19.)
-        base = self.interval_ms if in_sync else self.interval_ms // 10
+        again = not in_sync and (rnd.ops_received or rnd.records_received or rnd.left_out)
+        base = self.interval_ms // 10 if again else self.interval_ms
         peer.next_sync = rnd.started + self.jitter(base)
 
     def own_round_ended(self, conn: ConnId, *, abandoned: bool) -> None:
@@ -147,7 +160,7 @@ class AntiEntropy:
         if frame.digest == self.replica.digest():
             peer.session.send(SyncSame(frame.round))
         else:
-            bits = choose_bits(max(frame.authors, len(self.replica.feeds)))
+            bits = choose_bits(max(frame.authors, self.authors()))
             peer.session.send(SyncBuckets(frame.round, bits,
                                           self.buckets.hashes(bits, frame.salt)))
 
@@ -161,3 +174,38 @@ class AntiEntropy:
         peer.owed.after.extend(want_frames(frame.round, plan.want_ranges, plan.want_forks,
                                            plan.want_records))
         return plan.send_ranges, plan.send_proofs, plan.send_records
+
+
+class Settling:
+    """Which ops were applied only just now, and so are probably still travelling the
+    gossip tree to our peers: a round leaves them out (sync.md §6.5).
+
+    Feed ops are applied in seq order, so the young ops of a feed are its top ones;
+    `settled(author, last, since)` is the last seq of a range that a round may send to
+    a peer whose session opened at `since`: ops applied until then were never on
+    their way to it through the gossip it shares with us.
+    """
+
+    def __init__(self) -> None:
+        self._young: dict[bytes, deque[tuple[int, int]]] = {}  # author -> (applied at, seq)
+        self._order: deque[tuple[int, bytes]] = deque()  # (applied at, author), oldest first
+
+    def applied(self, author: bytes, seq: int, now: int) -> None:
+        self._young.setdefault(author, deque()).append((now, seq))
+        self._order.append((now, author))
+
+    def expire(self, until: int) -> None:
+        """Ops applied until `until` have settled."""
+        order = self._order
+        while order and order[0][0] <= until:
+            _, author = order.popleft()
+            young = self._young[author]
+            young.popleft()
+            if not young:
+                del self._young[author]
+
+    def settled(self, author: bytes, last: int, since: int) -> int:
+        for at, seq in self._young.get(author, ()):
+            if at > since:
+                return min(last, seq - 1)
+        return last

@@ -96,6 +96,11 @@ class BucketIndex:
             for fine in range(b << shift, (b + 1) << shift):
                 yield from self._fine[fine]
 
+    @property
+    def author_count(self) -> int:
+        """Authors held, with a feed or a record (reconcile.author_count)."""
+        return len(self._known)
+
     def kinds(self, author: bytes) -> list[str]:
         return self._kinds.get(author, [])
 

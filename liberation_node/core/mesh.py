@@ -18,9 +18,13 @@ Own writes become visible to peers only once stored (core/ownfeed.py, sync.md §
 
 The engine is split along its nouns: sessions (session.py), gossip
 (gossip.py: what to push to whom), anti-entropy rounds (antientropy.py), what
-each peer is owed and its frames (serving.py), relayed signaling (relay.py) and
-the own feed (ownfeed.py); this module routes frames between them and owns the
-replica's changes.
+each peer is owed and its frames (serving.py), requests for missing past
+(catchup.py), relayed signaling (relay.py) and the own feed (ownfeed.py); this
+module routes frames between them and owns the replica's changes.
+
+Work per input is proportional to the peers it touches: only connections with
+something to send are visited by `datagrams_to_send`, and per-connection timers
+sit in a heap, so a node with many quiet peers pays nothing for them.
 
 Nothing here reads a clock, draws randomness (the caller passes `entropy`), or
 does I/O, so the simulator runs exactly this code.
@@ -28,12 +32,14 @@ does I/O, so the simulator runs exactly this code.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .antientropy import AntiEntropy, Entropy
+from .antientropy import AntiEntropy, Entropy, Settling
 from .bodies import Body
+from .catchup import CatchUp
 from .conduct import Conduct
 from .errors import NotWritable, Reason
 from .events import (
@@ -55,6 +61,7 @@ from .frames import (
     Ops,
     Prune,
     Records,
+    Ref,
     Signal,
     SyncBuckets,
     SyncHeads,
@@ -62,7 +69,7 @@ from .frames import (
     SyncSame,
     Want,
 )
-from .gossip import Gossip, GossipConfig, Ref
+from .gossip import Gossip, GossipConfig
 from .identity import Identity
 from .ops import Op
 from .ownfeed import OwnFeed, OwnFeedConfig
@@ -72,13 +79,14 @@ from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, crea
 from .relay import Relay
 from .replica import Ingested, Outcome, Replica
 from .scoring import Penalty, Scores, ScoringConfig, address_key
-from .serving import Requested, ServeConfig, produce, request
+from .serving import Requested, ServeConfig, produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
 __all__ = ["Entropy", "Mesh", "MeshConfig"]
 
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
+_FIRST = (Outcome.APPLIED, Outcome.PENDING, Outcome.FORK)  # the first copy of an op
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -89,6 +97,10 @@ class MeshConfig:
     gossip: GossipConfig = field(default_factory=GossipConfig)
     sync_interval_ms: int = 10_000  # periodic anti-entropy per connection (jittered)
     sync_timeout_ms: int = 10_000  # a round not finished by then is abandoned
+    # Ops applied less than this long ago (or `settle_rtts` round-trip times, when
+    # longer) are still travelling the gossip tree: rounds leave them out (§6.5).
+    settle_ms: int = 2_000
+    settle_rtts: float = 10.0
     want_retry_ms: int = 2_000  # re-ask for missing causal past after this
     record_refresh_ms: int = 60_000  # republish node.info / node.links
     # Records expire by the receiver's clock: the lifetime must outlast the clock
@@ -119,7 +131,10 @@ class Mesh:
         self._peers: dict[ConnId, Peer] = {}
         self._events: deque[Event] = deque()
         self.gossip = Gossip(config.gossip)
-        self._requested: dict[tuple[bytes, int], int] = {}  # missing past -> asked at
+        self.gossip.beacon = min((a for a, k in replica.records if k == "node.info"),
+                                 default=None)
+        self.catchup = CatchUp(replica, config.want_retry_ms)
+        self.settling = Settling()
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
         me = identity.public_key
@@ -145,6 +160,14 @@ class Mesh:
         # Backpressure from the driver (its store cannot keep up, or cannot commit):
         # OPS frames are not taken in meanwhile; anti-entropy fetches them later.
         self.paused = False
+        # Connections with something to send (an ordered set), and with a timer that
+        # may have moved; per-connection timers in a heap of (due, conn), where an
+        # entry is live while `_due[conn]` still says so.
+        self._dirty: dict[ConnId, None] = {}
+        self._touched: set[ConnId] = set()
+        self._timers: list[tuple[int, ConnId]] = []
+        self._due: dict[ConnId, int] = {}
+        self._rtt: tuple[int, int] = (-1, 0)  # (computed at, typical RTT ms)
 
     @property
     def deferred(self) -> int:
@@ -154,13 +177,16 @@ class Mesh:
     # -- connections ----------------------------------------------------------------------
 
     def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool,
-                        address: str | None = None) -> None:
-        """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1).
+                        address: str | None = None, rtt_hint: int | None = None) -> None:
+        """The transport to a peer is up; `binding` is the value both ends sign (sync.md
+        §4.1); `rtt_hint`, a round-trip time measured while connecting, if known.
         `address` names where it comes from (the driver's choice of key, e.g. an IP
         address): scores and bans hold for it as for the peer's node id (§4.7)."""
         nonce = int.from_bytes(self._entropy(6), "big")
-        session = Session(self.identity, self.network, binding, now, self.config.session, nonce)
+        session = Session(self.identity, self.network, binding, now, self.config.session, nonce,
+                          rtt_hint=rtt_hint, notify=lambda: self._mark(conn))
         self._peers[conn] = Peer(conn, session, initiator, address)
+        self._mark(conn)
         if address is not None and self.scores.banned(address_key(address), now):
             session.close(CloseReason.BANNED, "this address is banned for a while")
 
@@ -206,11 +232,39 @@ class Mesh:
 
     def _drop(self, peer: Peer, now: int) -> None:
         self._peers.pop(peer.conn, None)
-        self.gossip.peer_down(peer.conn)
+        self._dirty.pop(peer.conn, None)
+        self._due.pop(peer.conn, None)
+        self.gossip.peer_down(peer.conn, now)
+        self._reshape()
+        self.catchup.peer_gone(peer.conn)
         self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
         self.conduct.closed(peer, reason, by_peer, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
+
+    def _mark(self, conn: ConnId) -> None:
+        """`conn` may have something to send, and its timer may have moved."""
+        self._dirty[conn] = None
+        self._touched.add(conn)
+
+    def _typical_rtt(self, now: int) -> int:
+        """The median smoothed RTT of our sessions (0 before any is measured), recomputed
+        at most once a second: what the timers that wait on the network scale with."""
+        at, rtt = self._rtt
+        if now - at >= 1_000 or at < 0:
+            rtts = sorted(p.session.rtt_ms for p in self._peers.values()
+                          if p.session.rtt_ms is not None)
+            rtt = rtts[len(rtts) // 2] if rtts else 0
+            self._rtt = (now, rtt)
+        return rtt
+
+    def _graft_timeout(self, now: int) -> int:
+        cfg = self.config.gossip
+        return self.sync.jitter(max(cfg.graft_timeout_ms,
+                                    int(cfg.graft_rtts * self._typical_rtt(now))))
+
+    def _settle_ms(self, now: int) -> int:
+        return max(self.config.settle_ms, int(self.config.settle_rtts * self._typical_rtt(now)))
 
     # -- input ----------------------------------------------------------------------------
 
@@ -218,6 +272,7 @@ class Mesh:
         peer = self._peers.get(conn)
         if peer is None:
             return
+        self._mark(conn)
         was_open = peer.session.state is State.OPEN
         try:
             frame = peer.session.receive(data, now)
@@ -227,15 +282,29 @@ class Mesh:
             self._opened(peer, now)
         if frame is not None:
             self._dispatch(peer, frame, now)
+            self._reshape()
+
+    def _reshape(self) -> None:
+        """Send the GRAFTs (without refs) and PRUNEs the gossip tree asked for."""
+        reshape = self.gossip.reshaped()
+        for conn in reshape.graft:
+            target = self._peers.get(conn)
+            if target is not None:
+                target.session.send(Graft(()))
+        for conn in reshape.prune:
+            self._prune(conn)
 
     def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
         if self.conduct.banned(peer, now):
             peer.session.close(CloseReason.BANNED, "this node is banned for a while")
             return
+        lonely = True
         for other in self._peers.values():
-            if other is not peer and other.session.peer == peer.session.peer \
-                    and other.session.state is State.OPEN:
+            if other is peer or other.session.state is not State.OPEN:
+                continue
+            lonely = False
+            if other.session.peer == peer.session.peer:
                 # Two connections to one peer (both dialed): keep the one dialed by the
                 # lower node id, so both ends pick the same one (sync.md §4.2).
                 me_lower = self.identity.public_key < peer.session.peer
@@ -244,30 +313,44 @@ class Mesh:
                 loser.session.close(CloseReason.DUPLICATE_PEER, "already connected")
                 if loser is peer:
                     return
-        self.gossip.peer_up(peer.conn)
+        self.gossip.peer_up(peer.conn, now)
         self._events.append(PeerUp(peer.conn, peer.session.peer))
+        # Records are not sent in bulk here: the round that starts now (or the peer's)
+        # exchanges what differs (sync.md §5.6). A node that had no peer republishes its
+        # presence at once, so that it spreads over the gossip tree.
         self.sync.peer_opened(peer, now)
-        # Every record we hold, as its link and serve budget allow (sync.md §5.6, §4.8).
-        peer.owed.queue_records(list(self.replica.records), self.config.serve)
+        if lonely:
+            self._next_records = now
 
     def _dispatch(self, peer: Peer, frame: Frame, now: int) -> None:
         if isinstance(frame, Ops):
             self._on_ops(peer, frame, now)
         elif isinstance(frame, IHave):
+            replica = self.replica
+            # A ref with seq 0 names a record (sync.md §5.6); others name ops.
             have = {r[2] for r in frame.refs
-                    if r[2] in self.replica.ops or r[2] in self.replica.pending}
-            self.gossip.announced(peer.conn, list(frame.refs), have, now)
+                    if (replica.record(r[2]) is not None if r[1] == 0
+                        else r[2] in replica.ops or r[2] in replica.pending)}
+            self.gossip.announced(peer.conn, list(frame.refs), have, now,
+                                  self._graft_timeout(now))
         elif isinstance(frame, Graft):
-            self.gossip.grafted(peer.conn)
-            ids = [op_id for _, _, op_id in frame.refs]
+            self.gossip.grafted(peer.conn, child=not frame.refs)
+            items = [item for _, _, item in frame.refs]
             dropped = 0
-            for op_id in dict.fromkeys(ids):
-                op = self.replica.ops.get(op_id)
+            for (_, seq, item) in dict.fromkeys(frame.refs):
+                if seq == 0:  # a record (sync.md §5.6), answered by its key: the newest
+                    record = self.replica.record(item)
+                    if record is not None:
+                        dropped += peer.owed.queue_records([record.key], self.config.serve,
+                                                           self.gossip.hops(item))
+                    continue
+                op = self.replica.ops.get(item)
                 if op is not None and self.own.visible(op):
-                    dropped += not peer.owed.queue_op(op_id, op.wire, self.config.serve)
-            self.conduct.requested(peer, Requested(len(set(ids)) < len(ids), dropped), now)
+                    dropped += not peer.owed.queue_op(item, op.wire, self.config.serve,
+                                                      self.gossip.hops(item))
+            self.conduct.requested(peer, Requested(len(set(items)) < len(items), dropped), now)
         elif isinstance(frame, Prune):
-            self.gossip.pruned(peer.conn)
+            self.gossip.pruned(peer.conn, now, by_peer=True)
         elif isinstance(frame, Records):
             self._on_records(peer, frame, now)
         elif isinstance(frame, SyncOpen | SyncHeads) and not peer.take_sync(
@@ -279,80 +362,108 @@ class Mesh:
         elif isinstance(frame, SyncSame | SyncBuckets):
             self.sync.on_reply(peer, frame)
         elif isinstance(frame, SyncHeads):
-            self._serve(peer, *self.sync.on_heads(peer, frame), now)
+            self._serve(peer, *self.sync.on_heads(peer, frame), now, settled_only=True)
         elif isinstance(frame, Signal):
             if not self.relay.received(peer, frame, now):
                 self.conduct.penalize(peer, Penalty.SIGNAL_FLOOD, now)
         elif isinstance(frame, Want):
-            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now)
+            # The WANT that closes a round gets only what has settled, as the round's
+            # own ranges do; a request on its own (round 0) gets everything (§6.5, §7.1).
+            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now,
+                        settled_only=frame.round != 0)
             self.sync.on_want(peer, frame)
 
     def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
-               record_keys: list[tuple[bytes, str]], now: int) -> None:
+               record_keys: list[tuple[bytes, str]], now: int, *, settled_only: bool) -> None:
         self.conduct.requested(peer, request(peer.owed, self.replica, ranges, proof_authors,
-                                         record_keys, self.config.serve,
-                                         self.sync.buckets), now)
+                                             record_keys, self.config.serve, self.sync.buckets,
+                                             settled_only=settled_only), now)
+
+    def _prune(self, conn: ConnId) -> None:
+        target = self._peers.get(conn)
+        if target is not None:
+            target.session.send(Prune())
 
     def _on_ops(self, peer: Peer, frame: Ops, now: int) -> None:
         if self.paused:
             self.sync.deferred += 1
             return
         results: list[Ingested] = []
-        duplicate_push = False
+        prune: set[ConnId] = set()
+        gossip, conn = self.gossip, peer.conn
         admit = lambda op: self.quotas.admit_op(op, now)  # noqa: E731
-        for wire in frame.ops:
+        for wire, hops in frame.ops:
             result = self.replica.ingest(wire, now, admit)
             results.append(result)
-            if result.outcome is Outcome.DEFERRED:  # local policy: no blame, asked again later
+            outcome = result.outcome
+            if outcome is Outcome.DEFERRED:  # local policy: no blame, fetched again later
                 self._count_rejection(result.deferred)
                 continue
             for _, waiter_rejection in result.rejected_waiters:
                 self._count_rejection(waiter_rejection.reason.value)
-            if result.outcome is Outcome.DUPLICATE and frame.eager:
-                duplicate_push = True
-            elif result.outcome is Outcome.REJECTED:
+            if outcome in _FIRST:
+                assert result.id is not None
+                gossip.first(result.id, conn, hops, eager=frame.eager, now=now)
+                if outcome is Outcome.PENDING and result.missing is not None:
+                    self._ask_past(peer, result.missing.author, result.missing.seq, now)
+            elif outcome is Outcome.DUPLICATE:
+                if frame.eager and result.id is not None:
+                    victim = gossip.duplicate(result.id, conn, hops, now)
+                    if victim is not None:
+                        prune.add(victim)
+            elif outcome is Outcome.REJECTED:
                 assert result.rejection is not None
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS:
                     self._strike(peer, result.rejection.reason.value, result.rejection.detail,
                                  now)
-            elif result.outcome is Outcome.PENDING and result.missing is not None:
-                self._ask_past(peer, result.missing.author, result.missing.seq, now)
         if peer.round is not None:
             peer.round.ops_received += sum(len(r.applied) for r in results)
-        if duplicate_push and self.gossip.duplicate_push(peer.conn):
-            peer.session.send(Prune())
+        for victim in prune:  # at most one PRUNE per link and frame (sync.md §5.3)
+            self._prune(victim)
         self._changed(results, (), (), source=peer, now=now)
 
     def _on_records(self, peer: Peer, frame: Records, now: int) -> None:
         taken: list[Record] = []
-        for wire in frame.records:
+        prune: set[ConnId] = set()
+        gossip, conn = self.gossip, peer.conn
+        for wire, hops in frame.records:
             result = self.replica.ingest_record(wire, now)
-            if result.record is not None:
+            record = result.record
+            if record is not None:
                 if result.replaced is None and self.quotas.no_room is not None:
-                    self.replica.drop_record(result.record)  # a new key: no room for it now
+                    self.replica.drop_record(record)  # a new key: no room for it now
                     self._count_rejection("no_room")
                     continue
-                taken.append(result.record)
-                self.quotas.held(result.record)
+                taken.append(record)
+                self.quotas.held(record)
+                if record.kind == "node.info":
+                    self._new_presence(record)
+                gossip.first(record.id, conn, hops, eager=frame.eager, now=now)
+            elif result.outcome is Outcome.DUPLICATE:
+                if frame.eager and result.id is not None:
+                    victim = gossip.duplicate(result.id, conn, hops, now)
+                    if victim is not None:
+                        prune.add(victim)
             elif result.outcome is Outcome.REJECTED and result.rejection is not None:
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
                     self._strike(peer, result.rejection.reason.value, result.rejection.detail,
                                  now)
+        for victim in prune:
+            self._prune(victim)
         evicted = self._evict_records()
         taken = [r for r in taken if r not in evicted]
-        held = tuple(r for r in evicted if r.id not in {t.id for t in taken})
-        if taken or held:
-            self._events.append(Changed((), (), tuple(taken), held, peer.session.peer))
-        flood = [r.key for r in taken if self.quotas.may_flood(r, now)]
-        if flood:
-            for other in self._open_peers():
-                if other is not peer:
-                    other.owed.queue_records(flood, self.config.serve)
+        gone = tuple(r for r in evicted if r.id not in {t.id for t in taken})
+        if taken or gone:
+            if peer.round is not None:
+                peer.round.records_received += len(taken)
+            self._events.append(Changed((), (), tuple(taken), gone, peer.session.peer))
+        # A key at most once per `record_flood_ms` (sync.md §9.1): rounds carry the rest.
+        self._spread_records([r for r in taken if self.quotas.may_flood(r, now)], peer, now)
 
     def _evict_records(self) -> list[Record]:
-        """Keep at most `quotas.max_records` records (sync.md §9.2): drop the oldest
+        """Keep at most `quotas.max_records` records (sync.md §9.1): drop the oldest
         versions that are neither ours nor an open peer's. Returns what was dropped."""
         if len(self.replica.records) <= self.config.quotas.max_records:
             return []
@@ -363,6 +474,30 @@ class Mesh:
         if victims:
             self._count_rejection("records_evicted")
         return victims
+
+    def _spread_records(self, records: list[Record], source: Peer | None, now: int) -> None:
+        """New records go the way new ops go: pushed along the gossip tree, announced to
+        lazy peers by a ref with seq 0 (sync.md §5.6)."""
+        if not records:
+            return
+        by_id = {r.id: r for r in records}
+        pushed = self.gossip.delivered([(r.id, (r.author, 0, r.id)) for r in records],
+                                       source.conn if source else None, now)
+        for conn, items in pushed.items():
+            target = self._peers.get(conn)
+            if target is not None:
+                send_records(target.session, [(by_id[i].wire, hops) for i, hops in items],
+                             eager=True)
+
+    def _new_presence(self, record: Record) -> None:
+        """A `node.info` record is newly held: its author may be the beacon now (the node
+        with the lowest id among those with a presence record), and the beacon's newest
+        one is what shapes the gossip tree (gossip.py)."""
+        beacon = self.gossip.beacon
+        if beacon is None or record.author < beacon:
+            self.gossip.beacon = record.author
+        if record.author == self.gossip.beacon:
+            self.gossip.track((record.author, 0, record.id))
 
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -375,14 +510,10 @@ class Mesh:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
     def _ask_past(self, peer: Peer, author: bytes, seq: int, now: int) -> None:
-        """Ask `peer` for an op's missing past: everything of `author` we lack up to `seq`."""
-        asked = self._requested.get((author, seq))
-        if asked is not None and now - asked < self.config.want_retry_ms:
-            return
-        self._requested[(author, seq)] = now
-        feed = self.replica.feeds.get(author)
-        start = feed.head_seq + 1 if feed is not None and feed.head_seq < seq else seq
-        peer.session.send(Want(0, ((author, start, seq),), (), ()))
+        """Ask `peer` for an op's missing past, unless already asked (catchup.py)."""
+        want = self.catchup.ask(peer.conn, author, seq, now)
+        if want is not None:
+            peer.session.send(want)
 
     # -- relayed signaling (sync.md §7.2) --------------------------------------------------
 
@@ -405,8 +536,10 @@ class Mesh:
         if reason is not None:
             raise NotWritable(reason)
         result = self.replica.append(self.identity, body, now)
+        op = result.applied[0]
+        self.gossip.own(op.id)
         self._changed([result], (), (), source=None, now=now)
-        return result.applied[0]
+        return op
 
     def stored(self, ticket: int, now: int) -> None:
         """The store committed every `Changed` up to `ticket`: held own writes go out."""
@@ -425,8 +558,11 @@ class Mesh:
         if result.record is not None:
             self.quotas.held(record)
             self._events.append(Changed((), (), (record,), (), None))
-            for peer in self._open_peers():
-                peer.owed.queue_records([record.key], self.config.serve)
+            self.quotas.held(record)
+            if record.kind == "node.info":
+                self._new_presence(record)
+            self.gossip.own(record.id)
+            self._spread_records([record], None, now)
         return record
 
     def publish_presence(self, now: int) -> None:
@@ -463,20 +599,23 @@ class Mesh:
                     if peer.session.peer == author:
                         self.conduct.penalize(peer, Penalty.EQUIVOCATION, now)
         for op in applied:
-            self._requested.pop((op.author, op.seq), None)
+            self.catchup.applied(op.author, op.seq)
+            self.settling.applied(op.author, op.seq, now)
         if source is None and applied:
             self.own.hold(self.ticket, applied)  # durable before seen (sync.md §10.1)
         elif applied:
             self._gossip(applied, source, now)
 
     def _gossip(self, applied: list[Op], source: Peer | None, now: int) -> None:
-        refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
         by_id = {op.id: op for op in applied}
+        refs: list[tuple[bytes, Ref | None]] = [(op.id, (op.author, op.seq, op.id))
+                                                for op in applied]
         for conn, pushed in self.gossip.delivered(refs, source.conn if source else None,
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.owed.eager.extend(by_id[r[2]].wire for r in pushed)
+                target.owed.eager.extend((by_id[i].wire, hops) for i, hops in pushed)
+                self._mark(conn)
 
     def _open_peers(self) -> list[Peer]:
         return [p for p in self._peers.values() if p.session.state is State.OPEN]
@@ -495,66 +634,83 @@ class Mesh:
         if peer is None or peer.session.state is not State.OPEN or peer.round is not None:
             return False
         self.sync.start(peer, now)
+        self._mark(conn)
         return True
 
     # -- time -----------------------------------------------------------------------------
 
+    def _retime(self) -> None:
+        """Recompute the timers of the connections touched since the last call."""
+        for conn in self._touched:
+            peer = self._peers.get(conn)
+            due = None
+            if peer is not None:
+                due = peer.session.timer()
+                if due is not None and peer.session.state is State.OPEN:
+                    due = min(due, self.sync.timer(peer))
+                ready = peer.owed.ready_at(self._now, self.config.serve)
+                if ready is not None and due is not None:  # answers waiting for the budget
+                    due = min(due, ready)
+            if due is None:
+                self._due.pop(conn, None)
+            elif self._due.get(conn) != due:
+                self._due[conn] = due
+                heapq.heappush(self._timers, (due, conn))
+        self._touched.clear()
+
     def get_timer(self) -> int | None:
+        self._retime()
+        timers = self._timers
+        while timers and self._due.get(timers[0][1]) != timers[0][0]:
+            heapq.heappop(timers)  # stale: the connection's timer moved, or it is gone
         times = [self._next_records, self._next_want_sweep]
+        if timers:
+            times.append(timers[0][0])
         for t in (self.gossip.timer(), self.own.timer()):
             if t is not None:
                 times.append(t)
-        for peer in self._peers.values():
-            t = peer.session.timer()
-            if t is not None:
-                times.append(t)
-            if peer.session.state is State.OPEN:
-                times.append(self.sync.timer(peer))
-            ready = peer.owed.ready_at(self._now, self.config.serve)
-            if ready is not None:  # answers waiting for the peer's serve budget
-                times.append(ready)
         return min(times)
 
     def handle_timer(self, now: int) -> None:
-        for peer in list(self._peers.values()):
-            peer.session.handle_timer(now)
-            if peer.session.state is not State.OPEN:
+        self._retime()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            due, conn = heapq.heappop(timers)
+            if self._due.get(conn) != due:
                 continue
-            self.sync.handle_timer(peer, now)
+            del self._due[conn]
+            self._touched.add(conn)
+            self._dirty[conn] = None  # its serve budget may have refilled
+            peer = self._peers[conn]
+            peer.session.handle_timer(now)
+            if peer.session.state is State.OPEN:
+                self.sync.handle_timer(peer, now)
         if self.own.expire(now):
             self._writes_opened()
-        announce, graft = self.gossip.due(now)
-        for conn, refs in announce.items():
+        self._reshape()
+        announce, graft = self.gossip.due(now, self._graft_timeout(now))
+        for conn, rows in announce.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), MAX_REFS):  # each frame under 64 KiB
+            for i in range(0, len(rows), MAX_REFS):  # each frame under 64 KiB
                 if target is not None:
-                    target.session.send(IHave(tuple(refs[i : i + MAX_REFS])))
+                    target.session.send(IHave(tuple(rows[i : i + MAX_REFS])))
         for conn, refs in graft.items():
             target = self._peers.get(conn)
             for i in range(0, len(refs), MAX_REFS):
                 if target is not None:
                     target.session.send(Graft(tuple(refs[i : i + MAX_REFS])))
         if now >= self._next_want_sweep:
-            self._sweep_wants(now)
+            for conn, want in self.catchup.sweep([p.conn for p in self._open_peers()], now):
+                self._peers[conn].session.send(want)
             self._next_want_sweep = now + self.config.want_retry_ms
         if now >= self._next_records:
             dropped = tuple(self.replica.prune_records(now))
             if dropped:
                 self._events.append(Changed((), (), (), dropped, None))
+                self.gossip.beacon = min((a for a, k in self.replica.records
+                                          if k == "node.info"), default=None)
             self.publish_presence(now)
             self._next_records = now + self.sync.jitter(self.config.record_refresh_ms)
-
-    def _sweep_wants(self, now: int) -> None:
-        """Ask again, round-robin over peers, for causal past still missing."""
-        open_peers = self._open_peers()
-        if not open_peers:
-            return
-        self._requested = {k: t for k, t in self._requested.items()
-                           if now - t < 10 * self.config.want_retry_ms}
-        for i, dep in enumerate(self.replica.pending.wanted()):
-            if i >= 256:
-                break
-            self._ask_past(open_peers[i % len(open_peers)], dep.author, dep.seq, now)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -567,14 +723,25 @@ class Mesh:
         (sync ranges) produced for a connection now: the driver's flow control."""
         self._now = now
         out: list[tuple[ConnId, bytes]] = []
-        for peer in list(self._peers.values()):
-            limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
+        self._now = now
+        self.settling.expire(now - self._settle_ms(now))
+        settled = self.settling.settled
+        dirty, self._dirty = self._dirty, {}
+        for conn in dirty:
+            peer = self._peers.get(conn)
+            if peer is None:
+                continue
+            limit = budget(conn) if budget is not None else 4 * TARGET_FRAME_BYTES
             produce(peer.session, peer.owed, self.replica, self.own, limit, now,
-                    self.config.serve)
+                    self.config.serve, settled)
             data = peer.session.take_output()
+            self._dirty.pop(conn, None)
             if data:
                 peer.session.note_sent(now)
-                out.extend((peer.conn, d) for d in data)
+                self._touched.add(conn)
+                out.extend((conn, d) for d in data)
             if peer.session.state is State.CLOSED:
                 self._drop(peer, now)
+            elif peer.owed.answers:
+                self._dirty[conn] = None  # the rest as the link drains, or the budget refills
         return out

@@ -22,9 +22,11 @@ class Round:
     id: int
     salt: bytes
     started: int
-    authors: int  # the feed count we sent: what the responder sized buckets for
+    authors: int  # the author count we sent: what the responder sized buckets for
     stage: int = 1  # 1: sent OPEN, 2: sent HEADS
     ops_received: int = 0
+    records_received: int = 0
+    left_out: bool = False  # differing buckets our SYNC_HEADS could not cover
     checks_own: bool = False  # asked for our own feed first (sync.md §10.2)
     deferred: int = 0  # Mesh.deferred when the round started
 

@@ -15,10 +15,11 @@ there is room.
 - **records kept**: at most `max_records`; a new key over the cap evicts the record
   with the oldest version that is neither this node's nor an open peer's (possibly
   the new one itself).
-- **record floods**: a key is forwarded to peers at most once per
-  `record_flood_ms`, its newest version then; anti-entropy carries the versions in
-  between. One author re-signing its record a hundred times a second thus costs its
-  peers' peers nothing.
+- **record spreads**: a key is forwarded to peers at most `record_flood_burst`
+  times at once and then once per `record_flood_ms`; anti-entropy carries the
+  versions in between. One author re-signing its record a hundred times a second
+  thus costs its peers' peers nothing, while a node that republishes as it starts
+  and meets its first peers is not held back.
 
 Pure: time comes in as `now` (ms).
 """
@@ -42,6 +43,7 @@ class QuotaConfig:
     author_ops_burst: int = 20_000
     max_records: int = 4_096
     record_flood_ms: int = 15_000  # a quarter of the reference refresh (sync.md §5.6)
+    record_flood_burst: int = 3
 
 
 class Quotas:
@@ -50,7 +52,8 @@ class Quotas:
         self.config = config
         self.no_room: str | None = None  # why foreign data is refused now (the driver's say)
         self._tokens: OrderedDict[bytes, tuple[float, int]] = OrderedDict()  # author -> at
-        self._flooded: OrderedDict[tuple[bytes, str], int] = OrderedDict()  # key -> when
+        # key -> (spreads it may still have, when counted): a token bucket per key
+        self._flooded: OrderedDict[tuple[bytes, str], tuple[float, int]] = OrderedDict()
         self._by_version: list[tuple[int, bytes, str, bytes]] = []  # (version, key, id) heap
 
     # -- ops ------------------------------------------------------------------------------
@@ -109,15 +112,16 @@ class Quotas:
         return victims
 
     def may_flood(self, record: Record, now: int) -> bool:
-        """Forward `record` to peers now? Once per `record_flood_ms` per key; the node's
-        own records always."""
+        """Forward `record` to peers now? `record_flood_burst` times per key, then once per
+        `record_flood_ms`; the node's own records always."""
         if record.author == self.me:
             return True
-        last = self._flooded.get(record.key)
-        if last is not None and now - last < self.config.record_flood_ms:
-            return False
-        self._flooded.pop(record.key, None)
-        self._flooded[record.key] = now
+        cfg = self.config
+        burst = float(cfg.record_flood_burst)
+        tokens, at = self._flooded.pop(record.key, (burst, now))
+        tokens = min(burst, tokens + max(0, now - at) / cfg.record_flood_ms)
+        allowed = tokens >= 1
+        self._flooded[record.key] = (tokens - 1 if allowed else tokens, now)
         while len(self._flooded) > MAX_TRACKED:
             self._flooded.popitem(last=False)
-        return True
+        return allowed

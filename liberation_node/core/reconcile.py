@@ -43,6 +43,13 @@ MAX_BITS = 12
 HEADS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024
 
 
+def author_count(replica: Replica) -> int:
+    """How many authors the replica holds feeds or records of: what SYNC_OPEN's `authors`
+    carries, and what sizes the buckets (sync.md §6.2), so that a bucket holds a few
+    authors' feeds and records however many of them have only records."""
+    return len(replica.feeds.keys() | {author for author, _ in replica.records})
+
+
 def choose_bits(authors: int) -> int:
     bits = 0
     while (FEEDS_PER_BUCKET << bits) < authors and bits < MAX_BITS:

@@ -95,7 +95,7 @@ class Replica:
         self.pending = pending if pending is not None else PendingSet()
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}
-        self._record_ids: set[bytes] = set()  # ids of `records`, for cheap duplicates
+        self._record_ids: dict[bytes, Record] = {}  # `records` by id: cheap duplicates
         self._entries: dict[bytes, bytes] = {}  # author -> encoded digest entry
         self._stale: set[bytes] = set()  # authors whose entry must be re-encoded
         self._ops_digest: bytes | None = None
@@ -330,9 +330,9 @@ class Replica:
         if held is not None and not record.supersedes(held):
             return Ingested(Outcome.STALE, record.id)
         self.records[record.key] = record
-        self._record_ids.add(record.id)
+        self._record_ids[record.id] = record
         if held is not None:
-            self._record_ids.discard(held.id)
+            self._record_ids.pop(held.id, None)
         self._records_digest = None
         self._record_changed(record)
         return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
@@ -342,19 +342,23 @@ class Replica:
             watcher(record.author, record.kind)
 
     def drop_record(self, record: Record) -> None:
-        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.2)."""
+        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.1)."""
         if self.records.get(record.key) is record:
             del self.records[record.key]
-            self._record_ids.discard(record.id)
+            self._record_ids.pop(record.id, None)
             self._records_digest = None
             self._record_changed(record)
+
+    def record(self, rid: bytes) -> Record | None:
+        """The held record with id `rid`, if any."""
+        return self._record_ids.get(rid)
 
     def prune_records(self, now: int) -> list[Record]:
         """Drop expired records (call periodically); returns what was dropped."""
         gone = [r for r in self.records.values() if r.expires <= now]
         for record in gone:
             del self.records[record.key]
-            self._record_ids.discard(record.id)
+            self._record_ids.pop(record.id, None)
             self._record_changed(record)
         if gone:
             self._records_digest = None

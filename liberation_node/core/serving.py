@@ -26,17 +26,23 @@ a peer asks for is held to proportion (sync.md §4.8):
 Gossip pushes are not answers: they are what this node received and relays, no more
 than its peers sent it, and go out at once.
 
-Pure: the replica and the own feed (what may be seen yet) come in as arguments.
+A range found by an anti-entropy round stops below the ops this node applied
+only just now (`settled`): those are still travelling along the gossip tree,
+and a round that also sent them would only make a second copy (sync.md §6.5).
+
+Pure: the replica, the own feed (what may be seen yet) and what has settled
+come in as arguments.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import frames
-from .frames import TARGET_FRAME_BYTES, Frame, Ops, Records, Want
+from .frames import MAX_HOPS, TARGET_FRAME_BYTES, Frame, Ops, Records, Want
 from .ownfeed import OwnFeed
 from .reconcile import resolve
 from .replica import Replica
@@ -47,6 +53,11 @@ if TYPE_CHECKING:
 
 MAX_SEQ = 2**53 - 1  # "to the end of the feed" in a WANT range
 WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024
+ENTRY_BYTES = 5  # framing of one (wire, hops) entry, at most: array, bin header, hops
+
+Item = tuple[bytes, int]  # (op or record wire, hops)
+# (author, last seq, the session's start) -> the last seq that has settled for it
+Settled = Callable[[bytes, int, int], int]
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,11 @@ class Requested:
 class Owed:
     """What one peer is owed, in the order it goes out."""
 
-    eager: list[bytes] = field(default_factory=list)  # op wires to push (gossip)
-    ops: dict[bytes, bytes] = field(default_factory=dict)  # id -> wire: answers, proofs
-    records: dict[tuple[bytes, str], None] = field(default_factory=dict)  # keys, in order
-    ranges: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # feed ranges
+    eager: list[Item] = field(default_factory=list)  # ops to push (gossip)
+    ops: dict[bytes, Item] = field(default_factory=dict)  # id -> answer (GRAFT, proofs)
+    records: dict[tuple[bytes, str], int] = field(default_factory=dict)  # key -> hops
+    # Feed ranges (author, first, last, only what has settled: found by a round)
+    ranges: deque[tuple[bytes, int, int, bool]] = field(default_factory=deque)
     after: list[Frame] = field(default_factory=list)  # sent once the answers are out
     tokens: float = -1.0  # the serve budget, in bytes (< 0 before the first use)
     refilled: int = 0
@@ -103,8 +115,9 @@ class Owed:
             return None
         return now + max(1, int(-self.tokens * 1000 / config.bytes_per_s) + 1)
 
-    def queue_records(self, keys: list[tuple[bytes, str]], config: ServeConfig) -> int:
-        """Queue record keys (flooded, or asked for); returns how many did not fit."""
+    def queue_records(self, keys: list[tuple[bytes, str]], config: ServeConfig,
+                      hops: int = MAX_HOPS) -> int:
+        """Queue record keys (asked for); returns how many did not fit."""
         dropped = 0
         for key in keys:
             if key in self.records:
@@ -112,19 +125,21 @@ class Owed:
             if len(self.records) >= config.max_records:
                 dropped += 1
                 continue
-            self.records[key] = None
+            self.records[key] = hops
         return dropped
 
-    def queue_op(self, op_id: bytes, wire: bytes, config: ServeConfig) -> bool:
+    def queue_op(self, op_id: bytes, wire: bytes, config: ServeConfig,
+                 hops: int = MAX_HOPS) -> bool:
         """Queue an answer (a GRAFT's op, a fork proof); False if it did not fit."""
         if op_id in self.ops:
             return True
         if len(self.ops) >= config.max_ops:
             return False
-        self.ops[op_id] = wire
+        self.ops[op_id] = (wire, hops)
         return True
 
-    def queue_range(self, author: bytes, first: int, last: int, config: ServeConfig) -> bool:
+    def queue_range(self, author: bytes, first: int, last: int, config: ServeConfig,
+                    settled_only: bool) -> bool:
         """Queue the part of a feed range not owed already; False if it did not fit."""
         held = self._queued.setdefault(author, [])
         pieces = [(first, last)]
@@ -136,7 +151,7 @@ class Owed:
             if len(self.ranges) >= config.max_ranges:
                 fits = False
                 break
-            self.ranges.append((author, a, b))
+            self.ranges.append((author, a, b, settled_only))
             held.append((a, b))
         if not held:
             del self._queued[author]
@@ -149,16 +164,18 @@ class Owed:
             if not held:
                 del self._queued[author]
 
-    def _resume_range(self, author: bytes, first: int, last: int) -> None:
-        self.ranges.appendleft((author, first, last))
+    def _resume_range(self, author: bytes, first: int, last: int, settled_only: bool) -> None:
+        self.ranges.appendleft((author, first, last, settled_only))
         self._queued.setdefault(author, []).append((first, last))
 
 
 def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
             proof_authors: list[bytes], record_keys: list[tuple[bytes, str]],
-            config: ServeConfig, index: BucketIndex | None = None) -> Requested:
+            config: ServeConfig, index: BucketIndex | None = None, *,
+            settled_only: bool) -> Requested:
     """Queue what the peer asked for in one frame (authors may be 8-byte prefixes, sync.md
-    §6.4); records included. Says whether it repeated itself and what was dropped."""
+    §6.4); records included. Says whether it repeated itself and what was dropped.
+    `settled_only`: for a round, not ops still in flight (§6.5)."""
     repeated = (len(set(ranges)) < len(ranges) or len(set(proof_authors)) < len(proof_authors)
                 or len(set(record_keys)) < len(record_keys))
     names = resolve(replica, {r[0] for r in ranges} | set(proof_authors)
@@ -167,7 +184,8 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
     for name, first, last in dict.fromkeys(ranges):
         first = max(1, first)  # seq 0 names no op
         for author in names.get(name, ()):
-            if first <= last and not owed.queue_range(author, first, last, config):
+            if first <= last and not owed.queue_range(author, first, last, config,
+                                                      settled_only):
                 dropped += 1
     for name in dict.fromkeys(proof_authors):
         for author in names.get(name, ()):
@@ -180,38 +198,56 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
     return Requested(repeated, dropped)
 
 
+def send_records(session: Session, records: list[Item], *, eager: bool) -> int:
+    """RECORDS frames of about TARGET_FRAME_BYTES each; returns the bytes of records."""
+    batch: list[Item] = []
+    size = sent = 0
+    for item in records:
+        if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
+            session.send(Records(eager, tuple(batch)))
+            sent += size
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item[0]) + ENTRY_BYTES
+    if batch:
+        session.send(Records(eager, tuple(batch)))
+    return sent + size
+
+
 def produce(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int,
-            now: int, config: ServeConfig) -> None:
+            now: int, config: ServeConfig, settled: Settled) -> None:
     """Frames for what `owed` holds: gossip pushes in full; answers up to about `limit`
     bytes (the driver's flow control, sync.md §6.5) and the peer's serve budget; then
     what follows them."""
-    _pack(session, owed.eager, eager=True)
-    owed.eager.clear()
-    budget = int(min(limit, owed.refill(now, config)))
-    spent = 0
-    if owed.ops and budget > 0:
-        spent += _answers(session, owed, budget)
-    if owed.records and budget - spent > 0:
-        spent += _records(session, owed, replica, budget - spent)
-    if owed.ranges and budget - spent > 0:
-        spent += _fill(session, owed, replica, own, budget - spent)
-    owed.tokens -= spent
+    if owed.eager:
+        _pack(session, owed.eager, eager=True)
+        owed.eager.clear()
+    if owed.answers:
+        budget = int(min(limit, owed.refill(now, config)))
+        spent = 0
+        if owed.ops and budget > 0:
+            spent += _answers(session, owed, budget)
+        if owed.records and budget - spent > 0:
+            spent += _records(session, owed, replica, budget - spent)
+        if owed.ranges and budget - spent > 0:
+            spent += _fill(session, owed, replica, own, budget - spent, settled)
+        owed.tokens -= spent
     if not owed.answers and owed.after:
         for frame in owed.after:
             session.send(frame)
         owed.after.clear()
 
 
-def _pack(session: Session, wires: list[bytes], *, eager: bool) -> int:
-    batch: list[bytes] = []
+def _pack(session: Session, items: list[Item], *, eager: bool) -> int:
+    batch: list[Item] = []
     size = sent = 0
-    for wire in wires:
-        if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+    for item in items:
+        if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
             session.send(Ops(eager, tuple(batch)))
             sent += size
             batch, size = [], 0
-        batch.append(wire)
-        size += len(wire) + 3
+        batch.append(item)
+        size += len(item[0]) + ENTRY_BYTES
     if batch:
         session.send(Ops(eager, tuple(batch)))
     return sent + size
@@ -219,68 +255,64 @@ def _pack(session: Session, wires: list[bytes], *, eager: bool) -> int:
 
 def _answers(session: Session, owed: Owed, limit: int) -> int:
     """GRAFT answers and fork proofs, oldest first, about `limit` bytes."""
-    taken: list[bytes] = []
+    taken: list[Item] = []
     size = 0
-    for op_id, wire in list(owed.ops.items()):
+    for op_id, item in list(owed.ops.items()):
         if size >= limit:
             break
-        taken.append(wire)
-        size += len(wire) + 3
+        taken.append(item)
+        size += len(item[0]) + ENTRY_BYTES
         del owed.ops[op_id]
     return _pack(session, taken, eager=False)
 
 
 def _records(session: Session, owed: Owed, replica: Replica, limit: int) -> int:
-    """RECORDS frames of about TARGET_FRAME_BYTES each, about `limit` bytes in all: the
-    record held at each owed key now (the newest version; none if it expired)."""
-    batch: list[bytes] = []
-    size = sent = 0
-    for key in list(owed.records):
-        if sent + size >= limit:
+    """Records asked for, about `limit` bytes: the one held at each owed key now (the
+    newest version; none if it expired)."""
+    taken: list[Item] = []
+    size = 0
+    for key, hops in list(owed.records.items()):
+        if size >= limit:
             break
         del owed.records[key]
         record = replica.records.get(key)
-        if record is None:
-            continue
-        if batch and size + len(record.wire) > TARGET_FRAME_BYTES:
-            session.send(Records(tuple(batch)))
-            sent += size
-            batch, size = [], 0
-        batch.append(record.wire)
-        size += len(record.wire) + 3
-    if batch:
-        session.send(Records(tuple(batch)))
-    return sent + size
+        if record is not None:
+            taken.append((record.wire, hops))
+            size += len(record.wire) + ENTRY_BYTES
+    return send_records(session, taken, eager=False)
 
 
-def _fill(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int) -> int:
+def _fill(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int,
+          settled: Settled) -> int:
     """Turn owed ranges into OPS frames (several ranges per frame), in seq order,
-    up to about `limit` bytes."""
+    up to about `limit` bytes. Ranges carry no hop counts: MAX_HOPS (unknown)."""
     ranges = owed.ranges
     produced = 0
-    batch: list[bytes] = []
+    batch: list[Item] = []
     size = 0
     while ranges and produced + size < limit:
-        author, first, last = ranges.popleft()
+        author, first, last, settled_only = ranges.popleft()
         owed._served_range(author, first, last)
         feed = replica.feeds.get(author)
         if feed is None:
             continue
         end = own.cap(author, min(last, feed.head_seq))
+        if settled_only:
+            end = settled(author, end, session.open_since or session.opened_at)
         seq = first
         while seq <= end:
             wire = feed.ops[seq - 1].wire
-            if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
+            if batch and size + len(wire) + ENTRY_BYTES > TARGET_FRAME_BYTES:
                 session.send(Ops(False, tuple(batch)))
                 produced += size
                 batch, size = [], 0
                 if produced >= limit:
                     break
-            batch.append(wire)
-            size += len(wire) + 3
+            batch.append((wire, MAX_HOPS))
+            size += len(wire) + ENTRY_BYTES
             seq += 1
         if seq <= end:
-            owed._resume_range(author, seq, last)
+            owed._resume_range(author, seq, last, settled_only)
     if batch:
         session.send(Ops(False, tuple(batch)))
     return produced + size

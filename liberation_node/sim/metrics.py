@@ -55,7 +55,7 @@ class Metrics:
             return
         known = self.registry.ops
         sent, got = self.hops[sender], self.hops[receiver]
-        for wire in frame.ops:
+        for wire, _ in frame.ops:
             oid = op_id(wire)
             if oid not in known:
                 continue

@@ -32,6 +32,16 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def ops(wires: Iterable[bytes], eager: bool = False) -> frames.Ops:
+    """An OPS frame of op wires, their hop counts unknown (MAX_HOPS)."""
+    return frames.Ops(eager, tuple((wire, frames.MAX_HOPS) for wire in wires))
+
+
+def records(wires: Iterable[bytes], eager: bool = False) -> frames.Records:
+    """A RECORDS frame of record wires, their hop counts unknown (MAX_HOPS)."""
+    return frames.Records(eager, tuple((wire, frames.MAX_HOPS) for wire in wires))
+
+
 @dataclass
 class Hostile:
     """One connection to a daemon. `answer_pings=False` makes a peer that never answers
