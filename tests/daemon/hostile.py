@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import aiohttp
 
 from liberation_node.api.peer import send_offer
 from liberation_node.core import frames
@@ -26,6 +29,7 @@ from liberation_node.core.session import HELLO_DOMAIN
 from liberation_node.transport import Link, TransportConfig, WebRtcTransport
 
 LOOPBACK = TransportConfig(ice_addresses=("127.0.0.1",), connect_timeout_s=10.0)
+_SOURCES = itertools.cycle(f"127.0.{i}.{j}" for i in range(2, 255) for j in range(2, 255))
 
 
 def now_ms() -> int:
@@ -50,6 +54,9 @@ class Hostile:
     identity: Identity = field(default_factory=lambda: Identity.from_seed(os.urandom(32)))
     network: str = "e2e"
     answer_pings: bool = True
+    # The address its offers come from (the peer port counts requests per address): a
+    # different one for each hostile peer, unless told.
+    source: str = field(default_factory=lambda: next(_SOURCES))
     link: Link | None = None
     got: list[Frame] = field(default_factory=list)
     bytes_in: int = 0
@@ -65,8 +72,10 @@ class Hostile:
                                           self._on_close)
 
         async def exchange(offer: dict[str, str]) -> dict[str, str]:
-            return await send_offer(url, self.network, self.identity.public_key, offer,
-                                    timeout=10.0)
+            connector = aiohttp.TCPConnector(local_addr=(self.source, 0))
+            async with aiohttp.ClientSession(connector=connector) as session:
+                return await send_offer(url, self.network, self.identity.public_key, offer,
+                                        timeout=10.0, session=session)
 
         await self._transport.dial(exchange)
         await asyncio.wait_for(self.wait_for(lambda: self.hello_in or self.gone), 10)
