@@ -125,7 +125,11 @@ def show_id(data_dir: Path | None) -> None:
 @click.option("--no-advertise", is_flag=True,
               help="Advertise no URL (behind NAT): peers reach this node by relay only.")
 @click.option("--no-mdns", is_flag=True,
-              help="Do not use mDNS on the LAN (accepted now; LAN discovery comes later).")
+              help="Do not advertise or browse by mDNS (LAN discovery is on by default).")
+@click.option("--mdns-interface", multiple=True, metavar="NAME",
+              help="Interface for mDNS; repeatable [default: every one with an address].")
+@click.option("--mdns-family", type=click.Choice(["all", "ipv4", "ipv6"]), default="all",
+              show_default=True, help="Address families mDNS uses.")
 @click.option("--low", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Dial more peers below this many.")
 @click.option("--high", type=click.IntRange(1, 128), default=8, show_default=True,
@@ -134,13 +138,15 @@ def show_id(data_dir: Path | None) -> None:
 def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, peer_port: int,
         control_port: int, bootstrap: tuple[str, ...], ice_server: tuple[str, ...],
         ice_address: tuple[str, ...], public_url: tuple[str, ...], no_advertise: bool,
-        no_mdns: bool, low: int, high: int, log_json: bool) -> None:
+        no_mdns: bool, mdns_interface: tuple[str, ...], mdns_family: str, low: int, high: int,
+        log_json: bool) -> None:
     """Run the node: join the mesh, sync, serve the control API. Ctrl-C stops it
     cleanly (a second Ctrl-C forces). Creates the identity on first use."""
     from . import daemon
     from .bootstrap import BootstrapError, resolve
     from .config import NodeConfig
     from .core.peering import PeeringConfig
+    from .discovery import MdnsConfig
     from .transport import TransportConfig
 
     with _one_line_errors():
@@ -149,6 +155,8 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
         click.echo(f"created {node_dir.path}; node id {node_dir.identity.text}", err=True)
     try:
         transport = TransportConfig(ice_servers=ice_server, ice_addresses=ice_address)
+        mdns = MdnsConfig(enabled=not no_mdns, interfaces=mdns_interface,
+                          ipv4=mdns_family != "ipv6", ipv6=mdns_family != "ipv4")
         resolve(bootstrap, node_dir.config.network)  # refuse bad lists before starting
         if low > high:
             raise ValueError(f"--low {low} is above --high {high}")
@@ -158,7 +166,8 @@ def run(data_dir: Path | None, network: str | None, name: str, peer_host: str, p
         data_dir=node_dir.path, network=node_dir.config.network, name=name,
         peer_host=peer_host, peer_port=peer_port, control_port=control_port,
         public_urls=public_url, advertise=not no_advertise, bootstrap=bootstrap,
-        transport=transport, peering=PeeringConfig(low=low, high=high), log_json=log_json)
+        transport=transport, peering=PeeringConfig(low=low, high=high), mdns=mdns,
+        log_json=log_json)
     try:
         daemon.run(config)
     except OSError as exc:  # a port in use, most likely

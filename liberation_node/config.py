@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .core.mesh import MeshConfig
 from .core.peering import PeeringConfig
+from .discovery.config import MdnsConfig
 from .transport.config import TransportConfig
 
 DEFAULT_PEER_PORT = 7411
@@ -30,5 +31,6 @@ class NodeConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
+    mdns: MdnsConfig = field(default_factory=MdnsConfig)  # LAN discovery, on by default
     health_interval_s: float = 10.0
     log_json: bool = False

@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from .transport import TransportError
 
 if TYPE_CHECKING:
     from .core.views import Views
+    from .discovery.mdns import LanDiscovery
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
@@ -97,6 +99,7 @@ class Node:
         self._dial_keys: dict[int, str] = {}  # link id -> the candidate we dialed
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
+        self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)
         self.peer_url = ""
         self.control_url = ""
         self.stopping = False
@@ -126,12 +129,36 @@ class Node:
                                              "name": cfg.name or cfg.mesh.name})
         for peer in resolve_bootstrap(cfg.bootstrap, cfg.network):
             self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP)
+        if cfg.mdns.enabled:
+            self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
                       peer_url=self.peer_url)
         self._spawn(self.health.run(cfg.health_interval_s))
         log.info("node %s up on network %r: peer port %s, control %s", self.identity.text,
                  cfg.network, self.peer_url, self.control_url)
         self._service()
+
+    def _start_lan(self, peer_port: int) -> None:
+        from .discovery.mdns import LanDiscovery  # zeroconf loads only when mDNS is on
+
+        cfg = self.config
+        self._lan = LanDiscovery(
+            cfg.mdns, me=self.identity.public_key, network=cfg.network,
+            protocol=cfg.mesh.session.protocol_version, port=peer_port,
+            bind_host=cfg.peer_host, ice_addresses=cfg.transport.ice_addresses,
+            found=self._lan_found, lost=self._lan_lost)
+        self._spawn(self._lan.start(), name="mdns")
+
+    def _lan_found(self, node_id: bytes, urls: tuple[str, ...]) -> None:
+        """A peer of our network advertised on the LAN: a candidate; the connection
+        manager decides whether to dial it (discovery.md §6)."""
+        self.peering.learn(node_id, urls, Source.MDNS)
+        if not self.stopping:
+            self._service()
+
+    def _lan_lost(self, node_id: bytes) -> None:
+        if self.peering.forget(node_id, Source.MDNS):
+            log.info("forgot %s: its mDNS service is gone", short_id(node_id))
 
     async def _load_transport(self) -> WebRtcTransport:
         module = await asyncio.get_running_loop().run_in_executor(
@@ -160,6 +187,8 @@ class Node:
         if self.stopping:
             return
         self.stopping = True
+        # mDNS goodbye first, so that LAN peers drop our record rather than redial us.
+        lan = self._spawn(self._lan.close(), name="mdns goodbye") if self._lan else None
         log.info("shutting down: closing %d peers", len(self.mesh.peers()))
         for conn in list(self.mesh.peers()):
             self.mesh.close(conn, CloseReason.SHUTDOWN, "node stopping")
@@ -167,6 +196,8 @@ class Node:
         await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
         if self._timer is not None:
             self._timer.cancel()
+        if lan is not None:
+            await asyncio.gather(lan, return_exceptions=True)
         for runner in self._runners:
             await runner.cleanup()
         if self._transport is not None:
@@ -379,7 +410,10 @@ class Node:
             self.peering.dial_done(dial.key, clock.now_ms())
         except Exception as exc:  # any failure of one dial is that dial's failure
             log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
-            self.peering.dial_failed(dial.key, clock.now_ms())
+            if self.peering.dial_failed(dial.key, clock.now_ms()):
+                log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
+                         short_id(dial.node_id) if dial.node_id else dial.key,
+                         self.config.peering.mdns_max_failures)
             if not self.stopping:
                 self._service()
 
@@ -476,6 +510,9 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
+            "candidates": dict(sorted(Counter(c.source.name.lower()
+                                              for c in self.peering.candidates.values()).items())),
+            "mdns": self._lan.status() if self._lan is not None else None,
         }
 
     def views(self) -> Views:

@@ -87,3 +87,35 @@ def test_an_id_less_bootstrap_entry_becomes_the_peer_it_reached() -> None:
     # After the link drops, it is dialed again (it used to stay "dialing" for ever).
     again = p.due(10**6, 0, reachable=lambda c: True)
     assert [d.url for d in again] == ["http://boot/v1/signal"]
+
+
+def test_an_mdns_candidate_that_keeps_failing_is_forgotten() -> None:
+    """Its record may be a dead node's, cached for an hour (protocols/discovery.md §6)."""
+    p = Peering(ME, PeeringConfig(mdns_max_failures=3), rand=lambda: 0.5)
+    lan, listed = ids(2)
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS)
+    p.learn(listed, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    forgotten = []
+    now = 0
+    for _ in range(10):
+        for dial in p.due(now, 0, reachable=lambda cand: True):
+            if p.dial_failed(dial.key, now):
+                forgotten.append(dial.node_id)
+        now += 60_000
+    assert forgotten == [lan]  # after exactly three failures, and only the mDNS one
+    assert lan.hex() not in p.candidates and listed.hex() in p.candidates
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS)  # announced again
+    assert p.candidates[lan.hex()].failures == 0
+
+
+def test_forget_drops_an_mdns_candidate_unless_connected_or_better_known() -> None:
+    p = Peering(ME, PeeringConfig(), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    for node in (a, b, c):
+        p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+    p.learn(c, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    p.connected(b)
+    assert p.forget(a, Source.MDNS) and a.hex() not in p.candidates
+    assert not p.forget(b, Source.MDNS)  # a live connection is the better evidence
+    assert not p.forget(c, Source.MDNS)  # a bootstrap list still names it
+    assert not p.forget(a, Source.MDNS)  # already gone

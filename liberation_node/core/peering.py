@@ -36,6 +36,9 @@ class PeeringConfig:
     backoff_max_ms: int = 60_000
     max_dialing: int = 4  # dials in flight at once
     max_candidates: int = 1_000
+    # An mDNS candidate that fails this many dials in a row is forgotten: its record may
+    # be a dead node's, cached for an hour or more (protocols/discovery.md §6).
+    mdns_max_failures: int = 5
 
 
 @dataclass
@@ -119,12 +122,29 @@ class Peering:
             # Not at once: a peer that just dropped us may be restarting or overloaded.
             cand.next_attempt = now + self._backoff(max(cand.failures, 1))
 
-    def dial_failed(self, key: str, now: int) -> None:
+    def dial_failed(self, key: str, now: int) -> bool:
+        """Count a failure and back off. True when the candidate is forgotten: one known
+        only from mDNS after `mdns_max_failures` failures in a row (discovery.md §6)."""
         cand = self.candidates.get(key)
-        if cand is not None:
-            cand.dialing = False
-            cand.failures += 1
-            cand.next_attempt = now + self._backoff(cand.failures)
+        if cand is None:
+            return False
+        cand.dialing = False
+        cand.failures += 1
+        cand.next_attempt = now + self._backoff(cand.failures)
+        if cand.source == Source.MDNS and cand.failures >= self.config.mdns_max_failures:
+            del self.candidates[key]
+            return True
+        return False
+
+    def forget(self, node_id: bytes, source: Source) -> bool:
+        """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
+        the candidate if that source is the best we had and it is neither connected nor
+        being dialed (a live connection is the node's own evidence). True if dropped."""
+        cand = self.candidates.get(node_id.hex())
+        if cand is None or cand.source != source or cand.connected or cand.dialing:
+            return False
+        del self.candidates[cand.key]
+        return True
 
     def misbehaved(self, node_id: bytes) -> None:
         self.strikes[node_id] = self.strikes.get(node_id, 0) + 1
