@@ -22,7 +22,7 @@ labs never collide, and `cleanup` removes only labs whose creator is gone.
 Tests and benchmarks import it (`from scripts.meshlab import Lab`); by hand:
 
     sudo .venv/test/bin/python scripts/meshlab.py up --hosts 5 --ops 3
-    sudo .venv/test/bin/python scripts/meshlab.py up --lans 2 --hosts 3 --partition h2
+    sudo .venv/test/bin/python scripts/meshlab.py up --lans 2 --hosts 3 --partition h2 --hold 8
     sudo .venv/test/bin/python scripts/meshlab.py cleanup
 """
 
@@ -547,12 +547,17 @@ def _up(args: argparse.Namespace) -> None:
         hosts = [lab.add_host(lans[i % args.lans]) for i in range(args.hosts * args.lans)]
         first = next(h for h in hosts if h.lan is lans[0])
         daemons = [lab.start(first, mdns=not args.no_mdns)]
-        daemons += lab.start_all(
-            [h for h in hosts if h is not first], mdns=not args.no_mdns,
-            bootstrap=[daemons[0].url] if args.bootstrap or args.no_mdns else [])
+        for h in hosts:  # mDNS stays on its LAN: other LANs need the first host's URL
+            if h is not first:
+                across = args.bootstrap or args.no_mdns or h.lan is not first.lan
+                daemons.append(lab.start(h, mdns=not args.no_mdns, wait=False,
+                                         bootstrap=[daemons[0].url] if across else []))
+        for d in daemons:
+            d.wait_up()
         t0 = time.monotonic()
         wait_until(lambda: connected(daemons), args.timeout, "a connected mesh")
-        print(f"connected mesh after {time.monotonic() - t0:.1f} s", flush=True)
+        print(f"connected mesh {time.monotonic() - t0:.1f} s after every daemon was up",
+              flush=True)
         for d in daemons:
             for i in range(args.ops):
                 d.post(f"{d.host.name} says {i}")
@@ -567,16 +572,21 @@ def _up(args: argparse.Namespace) -> None:
             name, _, pct = spec.partition(":")
             lab.loss(next(h for h in hosts if h.name == name), int(pct))
             print(f"{pct}% loss at {name}", flush=True)
+        if victims or args.loss:
+            for d in daemons:  # written while the faults are on
+                d.post(f"{d.host.name} during the fault")
+            total += len(daemons)
         if args.hold:
             print(f"holding {args.hold:g} s (Ctrl-C ends)", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 time.sleep(args.hold)
+            print(lab.summary(), flush=True)
         if victims or args.loss:
             lab.heal()
             t0 = time.monotonic()
             wait_until(lambda: converged(daemons, total), args.timeout, "equal digests")
-            print(f"healed; equal digests after {time.monotonic() - t0:.1f} s")
-        print(lab.summary(), flush=True)
+            print(f"healed; every op everywhere after {time.monotonic() - t0:.1f} s")
+            print(lab.summary(), flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -592,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="2: two LANs joined by a router")
     up.add_argument("--ops", type=int, default=2, help="messages posted by each host")
     up.add_argument("--bootstrap", action="store_true",
-                    help="every host also bootstraps from the first (across LANs: needed)")
+                    help="every host also bootstraps from the first (across LANs, always)")
     up.add_argument("--no-mdns", action="store_true", help="bootstrap only, no mDNS")
     up.add_argument("--ipv6", action="store_true", help="IPv6 (ULA) addresses too")
     up.add_argument("--partition", nargs="*", default=[], metavar="HOST",

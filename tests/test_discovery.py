@@ -250,3 +250,20 @@ def test_the_decisions_are_sans_io() -> None:
     imported += [n.module for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module]
     assert [m for m in imported if m.split(".")[0] in BANNED] == []
+
+
+def test_the_example_of_the_spec() -> None:
+    """protocols/discovery.md §1.3, byte for byte."""
+    from liberation_node.core.identity import Identity
+
+    node = Identity.from_seed(bytes([1]) * 32)
+    assert node.text == "lnrkeohxlubhyzl7ks3mwtzos5olfgocn7dwkbeg7toseadnapn5ogcwi"
+    assert advertised_txt(node.public_key, "testnet", 1).hex() == (
+        "0a70726f746f636f6c3d310f6e6574776f726b3d746573746e65743c69643d6c"
+        "6e726b656f68786c756268797a6c376b73336d77747a6f73356f6c66676f636e"
+        "3764776b62656737746f736561646e61706e356f67637769")
+    verdict = judge(Service(service_name(node.public_key),
+                            advertised_txt(node.public_key, "testnet", 1), 7411,
+                            ("198.18.1.10",)),
+                    network="testnet", protocol=1, me=ME, links=LAN)
+    assert verdict == Found(node.public_key, ("http://198.18.1.10:7411/v1/signal",))
