@@ -283,9 +283,14 @@ class Lab:
             daemon.wait_up()
         return daemon
 
-    def start_all(self, hosts: Iterable[Host], **kw: Any) -> list[Daemon]:
-        """Launch every daemon at once, then wait for each to be up."""
-        daemons = [self.start(h, wait=False, **kw) for h in hosts]
+    def start_all(self, hosts: Iterable[Host], *,
+                  extra_for: Callable[[Host], list[str]] | None = None, **kw: Any
+                  ) -> list[Daemon]:
+        """Launch every daemon at once, then wait for each to be up. `extra_for(host)`
+        gives per-host extra arguments."""
+        daemons = [self.start(h, wait=False, **kw,
+                              **({"extra": extra_for(h)} if extra_for else {}))
+                   for h in hosts]
         for d in daemons:
             d.wait_up()
         return daemons

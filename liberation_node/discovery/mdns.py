@@ -101,11 +101,14 @@ class LanDiscovery:
         self._registration = asyncio.ensure_future(self._register())
 
     def _addresses_to_advertise(self) -> tuple[str, ...]:
-        """The A/AAAA records of our service (discovery.md §4): our addresses on the
-        chosen interfaces; only the bound address when the peer port is bound to one;
-        only ICE's addresses when those are restricted (transport.md §6.2)."""
+        """The A/AAAA records of our service (discovery.md §4.2): our addresses on the
+        chosen interfaces where the peer port listens (IPv4 only when it is bound to
+        0.0.0.0; only the bound address when it is bound to one); only ICE's addresses
+        when those are restricted (transport.md §6.2)."""
         ours = [a for i in self._interfaces for a in i.addresses]
-        if self.bind_host not in WILDCARDS:
+        if self.bind_host == "0.0.0.0":
+            ours = [a for a in ours if ":" not in a]
+        elif self.bind_host not in WILDCARDS:
             ours = [a for a in ours if a == self.bind_host]
         if self.ice_addresses:
             ours = [a for a in ours if a in self.ice_addresses]
