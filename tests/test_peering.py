@@ -119,3 +119,21 @@ def test_forget_drops_an_mdns_candidate_unless_connected_or_better_known() -> No
     assert not p.forget(b, Source.MDNS)  # a live connection is the better evidence
     assert not p.forget(c, Source.MDNS)  # a bootstrap list still names it
     assert not p.forget(a, Source.MDNS)  # already gone
+
+
+def test_each_node_has_its_own_order_among_equal_candidates() -> None:
+    """Nodes of a LAN find the same candidates at once: they must not all dial the same
+    ones first (they would be refused as a herd and become hubs)."""
+    lan = ids(9)
+    firsts = set()
+    for me in range(20):
+        p = Peering(bytes([100 + me]) * 32, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in lan:
+            p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        first = [d.node_id for d in p.due(0, 0, reachable=lambda cand: True)]
+        again = Peering(p.me, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in reversed(lan):
+            again.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        assert [d.node_id for d in again.due(0, 0, reachable=lambda cand: True)] == first
+        firsts.add(first[0])
+    assert len(firsts) >= 4  # twenty nodes start with (at least four) different peers

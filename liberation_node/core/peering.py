@@ -15,6 +15,7 @@ replica (peer exchange), mDNS, or the operator.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -165,7 +166,7 @@ class Peering:
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and self.strikes.get(c.node_id or b"", 0) < 3 and reachable(c)]
-        ready.sort(key=lambda c: (c.failures, c.source, c.key))
+        ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
         dials = []
         for cand in ready[:want]:
             cand.dialing = True
@@ -173,6 +174,13 @@ class Peering:
             url = cand.urls[cand.failures % len(cand.urls)] if cand.urls else None
             dials.append(Dial(cand.key, cand.node_id, url))
         return dials
+
+    def _rank(self, key: str) -> bytes:
+        """The order among equal candidates: a hash keyed by our own id, so that every
+        node has its own order. Sorting by the key itself made every node of a LAN dial
+        the same few peers first (mDNS finds everyone at once), which then refused the
+        herd with 503 and kept more peers than the rest."""
+        return hashlib.blake2b(key.encode(), key=self.me, digest_size=8).digest()
 
     def timer(self) -> int | None:
         waits = [c.next_attempt for c in self.candidates.values()
