@@ -414,6 +414,8 @@ class Node:
                 log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
                          short_id(dial.node_id) if dial.node_id else dial.key,
                          self.config.peering.mdns_max_failures)
+                if self._lan is not None and dial.node_id is not None:
+                    self._lan.forgotten(dial.node_id)  # asked about again later
             if not self.stopping:
                 self._service()
 

@@ -158,8 +158,10 @@ class Host:
     lan: Lan
     address: str
     ports: list[str] = field(default_factory=list)  # its veth ends in the hub namespace
+    addresses: list[str] = field(default_factory=list)  # every address, one per LAN
     daemon: Daemon | None = None
     router: bool = False
+    rejecting: bool = False  # has output rules refusing TCP to cut-off hosts
 
     def run(self, *args: str, check: bool = True) -> str:
         return sh("ip", "netns", "exec", self.ns, *args, check=check)
@@ -192,7 +194,7 @@ class Lab:
         self.processes: list[subprocess.Popen[Any]] = []
         self.namespaces: list[str] = []
         self._ports = 0
-        self._cuts: set[tuple[str, str]] = set()  # (port, port) pairs dropped both ways
+        self._cuts: dict[tuple[str, str], bool] = {}  # port pairs cut both ways -> reject TCP
         self._loss: dict[str, int] = {}  # port -> percent dropped
         self._closed = False
         self._add_namespace(self.hub)
@@ -233,6 +235,7 @@ class Lab:
                "nodad")
         sh("ip", "-n", host.ns, "link", "set", ifname, "up")
         host.ports.append(port)
+        host.addresses.append(address)
 
     @staticmethod
     def v6(address: str) -> str:
@@ -301,11 +304,14 @@ class Lab:
 
     # -- faults ---------------------------------------------------------------------------
 
-    def partition(self, side: Iterable[Host]) -> None:
-        """Cut `side` off from every other host (each side still talks within itself)."""
+    def partition(self, side: Iterable[Host], *, reject: bool = False) -> None:
+        """Cut `side` off from every other host (each side still talks within itself).
+        Frames are dropped (a silent network: connection attempts hang until they time
+        out); with `reject`, TCP is refused with a reset instead (a connect fails at
+        once, as when a host is up but cut off by a router that says so)."""
         inside = {p for h in side for p in h.ports}
         outside = {p for h in self.hosts for p in h.ports} - inside
-        self._cuts |= {(a, b) for a in inside for b in outside}
+        self._cuts.update({(a, b): reject for a in inside for b in outside})
         self._apply_rules()
 
     def heal(self) -> None:
@@ -330,12 +336,22 @@ class Lab:
             if pct:
                 rules += [f'iifname "{port}" numgen random mod 100 < {pct} drop',
                           f'oifname "{port}" numgen random mod 100 < {pct} drop']
-        body = "\n".join(f"    {r}" for r in rules)
-        sh("ip", "netns", "exec", self.hub, "nft", "-f", "-", input=(
-            "table bridge meshlab\ndelete table bridge meshlab\n"
-            "table bridge meshlab {\n  chain forward {\n"
-            "    type filter hook forward priority 0; policy accept;\n"
-            f"{body}\n  }}\n}}\n"))
+        _nft(self.hub, "bridge", "forward", rules)
+        # This kernel's bridge cannot answer with a TCP reset, so a rejecting cut is
+        # also a rule in each host's own output path: its connects fail at once.
+        owner = {p: h for h in self.hosts for p in h.ports}
+        for host in self.hosts:
+            refused = sorted({a for (x, y), reject in self._cuts.items() if reject
+                              for mine, theirs in ((x, y), (y, x)) if mine in host.ports
+                              for a in owner[theirs].addresses})
+            v6 = [self.v6(a) for a in refused] if self.ipv6 else []
+            host_rules = [f"ip daddr {{ {', '.join(refused)} }} meta l4proto tcp "
+                          "reject with tcp reset"] if refused else []
+            host_rules += [f"ip6 daddr {{ {', '.join(v6)} }} meta l4proto tcp "
+                           "reject with tcp reset"] if v6 else []
+            if host_rules or host.rejecting:
+                _nft(host.ns, "inet", "output", host_rules)
+                host.rejecting = bool(host_rules)
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -375,6 +391,15 @@ class Lab:
             _delete_namespace(ns)
         if self._own_workdir and not os.environ.get("MESHLAB_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _nft(ns: str, family: str, hook: str, rules: list[str]) -> None:
+    """Replace the lab's table in `ns` with one chain holding `rules`, atomically."""
+    body = "".join(f"    {r}\n" for r in rules)
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=(
+        f"table {family} meshlab\ndelete table {family} meshlab\n"
+        f"table {family} meshlab {{\n  chain {hook} {{\n"
+        f"    type filter hook {hook} priority 0; policy accept;\n{body}  }}\n}}\n"))
 
 
 def _terminate(procs: list[subprocess.Popen[Any]], grace: float) -> None:

@@ -21,7 +21,17 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from zeroconf import IPVersion, NonUniqueNameException, ServiceStateChange, Zeroconf
+from zeroconf import (
+    IPVersion,
+    NonUniqueNameException,
+    RecordUpdate,
+    RecordUpdateListener,
+    ServiceStateChange,
+    Zeroconf,
+    current_time_millis,
+)
+from zeroconf._dns import DNSPointer, DNSQuestion
+from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..core.identity import short_id
@@ -43,6 +53,38 @@ log = logging.getLogger("liberation_node.discovery")
 
 WILDCARDS = ("", "0.0.0.0", "::")
 MAX_REMEMBERED_IGNORED = 256  # names whose refusal was logged (each is logged once)
+TYPE_PTR, TYPE_SRV, CLASS_IN, FLAGS_QUERY = 12, 33, 1, 0x0000  # RFC 1035 §3.2.2-§4.1.1
+SWEEP_S = 10.0  # how often the cache is searched for instances missed (a failed resolve)
+RECHECK_FIRST_MS = 10_000  # discovery.md §6.1: then doubling, as RFC 6762 §5.2 asks
+RECHECK_MAX_MS = 3_600_000
+
+
+class _Recheck:
+    """A service whose node was forgotten for failing: asked about again later."""
+
+    __slots__ = ("due", "interval")
+
+    def __init__(self, now: float, interval: int) -> None:
+        self.interval = interval
+        self.due = now + interval
+
+
+class _SrvAnswers(RecordUpdateListener):
+    """Every SRV record heard on the link, fresh or refreshing one already cached (the
+    browser reports only changes): proof that its responder is alive."""
+
+    def __init__(self, heard: Callable[[str], None]) -> None:
+        self._heard = heard
+
+    def async_update_records(self, zc: Zeroconf, now: float,
+                             records: list[RecordUpdate]) -> None:
+        for update in records:
+            record = update.new
+            if record.type == TYPE_SRV and not record.is_expired(now):
+                self._heard(record.name.lower())
+
+    def async_update_records_complete(self) -> None:
+        pass
 
 
 class LanDiscovery:
@@ -71,6 +113,11 @@ class LanDiscovery:
         self._pending: dict[str, None] = {}  # names to resolve, in arrival order
         self._workers: set[asyncio.Task[None]] = set()
         self._registration: asyncio.Task[None] | None = None
+        self._rechecks: dict[str, _Recheck] = {}  # names of forgotten nodes (§6.1)
+        self._recheck_intervals: dict[str, int] = {}  # doubling per name while cached
+        self._rechecker: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._answers = _SrvAnswers(self._heard)
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -93,12 +140,14 @@ class LanDiscovery:
             self._zc = AsyncZeroconf(interfaces=choice, ip_version=version)
             self._browser = AsyncServiceBrowser(self._zc.zeroconf, [SERVICE_TYPE],
                                                 handlers=[self._on_change])
+            self._zc.zeroconf.async_add_listener(self._answers, None)
         except Exception as exc:  # sockets, interfaces: a node without mDNS still runs
             log.warning("mDNS off: %s", exc)
             await self._close_zeroconf()
             return
         log.info("mDNS on %s", ", ".join(i.name for i in self._interfaces))
         self._registration = asyncio.ensure_future(self._register())
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     def _addresses_to_advertise(self) -> tuple[str, ...]:
         """The A/AAAA records of our service (discovery.md §4.2): our addresses on the
@@ -141,7 +190,8 @@ class LanDiscovery:
         """Say goodbye (RFC 6762 §10.1: our records with TTL 0, so other nodes drop them
         at once) and close the sockets."""
         self._closing = True
-        tasks = [*self._workers, *([self._registration] if self._registration else [])]
+        tasks = [*self._workers,
+                 *(t for t in (self._registration, self._rechecker, self._sweeper) if t)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -151,6 +201,8 @@ class LanDiscovery:
         zc, self._zc = self._zc, None
         browser, self._browser = self._browser, None
         with contextlib.suppress(Exception):
+            if zc is not None:
+                zc.zeroconf.async_remove_listener(self._answers)
             if browser is not None:
                 await browser.async_cancel()
             if zc is not None:
@@ -167,8 +219,13 @@ class LanDiscovery:
         if state_change is ServiceStateChange.Removed:
             self._pending.pop(key, None)
             self._ignored.pop(key, None)
+            self._rechecks.pop(key, None)
+            self._recheck_intervals.pop(key, None)
             self._drop(key, "removed")
             return
+        self._queue(key)
+
+    def _queue(self, key: str) -> None:
         if key not in self._pending and len(self._pending) >= 4 * self.config.max_services:
             return  # a flood of names: those already queued go first
         self._pending[key] = None
@@ -176,6 +233,23 @@ class LanDiscovery:
             task = asyncio.ensure_future(self._resolve_pending())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+
+    async def _sweep(self) -> None:
+        """Queue, now and then, the instances in zeroconf's cache that are neither tracked
+        nor ignored: a resolve that timed out (or an event missed) gets another chance,
+        since the browser reports an instance only when its records change."""
+        while not self._closing:
+            await asyncio.sleep(SWEEP_S)
+            zc = self._zc
+            if zc is None:
+                return
+            now = current_time_millis()
+            cached = zc.zeroconf.cache.async_all_by_details(SERVICE_TYPE, TYPE_PTR, CLASS_IN)
+            names = [r.alias.lower() for r in cached
+                     if isinstance(r, DNSPointer) and not r.is_expired(now)]
+            for key in names[:4 * self.config.max_services]:
+                if key not in self._services and key not in self._ignored:
+                    self._queue(key)
 
     async def _resolve_pending(self) -> None:
         while self._pending and not self._closing:
@@ -196,7 +270,7 @@ class LanDiscovery:
         info = AsyncServiceInfo(SERVICE_TYPE, name)
         if not info.load_from_cache(zc.zeroconf) and not await info.async_request(
                 zc.zeroconf, self.config.resolve_timeout_ms):
-            log.debug("mDNS: %s did not resolve", name)
+            log.debug("mDNS: %s did not resolve (tried again within %g s)", name, SWEEP_S)
             return None
         return Service(name, info.text or b"", info.port or 0,
                        tuple(info.parsed_scoped_addresses()))
@@ -207,8 +281,8 @@ class LanDiscovery:
                         links=links)
         if isinstance(verdict, Ignored):
             self._drop(key, verdict.reason.value)
-            if verdict.reason is not Reason.SELF:
-                self._ignore(key, verdict.reason.value, verdict.detail)
+            self._ignore(key, verdict.reason.value, verdict.detail,
+                         quiet=verdict.reason is Reason.SELF)
             return
         assert isinstance(verdict, Found)
         self._ignored.pop(key, None)
@@ -223,16 +297,17 @@ class LanDiscovery:
             self._lose(previous)
         self._found(verdict.node_id, verdict.urls)
 
-    def _ignore(self, key: str, reason: str, detail: str) -> None:
-        """Log a refusal once per service and reason (a LAN may hold many services of
-        other networks, and each re-announces)."""
+    def _ignore(self, key: str, reason: str, detail: str, quiet: bool = False) -> None:
+        """Remember a refusal, and log it once per service and reason (a LAN may hold
+        many services of other networks, and each re-announces)."""
         if self._ignored.get(key) == reason:
             return
         if len(self._ignored) >= MAX_REMEMBERED_IGNORED:
             self._ignored.pop(next(iter(self._ignored)))
         self._ignored[key] = reason
-        self._ignored_counts[reason] += 1
-        log.info("mDNS: ignoring %s: %s (%s)", key, reason, detail)
+        if not quiet:
+            self._ignored_counts[reason] += 1
+            log.info("mDNS: ignoring %s: %s (%s)", key, reason, detail)
 
     def _drop(self, key: str, why: str) -> None:
         node_id = self._services.pop(key, None)
@@ -243,6 +318,58 @@ class LanDiscovery:
     def _lose(self, node_id: bytes) -> None:
         if node_id not in self._services.values():  # not still under another name
             self._lost(node_id)
+
+    # -- nodes forgotten for failing (discovery.md §6.1) ------------------------------------
+
+    def forgotten(self, node_id: bytes) -> None:
+        """The connection manager gave up on `node_id` (failed dials): its cached record
+        may be a dead node's, or the node may be cut off for now. Ask about it again
+        later; a live responder answers, and then it is a candidate again."""
+        for key, known in self._services.items():
+            if known == node_id and key not in self._rechecks:
+                self._schedule(key)
+        if self._rechecks and self._rechecker is None and self._zc is not None:
+            self._rechecker = asyncio.ensure_future(self._recheck())
+
+    def _schedule(self, key: str) -> None:
+        """The next question about `key`: 10 s, then twice as long each time (per name,
+        for as long as it stays cached), at most an hour."""
+        previous = self._recheck_intervals.get(key)
+        interval = min(previous * 2, RECHECK_MAX_MS) if previous else RECHECK_FIRST_MS
+        self._recheck_intervals[key] = interval
+        self._rechecks[key] = _Recheck(current_time_millis(), interval)
+
+    def _heard(self, name: str) -> None:
+        """An SRV answer for `name`: if its node was forgotten and its recheck is due,
+        the responder is alive; resolve it again (which hands it over as found)."""
+        recheck = self._rechecks.get(name)
+        if recheck is not None and current_time_millis() >= recheck.due and not self._closing:
+            del self._rechecks[name]
+            log.info("mDNS: %s answers again", name.split(".", 1)[0][:10])
+            self._queue(name)
+
+    async def _recheck(self) -> None:
+        """Query the SRV records of forgotten nodes when due (one packet for all), at
+        intervals doubling per name (RFC 6762 §5.2): answers arrive through _heard."""
+        try:
+            while self._rechecks and self._zc is not None:
+                now = current_time_millis()
+                wait = min(r.due for r in self._rechecks.values()) - now
+                if wait > 0:
+                    await asyncio.sleep(wait / 1000)
+                    continue
+                due = [k for k, r in self._rechecks.items() if r.due <= now]
+                query = DNSOutgoing(FLAGS_QUERY)
+                for key in due:
+                    query.add_question(DNSQuestion(key, TYPE_SRV, CLASS_IN))
+                self._zc.zeroconf.async_send(query)
+                await asyncio.sleep(1.0)  # answers come within RFC 6762 §6's 500 ms
+                for key in due:  # no answer: ask again later
+                    recheck = self._rechecks.get(key)
+                    if recheck is not None and recheck.due <= now:
+                        self._schedule(key)
+        finally:
+            self._rechecker = None
 
     # -- status ---------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ def test_a_killed_node_is_dialed_a_bounded_number_of_times_then_forgotten(lab: L
     victim_id = victim.status()["node_id"]
     short = victim_id[:10]
     wait_until(lambda: victim_id in survivor.peer_ids(), 30, "the two to connect")
-    assert short in survivor.status()["mdns"]["peers"]
+    wait_until(lambda: short in survivor.status()["mdns"]["peers"], 20,
+               "the survivor to find the victim by mDNS")
 
     victim.kill()  # SIGKILL: no goodbye; its records stay in the survivor's cache
     survivor.wait_for_log(lambda line: "peer down" in line and short in line, 20,
