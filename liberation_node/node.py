@@ -52,6 +52,9 @@ log = logging.getLogger("liberation_node")
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
+# A signaling connection not established within this long is tried again (transport.md
+# §3.7): after a partition heals, dials under way get through within about this long.
+SIGNAL_CONNECT_EVERY_S = 1.0
 
 
 def _url(host: str, port: int) -> str:
@@ -394,7 +397,8 @@ class Node:
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
                     assert dial.url is not None
                     return await send_offer(dial.url, network, me, offer,
-                                            timeout=self.config.transport.connect_timeout_s)
+                                            timeout=self.config.transport.connect_timeout_s,
+                                            connect_every=SIGNAL_CONNECT_EVERY_S)
             else:
                 assert dial.node_id is not None
                 target = dial.node_id

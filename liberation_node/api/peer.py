@@ -162,26 +162,44 @@ class SignalTimeout(SignalError):
 
 
 async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, str],
-                     timeout: float, *,
-                     session: aiohttp.ClientSession | None = None) -> dict[str, str]:
+                     timeout: float, *, session: aiohttp.ClientSession | None = None,
+                     connect_every: float | None = None) -> dict[str, str]:
     """POST `offer` to the signaling URL `url`; return the answer ``{"type", "sdp"}``.
 
     Raises `SignalTimeout` after `timeout` seconds, `SignalError` for anything
     else: unreachable, an HTTP error (its ``{"error"}`` message is kept), an
     answer over 64 KiB or not of the right shape. Redirects are not followed:
-    the URL is the one the peer's id was announced with.
+    the URL is the one the peer's id was announced with. With `connect_every`, a
+    TCP connection not established within that many seconds is tried again (until
+    `timeout`), rather than left to the kernel's SYN retransmissions 1, 3 and 7 s
+    in: a dial under way when a partition heals gets through within about that
+    long (transport.md §3.7).
     """
     if not url.startswith(("http://", "https://")):
         raise SignalError(f"{url}: not an http(s) URL")
     payload = {"network": network, "from": id_to_text(from_id), "offer": offer}
     own = session is None
     client = aiohttp.ClientSession() if session is None else session
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        async with client.post(url, json=payload, allow_redirects=False,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
-            status = response.status
-            retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                async with client.post(url, json=payload, allow_redirects=False,
+                                       timeout=aiohttp.ClientTimeout(
+                                           total=left, sock_connect=connect_every),
+                                       ) as response:
+                    raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
+                    status = response.status
+                    retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                break
+            except aiohttp.ServerTimeoutError:
+                if connect_every is None:
+                    raise
+                # the only socket timeout set: no SYN-ACK yet; connect again
     except TimeoutError:
         raise SignalTimeout(f"{url}: no answer within {timeout:g} s") from None
     except aiohttp.ClientError as exc:
