@@ -263,7 +263,7 @@ class Node:
         self._service()
 
     def _arm(self, now: int) -> None:
-        times = [t for t in (self.mesh.get_timer(), self.peering.timer()) if t is not None]
+        times = [t for t in (self.mesh.get_timer(), self.peering.timer(now)) if t is not None]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from liberation_node.core.peering import Peering, PeeringConfig, Source
 
 ME = b"\x00" * 32
@@ -53,7 +56,7 @@ def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
     p.connected(a)
     p.disconnected(a, now=10_000)  # e.g. a partition
     assert p.due(10_000, 0, reachable=lambda cand: True) == []
-    assert p.timer() == 11_000
+    assert p.timer(10_000) == 11_000
     assert [d.node_id for d in p.due(11_000, 0, reachable=lambda cand: True)] == [a]
     p.misbehaved(c)
     assert p.surplus({a: 10, b: 300, c: 5}) == [c]
@@ -137,3 +140,33 @@ def test_each_node_has_its_own_order_among_equal_candidates() -> None:
         assert [d.node_id for d in again.due(0, 0, reachable=lambda cand: True)] == first
         firsts.add(first[0])
     assert len(firsts) >= 4  # twenty nodes start with (at least four) different peers
+
+
+def test_the_timer_never_asks_to_wake_for_what_due_just_declined() -> None:
+    """With enough peers, candidates are due but not dialed; a timer at or before `now`
+    made the node wake at once, forever (10 idle daemons burned a whole core)."""
+    p = Peering(ME, PeeringConfig(low=2), rand=lambda: 0.5)
+    a, b, c, d = ids(4)
+    for node in (a, b, c):
+        p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+    p.learn(d, [], Source.RECORD)  # reachable only by relay
+    now = 5_000
+    assert p.due(now, peer_count=2, reachable=lambda cand: bool(cand.urls)) == []
+    assert p.timer(now) is None  # nothing will become due by itself
+    p.dial_failed(a.hex(), now)  # dialed earlier and failed: due again later
+    assert p.timer(now) == p.candidates[a.hex()].next_attempt > now
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20_000), st.booleans(), st.booleans()), max_size=12),
+       st.integers(0, 20_000))
+def test_the_timer_is_always_in_the_future(states: list[tuple[int, bool, bool]],
+                                           now: int) -> None:
+    p = Peering(ME, PeeringConfig(), rand=lambda: 0.5)
+    for i, (next_attempt, connected, dialing) in enumerate(states):
+        node = bytes([i + 1]) * 32
+        p.learn(node, ["u"], Source.MDNS)
+        cand = p.candidates[node.hex()]
+        cand.next_attempt, cand.connected, cand.dialing = next_attempt, connected, dialing
+    wake = p.timer(now)
+    assert wake is None or wake > now

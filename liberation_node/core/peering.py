@@ -182,9 +182,14 @@ class Peering:
         herd with 503 and kept more peers than the rest."""
         return hashlib.blake2b(key.encode(), key=self.me, digest_size=8).digest()
 
-    def timer(self) -> int | None:
+    def timer(self, now: int) -> int | None:
+        """When a candidate next becomes due, for `due()` to be asked again. Only future
+        times: a candidate due already was just declined by `due()` (enough peers, no
+        way to reach it, too many strikes), and what changes that is an event (a peer
+        lost, a peer gained, a new candidate) on which the node asks again anyway. A
+        past time here would make the node wake at once, forever: a busy loop."""
         waits = [c.next_attempt for c in self.candidates.values()
-                 if not c.connected and not c.dialing]
+                 if not c.connected and not c.dialing and c.next_attempt > now]
         return min(waits) if waits else None
 
     def surplus(self, peers: dict[bytes, int | None]) -> list[bytes]:
