@@ -59,16 +59,6 @@ RECHECK_FIRST_MS = 10_000  # discovery.md §6.1: then doubling, as RFC 6762 §5.
 RECHECK_MAX_MS = 3_600_000
 
 
-class _Recheck:
-    """A service whose node was forgotten for failing: asked about again later."""
-
-    __slots__ = ("due", "interval")
-
-    def __init__(self, now: float, interval: int) -> None:
-        self.interval = interval
-        self.due = now + interval
-
-
 class _SrvAnswers(RecordUpdateListener):
     """Every SRV record heard on the link, fresh or refreshing one already cached (the
     browser reports only changes): proof that its responder is alive."""
@@ -113,7 +103,7 @@ class LanDiscovery:
         self._pending: dict[str, None] = {}  # names to resolve, in arrival order
         self._workers: set[asyncio.Task[None]] = set()
         self._registration: asyncio.Task[None] | None = None
-        self._rechecks: dict[str, _Recheck] = {}  # names of forgotten nodes (§6.1)
+        self._rechecks: dict[str, float] = {}  # forgotten nodes' names -> when to ask (§6.1)
         self._recheck_intervals: dict[str, int] = {}  # doubling per name while cached
         self._rechecker: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -286,6 +276,7 @@ class LanDiscovery:
             return
         assert isinstance(verdict, Found)
         self._ignored.pop(key, None)
+        self._rechecks.pop(key, None)  # found (again): a candidate afresh
         if key not in self._services and len(self._services) >= self.config.max_services:
             self._ignore(key, "full", f"already tracking {len(self._services)} services")
             return
@@ -337,13 +328,13 @@ class LanDiscovery:
         previous = self._recheck_intervals.get(key)
         interval = min(previous * 2, RECHECK_MAX_MS) if previous else RECHECK_FIRST_MS
         self._recheck_intervals[key] = interval
-        self._rechecks[key] = _Recheck(current_time_millis(), interval)
+        self._rechecks[key] = current_time_millis() + interval
 
     def _heard(self, name: str) -> None:
         """An SRV answer for `name`: if its node was forgotten and its recheck is due,
         the responder is alive; resolve it again (which hands it over as found)."""
-        recheck = self._rechecks.get(name)
-        if recheck is not None and current_time_millis() >= recheck.due and not self._closing:
+        due = self._rechecks.get(name)
+        if due is not None and current_time_millis() >= due and not self._closing:
             del self._rechecks[name]
             log.info("mDNS: %s answers again", name.split(".", 1)[0][:10])
             self._queue(name)
@@ -354,19 +345,18 @@ class LanDiscovery:
         try:
             while self._rechecks and self._zc is not None:
                 now = current_time_millis()
-                wait = min(r.due for r in self._rechecks.values()) - now
+                wait = min(self._rechecks.values()) - now
                 if wait > 0:
                     await asyncio.sleep(wait / 1000)
                     continue
-                due = [k for k, r in self._rechecks.items() if r.due <= now]
+                due = [k for k, when in self._rechecks.items() if when <= now]
                 query = DNSOutgoing(FLAGS_QUERY)
                 for key in due:
                     query.add_question(DNSQuestion(key, TYPE_SRV, CLASS_IN))
                 self._zc.zeroconf.async_send(query)
                 await asyncio.sleep(1.0)  # answers come within RFC 6762 §6's 500 ms
                 for key in due:  # no answer: ask again later
-                    recheck = self._rechecks.get(key)
-                    if recheck is not None and recheck.due <= now:
+                    if self._rechecks.get(key, now + 1) <= now:
                         self._schedule(key)
         finally:
             self._rechecker = None
