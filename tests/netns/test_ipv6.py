@@ -14,7 +14,9 @@ def test_two_nodes_find_each_other_over_ipv6_alone(lab: Lab) -> None:
     a, b = nodes
     a_id = a.status()["node_id"]
     wait_until(lambda: a_id in b.peer_ids(), 30, "the two to connect")
-    assert b.status()["mdns"]["advertised"] == [Lab.v6(b.host.address)]
-    url = f"http://[{Lab.v6(a.host.address)}]:7411/v1/signal"
-    assert any("mDNS: found" in line and url in line for line in b.log()), b.log()
+    for finder, found in ((a, b), (b, a)):  # whoever dialed first, both find the other
+        assert finder.status()["mdns"]["advertised"] == [Lab.v6(finder.host.address)]
+        url = f"http://[{Lab.v6(found.host.address)}]:7411/v1/signal"
+        finder.wait_for_log(lambda line, url=url: "mDNS: found" in line and url in line, 20,
+                            f"{finder.host.name} to find the other at {url}")
     assert not any("mDNS: found" in line and "198.18." in line for line in b.log() + a.log())
