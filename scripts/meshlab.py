@@ -425,13 +425,22 @@ def _delete_namespace(ns: str) -> None:
     sh("ip", "netns", "del", ns, check=False)
 
 
+def _alive(pid: int) -> bool:
+    """A running process (a zombie, killed but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def cleanup_stale() -> list[str]:
     """Delete the namespaces of labs whose creating process is gone."""
     removed = []
     for line in sh("ip", "netns", "list").splitlines():
         ns = line.split(" ", 1)[0]
         match = _STALE.match(ns)
-        if match and not Path(f"/proc/{match.group(1)}").exists():
+        if match and not _alive(int(match.group(1))):
             _delete_namespace(ns)
             removed.append(ns)
     return removed
@@ -651,7 +660,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deleted {ns}")
         return 0
     cleanup_stale()
-    signal.signal(signal.SIGTERM, _interrupt)  # torn down like Ctrl-C, by Lab.__exit__
+    # Torn down by Lab.__exit__ on SIGTERM as on Ctrl-C (SIGINT is handled explicitly:
+    # a background job of a non-interactive shell starts with it ignored).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         _up(args)
     except (TimeoutError, LabError) as exc:
