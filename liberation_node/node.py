@@ -690,11 +690,10 @@ class Node:
     async def _write(self, body: Any, action: str) -> str:
         """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`
         (API 503) while writes are paused, `LocalError` (409) for a refused op."""
-        refused = self.writes_refused()
-        if refused is not None:
-            raise NotWritable(refused)
         assert self._writer is not None
-        op = self.mesh.write(body, clock.now_ms())
+        if self.stopping or self._writer.error is not None:
+            raise NotWritable(self.writes_refused() or "")
+        op = self.mesh.write(body, clock.now_ms())  # NotWritable while checking, or refused
         committed = self._writer.ack(self.mesh.ticket)
         self._service()  # hands the change to the writer
         await committed

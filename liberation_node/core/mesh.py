@@ -29,7 +29,7 @@ from typing import Any
 
 from . import frames
 from .bodies import Body
-from .errors import NotWritable, Reason
+from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
     ConnId,
@@ -60,7 +60,7 @@ from .frames import (
 from .gossip import Gossip, GossipConfig, Ref
 from .identity import Identity
 from .ops import Op
-from .ownfeed import OwnFeed, OwnFeedConfig
+from .ownfeed import Gate, OwnFeed, OwnFeedConfig
 from .reconcile import (
     BUCKET_HASH_BYTES,
     MAX_BITS,
@@ -411,11 +411,12 @@ class Mesh:
     def write(self, body: Body, now: int) -> Op:
         """Append an op to our own feed. It is gossiped once stored (`stored(self.ticket)`).
 
-        Raises `NotWritable` while writes are paused (sync.md §10.2) and `LocalError`
-        for an op that would be void."""
+        Raises `NotWritable` while writes are paused (the own feed is being checked,
+        sync.md §10.2) and `LocalError` for good: an op that would be void, or an
+        identity that has equivocated."""
         reason = self.own.writable()
         if reason is not None:
-            raise NotWritable(reason)
+            raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
         result = self.replica.append(self.identity, body, now)
         self._changed([result], (), (), source=None, now=now)
         return result.applied[0]
