@@ -2,7 +2,9 @@
 
 Startup -> run -> shutdown: the first SIGINT/SIGTERM drains (peers get a CLOSE,
 the store is flushed and closed, run.json is removed); a second one forces an
-immediate exit.
+immediate exit. A start that fails releases what it took and raises
+`StartupError` with one line for a person; the traceback goes to the log at
+DEBUG (shown with --debug).
 """
 
 from __future__ import annotations
@@ -16,10 +18,25 @@ import sys
 from typing import Any
 
 from .config import NodeConfig
+from .datadir import DataDirError
 from .node import Node
 from .runtime import tune_gc
+from .store.base import StoreError
 
 log = logging.getLogger("liberation_node")
+
+
+class StartupError(Exception):
+    """The node could not start; the message is one line for a person."""
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, DataDirError | StoreError):
+        return str(exc)
+    if isinstance(exc, OSError):  # a port in use, most likely
+        return f"cannot start: {exc.strerror or exc}" + (
+            f" ({exc.filename})" if exc.filename else "")
+    return f"cannot start: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,19 +78,27 @@ async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await node.start()
+        try:
+            await node.start()
+        except Exception as exc:
+            log.debug("start failed", exc_info=True)
+            raise StartupError(_one_line(exc).replace("\n", " ")) from None
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
-        await node.stop()
+        try:
+            await node.stop()
+        except Exception:  # never let a failed shutdown hide why the node stopped
+            log.exception("shutdown failed")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
 def run(config: NodeConfig) -> None:
+    """Run the node until a signal stops it; raises `StartupError` if it cannot start."""
     tune_gc()
-    setup_logging(config.log_json)
+    setup_logging(config.log_json, logging.DEBUG if config.debug else logging.INFO)
     try:
         import uvloop  # the fast loop where available (DESIGN §1)
     except ImportError:

@@ -1,5 +1,6 @@
 """Health checks (DESIGN §4 "connection manager ... reports health checks"), published
-on the event bus as ``system.health.check`` every interval: store, mesh degree,
+on the event bus as ``system.health.check`` every interval: store (commits
+failing), clock (offset from peers past half the skew bound), mesh degree,
 sync lag, event-loop lag and memory, each with an ``ok`` verdict."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import resource
 from typing import TYPE_CHECKING, Any
 
 from . import clock
+from .core.ops import MAX_CLOCK_SKEW_MS
 
 if TYPE_CHECKING:
     from .node import Node
@@ -41,8 +43,15 @@ class Health:
         low = node.config.peering.low
         pending = len(node.mesh.replica.pending)
         rss = rss_bytes()
+        writer = node._writer
+        error = writer.error if writer is not None else None
+        offset = node.clock_offset_ms()
         return {
-            "store": {"ok": True, "ops_stored": self.ops_stored},
+            "store": {"ok": error is None, "ops_stored": self.ops_stored, "error": error,
+                      "queued_ops": writer.queued_ops if writer is not None else 0},
+            # Past half the bound a peer's ops or records may soon be refused (ops.md §5.4).
+            "clock": {"ok": offset is None or abs(offset) <= MAX_CLOCK_SKEW_MS // 2,
+                      "offset_ms": offset, "bound_ms": MAX_CLOCK_SKEW_MS},
             "degree": {"ok": peers >= min(low, 1), "peers": peers, "low": low,
                        "high": node.config.peering.high},
             "sync": {"ok": pending < 1000, "pending": pending,

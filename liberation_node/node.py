@@ -7,12 +7,15 @@ call) goes into the engine with `now`; then `_service()` drains what the engine
 wants done: frames to send (bounded by each link's buffer: flow control),
 events to act on (persist, log, publish on the bus, tell the connection
 manager) and the one timer to re-arm. Store writes are batched by a single
-writer task, so ops are stored in the order the replica applied them.
+writer task (writer.py), so ops are stored in the order the replica applied
+them; an own write is acknowledged, and published, only once committed
+(DESIGN §8, protocols/sync.md §10).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -25,23 +28,41 @@ from aiohttp import web
 
 from . import __version__, clock, datadir
 from .api import runfile
+from .api._http import Refusals, make_runner
 from .api.control import control_app
+from .api.peer import SignalError as OfferFailed
 from .api.peer import SignalRefused, peer_app, send_offer
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
-from .core.events import Changed, Misbehaved, PeerDown, PeerUp, SignalReceived, SyncFinished
+from .core.errors import NotWritable
+from .core.events import (
+    Changed,
+    ForkFound,
+    Misbehaved,
+    PeerDown,
+    PeerUp,
+    SignalReceived,
+    SyncFinished,
+    WritesOpened,
+)
 from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
-from .core.peering import Candidate, Dial, Peering, Source
+from .core.ops import MAX_CLOCK_SKEW_MS
+from .core.ownfeed import OwnFeedConfig
+from .core.peering import Dial, Misdirected, Peering, Source
+from .core.queries import Index, Topology
 from .core.records import NodeInfo
+from .core.scope import allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
 from .store.loader import open_replica
+from .traffic import Traffic
 from .transport import TransportError
+from .writer import StoreWriter
 
 if TYPE_CHECKING:
     from .core.views import Views
@@ -49,6 +70,8 @@ if TYPE_CHECKING:
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
+
+REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
@@ -81,58 +104,97 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
     return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
 
 
+def clock_warning(offset_ms: int | None) -> str | None:
+    """Past half the skew bound, peers may soon refuse our ops and records, or we
+    theirs (protocols/ops.md §5.4): say so while there is time to fix the clock."""
+    if offset_ms is None or abs(offset_ms) <= MAX_CLOCK_SKEW_MS // 2:
+        return None
+    return (f"this node's clock is {abs(offset_ms) / 60_000:.1f} min "
+            f"{'ahead of' if offset_ms > 0 else 'behind'} its peers; at "
+            f"{MAX_CLOCK_SKEW_MS // 60_000} min their ops and records are refused: set the "
+            "clock right (NTP)")
+
+
 class Node:
     """One running node. `await start()`, then `await stop()`; see daemon.py."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.dir = datadir.load(config.data_dir)
+        self.stopping = False
         self.identity = self.dir.identity
         self.bus = EventBus()
         self.started_at = clock.monotonic_s()
         self._entropy = os.urandom
         self._links: dict[int, Link] = {}
+        self._lock: int | None = None  # the data directory's lock (datadir.lock)
+        self._store_cm: Any = None
         self._store: Store | None = None
-        self._writes: asyncio.Queue[Changed | None] = asyncio.Queue()
+        self._writer: StoreWriter | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
-        self._expected: dict[int, bytes] = {}  # link id -> node id a bootstrap list promised
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
-        self._dial_keys: dict[int, str] = {}  # link id -> the candidate we dialed
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
         self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)
         self.peer_url = ""
         self.control_url = ""
-        self.stopping = False
+        self.traffic = Traffic()
+        # Refused requests on both HTTP ports and refused relayed offers: one log line
+        # each, rate-limited, counted.
+        self.refusals = Refusals()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start everything; on failure, raise (`stop()` then releases what was taken)."""
         cfg = self.config
+        self._lock = datadir.lock(self.dir.path)  # first: one process per data dir (§8)
+        datadir.check_replica(self.dir.path, new_identity=cfg.new_identity, recover=cfg.recover)
         self._store_cm = self.dir.open_store()
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
         replica = await open_replica(self._store, cfg.network, now=now)
-        self.mesh = Mesh(self.identity, replica, cfg.mesh, self._entropy, now)
-        self.peering = Peering(self.identity.public_key, cfg.peering,
+        # A node that did not just make its identity checks its own feed with its
+        # peers before writing; --recover waits for a peer however long it takes.
+        own = OwnFeedConfig(check=not cfg.new_identity,
+                            grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
+        self.mesh = Mesh(self.identity, replica, dataclasses.replace(cfg.mesh, own_feed=own),
+                         self._entropy, now)
+        if self.mesh.writable():
+            log.info("writes wait until this node's own feed is checked with a peer%s",
+                     "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
+        self._index = Index(replica, self.identity.public_key)
+        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
+        # Announced URLs may be loopback or link-local only if this node uses such
+        # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
+        scopes = allowed_scopes([cfg.peer_host, *cfg.transport.ice_addresses,
+                                 *cfg.public_urls, *(p.url for p in bootstrap)])
+        self.peering = Peering(self.identity.public_key,
+                               dataclasses.replace(cfg.peering, scopes=scopes),
                                rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
         self.health = Health(self)
+        self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
+                                   cfg.max_queued_ops)
         # The WebRTC stack loads in a thread while the node starts (see transport/__init__).
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
-        self._spawn(self._writer(), name="writer")
-        peer_port = await self._serve(peer_app(self), cfg.peer_host, cfg.peer_port)
-        control_port = await self._serve(control_app(self, self.dir.control_token()),
-                                         cfg.control_host, cfg.control_port)
+        self._spawn(self._writer.run(), name="writer")
+        self._spawn(self._report_rejections(), name="rejections")
+        peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
+                                               refusals=self.refusals),
+                                      cfg.peer_host, cfg.peer_port)
+        control_port = await self._serve(control_app(
+            self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals,
+            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port)
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
         self.mesh.config = type(cfg.mesh)(**{**cfg.mesh.__dict__, "urls": urls,
                                              "name": cfg.name or cfg.mesh.name})
-        for peer in resolve_bootstrap(cfg.bootstrap, cfg.network):
-            self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP)
-        if cfg.mdns.enabled:
+        for peer in bootstrap:
+            self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
+        if cfg.mdns:
             self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
                       peer_url=self.peer_url)
@@ -146,7 +208,7 @@ class Node:
 
         cfg = self.config
         self._lan = LanDiscovery(
-            cfg.mdns, me=self.identity.public_key, network=cfg.network,
+            cfg.discovery, me=self.identity.public_key, network=cfg.network,
             protocol=cfg.mesh.session.protocol_version, port=peer_port,
             bind_host=cfg.peer_host, ice_addresses=cfg.transport.ice_addresses,
             found=self._lan_found, lost=self._lan_lost)
@@ -155,13 +217,22 @@ class Node:
     def _lan_found(self, node_id: bytes, urls: tuple[str, ...]) -> None:
         """A peer of our network advertised on the LAN: a candidate; the connection
         manager decides whether to dial it (discovery.md §6)."""
-        self.peering.learn(node_id, urls, Source.MDNS)
+        self.peering.learn(node_id, urls, Source.MDNS, clock.now_ms())
         if not self.stopping:
             self._service()
 
     def _lan_lost(self, node_id: bytes) -> None:
         if self.peering.forget(node_id, Source.MDNS):
             log.info("forgot %s: its mDNS service is gone", short_id(node_id))
+
+    def _lan_forgotten(self) -> None:
+        """mDNS candidates the connection manager gave up on: the LAN is asked about them
+        again later (discovery.md §6.1)."""
+        for node_id in self.peering.lan_forgotten():
+            log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
+                     short_id(node_id), self.config.peering.mdns_max_failures)
+            if self._lan is not None:
+                self._lan.forgotten(node_id)
 
     async def _load_transport(self) -> WebRtcTransport:
         module = await asyncio.get_running_loop().run_in_executor(
@@ -177,7 +248,7 @@ class Node:
         return await asyncio.shield(self._transport_task)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -186,17 +257,20 @@ class Node:
         return int(sockets[0][1]) if sockets else port
 
     async def stop(self) -> None:
-        """Drain: say goodbye to peers, flush the store, close everything."""
+        """Drain: say goodbye to peers, flush the store, close everything. Also after a
+        start that failed part way: it releases whatever was taken, and never raises."""
         if self.stopping:
             return
         self.stopping = True
+        started = "mesh" in self.__dict__
         # mDNS goodbye first, so that LAN peers drop our record rather than redial us.
         lan = self._spawn(self._lan.close(), name="mdns goodbye") if self._lan else None
-        log.info("shutting down: closing %d peers", len(self.mesh.peers()))
-        for conn in list(self.mesh.peers()):
-            self.mesh.close(conn, CloseReason.SHUTDOWN, "node stopping")
-        self._service()
-        await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
+        if started:
+            log.info("shutting down: closing %d peers", len(self.mesh.peers()))
+            for conn in list(self.mesh.peers()):
+                self.mesh.close(conn, CloseReason.SHUTDOWN, "node stopping")
+            self._service()
+            await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
         if self._timer is not None:
             self._timer.cancel()
         if lan is not None:
@@ -205,14 +279,21 @@ class Node:
             await runner.cleanup()
         if self._transport is not None:
             await self._transport.close()
-        self._writes.put_nowait(None)  # the writer flushes what is queued, then ends
+        if self._writer is not None:
+            await self._writer.close()  # the writer commits what is queued, then ends
         for task in list(self._tasks):
             if task.get_name() != "writer":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._store_cm.__aexit__(None, None, None)
-        runfile.remove(self.dir.path)
-        log.info("stopped")
+        if self._store_cm is not None:
+            await self._store_cm.__aexit__(None, None, None)
+        if started:
+            runfile.remove(self.dir.path)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+        if started:
+            log.info("stopped")
 
     def _spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -241,6 +322,7 @@ class Node:
             if link is not None:
                 try:
                     link.send(data)
+                    self.traffic.sent(conn, len(data))
                 except (TransportError, ValueError, ConnectionError) as exc:
                     log.warning("send to link %d failed: %s", conn, exc)
         for conn, link in self._links.items():  # flow control: resume when drained
@@ -251,6 +333,7 @@ class Node:
             self._on_event(event, now)
         if not self.stopping:
             self._dial(now)
+            self._lan_forgotten()
         self._arm(now)
 
     async def _drain(self, conn: int, link: Link) -> None:
@@ -263,7 +346,7 @@ class Node:
         self._service()
 
     def _arm(self, now: int) -> None:
-        times = [t for t in (self.mesh.get_timer(), self.peering.timer(now)) if t is not None]
+        times = [t for t in (self.mesh.get_timer(), self.peering.timer()) if t is not None]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -279,26 +362,35 @@ class Node:
 
     def _on_event(self, event: Any, now: int) -> None:
         if isinstance(event, Changed):
-            self._writes.put_nowait(event)
+            assert self._writer is not None
+            self._writer.put(event)
+            if self._writer.congested:
+                self.mesh.paused = True
             self._publish_changes(event)
+        elif isinstance(event, ForkFound):
+            self._on_fork(event)
+        elif isinstance(event, WritesOpened):
+            if event.recovered:
+                log.warning("this data directory was behind the network by %d of this node's "
+                            "own ops (restored from an old copy, or writes were lost); they "
+                            "came back from peers", event.recovered)
+            if event.checked_with:
+                log.info("own feed checked with %d peer(s): writes are open",
+                         event.checked_with)
+            else:
+                log.warning("no peer could be reached to check this node's own feed; writes "
+                            "are open. If this data directory was restored from a backup, "
+                            "stop the node and run it with --recover")
         elif isinstance(event, PeerUp):
-            expected = self._expected.pop(event.conn, None)
-            if expected is not None and expected != event.peer:
-                log.warning("link %d: expected %s, got %s; closing", event.conn,
-                            short_id(expected), short_id(event.peer))
-                self.mesh.close(event.conn, CloseReason.PROTOCOL_ERROR, "unexpected node id")
-                return
-            key = self._dial_keys.pop(event.conn, None)
-            if key is not None:
-                self.peering.adopt(key, event.peer)
-            self.peering.connected(event.peer)
+            misdirected = self.peering.session_up(event.conn, event.peer, now)
+            if misdirected is not None:
+                self._misdirected(misdirected)
             link = self._links.get(event.conn)
             log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
                      link.remote_address if link else "?")
             self.bus.publish("mesh.node.connected", {"peer": id_to_text(event.peer)})
         elif isinstance(event, PeerDown):
-            if event.peer is not None:
-                self.peering.disconnected(event.peer, now)
+            self.peering.session_down(event.conn, now)
             log.info("peer down: %s (link %d): %s%s %s", short_id(event.peer) if event.peer
                      else "?", event.conn, "peer " if event.by_peer else "", event.reason,
                      event.detail)
@@ -311,8 +403,10 @@ class Node:
         elif isinstance(event, Misbehaved):
             if event.peer is not None:
                 self.peering.misbehaved(event.peer)
-            log.warning("peer %s sent bad input: %s %s",
-                        short_id(event.peer) if event.peer else "?", event.reason, event.detail)
+            # One line per bad input would let a peer flood the log: the reasons are
+            # summed up once a minute (_report_rejections) and counted in /metrics.
+            log.debug("peer %s sent bad input: %s %s",
+                      short_id(event.peer) if event.peer else "?", event.reason, event.detail)
         elif isinstance(event, SyncFinished):
             if event.ops_received:
                 log.info("sync on link %d: %d ops in %d round trips", event.conn,
@@ -321,6 +415,9 @@ class Node:
             self._on_signal(event)
 
     def _publish_changes(self, event: Changed) -> None:
+        if event.records or event.dropped_records:  # node.info / node.links: the mesh map
+            self.bus.publish("mesh.topology", {"records": len(event.records),
+                                               "dropped": len(event.dropped_records)})
         for op in event.applied:
             if op.kind in ("ledger.claim", "ledger.transfer", "human.register"):
                 effect = self.mesh.replica.ledger.effects.get(op.id)
@@ -331,56 +428,81 @@ class Node:
                 self.bus.publish("truth.spread", {"op": op.id.hex(),
                                                   "author": id_to_text(op.author)})
 
-    async def _writer(self) -> None:
-        """The single store writer: batches what is queued into one transaction."""
-        assert self._store is not None
+    def _on_fork(self, event: ForkFound) -> None:
+        source = short_id(event.source) if event.source else "this node"
+        if event.author == self.identity.public_key:
+            log.error("THIS NODE'S IDENTITY HAS EQUIVOCATED: two different ops of %s at seq "
+                      "%d (revealed by %s). Its feed is closed from there on every node; "
+                      "writes are refused for good. Two copies of this data directory have "
+                      "run, or one was restored after it had written. Keep identity.key "
+                      "safe and start a new identity (a new data directory) to write again",
+                      self.identity.text, event.seq, source)
+        else:
+            log.warning("node %s equivocated at seq %d (two ops at one position, revealed by "
+                        "%s): its ops from there on are void", id_to_text(event.author),
+                        event.seq, source)
+        self.bus.publish("mesh.fork", {"author": id_to_text(event.author), "seq": event.seq})
+
+    def _on_commit(self, ticket: int, ops: int) -> None:
+        self.mesh.stored(ticket, clock.now_ms())
+        self.health.stored(ops)
+        if not self.stopping:
+            self._service()
+
+    def _on_store_state(self) -> None:
+        """The writer's error or congestion changed: take in ops from peers only while
+        the store keeps up (the mesh fetches the rest later, sync.md §10.3)."""
+        assert self._writer is not None
+        paused = self._writer.error is not None or self._writer.congested
+        if paused != self.mesh.paused:
+            self.mesh.paused = paused
+            log.info("%s ops from peers (%d ops waiting for the store)",
+                     "pausing" if paused else "resuming", self._writer.queued_ops)
+
+    async def _report_rejections(self) -> None:
+        """Refused input from peers, summed up once a minute (never per op: a hostile
+        peer must not be able to flood the log)."""
+        last: dict[str, int] = {}
         while True:
-            first = await self._writes.get()
-            batch = [first]
-            while not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            done = None in batch
-            events = [e for e in batch if e is not None]
-            if events:
-                await self._store.write(
-                    [op for e in events for op in e.applied],
-                    [op for e in events for op in e.excluded],
-                    [r for e in events for r in e.records],
-                    [r for e in events for r in e.dropped_records])
-                self.health.stored(sum(len(e.applied) for e in events))
-            if done:
-                return
+            await asyncio.sleep(REJECTIONS_LOG_S)
+            now = dict(self.mesh.rejected)
+            new = {k: v - last.get(k, 0) for k, v in now.items() if v > last.get(k, 0)}
+            if new:
+                log.info("refused from peers in the last %g s: %s", REJECTIONS_LOG_S,
+                         ", ".join(f"{k} {v}" for k, v in sorted(new.items())))
+            last = now
 
     # -- links ----------------------------------------------------------------------------
 
     def _on_link_open(self, link: Link) -> None:
         self._links[link.id] = link
+        self.traffic.opened(link.id, clock.now_ms(), initiator=link.initiator)
+        if isinstance(link.tag, Dial):  # before any frame: the session may open at once
+            self.peering.link_opened(link.tag, link.id, clock.now_ms())
+            cand = self.peering.candidates.get(link.tag.key)
+            self.traffic.found(link.id, "relay" if link.tag.url is None else
+                               cand.source.name.lower() if cand else "record")
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
                                   initiator=link.initiator)
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
+        self.traffic.received(link.id, len(data))
         self.mesh.data_received(link.id, data, clock.now_ms())
         self._service()
 
     def _on_link_close(self, link: Link) -> None:
         self._links.pop(link.id, None)
+        self.traffic.closed(link.id)
         self.mesh.connection_lost(link.id, clock.now_ms())
         if not self.stopping:
             self._service()
 
     # -- dialing --------------------------------------------------------------------------
 
-    def _reachable(self, cand: Candidate) -> bool:
-        return bool(cand.urls) or (cand.node_id is not None and bool(self.mesh.peers()))
-
     def _dial(self, now: int) -> None:
         peers = self.mesh.peers()
-        connected = set(peers.values())
-        for cand in self.peering.candidates.values():
-            if cand.node_id in connected and not cand.connected:
-                self.peering.connected(cand.node_id)
-        for dial in self.peering.due(now, len(peers), self._reachable):
+        for dial in self.peering.due(now, len(peers), self.mesh.relay_path):
             self._spawn(self._dial_one(dial), name=f"dial {dial.key[:12]}")
         rtts = {}
         for conn, peer in peers.items():
@@ -394,11 +516,18 @@ class Node:
         network, me = self.config.network, self.identity.public_key
         try:
             if dial.url is not None:
+                # An announced URL's host must resolve into scope too (§7.7).
+                scopes = self.peering.config.scopes if dial.announced else None
+
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
                     assert dial.url is not None
-                    return await send_offer(dial.url, network, me, offer,
-                                            timeout=self.config.transport.connect_timeout_s,
-                                            connect_every=SIGNAL_CONNECT_EVERY_S)
+                    try:
+                        return await send_offer(
+                            dial.url, network, me, offer, scopes=scopes,
+                            timeout=self.config.transport.connect_timeout_s,
+                            connect_every=SIGNAL_CONNECT_EVERY_S)
+                    except OfferFailed as exc:  # its message is for the operator as it is
+                        raise TransportError(str(exc)) from None
             else:
                 assert dial.node_id is not None
                 target = dial.node_id
@@ -407,19 +536,13 @@ class Node:
                     return await self._relay_exchange(target, offer)
             log.info("dialing %s %s", short_id(dial.node_id) if dial.node_id else "",
                      dial.url or "by relay")
-            link = await (await self.transport()).dial(exchange)
-            if dial.node_id is not None:
-                self._expected[link.id] = dial.node_id
-            self._dial_keys[link.id] = dial.key
-            self.peering.dial_done(dial.key, clock.now_ms())
+            await (await self.transport()).dial(exchange, tag=dial)
         except Exception as exc:  # any failure of one dial is that dial's failure
-            log.info("dial %s failed: %s", dial.url or dial.key[:12], exc)
-            if self.peering.dial_failed(dial.key, clock.now_ms()):
-                log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
-                         short_id(dial.node_id) if dial.node_id else dial.key,
-                         self.config.peering.mdns_max_failures)
-                if self._lan is not None and dial.node_id is not None:
-                    self._lan.forgotten(dial.node_id)  # asked about again later
+            said, where = str(exc), dial.url or f"{dial.key[:12]} by relay"
+            if where not in said:
+                said = f"{where}: {said}"
+            log.info("dial failed: %s", said)
+            self.peering.dial_failed(dial.key, clock.now_ms())
             if not self.stopping:
                 self._service()
 
@@ -462,17 +585,35 @@ class Node:
         try:
             answer = await (await self.transport()).answer(offer)
         except Exception as exc:
-            log.info("relayed offer from %s refused: %s", short_id(event.origin), exc)
+            self.refusals.relayed_offer(short_id(event.origin), str(exc))
             return
         self.mesh.send_signal(event.origin, json.dumps(answer), event.nonce)
         self._service()
 
+    def _misdirected(self, event: Misdirected) -> None:
+        """A dial reached another node than it expected (transport.md §7.4): kept as an
+        ordinary peer; said loudly once, since the operator's list is out of date."""
+        where = event.url or "by relay"
+        if event.first:
+            log.warning("%s was expected to be node %s but is node %s: keeping it as an "
+                        "ordinary peer; %s is redialed there with backoff, and not while "
+                        "%s is connected (update the bootstrap entry?)", where,
+                        id_to_text(event.expected), id_to_text(event.actual),
+                        short_id(event.expected), short_id(event.actual))
+        else:
+            log.info("%s is still node %s, not %s", where, short_id(event.actual),
+                     short_id(event.expected))
+
     def _learn_from_records(self) -> None:
-        """Peer exchange: every live node.info record is a candidate (DESIGN §4)."""
+        """Peer exchange: every live node.info record is a candidate (DESIGN §4), its URLs
+        only where in scope (transport.md §7.7)."""
         now = clock.now_ms()
         for (author, kind), record in self.mesh.replica.records.items():
             if kind == "node.info" and record.expires > now and isinstance(record.body, NodeInfo):
-                self.peering.learn(author, record.body.urls, Source.RECORD)
+                for url, scope in self.peering.learn(author, record.body.urls, Source.RECORD,
+                                                     now):
+                    log.info("not dialing %r announced by %s: %s address out of scope",
+                             url[:200], short_id(author), scope)
 
     # -- the peer port (api/peer.py PeerPortHandler) ----------------------------------------
 
@@ -496,6 +637,18 @@ class Node:
 
     # -- the control port (api/control.py NodeControl) --------------------------------------
 
+    def writes_refused(self) -> str | None:
+        """Why local writes are refused now (503), or None."""
+        if self.stopping:
+            return "the node is stopping"
+        if self._writer is not None and self._writer.error is not None:
+            return (f"the store cannot commit ({self._writer.error}); writes are paused "
+                    "until it can")
+        return self.mesh.writable()
+
+    def clock_offset_ms(self) -> int | None:
+        return self.mesh.clock_offset()
+
     def status(self) -> dict[str, Any]:
         replica = self.mesh.replica
         peers = []
@@ -505,6 +658,10 @@ class Node:
             peers.append({"id": id_to_text(peer), "conn": conn,
                           "rtt_ms": session.rtt_ms if session else None,
                           "address": link.remote_address if link else None})
+        refused = self.writes_refused()
+        offset = self.clock_offset_ms()
+        writer = self._writer
+        assert writer is not None
         return {
             "node_id": self.identity.text, "network": self.config.network,
             "version": __version__, "peers": peers, "ops": len(replica.ops),
@@ -516,36 +673,95 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
+            "name": self.mesh.config.name, "data_dir": str(self.dir.path),
+            "join_urls": [f"{url}#{self.identity.text}" for url in self.mesh.config.urls],
+            "writable": refused is None, "write_error": refused, "clock_offset_ms": offset,
+            "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
+            "store": {"ok": writer.error is None, "error": writer.error,
+                      "queued_ops": writer.queued_ops},
+            "rejected": dict(sorted(self.mesh.rejected.items())),
             "candidates": dict(sorted(Counter(c.source.name.lower()
                                               for c in self.peering.candidates.values()).items())),
             "mdns": self._lan.status() if self._lan is not None else None,
         }
+
+    def health_report(self) -> dict[str, Any]:
+        checks = self.health.check()
+        return {"ok": all(part["ok"] for part in checks.values()), "checks": checks}
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Open sessions and links still in their handshake (docs/api.md, peers)."""
+        open_peers = self.mesh.peers()
+        out = []
+        for conn, link in sorted(self._links.items()):
+            session = self.mesh.session(conn)
+            if session is None or session.closed:
+                continue
+            node_id = open_peers.get(conn) or (
+                link.tag.node_id if isinstance(link.tag, Dial) else None)
+            stats = self.traffic.links.get(conn)
+            out.append({
+                "id": id_to_text(node_id) if node_id else None,
+                "name": self._index.node_name(node_id) if node_id else "",
+                "state": "open" if conn in open_peers else "connecting",
+                "rtt_ms": session.rtt_ms, "address": link.remote_address,
+                "bytes_in": stats.bytes_in if stats else 0,
+                "bytes_out": stats.bytes_out if stats else 0,
+                "since_ms": stats.since_ms if stats else None,
+                "found_by": stats.found_by if stats else None,
+                "direction": stats.direction if stats else None})
+        return out
+
+    def topology(self) -> Topology:
+        rtts = {}
+        for conn, peer in self.mesh.peers().items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+        return self._index.topology(clock.now_ms(), rtts)
+
+    def counters(self) -> dict[str, Any]:
+        return {**self.traffic.counters(), "events_published": self.bus.published,
+                "events_dropped": self.bus.dropped,
+                "rejections": dict(sorted(self.mesh.rejected.items()))}
+
+    def now_ms(self) -> int:
+        return clock.now_ms()
+
+    def index(self) -> Index:
+        return self._index
 
     def views(self) -> Views:
         from .core.views import build_views  # only the API's views route needs it
 
         return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms())
 
-    def _write(self, body: Any, action: str) -> str:
-        op = self.mesh.write(body, clock.now_ms())
+    async def _write(self, body: Any, action: str) -> str:
+        """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`
+        (API 503) while writes are paused, `LocalError` (409) for a refused op."""
+        assert self._writer is not None
+        if self.stopping or self._writer.error is not None:
+            raise NotWritable(self.writes_refused() or "")
+        op = self.mesh.write(body, clock.now_ms())  # NotWritable while checking, or refused
+        committed = self._writer.ack(self.mesh.ticket)
+        self._service()  # hands the change to the writer
+        await committed
         self.bus.publish("user.action", {"action": action, "op": op.id.hex()})
-        self._service()
         return op.id.hex()
 
-    def register(self, name: str) -> str:
-        return self._write(Register(name), "register")
+    async def register(self, name: str) -> str:
+        return await self._write(Register(name), "register")
 
-    def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
-        return self._write(Post(channel, text, priority, to), "post")
+    async def post(self, text: str, channel: str, priority: int, to: bytes | None) -> str:
+        return await self._write(Post(channel, text, priority, to), "post")
 
-    def claim(self) -> str:
-        return self._write(Claim(iso_week(clock.now_ms())), "claim")
+    async def claim(self) -> str:
+        return await self._write(Claim(iso_week(clock.now_ms())), "claim")
 
-    def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
-        return self._write(Transfer(to, amount_cents, memo), "transfer")
+    async def transfer(self, to: bytes, amount_cents: int, memo: str) -> str:
+        return await self._write(Transfer(to, amount_cents, memo), "transfer")
 
-    def retract(self, post_id: bytes) -> str:
-        return self._write(Retract(post_id), "retract")
+    async def retract(self, post_id: bytes) -> str:
+        return await self._write(Retract(post_id), "retract")
 
     def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         return self.bus.subscribe()

@@ -7,6 +7,7 @@ step by step. `drop` lets a test lose chosen frames.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from liberation_node.core.events import Event
 from liberation_node.core.frames import Frame
 from liberation_node.core.identity import Identity
 from liberation_node.core.mesh import Mesh, MeshConfig
+from liberation_node.core.ownfeed import OwnFeedConfig
 from liberation_node.core.replica import Replica
 
 from .history import NETWORK, T0
@@ -31,14 +33,20 @@ class Net:
     events: list[list[Event]] = field(default_factory=list)
     sent: list[tuple[int, int, Frame, int]] = field(default_factory=list)  # from, to, frame, bytes
     drop: Drop | None = None
+    auto_commit: bool = True  # False: a test calls `mesh.stored` itself
     _next_conn: int = 0
 
     @classmethod
     def of(cls, identities: list[Identity], config: MeshConfig | None = None,
-           replicas: list[Replica] | None = None, seed: int = 1) -> Net:
+           replicas: list[Replica] | None = None, seed: int = 1,
+           check_own: bool = False) -> Net:
+        """Meshes for `identities`; `check_own` makes them check their own feeds with
+        peers before writing, as a node that did not just create its identity does."""
         rnd = random.Random(seed)
-        meshes = [Mesh(who, replicas[i] if replicas else Replica(NETWORK),
-                       config or MeshConfig(), rnd.randbytes, T0)
+        config = dataclasses.replace(config or MeshConfig(),
+                                     own_feed=OwnFeedConfig(check=check_own))
+        meshes = [Mesh(who, replicas[i] if replicas else Replica(NETWORK), config,
+                       rnd.randbytes, T0)
                   for i, who in enumerate(identities)]
         return cls(meshes, events=[[] for _ in meshes])
 
@@ -60,6 +68,7 @@ class Net:
         while delivered < limit:
             moved = False
             for n, mesh in enumerate(self.meshes):
+                self._commit(n)
                 for conn, data in mesh.datagrams_to_send(self.now):
                     target = self.links.get((n, conn))
                     if target is None:
@@ -71,11 +80,18 @@ class Net:
                     self.meshes[target[0]].data_received(target[1], data, self.now)
                     delivered += 1
                     moved = True
-                while (event := mesh.next_event()) is not None:
-                    self.events[n].append(event)
+                self._commit(n)
             if not moved:
                 return delivered
         raise AssertionError("frames kept flowing: a loop?")
+
+    def _commit(self, n: int) -> None:
+        """Drain node n's events; its store commits every change at once."""
+        mesh = self.meshes[n]
+        while (event := mesh.next_event()) is not None:
+            self.events[n].append(event)
+        if self.auto_commit:
+            mesh.stored(mesh.ticket, self.now)
 
     def advance(self, ms: int) -> None:
         """Move time forward, firing timers in order and delivering what they send."""

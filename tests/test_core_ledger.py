@@ -74,6 +74,19 @@ def test_credit_counts_once_acknowledged() -> None:
         h.write(BOB, Transfer(CAROL.public_key, 40_001, ""))
 
 
+def test_paying_or_messaging_yourself_is_a_local_error() -> None:
+    """ops.md §6.1: `to` is never the author. Our own writes say so before signing,
+    rather than building an op the decoder then refuses (which escaped as a crash)."""
+    h = HistoryBuilder()
+    funded(h)
+    held = len(h.world.ops)
+    with pytest.raises(LocalError, match="yourself"):
+        h.write(ALICE, Transfer(ALICE.public_key, 1, ""))
+    with pytest.raises(LocalError, match="yourself"):
+        h.write(ALICE, Post("direct", "note to self", 1, ALICE.public_key))
+    assert len(h.world.ops) == held
+
+
 def test_equivocation_is_proved_truncated_and_refolded() -> None:
     h = HistoryBuilder()
     funded(h)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -25,7 +26,8 @@ def test_init_creates_secrets_readable_by_the_owner_only(tmp_path: Path) -> None
     assert mode(node_dir.path / "identity.key") == 0o600
     assert mode(node_dir.path / "control.token") == 0o600
     assert len(node_dir.control_token()) == 64
-    assert node_dir.config == datadir.Config(network="liberation")
+    assert node_dir.config.values == {"network": "liberation"}
+    assert node_dir.config.network == "liberation"
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
@@ -83,7 +85,7 @@ def test_a_missing_data_dir_says_how_to_make_one(tmp_path: Path) -> None:
     ("network = [", "not valid TOML"),
     ('netwrok = "x"', "unknown setting 'netwrok'"),
     ('network = "Not Valid"', "is not a network name"),
-    ("network = 7", "is not a network name"),
+    ("network = 7", "network: expected a string, got 7"),
 ])
 def test_a_bad_config_is_refused(tmp_path: Path, text: str, problem: str) -> None:
     datadir.init(tmp_path)
@@ -101,3 +103,39 @@ async def test_a_store_from_a_newer_version_is_a_data_dir_error(tmp_path: Path) 
     with pytest.raises(DataDirError, match="upgrade liberation-node"):
         async with node_dir.open_store():
             pass
+
+
+def test_one_process_holds_the_lock_until_it_lets_go(tmp_path: Path) -> None:
+    node_dir, _ = datadir.init(tmp_path / "n")
+    fd = datadir.lock(node_dir.path)
+    try:
+        # flock is per open file: a second open in this same process stands in for a
+        # second process (the daemon test runs a real one).
+        with pytest.raises(datadir.DataDirInUse, match=f"pid {os.getpid()}"):
+            datadir.lock(node_dir.path)
+    finally:
+        os.close(fd)
+    os.close(datadir.lock(node_dir.path))  # free again once the holder closed it
+
+
+def test_a_key_is_never_made_beside_someone_elses_replica(tmp_path: Path) -> None:
+    node_dir, _ = datadir.init(tmp_path / "n")
+    (node_dir.path / datadir.STORE_FILE).write_bytes(b"SQLite format 3\0" + bytes(100))
+    (node_dir.path / datadir.IDENTITY_FILE).unlink()
+    with pytest.raises(datadir.DataDirError, match=r"no identity\.key"):
+        datadir.init(node_dir.path)
+    assert not (node_dir.path / datadir.IDENTITY_FILE).exists()
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_an_old_identity_on_a_missing_or_empty_replica_needs_recover(tmp_path: Path,
+                                                                     state: str) -> None:
+    node_dir, _ = datadir.init(tmp_path / "n")
+    store = node_dir.path / datadir.STORE_FILE
+    if state == "empty":
+        store.write_bytes(b"")
+    with pytest.raises(datadir.DataDirError, match=f"is {state}.*--recover"):
+        datadir.check_replica(node_dir.path, new_identity=False, recover=False)
+    datadir.check_replica(node_dir.path, new_identity=True, recover=False)  # a new key: fine
+    datadir.check_replica(node_dir.path, new_identity=False, recover=True)
+    assert not store.exists()  # an empty file is made room for a fresh store

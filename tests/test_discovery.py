@@ -1,6 +1,6 @@
 """The DNS-SD record and its judgment (liberation_node/discovery/dnssd.py,
 protocols/discovery.md): the TXT codec, what a service found on the LAN becomes,
-and which interfaces mDNS uses. The real thing, between hosts, is tests/netns/."""
+and which interfaces mDNS uses. The real thing, between hosts, is tests/lan/."""
 
 from __future__ import annotations
 

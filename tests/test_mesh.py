@@ -216,10 +216,11 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
     from liberation_node.core.frames import Want
 
     net, ca, _ = _hello_pair()
-    ops = [net.meshes[0].replica.append(PEOPLE[0], Post("social", f"{i}", 1, None),
+    # A third author's feed: the node's own ops are served only once stored (sync.md §10.1).
+    ops = [net.meshes[0].replica.append(PEOPLE[2], Post("social", f"{i}", 1, None),
                                         net.now).applied[0] for i in range(5)]
     net.sent.clear()
-    net.meshes[0].data_received(ca, fr.encode(Want(0, ((PEOPLE[0].public_key, 0, 2),), (),
+    net.meshes[0].data_received(ca, fr.encode(Want(0, ((PEOPLE[2].public_key, 0, 2),), (),
                                                    ())), net.now)
     net.pump()
     served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.ops]
@@ -228,8 +229,8 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
 
 def test_round_stats_count_the_ops_received() -> None:
     net, ca, _ = _hello_pair()
-    for i in range(40):
-        net.meshes[1].replica.append(PEOPLE[1], Post("social", f"{i}", 1, None), net.now)
+    for i in range(40):  # a third author: a node serves its own ops only once stored
+        net.meshes[1].replica.append(PEOPLE[2], Post("social", f"{i}", 1, None), net.now)
     assert net.meshes[0].start_sync(ca, net.now)
     net.pump()
     finished = [e for e in net.events[0] if isinstance(e, SyncFinished)]

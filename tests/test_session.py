@@ -98,3 +98,23 @@ def test_duplicate_connections_keep_the_same_one_on_both_ends() -> None:
     kept_b = next(iter(net.meshes[1].peers()))
     assert net.links[(0, kept_a)] == (1, kept_b)
     assert {d.reason for d in downs(net, 0) + downs(net, 1)} == {"duplicate_peer"}
+
+
+def test_a_pong_carries_the_clock_and_gives_the_offset() -> None:
+    """sync.md §4.4: offset = the peer's clock minus the midpoint of our ping's round trip."""
+    from liberation_node.core.frames import Pong
+
+    a = Session(A, NETWORK, b"bind", T0, SessionConfig(), nonce=1)
+    b = Session(B, NETWORK, b"bind", T0, SessionConfig(), nonce=2)
+    for data in a.take_output():
+        b.receive(data, T0)
+    for data in b.take_output():
+        a.receive(data, T0)
+    a.handle_timer(T0 + 1_000)  # silent for a second: a pings
+    [ping] = a.take_output()
+    b.receive(ping, T0 + 1_000 + 300_000)  # b's clock runs five minutes ahead
+    [pong] = b.take_output()
+    assert frames.decode(pong) == Pong(frames.decode(ping).nonce, T0 + 301_000)
+    a.receive(pong, T0 + 1_040)
+    assert a.rtt_ms == 40
+    assert a.clock_offset_ms == 300_000 - 20

@@ -1,8 +1,9 @@
-"""`/metrics` in the Prometheus text exposition format (version 0.0.4), from `status()`.
+"""`/metrics` in the Prometheus text exposition format (version 0.0.4).
 
 Written by hand rather than with prometheus-client: every number already sits
-in the node's status, so a table of (status key, metric, help) is all it takes.
-A key the status lacks is left out rather than reported as zero.
+in the node's status and counters, so tables of (key, metric, help) are all it
+takes (the tests parse the output with prometheus-client's own parser). A key
+the node does not report is left out rather than reported as zero.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ._http import Refusals
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "liberation_"
@@ -21,6 +24,18 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
     ("humans", "humans", "Registered identities."),
     ("pool_available_cents", "pool_available_cents", "Resource pool still available, in cents."),
     ("uptime_s", "uptime_seconds", "Seconds since the node started."),
+)
+
+COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("bytes_received", "received_bytes_total", "Bytes received on peer data channels."),
+    ("bytes_sent", "sent_bytes_total", "Bytes sent on peer data channels."),
+    ("messages_received", "received_messages_total",
+     "Data channel messages (batches of frames) received."),
+    ("messages_sent", "sent_messages_total", "Data channel messages sent."),
+    ("links_opened", "links_opened_total", "Data channels opened, dialed or answered."),
+    ("events_published", "events_published_total", "Events published on the event bus."),
+    ("events_dropped", "events_dropped_total",
+     "Events a slow event-stream subscriber missed."),
 )
 
 
@@ -37,28 +52,70 @@ def _number(value: object) -> str | None:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def _gauge(lines: list[str], name: str, help_text: str, samples: list[tuple[str, str]]) -> None:
-    lines += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} gauge"]
+def _family(lines: list[str], kind: str, name: str, help_text: str,
+            samples: list[tuple[str, str]]) -> None:
+    lines += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} {kind}"]
     lines += [f"{PREFIX}{name}{labels} {value}" for labels, value in samples]
 
 
-def render(status: Mapping[str, Any], digest_age_s: float) -> str:
+def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Refusals,
+           digest_age_s: float) -> str:
     """The exposition text for one scrape; `digest_age_s` is how long the digest held still."""
     lines: list[str] = []
     info = ",".join(f'{key}="{_label(status[key])}"'
                     for key in ("node_id", "network", "version") if key in status)
-    _gauge(lines, "info", "This node; the value is always 1.", [(f"{{{info}}}", "1")])
+    _family(lines, "gauge", "info", "This node; the value is always 1.", [(f"{{{info}}}", "1")])
     peers = status.get("peers") or []
-    _gauge(lines, "peers", "Peers with an open session.", [("", str(len(peers)))])
+    _family(lines, "gauge", "peers", "Peers with an open session.", [("", str(len(peers)))])
     rtts = [(f'{{peer="{_label(p.get("id"))}"}}', value) for p in peers
             if isinstance(p, Mapping) and (value := _number(p.get("rtt_ms"))) is not None]
     if rtts:
-        _gauge(lines, "peer_rtt_milliseconds", "Round-trip time to each peer.", rtts)
+        _family(lines, "gauge", "peer_rtt_milliseconds", "Round-trip time to each peer.", rtts)
     for key, name, help_text in GAUGES:
         value = _number(status.get(key))
         if value is not None:
-            _gauge(lines, name, help_text, [("", value)])
-    _gauge(lines, "digest_age_seconds",
-           "Seconds the replica digest has not changed, as seen by scrapes.",
-           [("", f"{digest_age_s:.3f}")])
+            _family(lines, "gauge", name, help_text, [("", value)])
+    writable = status.get("writable")
+    if isinstance(writable, bool):
+        _family(lines, "gauge", "writable",
+                "1 while local writes are accepted, 0 while paused (own feed being checked "
+                "with peers, or the store cannot commit).", [("", str(int(writable)))])
+    store = status.get("store")
+    if isinstance(store, Mapping) and isinstance(store.get("ok"), bool):
+        _family(lines, "gauge", "store_ok", "1 while the store commits, 0 while it fails.",
+                [("", str(int(store["ok"])))])
+        queued = _number(store.get("queued_ops"))
+        if queued is not None:
+            _family(lines, "gauge", "store_queued_ops", "Ops waiting for the store's commit.",
+                    [("", queued)])
+    offset = _number(status.get("clock_offset_ms"))
+    if offset is not None:
+        _family(lines, "gauge", "clock_offset_milliseconds",
+                "This node's clock minus the median of its peers' (sync.md §4.4).",
+                [("", offset)])
+    _family(lines, "gauge", "digest_age_seconds",
+            "Seconds the replica digest has not changed, as seen by scrapes.",
+            [("", f"{digest_age_s:.3f}")])
+    for key, name, help_text in COUNTERS:
+        value = _number(counters.get(key))
+        if value is not None:
+            _family(lines, "counter", name, help_text, [("", value)])
+    rejections = counters.get("rejections")
+    if isinstance(rejections, Mapping):
+        _family(lines, "counter", "rejected_inputs_total",
+                "Ops, records and frames from peers refused, by reason (protocols/ops.md §7).",
+                [(f'{{reason="{_label(reason)}"}}', str(count))
+                 for reason, count in sorted(rejections.items())])
+    _family(lines, "counter", "http_refused_requests_total",
+            "HTTP requests refused, by port and status.",
+            [(f'{{port="{_label(port)}",status="{status_code}"}}', str(count))
+             for (port, status_code), count in sorted(refusals.counts.items())])
+    _family(lines, "counter", "http_malformed_requests_total",
+            "HTTP requests that could not be parsed, by port.",
+            [(f'{{port="{_label(port)}"}}', str(count))
+             for port, count in sorted(refusals.malformed.items())])
+    _family(lines, "counter", "http_aborted_requests_total",
+            "HTTP requests whose client went away before the answer, by port.",
+            [(f'{{port="{_label(port)}"}}', str(count))
+             for port, count in sorted(refusals.gone.items())])
     return "\n".join(lines) + "\n"

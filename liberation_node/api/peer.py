@@ -13,24 +13,41 @@ answers being made at once (503), and the time to make one (504). Refusals by
 the node are `SignalRefused(status, message)`: 403 for another network, 503 when
 it has enough peers. Every error is ``{"error": str}``; other paths are 404.
 
+Browsers (protocols/transport.md §3.9). A web page may signal to the node only
+from an origin the operator lists (`allow_origins`, `--allow-origin`): those get
+a CORS preflight answer and `Access-Control-Allow-Origin`; a request with any
+other `Origin` is refused (403) before its body is read. `POST /v1/signal` must
+say `Content-Type: application/json` (415 otherwise), which a page can only send
+after a preflight: so no foreign page can make the node allocate sockets with a
+"simple" request (a form post). Each refused offer is logged once at INFO with
+its reason, through the node's shared, rate-limited `Refusals` (api/_http.py).
+
 `send_offer` is the other end: what the dialer calls to deliver an offer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import logging
 import math
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
-from ._http import ApiError, new_app, read_json_object
+from ..core.scope import address_allowed, address_scope, url_host
+from ._http import ApiError, Refusals, new_app, read_json_object
+from .origins import parse_origin
 from .ratelimit import RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
@@ -38,6 +55,10 @@ SIGNAL_RATE = 5.0  # requests per second per address (IPv6: per /64) ...
 SIGNAL_BURST = 10  # ... after a burst of this many
 MAX_SIGNALS_IN_FLIGHT = 16
 SIGNAL_TIMEOUT_S = 30.0  # making an answer includes ICE gathering
+PREFLIGHT_MAX_AGE_S = 600
+PATHS = ("/v1/signal", "/v1/info")
+
+log = logging.getLogger("liberation_node.api")
 
 
 class SignalRefused(Exception):
@@ -72,12 +93,20 @@ class PeerPortHandler(Protocol):
 
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
-             clock: Callable[[], float] = time.monotonic) -> web.Application:
-    """The peer port's application; `clock` (monotonic seconds) drives the rate limit."""
+             clock: Callable[[], float] = time.monotonic,
+             allow_origins: Collection[str] = (),
+             refusals: Refusals | None = None) -> web.Application:
+    """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
+    `allow_origins` are the web origins that may signal from a browser; `refusals`
+    counts and logs refused requests, one line each (shared with the control port and
+    with relayed offers)."""
     in_flight = 0
+    origins = frozenset(parse_origin(o) for o in allow_origins)
 
     async def signal(request: web.Request) -> web.Response:
         nonlocal in_flight
+        if request.content_type != "application/json":
+            raise ApiError(415, "Content-Type: application/json is required")
         network, from_id, offer = _parse_signal(await read_json_object(request,
                                                                       MAX_SIGNAL_BYTES))
         if in_flight >= max_in_flight:
@@ -98,10 +127,41 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
     async def info(request: web.Request) -> web.Response:
         return web.json_response(handler.info())
 
-    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock))
+    async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin in origins:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        if origins:
+            response.headers[hdrs.VARY] = "Origin"
+
+    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock),
+                  _cors(origins), surface="peer",
+                  refusals=refusals if refusals is not None else Refusals(clock=clock))
+    app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/signal", signal)
     app.router.add_get("/v1/info", info)
     return app
+
+
+def _cors(origins: frozenset[str]) -> Middleware:
+    """Middleware: browsers' requests from the listed origins only (§3.9)."""
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None:
+            return await handler(request)  # not a browser's cross-origin request
+        if origin not in origins:
+            raise ApiError(403, f"signaling from the web origin {origin[:100]!r} is not "
+                           "allowed (the node's operator may allow it: --allow-origin)")
+        if request.method == hdrs.METH_OPTIONS and request.path in PATHS:
+            return web.Response(status=204, headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "POST, GET",
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: "Content-Type",
+                hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S)})
+        return await handler(request)
+
+    return cors
 
 
 def _rate_limit(limiter: RateLimiter, clock: Callable[[], float]) -> Middleware:
@@ -161,25 +221,62 @@ class SignalTimeout(SignalError):
     """The peer did not answer in time."""
 
 
+class _ScopedResolver(AbstractResolver):
+    """Resolves a name and keeps only the addresses in `scopes` (transport.md §7.7): an
+    announced name must not lead to this host's loopback or a link-local neighbour."""
+
+    def __init__(self, scopes: frozenset[str]) -> None:
+        self._scopes = scopes
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        kept = [r for r in found if address_allowed(r["host"], self._scopes)]
+        if not kept:
+            scopes = sorted({address_scope(r["host"]) for r in found})
+            raise OSError(errno.EADDRNOTAVAIL,
+                          f"{host} resolves only to {'/'.join(scopes)} addresses, out of scope")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, str],
                      timeout: float, *, session: aiohttp.ClientSession | None = None,
+                     scopes: frozenset[str] | None = None,
                      connect_every: float | None = None) -> dict[str, str]:
     """POST `offer` to the signaling URL `url`; return the answer ``{"type", "sdp"}``.
 
     Raises `SignalTimeout` after `timeout` seconds, `SignalError` for anything
     else: unreachable, an HTTP error (its ``{"error"}`` message is kept), an
     answer over 64 KiB or not of the right shape. Redirects are not followed:
-    the URL is the one the peer's id was announced with. With `connect_every`, a
-    TCP connection not established within that many seconds is tried again (until
-    `timeout`), rather than left to the kernel's SYN retransmissions 1, 3 and 7 s
-    in: a dial under way when a partition heals gets through within about that
-    long (transport.md §3.7).
+    the URL is the one the peer's id was announced with. With `scopes` (a URL
+    another node announced), the host must be, or resolve to, addresses in
+    those scopes (core/scope.py); nothing is sent otherwise. With `connect_every`,
+    a TCP connection not established within that many seconds is tried again
+    (until `timeout`) rather than left to the kernel's SYN retransmissions 1, 3
+    and 7 s in: a dial under way when a partition heals gets through within
+    about that long (transport.md §3.7).
     """
-    if not url.startswith(("http://", "https://")):
+    host = url_host(url)
+    if host is None:
         raise SignalError(f"{url}: not an http(s) URL")
+    if scopes is not None:
+        try:
+            literal = address_scope(host)
+        except ValueError:
+            literal = None  # a name: checked as it resolves
+        if literal is not None and literal not in scopes:
+            raise SignalError(f"{url}: {literal} address, out of scope")
     payload = {"network": network, "from": id_to_text(from_id), "offer": offer}
     own = session is None
-    client = aiohttp.ClientSession() if session is None else session
+    client = session
+    if client is None:
+        connector = aiohttp.TCPConnector(
+            resolver=_ScopedResolver(scopes) if scopes is not None else None)
+        client = aiohttp.ClientSession(connector=connector)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
@@ -195,6 +292,7 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
                     raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
                     status = response.status
                     retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                    challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
                 break
             except aiohttp.ServerTimeoutError:
                 if connect_every is None:
@@ -203,7 +301,7 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     except TimeoutError:
         raise SignalTimeout(f"{url}: no answer within {timeout:g} s") from None
     except aiohttp.ClientError as exc:
-        raise SignalError(f"{url}: {exc or type(exc).__name__}") from None
+        raise SignalError(_unreachable(url, exc)) from None
     finally:
         if own:
             await client.close()
@@ -212,14 +310,54 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     except (UnicodeDecodeError, ValueError):
         body = None
     if status != 200:
-        message = body.get("error") if isinstance(body, dict) else None
-        raise SignalError(f"{url}: HTTP {status}: {message or 'no error message'}",
-                          status, retry_after)
+        raise SignalError(_refusal(url, status, body, challenge), status, retry_after)
     answer = body.get("answer") if isinstance(body, dict) else None
     if (not isinstance(answer, dict) or answer.get("type") != "answer"
             or not isinstance(answer.get("sdp"), str)):
         raise SignalError(f"{url}: the reply is not an answer", status)
     return {"type": "answer", "sdp": answer["sdp"]}
+
+
+def _unreachable(url: str, exc: aiohttp.ClientError) -> str:
+    """A message for a person about a request that got no HTTP reply (no aiohttp
+    internals such as "ssl:default" for a plain http URL)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve the host of {url}: {_os_message(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"{url}: the TLS certificate is not valid: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED \
+                or f"[Errno {errno.ECONNREFUSED}]" in str(error):
+            return f"connection refused at {url} (nothing listens there: is the node " \
+                   "running, and is that its peer port?)"
+        return f"cannot connect to {url}: {_os_message(error)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{url}: the server closed the connection without a reply"
+    return f"{url}: {exc or type(exc).__name__}"
+
+
+def _os_message(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _refusal(url: str, status: int, body: object, challenge: str) -> str:
+    """A message for a non-200 reply: the node's own {"error"}, or what the URL is."""
+    message = body.get("error") if isinstance(body, dict) else None
+    if status == 421 and isinstance(body, dict) and isinstance(body.get("peer_url"), str):
+        return f"{url}: that is a control port; the peer port is {body['peer_url'][:200]}"
+    if status == 401 and 'realm="liberation-node"' in challenge:
+        return (f"{url}: that is a control port (it asks for the control token); the peer "
+                "port is another one (7411 by default)")
+    if status == 404:
+        parts = urlsplit(url)
+        expected = f"{parts.scheme}://{parts.netloc}/v1/signal"
+        if parts.path != "/v1/signal":
+            return f"{url}: HTTP 404: nothing there; the signaling path is /v1/signal " \
+                   f"({expected})"
+        return f"{url}: HTTP 404: nothing answers POST /v1/signal there; is that the " \
+               "peer port of a liberation-node?"
+    return f"{url}: HTTP {status}: {str(message)[:300] if message else 'no error message'}"
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -65,3 +65,8 @@ class Rejection(Exception):
 
 class LocalError(Exception):
     """We asked for something impossible (bad local request or a bug of ours)."""
+
+
+class NotWritable(LocalError):
+    """Local writes are paused for now (the own feed is being checked, or the store
+    cannot commit); the same request may succeed later. The API answers 503."""

@@ -47,6 +47,9 @@ class Changed:
     records: tuple[Record, ...]
     dropped_records: tuple[Record, ...]
     source: bytes | None  # the peer that sent them, None for our own writes
+    # Numbered in the order emitted: once every batch up to ticket t is committed,
+    # the driver calls `Mesh.stored(t)` (own writes are held until then, sync.md §10).
+    ticket: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,26 @@ class SyncFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ForkFound:
+    """`author` signed two ops at `seq` (protocols/ops.md §9): its feed is closed from
+    there. When `author` is this node, its own identity has equivocated."""
+
+    author: bytes
+    seq: int
+    source: bytes | None  # the peer whose op revealed it
+
+
+@dataclass(frozen=True, slots=True)
+class WritesOpened:
+    """Local writes are open now (sync.md §10.2): the own feed was checked with
+    `checked_with` peers (0: none could be checked within the grace period), and
+    `recovered` own ops that the store lacked came back from them."""
+
+    checked_with: int
+    recovered: int
+
+
+@dataclass(frozen=True, slots=True)
 class SignalReceived:
     """A relayed offer or answer addressed to us (sync.md §7); `conn` is where it came in."""
 
@@ -80,4 +103,5 @@ class SignalReceived:
     payload: str
 
 
-Event = PeerUp | PeerDown | Changed | Misbehaved | SyncFinished | SignalReceived
+Event = (PeerUp | PeerDown | Changed | Misbehaved | SyncFinished | SignalReceived
+         | ForkFound | WritesOpened)

@@ -47,6 +47,7 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Pong:
     nonce: int
+    clock: int  # the sender's clock when it answered (ms): gives the clock offset (§4.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     0: (Hello, (_uint(255), _text(64), _bin(32), _bin(64), _text(64))),
     1: (Close, (_text(64), _text(256))),
     2: (Ping, (_uint(),)),
-    3: (Pong, (_uint(),)),
+    3: (Pong, (_uint(), _uint())),
     4: (Ops, (_bool, _list(_bin(most=8192)))),
     5: (IHave, (_list(_ref),)),
     6: (Graft, (_list(_ref),)),

@@ -10,8 +10,11 @@ send and events to act on, and re-arms one timer:
     mesh.connection_lost(conn, now)                # transport gone
     mesh.handle_timer(now)                         # when now >= mesh.get_timer()
     mesh.write(body, now) / mesh.publish(record_body, now)    # local changes
+    mesh.stored(ticket, now)                       # the store committed Changed <= ticket
     for conn, data in mesh.datagrams_to_send(now): transport.send(conn, data)
     while (event := mesh.next_event()) is not None: ...
+
+Own writes become visible to peers only once stored (core/ownfeed.py, sync.md §10).
 
 Nothing here reads a clock, draws randomness (the caller passes `entropy`), or
 does I/O, so the simulator runs exactly this code.
@@ -26,16 +29,18 @@ from typing import Any
 
 from . import frames
 from .bodies import Body
-from .errors import Reason
+from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
     ConnId,
     Event,
+    ForkFound,
     Misbehaved,
     PeerDown,
     PeerUp,
     SignalReceived,
     SyncFinished,
+    WritesOpened,
 )
 from .frames import (
     TARGET_FRAME_BYTES,
@@ -55,6 +60,7 @@ from .frames import (
 from .gossip import Gossip, GossipConfig, Ref
 from .identity import Identity
 from .ops import Op
+from .ownfeed import Gate, OwnFeed, OwnFeedConfig
 from .reconcile import (
     BUCKET_HASH_BYTES,
     MAX_BITS,
@@ -86,11 +92,16 @@ class MeshConfig:
     sync_timeout_ms: int = 10_000  # a round not finished by then is abandoned
     want_retry_ms: int = 2_000  # re-ask for missing causal past after this
     record_refresh_ms: int = 60_000  # republish node.info / node.links
-    record_ttl_ms: int = 5 * 60_000
+    # Records expire by the receiver's clock: the lifetime must outlast the clock
+    # skew nodes tolerate (MAX_CLOCK_SKEW_MS, ops.md §5.4) plus a refresh period
+    # and its jitter, or a node whose clock runs ahead drops live records and
+    # never converges (ops.md §8.4).
+    record_ttl_ms: int = 20 * 60_000
     max_strikes: int = 16  # invalid ops from one session before it is closed
     max_queued_ranges: int = 4_096  # per connection, for requests we serve
     signal_ttl: int = 3  # hops a relayed offer/answer may travel (sync.md §7)
     max_signals_per_s: int = 20  # relayed signals accepted from one session
+    own_feed: OwnFeedConfig = field(default_factory=OwnFeedConfig)
 
 
 @dataclass
@@ -103,6 +114,8 @@ class _Round:
     authors: int  # the feed count we sent: what the responder sized buckets for
     stage: int = 1  # 1: sent OPEN, 2: sent HEADS
     ops_received: int = 0
+    checks_own: bool = False  # asked for our own feed first (sync.md §10.2)
+    deferred: int = 0  # Mesh.deferred when the round started
 
 
 @dataclass
@@ -136,6 +149,17 @@ class Mesh:
         self._next_want_sweep = now + config.want_retry_ms
         self._round_ids = 0
         self._signals_seen: dict[tuple[bytes, int], None] = {}  # bounded, oldest first
+        me = identity.public_key
+        own = replica.feeds.get(me)
+        self.own = OwnFeed(me, own.head_seq if own else 0, config.own_feed, now)
+        if own is not None and own.fork_seq is not None:
+            self.own.forked()
+        self.ticket = 0  # of the last Changed event
+        self.rejected: dict[str, int] = {}  # ops and records refused, by reason (cumulative)
+        # Backpressure from the driver (its store cannot keep up, or cannot commit):
+        # OPS frames are not taken in meanwhile; anti-entropy fetches them later.
+        self.paused = False
+        self.deferred = 0  # OPS frames not taken in while paused
 
     # -- connections ----------------------------------------------------------------------
 
@@ -166,6 +190,17 @@ class Mesh:
         peer = self._peers.get(conn)
         return len(peer.serve) if peer else 0
 
+    def clock_offset(self) -> int | None:
+        """Our clock minus the median of our peers' clocks (ms), from their PONGs;
+        None before any peer answered a PING (sync.md §4.4)."""
+        offsets = sorted(p.session.clock_offset_ms for p in self._open_peers()
+                         if p.session.clock_offset_ms is not None)
+        if not offsets:
+            return None
+        mid = len(offsets) // 2
+        median = offsets[mid] if len(offsets) % 2 else (offsets[mid - 1] + offsets[mid]) // 2
+        return -median
+
     def session(self, conn: ConnId) -> Session | None:
         peer = self._peers.get(conn)
         return peer.session if peer else None
@@ -173,6 +208,7 @@ class Mesh:
     def _drop(self, peer: _Peer) -> None:
         self._peers.pop(peer.conn, None)
         self.gossip.peer_down(peer.conn)
+        self._own_round_ended(peer.conn, abandoned=True)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
 
@@ -207,8 +243,9 @@ class Mesh:
                     return
         self.gossip.peer_up(peer.conn)
         self._events.append(PeerUp(peer.conn, peer.session.peer))
-        # The dialer reconciles at once; the other side waits its turn (less redundancy).
-        peer.next_sync = now if peer.initiator else now + self._jitter(
+        # The dialer reconciles at once; the other side waits its turn (less redundancy),
+        # unless it must check its own feed before writing (sync.md §10.2).
+        peer.next_sync = now if peer.initiator or self.own.writable() else now + self._jitter(
             self.config.sync_interval_ms)
         self._send_records(peer, list(self.replica.records.values()))
 
@@ -223,7 +260,7 @@ class Mesh:
             self.gossip.grafted(peer.conn)
             for _, _, op_id in frame.refs:
                 op = self.replica.ops.get(op_id)
-                if op is not None:
+                if op is not None and self.own.visible(op):
                     peer.push.append(op.wire)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn)
@@ -255,15 +292,21 @@ class Mesh:
                                    round_trips=3 if frame.ranges or frame.forks else 2)
 
     def _on_ops(self, peer: _Peer, frame: Ops, now: int) -> None:
+        if self.paused:
+            self.deferred += 1
+            return
         results: list[Ingested] = []
         duplicate_push = False
         for wire in frame.ops:
             result = self.replica.ingest(wire, now)
             results.append(result)
+            for _, waiter_rejection in result.rejected_waiters:
+                self._count_rejection(waiter_rejection.reason.value)
             if result.outcome is Outcome.DUPLICATE and frame.eager:
                 duplicate_push = True
             elif result.outcome is Outcome.REJECTED:
                 assert result.rejection is not None
+                self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS:
                     self._strike(peer, result.rejection.reason.value, result.rejection.detail)
             elif result.outcome is Outcome.PENDING and result.missing is not None:
@@ -280,14 +323,18 @@ class Mesh:
             result = self.replica.ingest_record(wire, now)
             if result.record is not None:
                 taken.append(result.record)
-            elif result.outcome is Outcome.REJECTED and result.rejection is not None \
-                    and result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
-                self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+            elif result.outcome is Outcome.REJECTED and result.rejection is not None:
+                self._count_rejection(result.rejection.reason.value)
+                if result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
         if taken:
             self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
             for other in self._open_peers():
                 if other is not peer:
                     self._send_records(other, taken)
+
+    def _count_rejection(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def _strike(self, peer: _Peer, reason: str, detail: str) -> None:
         peer.strikes += 1
@@ -348,6 +395,12 @@ class Mesh:
             target.session.send(frame)
         return bool(targets)
 
+    def relay_path(self, to: bytes) -> bool:
+        """Is `to` a peer of one of our peers, by their node.links records? A relayed dial
+        needs that (transport.md §7.7): flooding offers at a node nobody links to any
+        more (a browser tab that left) would cost every relay and reach no one."""
+        return any(self._links_to(p.session.peer, to) for p in self._open_peers())
+
     def _links_to(self, node: bytes | None, to: bytes) -> bool:
         record = self.replica.records.get((node, "node.links")) if node else None
         return record is not None and isinstance(record.body, NodeLinks) and any(
@@ -356,10 +409,27 @@ class Mesh:
     # -- local writes ---------------------------------------------------------------------
 
     def write(self, body: Body, now: int) -> Op:
-        """Append an op to our own feed and gossip it. Raises LocalError if it would be void."""
+        """Append an op to our own feed. It is gossiped once stored (`stored(self.ticket)`).
+
+        Raises `NotWritable` while writes are paused (the own feed is being checked,
+        sync.md §10.2) and `LocalError` for good: an op that would be void, or an
+        identity that has equivocated."""
+        reason = self.own.writable()
+        if reason is not None:
+            raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
         result = self.replica.append(self.identity, body, now)
         self._changed([result], (), (), source=None, now=now)
         return result.applied[0]
+
+    def stored(self, ticket: int, now: int) -> None:
+        """The store committed every `Changed` up to `ticket`: held own writes go out."""
+        released = self.own.stored(ticket)
+        if released:
+            self._gossip(released, None, now)
+
+    def writable(self) -> str | None:
+        """None when `write` may be called; else why writes are paused now."""
+        return self.own.writable()
 
     def publish(self, body: RecordBody, now: int) -> Record:
         record = create_record(self.identity, network=self.network, version=now,
@@ -391,16 +461,30 @@ class Mesh:
             excluded.extend(result.excluded)
         if not (applied or excluded or records or dropped):
             return
+        self.ticket += 1
+        sender = source.session.peer if source else None
         self._events.append(Changed(tuple(applied), tuple(excluded), records, dropped,
-                                    source.session.peer if source else None))
-        refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
+                                    sender, self.ticket))
+        for result in results:
+            for author in result.forked:
+                feed = self.replica.feeds[author]
+                self._events.append(ForkFound(author, feed.fork_seq or 0, sender))
+                if author == self.identity.public_key:
+                    self.own.forked()
         for op in applied:
             self._requested.pop((op.author, op.seq), None)
+        if source is None and applied:
+            self.own.hold(self.ticket, applied)  # durable before seen (sync.md §10.1)
+        elif applied:
+            self._gossip(applied, source, now)
+
+    def _gossip(self, applied: list[Op], source: _Peer | None, now: int) -> None:
+        refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
+        by_id = {op.id: op for op in applied}
         for conn, pushed in self.gossip.delivered(refs, source.conn if source else None,
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                by_id = {op.id: op for op in applied}
                 target.push_eager.extend(by_id[r[2]].wire for r in pushed)
 
     def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
@@ -451,8 +535,17 @@ class Mesh:
 
     def _start_round(self, peer: _Peer, now: int) -> None:
         self._round_ids += 1
-        rnd = _Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds))
+        rnd = _Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds),
+                     deferred=self.deferred)
         peer.round = rnd
+        if self.own.round_started(peer.conn):
+            # Our own feed above our head first: the peer serves requests in order, so
+            # the round's closing WANT (or SYNC_SAME) follows those ops (sync.md §10.2).
+            me = self.identity.public_key
+            feed = self.replica.feeds.get(me)
+            rnd.checks_own = True
+            peer.session.send(Want(0, ((me, (feed.head_seq if feed else 0) + 1, MAX_SEQ),),
+                                   (), ()))
         peer.session.send(SyncOpen(rnd.id, self.replica.digest(), rnd.authors, rnd.salt))
 
     def _on_sync_reply(self, peer: _Peer, frame: SyncSame | SyncBuckets, now: int) -> None:
@@ -478,12 +571,27 @@ class Mesh:
         rnd = peer.round
         assert rnd is not None
         peer.round = None
+        if rnd.checks_own:
+            self._own_round_ended(peer.conn, abandoned=self.deferred != rnd.deferred)
         self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
                                          rnd.ops_received))
         # Not in sync yet (e.g. the heads did not all fit): go again soon.
         # (round_trips counts the last WANT of the round only: sync.md A.19.)
         base = self.config.sync_interval_ms if in_sync else self.config.sync_interval_ms // 10
         peer.next_sync = rnd.started + self._jitter(base)
+
+    def _own_round_ended(self, conn: ConnId, *, abandoned: bool) -> None:
+        """A round that checked our own feed ended; open writes if it was the last."""
+        me = self.identity.public_key
+        waiting = abandoned or any(op.author == me for op in self.replica.pending.waiting())
+        if self.own.round_ended(conn, own_waiting=waiting):
+            self._writes_opened()
+
+    def _writes_opened(self) -> None:
+        feed = self.replica.feeds.get(self.identity.public_key)
+        head = feed.head_seq if feed else 0
+        self._events.append(WritesOpened(self.own.checked_with,
+                                         max(0, head - self.own.head_at_start)))
 
     def _jitter(self, base: int) -> int:
         spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
@@ -493,9 +601,9 @@ class Mesh:
 
     def get_timer(self) -> int | None:
         times = [self._next_records, self._next_want_sweep]
-        gossip = self.gossip.timer()
-        if gossip is not None:
-            times.append(gossip)
+        for t in (self.gossip.timer(), self.own.timer()):
+            if t is not None:
+                times.append(t)
         for peer in self._peers.values():
             t = peer.session.timer()
             if t is not None:
@@ -511,10 +619,14 @@ class Mesh:
             if peer.session.state is not State.OPEN:
                 continue
             if peer.round is not None and now >= peer.round.started + self.config.sync_timeout_ms:
+                if peer.round.checks_own:
+                    self._own_round_ended(peer.conn, abandoned=True)
                 peer.round = None  # abandoned; try again later
                 peer.next_sync = now + self._jitter(self.config.sync_interval_ms // 2)
             if peer.round is None and now >= peer.next_sync:
                 self._start_round(peer, now)
+        if self.own.expire(now):
+            self._writes_opened()
         announce, graft = self.gossip.due(now)
         for conn, refs in announce.items():
             target = self._peers.get(conn)
@@ -600,7 +712,7 @@ class Mesh:
             feed = self.replica.feeds.get(author)
             if feed is None:
                 continue
-            last = min(last, feed.head_seq)
+            last = self.own.cap(author, min(last, feed.head_seq))
             seq = first
             while seq <= last:
                 wire = feed.ops[seq - 1].wire
@@ -643,3 +755,4 @@ def _wants(round_: int, ranges: list[tuple[bytes, int, int]], forks: list[bytes]
 
 
 WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024
+MAX_SEQ = 2**53 - 1  # "to the end of the feed" in a WANT range

@@ -1,23 +1,36 @@
 """The connection manager's decisions: whom to dial, when, and whom to drop
 (DESIGN §4, "the seed's self-healing"; protocols/transport.md §7).
 
-Pure: the node reports what happened (`connected`, `disconnected`,
-`dial_failed`) with the time, and asks `due(now)` what to dial next; `rand()`
-is injected for jitter. Keeps the number of peers between `low` and `high`:
-below `low` it dials known candidates, never one already connected or being
-dialed, backing off exponentially (with jitter) on each failure, so a
+Pure: the node reports what happened (`link_opened`, `session_up`,
+`session_down`, `dial_failed`) with the time, and asks `due(now)` what to dial
+next; `rand()` is injected for jitter. Keeps the number of peers between `low`
+and `high`: below `low` it dials known candidates, never one already connected
+or being dialed, backing off exponentially (with jitter) on each failure, so a
 partitioned node re-dials by itself and a dead address costs less and less;
 above `high` it names the worst peers to drop (most misbehaviour, then highest
 RTT). Candidates come from bootstrap lists, the `node.info` records of the
 replica (peer exchange), mDNS, or the operator.
+
+What other nodes announce is not trusted (§7.7): an announced URL is dialed
+only when its host is in scope (core/scope.py), at most a few times a minute
+per announcing node and per destination, and a candidate that only strangers
+vouch for is forgotten after repeated failures. A dial that reaches another
+node than the one it expected keeps that node as an ordinary peer and backs off
+from the URL (§7.4).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from .scope import ALWAYS, url_allowed, url_destination, url_scope
+
+V = TypeVar("V")
 
 
 class Source(enum.IntEnum):
@@ -29,6 +42,11 @@ class Source(enum.IntEnum):
     RECORD = 3
 
 
+TRUSTED = (Source.OPERATOR, Source.BOOTSTRAP)  # the operator's own word: never forgotten
+MAX_URLS = 8  # per candidate, as in node.info (ops.md §8.2)
+MAX_REMEMBERED = 1_000  # entries in each of the bounded side tables
+
+
 @dataclass(frozen=True)
 class PeeringConfig:
     low: int = 4
@@ -37,8 +55,14 @@ class PeeringConfig:
     backoff_max_ms: int = 60_000
     max_dialing: int = 4  # dials in flight at once
     max_candidates: int = 1_000
-    # An mDNS candidate that fails this many dials in a row is forgotten: its record may
-    # be a dead node's, cached for an hour or more (protocols/discovery.md §6).
+    scopes: frozenset[str] = ALWAYS  # scopes announced URLs may be in (core/scope.py)
+    announced_dials: int = 3  # dials to announced URLs per announcing node ...
+    destination_dials: int = 6  # ... and per destination host:port ...
+    dial_window_ms: int = 60_000  # ... in this window (transport.md §7.7)
+    forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
+    forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
+    # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
+    # for an hour or more (protocols/discovery.md §6).
     mdns_max_failures: int = 5
 
 
@@ -52,15 +76,66 @@ class Candidate:
     next_attempt: int = 0
     dialing: bool = False
     connected: bool = False
+    announced: frozenset[str] = frozenset()  # URLs only node.info records named
+    was_peer: bool = False  # a session with it was open once
 
 
 @dataclass(frozen=True)
 class Dial:
-    """Dial `node_id` at `url`, or, when `url` is None, by relayed signaling."""
+    """Dial `node_id` at `url`, or, when `url` is None, by relayed signaling. `announced`:
+    the URL came from a record, so the addresses its host resolves to must be in scope."""
 
     key: str
     node_id: bytes | None
     url: str | None
+    announced: bool = False
+
+
+@dataclass(frozen=True)
+class Misdirected:
+    """A dial that expected `expected` reached `actual` (transport.md §7.4). The session
+    stays, as an ordinary peer; `first` is true the first time this URL, expected id and
+    actual id come together (say it loudly once)."""
+
+    url: str | None
+    expected: bytes
+    actual: bytes
+    first: bool
+
+
+@dataclass(frozen=True)
+class _Pending:
+    key: str
+    expected: bytes | None
+    url: str | None
+
+
+@dataclass
+class _Rate:
+    """GCRA buckets by key: `count` events per `window_ms`, bounded table."""
+
+    count: int
+    window_ms: int
+    tat: OrderedDict[str, int] = field(default_factory=OrderedDict)
+
+    def wait(self, key: str, now: int) -> int:
+        """ms until `key` may have another event; 0 if it may now."""
+        interval = self.window_ms // max(1, self.count)
+        tat = max(self.tat.get(key, now), now)
+        return max(0, tat - (self.window_ms - interval) - now)
+
+    def take(self, key: str, now: int) -> None:
+        interval = self.window_ms // max(1, self.count)
+        self.tat[key] = max(self.tat.pop(key, now), now) + interval
+        while len(self.tat) > MAX_REMEMBERED:
+            self.tat.popitem(last=False)
+
+
+def _remember(table: OrderedDict[str, V], key: str, value: V) -> None:
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > MAX_REMEMBERED:
+        table.popitem(last=False)
 
 
 class Peering:
@@ -70,72 +145,161 @@ class Peering:
         self._rand = rand
         self.candidates: dict[str, Candidate] = {}
         self.strikes: dict[bytes, int] = {}
+        self._pending: dict[int, _Pending] = {}  # dialed links whose session is not up yet
+        self._sessions: dict[int, bytes] = {}  # open sessions: link -> peer
+        self._answered_by: OrderedDict[str, bytes] = OrderedDict()  # URL -> the id there
+        self._warned: OrderedDict[str, None] = OrderedDict()  # Misdirected already said
+        # key -> (its URLs, until when): forgotten candidates (transport.md §7.7)
+        self._forgotten: OrderedDict[str, tuple[frozenset[str], int]] = OrderedDict()
+        self._refused: OrderedDict[str, None] = OrderedDict()  # out-of-scope URLs seen
+        self._by_announcer = _Rate(config.announced_dials, config.dial_window_ms)
+        self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
+        self._wanted = True  # did the last `due` want more dials? (else no timer)
+        self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
         return node_id.hex() if node_id is not None else f"url:{url}"
 
-    def learn(self, node_id: bytes | None, urls: Iterable[str], source: Source) -> None:
-        """A candidate, from any source. Does nothing for ourselves."""
+    # -- learning -------------------------------------------------------------------------
+
+    def learn(self, node_id: bytes | None, urls: Iterable[str], source: Source,
+              now: int = 0) -> list[tuple[str, str]]:
+        """A candidate, from any source. Does nothing for ourselves. URLs from records
+        out of scope are dropped; returns those not reported before, as (url, scope)."""
         if node_id == self.me:
-            return
-        urls = tuple(urls)
+            return []
+        urls = tuple(dict.fromkeys(urls))
+        refused: list[tuple[str, str]] = []
+        if source is Source.RECORD:
+            kept = tuple(u for u in urls if url_allowed(u, self.config.scopes))
+            for url in urls:
+                if url not in kept and url not in self._refused:
+                    _remember(self._refused, url, None)
+                    refused.append((url, url_scope(url) or "not an http(s) URL"))
+            urls = kept
         key = self.key_of(node_id, urls[0] if urls else None)
+        if source is Source.MDNS:  # fresh evidence of a live responder (discovery.md §6.1)
+            self._forgotten.pop(key, None)
+        elif self._still_forgotten(key, urls, now):
+            return refused
+        fresh = set(urls) if source is Source.RECORD else set()  # announced by a stranger
         if node_id is not None:
             for url in urls:  # an id-less entry for one of its URLs is now this one
-                self.candidates.pop(self.key_of(None, url), None)
+                old = self.candidates.pop(self.key_of(None, url), None)
+                if old is not None:
+                    source = min(source, old.source)
+                    fresh -= set(old.urls) - old.announced
         cand = self.candidates.get(key)
         if cand is None:
-            if len(self.candidates) >= self.config.max_candidates:
-                return
-            self.candidates[key] = Candidate(key, node_id, urls, source)
-            return
+            if len(self.candidates) >= self.config.max_candidates and not self._evict():
+                return refused
+            self.candidates[key] = Candidate(key, node_id, urls[:MAX_URLS], source,
+                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]))
+            return refused
         # URLs we knew first (e.g. from a bootstrap list) stay first (transport.md A.2).
-        cand.urls = tuple(dict.fromkeys(cand.urls + urls))[:8]
+        merged = tuple(dict.fromkeys(cand.urls + urls))[:MAX_URLS]
+        trusted = set(cand.urls) - cand.announced
+        cand.announced = frozenset(((cand.announced | fresh) - trusted - (set(urls) - fresh))
+                                   & set(merged))
+        cand.urls = merged
         cand.source = min(cand.source, source)
+        return refused
 
-    def dial_done(self, key: str, now: int) -> None:
-        """The transport connected; the session handshake decides the rest. Until then
-        the candidate is not dialed again (`connected` or a failure settles it)."""
-        cand = self.candidates.get(key)
+    def _still_forgotten(self, key: str, urls: tuple[str, ...], now: int) -> bool:
+        entry = self._forgotten.get(key)
+        if entry is None:
+            return False
+        known, until = entry
+        if now < until and set(urls) <= known:
+            return True
+        del self._forgotten[key]
+        return False
+
+    def _evict(self) -> bool:
+        """Room for a new candidate: drop the most failed untrusted one that failed."""
+        worst = max((c for c in self.candidates.values()
+                     if c.source not in TRUSTED and not c.connected and not c.dialing
+                     and c.failures > 0), key=lambda c: c.failures, default=None)
+        if worst is None:
+            return False
+        del self.candidates[worst.key]
+        return True
+
+    # -- what happened --------------------------------------------------------------------
+
+    def link_opened(self, dial: Dial, conn: int, now: int) -> None:
+        """The transport connected for `dial`; the session handshake decides the rest
+        (`session_up` or `session_down`). Until then the candidate is not dialed again."""
+        self._pending[conn] = _Pending(dial.key, dial.node_id, dial.url)
+        cand = self.candidates.get(dial.key)
         if cand is not None:
             cand.dialing = False
             cand.next_attempt = now + self._backoff(max(cand.failures, 1))
 
-    def adopt(self, key: str, node_id: bytes) -> None:
-        """A dial to an id-less URL reached `node_id`: one candidate from now on."""
-        cand = self.candidates.pop(key, None) if key.startswith("url:") else None
-        if cand is not None:
-            self.learn(node_id, cand.urls, cand.source)
+    def session_up(self, conn: int, peer: bytes, now: int) -> Misdirected | None:
+        """A session is OPEN with `peer` on link `conn` (dialed or answered)."""
+        pending = self._pending.pop(conn, None)
+        self._sessions[conn] = peer
+        verdict = None
+        if pending is not None:
+            if pending.expected is None:
+                self._adopt(pending.key, peer)
+            elif pending.expected != peer:
+                verdict = self._misdirected(pending, peer, now)
+            elif pending.url is not None:
+                self._answered_by.pop(pending.url, None)
+        cand = self.candidates.get(peer.hex())
+        if cand is None:  # it dialed us, or answered for another: an ordinary peer
+            cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD)
+        cand.connected, cand.dialing, cand.failures, cand.was_peer = True, False, 0, True
+        self._forgotten.pop(cand.key, None)
+        return verdict
 
-    def connected(self, node_id: bytes) -> None:
-        cand = self.candidates.get(node_id.hex())
-        if cand is None:
-            cand = self.candidates[node_id.hex()] = Candidate(node_id.hex(), node_id, (),
-                                                              Source.RECORD)
-        cand.connected, cand.dialing, cand.failures = True, False, 0
-
-    def disconnected(self, node_id: bytes, now: int) -> None:
-        cand = self.candidates.get(node_id.hex())
+    def session_down(self, conn: int, now: int) -> None:
+        """Link `conn` is gone, whether its session had opened or not."""
+        pending = self._pending.pop(conn, None)
+        if pending is not None:  # closed before HELLO went through: the dial failed
+            cand = self.candidates.get(pending.key)
+            if cand is not None and not cand.connected:
+                self._failed(cand, now)
+            return
+        peer = self._sessions.pop(conn, None)
+        if peer is None or peer in self._sessions.values():
+            return  # another session to it remains (sync.md §4.2)
+        cand = self.candidates.get(peer.hex())
         if cand is not None:
             cand.connected = False
             cand.dialing = False
             # Not at once: a peer that just dropped us may be restarting or overloaded.
             cand.next_attempt = now + self._backoff(max(cand.failures, 1))
 
-    def dial_failed(self, key: str, now: int) -> bool:
-        """Count a failure and back off. True when the candidate is forgotten: one known
-        only from mDNS after `mdns_max_failures` failures in a row (discovery.md §6)."""
+    def dial_failed(self, key: str, now: int) -> None:
         cand = self.candidates.get(key)
-        if cand is None:
-            return False
+        if cand is not None:
+            self._failed(cand, now)
+
+    def misbehaved(self, node_id: bytes) -> None:
+        self.strikes[node_id] = self.strikes.get(node_id, 0) + 1
+
+    def _failed(self, cand: Candidate, now: int) -> None:
         cand.dialing = False
         cand.failures += 1
         cand.next_attempt = now + self._backoff(cand.failures)
-        if cand.source == Source.MDNS and cand.failures >= self.config.mdns_max_failures:
-            del self.candidates[key]
-            return True
-        return False
+        limit = (self.config.mdns_max_failures if cand.source is Source.MDNS
+                 else self.config.forget_after)
+        if cand.source not in TRUSTED and cand.failures >= limit:
+            del self.candidates[cand.key]
+            _remember(self._forgotten, cand.key,
+                      (frozenset(cand.urls), now + self.config.forget_for_ms))
+            if cand.source is Source.MDNS and cand.node_id is not None:
+                self._lan_forgotten.append(cand.node_id)
+
+    def lan_forgotten(self) -> list[bytes]:
+        """The mDNS candidates forgotten for failing since the last call: the node asks
+        the LAN about them again later (discovery.md §6.1)."""
+        dropped, self._lan_forgotten = self._lan_forgotten, []
+        return dropped
 
     def forget(self, node_id: bytes, source: Source) -> bool:
         """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
@@ -147,33 +311,88 @@ class Peering:
         del self.candidates[cand.key]
         return True
 
-    def misbehaved(self, node_id: bytes) -> None:
-        self.strikes[node_id] = self.strikes.get(node_id, 0) + 1
+    def _adopt(self, key: str, node_id: bytes) -> None:
+        """A dial to an id-less URL reached `node_id`: one candidate from now on."""
+        cand = self.candidates.pop(key, None) if key.startswith("url:") else None
+        if cand is not None:
+            self.learn(node_id, cand.urls, cand.source)
+
+    def _misdirected(self, pending: _Pending, actual: bytes, now: int) -> Misdirected:
+        assert pending.expected is not None
+        cand = self.candidates.get(pending.key)
+        if cand is not None:
+            self._failed(cand, now)
+        if pending.url is not None:
+            _remember(self._answered_by, pending.url, actual)
+        note = f"{pending.url} {pending.expected.hex()} {actual.hex()}"
+        first = note not in self._warned
+        _remember(self._warned, note, None)
+        return Misdirected(pending.url, pending.expected, actual, first)
 
     def _backoff(self, failures: int) -> int:
         base = min(self.config.backoff_max_ms,
                    self.config.backoff_base_ms * 2 ** min(failures - 1, 16))
         return int(base * (0.5 + self._rand()))  # jitter: 0.5x .. 1.5x
 
-    def due(self, now: int, peer_count: int, reachable: Callable[[Candidate], bool]
+    # -- decisions ------------------------------------------------------------------------
+
+    def is_connected(self, node_id: bytes) -> bool:
+        return node_id in self._sessions.values()
+
+    def due(self, now: int, peer_count: int, relay_path: Callable[[bytes], bool]
             ) -> list[Dial]:
-        """Candidates to dial now. `reachable(c)` says whether we have any way to reach c
-        (a URL, or a connected peer that can relay to it)."""
+        """Candidates to dial now. `relay_path(id)` says whether one of our peers links to
+        that node (its node.links record), for candidates without a URL."""
         dialing = sum(1 for c in self.candidates.values() if c.dialing)
         want = min(self.config.low - peer_count - dialing, self.config.max_dialing - dialing)
+        self._wanted = want > 0
         if want <= 0:
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
-                 and self.strikes.get(c.node_id or b"", 0) < 3 and reachable(c)]
+                 and self.strikes.get(c.node_id or b"", 0) < 3]
         ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
-        dials = []
-        for cand in ready[:want]:
-            cand.dialing = True
-            # Each failure moves on to the candidate's next URL, round and round.
-            url = cand.urls[cand.failures % len(cand.urls)] if cand.urls else None
-            dials.append(Dial(cand.key, cand.node_id, url))
+        # URLs where a dial reached a node we are connected to: not a way to any other
+        # candidate right now. (Only a dial is evidence: a peer that merely announced
+        # another's URL must not stop us from dialing it.)
+        taken = {url: who for url, who in self._answered_by.items() if self.is_connected(who)}
+        dials: list[Dial] = []
+        for cand in ready:
+            if len(dials) >= want:
+                break
+            dial = self._route(cand, now, taken, peer_count > 0, relay_path)
+            if dial is not None:
+                cand.dialing = True
+                dials.append(dial)
         return dials
+
+    def _route(self, cand: Candidate, now: int, taken: dict[str, bytes], relays: bool,
+               relay_path: Callable[[bytes], bool]) -> Dial | None:
+        """How to dial `cand` now, or None (and when to look again)."""
+        if cand.urls:
+            wait = 0
+            count = len(cand.urls)
+            for i in range(count):  # each failure moves on to the next URL, round and round
+                url = cand.urls[(cand.failures + i) % count]
+                if taken.get(url, cand.node_id) != cand.node_id:
+                    continue  # that URL leads to a peer we have: not to this candidate
+                if url in cand.announced:
+                    blocked = self._take_budget(cand.key, url, now)
+                    if blocked:
+                        wait = min(wait or blocked, blocked)
+                        continue
+                return Dial(cand.key, cand.node_id, url, url in cand.announced)
+            cand.next_attempt = now + (wait or self._backoff(max(cand.failures, 1)))
+            return None
+        # By relay: through any peer for a node we only know from its record; a former
+        # peer (a browser tab, a node behind NAT) only while a peer still links to it.
+        if cand.node_id is not None and relays and (
+                not cand.was_peer or relay_path(cand.node_id)):
+            return Dial(cand.key, cand.node_id, None)
+        # No way to it (a browser tab that left): this counts as a failure, so it is
+        # looked at less and less, then forgotten.
+        self._failed(cand, now)
+        return None
 
     def _rank(self, key: str) -> bytes:
         """The order among equal candidates: a hash keyed by our own id, so that every
@@ -182,14 +401,23 @@ class Peering:
         herd with 503 and kept more peers than the rest."""
         return hashlib.blake2b(key.encode(), key=self.me, digest_size=8).digest()
 
-    def timer(self, now: int) -> int | None:
-        """When a candidate next becomes due, for `due()` to be asked again. Only future
-        times: a candidate due already was just declined by `due()` (enough peers, no
-        way to reach it, too many strikes), and what changes that is an event (a peer
-        lost, a peer gained, a new candidate) on which the node asks again anyway. A
-        past time here would make the node wake at once, forever: a busy loop."""
+    def _take_budget(self, key: str, url: str, now: int) -> int:
+        """0 and a dial counted against `key` and the URL's destination, or ms to wait."""
+        destination = url_destination(url)
+        wait = max(self._by_announcer.wait(key, now), self._by_destination.wait(destination, now))
+        if wait == 0:
+            self._by_announcer.take(key, now)
+            self._by_destination.take(destination, now)
+        return wait
+
+    def timer(self) -> int | None:
+        """When `due` may have something new to say; None while no dial is wanted (a
+        session ending or a dial failing brings the node back to `due` anyway)."""
+        if not self._wanted:
+            return None
         waits = [c.next_attempt for c in self.candidates.values()
-                 if not c.connected and not c.dialing and c.next_attempt > now]
+                 if not c.connected and not c.dialing
+                 and self.strikes.get(c.node_id or b"", 0) < 3]
         return min(waits) if waits else None
 
     def surplus(self, peers: dict[bytes, int | None]) -> list[bytes]:

@@ -70,6 +70,11 @@ class PendingSet:
             out.extend(self.release(*key))
         return out
 
+    def waiting(self) -> Iterator[Op]:
+        """Every waiting op, oldest first."""
+        for waiting in self._by_id.values():
+            yield waiting.op
+
     def wanted(self) -> Iterator[Dep]:
         """What to ask peers for: each missing op once, oldest waiter first."""
         seen: set[tuple[bytes, int]] = set()

@@ -268,6 +268,9 @@ class Replica:
         return result
 
     def _precheck(self, me: bytes, body: Body, now: int) -> None:
+        if isinstance(body, Transfer | Post) and body.to == me:
+            # ops.md §6: a body naming its own author is invalid; say so before signing.
+            raise LocalError("you cannot pay or message yourself")
         acct = self.ledger.accounts.get(me)
         registered = acct is not None and acct.registered_at is not None
         if isinstance(body, Register) and registered:

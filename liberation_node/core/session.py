@@ -109,6 +109,9 @@ class Session:
         self.last_heard = now
         self.last_sent = now
         self.rtt_ms: int | None = None
+        # The peer's clock minus ours, from the last PONG: its clock reading against
+        # the midpoint of our PING's round trip (sync.md §4.4). None until measured.
+        self.clock_offset_ms: int | None = None
         self._nonce = nonce
         self._ping: tuple[int, int] | None = None  # (nonce, sent at)
         self._tokens_bytes = config.max_bytes_per_s * config.burst_s
@@ -188,11 +191,12 @@ class Session:
         if self.closed:
             raise self._closed()
         if isinstance(frame, Ping):
-            self.send(Pong(frame.nonce))
+            self.send(Pong(frame.nonce, now))
             return None
         if isinstance(frame, Pong):
             if self._ping is not None and frame.nonce == self._ping[0]:
                 self.rtt_ms = max(0, now - self._ping[1])
+                self.clock_offset_ms = frame.clock - (self._ping[1] + now) // 2
                 self._ping = None
             return None
         return frame

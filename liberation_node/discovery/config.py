@@ -1,10 +1,11 @@
 """Settings of LAN discovery by mDNS (protocols/discovery.md), every default in one place.
 
-mDNS is on by default. Which interfaces and address families it uses is
-configuration: by default every interface with a usable address (not loopback),
-IPv4 and IPv6. The interfaces are listed by name and enumerated (ifaddr) rather
-than left to the operating system's default route, because a host without a
-default route (a network namespace, an isolated LAN) has no default interface.
+mDNS is on by default (`NodeConfig.mdns`, `--no-mdns`). Which interfaces and address
+families it uses is configuration (`[discovery]` in config.toml): by default every
+interface with a usable address (not loopback), IPv4 and IPv6. The interfaces are
+listed by name and enumerated (ifaddr) rather than left to the operating system's
+default route, because a host without a default route (a network namespace, an
+isolated LAN) has no default interface.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MdnsConfig:
-    enabled: bool = True
     interfaces: tuple[str, ...] = ()  # interface names; () = every one with a usable address
     ipv4: bool = True
     ipv6: bool = True

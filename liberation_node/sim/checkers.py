@@ -5,11 +5,14 @@ the op, in one line. The simulator never stops on a violation; it collects them.
 - Authenticity (safety): every op a replica ever holds was signed by its author:
   it is in the registry of ops that writers actually produced. A forged or
   altered op is not.
-- Durability (safety): an op a node held and persisted is never lost — not by a
-  crash and restart, not later — unless its author equivocated (ops.md §9). The
-  store holds exactly what the replica holds, and a restart rebuilds the same
-  op set.
-- Honesty: no honest author ever has two ops at one seq, no op is voided unless
+- Durability (safety): an op a node persisted is never lost — not by a crash
+  and restart, not later — unless its author equivocated (ops.md §9). The store
+  holds what the replica holds but for the batches not yet committed (what a
+  crash loses), and a restart rebuilds exactly the stored op set. An own write
+  is acknowledged only once committed, so no acknowledged write is ever lost.
+- Honesty: no honest author ever publishes two ops at one seq (an op that died
+  with its node before its commit was never published, sync.md §10.1), no
+  honest author is found forked by any node, no op is voided unless
   its author equivocated, and no honest peer is ever blamed for bad input or
   has its session closed as broken (on a network that does not garble order).
 - Convergence (liveness): once faults have healed and a quiet period passed,
@@ -58,14 +61,20 @@ class Registry:
     """Every op legitimately signed in the run, by whom, and who equivocated."""
 
     def __init__(self) -> None:
-        self.ops: dict[bytes, Op] = {}
+        self.ops: dict[bytes, Op] = {}  # every op signed
+        self.published: dict[bytes, Op] = {}  # the ops that left their author's node
         self._slots: dict[tuple[bytes, int], bytes] = {}  # (author, seq) -> first op id
-        self.equivocators: dict[bytes, int] = {}  # author -> lowest seq signed twice
+        self.equivocators: dict[bytes, int] = {}  # author -> lowest seq published twice
         self.honest: dict[bytes, int] = {}  # honest author -> node index
 
-    def add(self, op: Op) -> bool:
-        """Record `op`; False if its author already signed another op at that seq."""
+    def sign(self, op: Op) -> None:
+        """`op` exists: genuine, whether or not anyone but its author ever sees it."""
         self.ops[op.id] = op
+
+    def add(self, op: Op) -> bool:
+        """Record `op` as published; False if its author published another op at that seq."""
+        self.ops[op.id] = op
+        self.published[op.id] = op
         first = self._slots.setdefault((op.author, op.seq), op.id)
         if first == op.id:
             return True
@@ -99,25 +108,45 @@ class Checker:
     def __init__(self, registry: Registry, violations: Violations) -> None:
         self.registry = registry
         self.violations = violations
-        self._held: dict[int, dict[bytes, Op]] = {}  # node -> every op it ever held
-        self._at_crash: dict[int, bytes] = {}  # node -> ops digest when it went down
+        self._held: dict[int, dict[bytes, Op]] = {}  # node -> every op it ever persisted
+        self._at_crash: dict[int, set[bytes]] = {}  # node -> op ids stored when it went down
+        self.acknowledged = 0  # own writes acknowledged (committed) in the run
 
     # -- while running ----------------------------------------------------------------
 
-    def wrote(self, at: int, node: int, op: Op, *, byzantine: bool) -> None:
+    def signed(self, node: int, op: Op, *, byzantine: bool) -> None:
+        """Node `node` signed `op` through its mesh; it is published once acknowledged
+        (`wrote`), when its commit is done."""
         if not byzantine:
             self.registry.honest.setdefault(op.author, node)
+        self.registry.sign(op)
+
+    def wrote(self, at: int, node: int, op: Op, *, byzantine: bool) -> None:
+        """`op` was published: an honest write acknowledged after its commit, or
+        whatever a byzantine node sends."""
+        if not byzantine:
+            self.registry.honest.setdefault(op.author, node)
+            self.acknowledged += 1
         if not self.registry.add(op) and op.author in self.registry.honest:
             self.violations.add(at, f"honest node {node} signed two ops at seq {op.seq}")
 
-    def changed(self, at: int, node: int, event: Changed) -> None:
+    def persisted(self, node: int, event: Changed) -> None:
+        """Node `node` committed `event`: from now on it must never lose those ops."""
         held = self._held.setdefault(node, {})
+        for op in event.applied:
+            held[op.id] = op
+
+    def forked(self, at: int, node: int, author: bytes, seq: int) -> None:
+        if author in self.registry.honest:
+            self.violations.add(at, f"node {node} found honest node "
+                                f"{self.registry.honest[author]} forked at seq {seq}")
+
+    def changed(self, at: int, node: int, event: Changed) -> None:
         for op in event.applied:
             if op.id not in self.registry.ops:
                 self.violations.add(at, f"node {node} accepted op {op.id.hex()[:16]} "
                                     f"(author {short_id(op.author)}, seq {op.seq}) that its "
                                     "author never signed: forged or altered")
-            held[op.id] = op
         for op in event.excluded:
             if not self.registry.voidable(op):
                 self.violations.add(at, f"node {node} dropped op {op.id.hex()[:16]} of "
@@ -142,18 +171,24 @@ class Checker:
                                 f"{self.registry.honest[event.peer]}: {event.reason} "
                                 f"({event.detail})")
 
-    def crashing(self, at: int, node: int, replica: Replica, stored: list[bytes]) -> None:
-        """Just before a crash: the store must hold exactly the replica's ops."""
-        if sorted(stored) != sorted(replica.ops):
+    def crashing(self, at: int, node: int, replica: Replica, stored: list[bytes],
+                 unstored: tuple[Changed, ...] = ()) -> None:
+        """Just before a crash: the store holds the replica's ops but for the batches
+        `unstored` (not committed yet: the crash loses them)."""
+        applied = {op.id for e in unstored for op in e.applied}
+        excluded = {op.id for e in unstored for op in e.excluded}
+        held = set(stored)
+        if held - set(replica.ops) - excluded or set(replica.ops) - held - applied:
             self.violations.add(at, f"node {node}: store holds {len(stored)} ops, replica "
-                                f"{len(replica.ops)}: they parted before the crash")
-        self._at_crash[node] = replica.ops_digest()
+                                f"{len(replica.ops)} with {len(applied)} not committed yet: "
+                                "they parted before the crash")
+        self._at_crash[node] = held
 
     def restarted(self, at: int, node: int, replica: Replica) -> None:
         before = self._at_crash.pop(node, None)
-        if before is not None and replica.ops_digest() != before:
-            self.violations.add(at, f"node {node}: restart rebuilt a different op set than it "
-                                "held when it crashed")
+        if before is not None and set(replica.ops) != before:
+            self.violations.add(at, f"node {node}: restart rebuilt a different op set than its "
+                                "store held when it crashed")
         self._lost(at, node, replica)
 
     # -- at the end -------------------------------------------------------------------

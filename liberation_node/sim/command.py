@@ -55,6 +55,8 @@ _probability = click.FloatRange(0.0, 1.0, max_open=True)
               help="Crash-and-restart events against random nodes.")
 @click.option("--byzantine", type=click.IntRange(0), default=0,
               help="Nodes that also forge, alter, replay, equivocate and send garbage.")
+@click.option("--clock-skew-ms", type=click.IntRange(0), default=0, show_default=True,
+              help="Each node's clock is off by 0..this many ms (keep it under 900000).")
 @click.option("--duration-ms", type=click.IntRange(1), default=20_000, show_default=True,
               help="Length of the phase with writes and faults.")
 @click.option("--liveness-ms", type=click.IntRange(1), default=60_000, show_default=True,
@@ -67,7 +69,8 @@ _probability = click.FloatRange(0.0, 1.0, max_open=True)
 def simulate(nodes: int, seed: int, degree: int, ops: int, loss: float, dup: float,
              reorder: float, unordered: bool, latency_ms: tuple[int, int],
              jitter_ms: int | None, partition_at: int | None, heal_at: int | None,
-             crashes: int, byzantine: int, duration_ms: int, liveness_ms: int,
+             crashes: int, byzantine: int, clock_skew_ms: int, duration_ms: int,
+             liveness_ms: int,
              memo_verify: bool, progress: bool | None, as_json: bool) -> None:
     """Run N real nodes on a virtual clock over a seeded faulty network, and check them.
 
@@ -80,7 +83,8 @@ def simulate(nodes: int, seed: int, degree: int, ops: int, loss: float, dup: flo
         network=NetworkOptions(latency_ms=latency_ms, jitter_ms=jitter_ms, loss=loss,
                                duplicate=dup, reorder=reorder, fifo=not unordered),
         faults=FaultOptions(partition_at_ms=partition_at, heal_at_ms=heal_at,
-                            crashes=crashes, byzantine=byzantine))
+                            crashes=crashes, byzantine=byzantine,
+                            clock_skew_ms=clock_skew_ms))
     try:
         config.check()
     except ValueError as exc:

@@ -66,8 +66,9 @@ class Metrics:
                     got[oid] = hop + 1
 
     def dissemination(self, replicas: list[Replica]) -> Dissemination:
-        """Over the ops that must reach everyone (not voided by an equivocation)."""
-        ops = [op for op in self.registry.ops.values() if not self.registry.voidable(op)]
+        """Over the ops that must reach everyone: published (an own write that died with
+        its node before its commit never was) and not voided by an equivocation."""
+        ops = [op for op in self.registry.published.values() if not self.registry.voidable(op)]
         if not ops or not replicas:
             return Dissemination(1.0, 0, 0.0, 0.0)
         held = sum(1 for r in replicas for op in ops if op.id in r.ops)

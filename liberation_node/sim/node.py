@@ -1,15 +1,22 @@
 """One simulated node: an identity, a store that outlives crashes, and, while it
 runs, the production `Mesh` over a replica rebuilt from that store.
 
-Crashing drops the Mesh and the replica (everything in memory); restarting
+Writes reach the store as the daemon's writer puts them there: the mesh's
+`Changed` batches queue up (`unstored`) and are committed together a little
+later (a group commit), then the mesh is told (`Mesh.stored`), which is when
+own writes are acknowledged and published. Crashing drops the Mesh, the
+replica and whatever was not committed yet (everything in memory); restarting
 rebuilds the replica with `open_replica`, exactly as the daemon does on start,
 and makes a new Mesh. The store is a `MemoryStore`, whose coroutines never wait
 on anything, so the simulator drives them to completion in place (`run_sync`)
 instead of running an event loop.
+
+Each node has its own clock: the world's time plus a fixed `skew_ms`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -17,7 +24,7 @@ from typing import Any, TypeVar
 from ..core.events import Changed
 from ..core.identity import Identity
 from ..core.mesh import Mesh, MeshConfig
-from ..core.ops import op_id
+from ..core.ops import Op, op_id
 from ..core.replica import Replica
 from ..store.base import Store
 from ..store.loader import open_replica
@@ -40,7 +47,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 class SimNode:
     def __init__(self, index: int, identity: Identity, store: Store, rng: random.Random,
-                 mesh_config: MeshConfig, network: str, *, byzantine: bool) -> None:
+                 mesh_config: MeshConfig, network: str, *, byzantine: bool,
+                 skew_ms: int = 0) -> None:
         self.index = index
         self.identity = identity
         self.store = store
@@ -51,6 +59,10 @@ class SimNode:
         self.mesh: Mesh | None = None
         self.timer_at: int | None = None  # when the armed timer fires; None: none armed
         self.starts = 0
+        self.skew_ms = skew_ms
+        self.unstored: list[Changed] = []  # batches the next group commit writes
+        self.commit_due = False
+        self.acks: list[tuple[int, Op]] = []  # (ticket, own write) awaiting the commit
         run_sync(store.open())
 
     @property
@@ -62,11 +74,22 @@ class SimNode:
         assert self.mesh is not None, f"node {self.index} is down"
         return self.mesh.replica
 
-    def start(self, now: int, hook: ReplicaHook | None = None) -> Mesh:
+    def now(self, world_ms: int) -> int:
+        """What this node's clock reads when the world's reads `world_ms`."""
+        return world_ms + self.skew_ms
+
+    def start(self, world_ms: int, hook: ReplicaHook | None = None, *,
+              check_own: bool = False) -> Mesh:
+        """Start from the store; `check_own`: check the own feed with peers before
+        writing (sync.md §10.2), as a daemon does unless it just made its identity."""
+        now = self.now(world_ms)
         replica = run_sync(open_replica(self.store, self.network, now=now))
         if hook is not None:
             hook(self.index, replica)
-        self.mesh = Mesh(self.identity, replica, self.mesh_config, self.rng.randbytes, now)
+        config = dataclasses.replace(
+            self.mesh_config, own_feed=dataclasses.replace(self.mesh_config.own_feed,
+                                                           check=check_own))
+        self.mesh = Mesh(self.identity, replica, config, self.rng.randbytes, now)
         self.timer_at = None
         self.starts += 1
         return self.mesh
@@ -74,11 +97,27 @@ class SimNode:
     def crash(self) -> None:
         self.mesh = None
         self.timer_at = None
+        self.unstored = []  # never committed: gone with the process
+        self.commit_due = False
+        self.acks = []
 
     def persist(self, changed: Changed) -> None:
         """Write one `Changed` event to the store, as the daemon does (one batch)."""
         run_sync(self.store.write(changed.applied, changed.excluded, changed.records,
                                   changed.dropped_records))
+
+    def commit(self) -> tuple[list[Changed], list[Op]]:
+        """The group commit: store every queued batch, tell the mesh; returns the batches
+        and the own writes acknowledged by it."""
+        batches, self.unstored, self.commit_due = self.unstored, [], False
+        for changed in batches:
+            self.persist(changed)
+        acked: list[Op] = []
+        if batches and self.mesh is not None:
+            last = batches[-1].ticket
+            acked = [op for ticket, op in self.acks if ticket <= last]
+            self.acks = [(t, op) for t, op in self.acks if t > last]
+        return batches, acked
 
     def stored_op_ids(self) -> list[bytes]:
         return [op_id(w) for w in run_sync(self.store.load_ops())]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.ops import MAX_CLOCK_SKEW_MS
+
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -70,6 +72,9 @@ class FaultOptions:
     downtime_ms: tuple[int, int] = (1_000, 8_000)
     byzantine: int = 0
     byzantine_interval_ms: int = 1_000
+    # Each node's clock is off the world's by a fixed 0..clock_skew_ms, so any two
+    # differ by at most this: keep it under MAX_CLOCK_SKEW_MS (ops.md §5.4).
+    clock_skew_ms: int = 0
 
     @property
     def any(self) -> bool:
@@ -94,6 +99,9 @@ class SimConfig:
     network: NetworkOptions = field(default_factory=NetworkOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     check_interval_ms: int = 100  # how often convergence is sampled
+    # A node's writer commits what queued up meanwhile this long after the first
+    # change (a group commit); a crash loses what is not committed yet.
+    commit_ms: int = 2
     # Presence records change the digest whenever they are republished; the
     # defaults keep them still during a run so that "same digest" is reachable
     # (the core's defaults are 60 s and 5 min). Restarts still republish.
@@ -128,6 +136,8 @@ class SimConfig:
             raise ValueError("want crashes >= 0 and 0 <= byzantine < nodes - 1")
         if not 0 < f.downtime_ms[0] <= f.downtime_ms[1] or f.byzantine_interval_ms <= 0:
             raise ValueError("want 0 < downtime LO <= HI and a positive byzantine interval")
+        if not 0 <= f.clock_skew_ms < MAX_CLOCK_SKEW_MS or self.commit_ms < 0:
+            raise ValueError(f"want 0 <= clock skew < {MAX_CLOCK_SKEW_MS} ms and commit-ms >= 0")
 
     @property
     def faulty(self) -> bool:

@@ -86,6 +86,8 @@ def command_line(config: SimConfig) -> str:
         args += ["--crash", str(f.crashes)]
     if f.byzantine != d_f.byzantine:
         args += ["--byzantine", str(f.byzantine)]
+    if f.clock_skew_ms != d_f.clock_skew_ms:
+        args += ["--clock-skew-ms", str(f.clock_skew_ms)]
     if config.liveness_ms != d.liveness_ms:
         args += ["--liveness-ms", str(config.liveness_ms)]
     if config.memo_verify:

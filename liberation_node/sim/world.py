@@ -22,8 +22,18 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.errors import LocalError
-from ..core.events import Changed, ConnId, Event, Misbehaved, PeerDown, PeerUp, SyncFinished
+from ..core.errors import LocalError, NotWritable
+from ..core.events import (
+    Changed,
+    ConnId,
+    Event,
+    ForkFound,
+    Misbehaved,
+    PeerDown,
+    PeerUp,
+    SyncFinished,
+    WritesOpened,
+)
 from ..core.identity import Identity
 from ..core.mesh import MeshConfig
 from ..store.base import Store, StoreError
@@ -70,11 +80,13 @@ class World:
         mesh_config = MeshConfig(record_refresh_ms=config.presence_refresh_ms,
                                  record_ttl_ms=config.record_ttl_ms)
         byzantine = set(self._fault_rng.sample(range(config.nodes), config.faults.byzantine))
+        skew = config.faults.clock_skew_ms  # each clock is off by 0..skew: pairs differ by <= it
+        skews = [self._fault_rng.randint(0, skew) if skew else 0 for _ in range(config.nodes)]
         make_store = self.hooks.store or (lambda i: MemoryStore())
         self.nodes = [
             SimNode(i, Identity.from_seed(seed.randbytes(32)), make_store(i),
                     random.Random(seed.getrandbits(64)), mesh_config, config.network_name,
-                    byzantine=i in byzantine)
+                    byzantine=i in byzantine, skew_ms=skews[i])
             for i in range(config.nodes)]
         self.edges = topology.build(config.nodes, config.degree, topo_rng)
         self.network = Network(config.network, net_rng, self.clock, self.queue,
@@ -147,7 +159,9 @@ class World:
 
     def _start(self, node: SimNode, spread_ms: int) -> bool:
         try:
-            node.start(self.clock.now, self.hooks.replica)
+            # A node that starts again did not just make its identity: it checks its own
+            # feed with its peers before writing (sync.md §10.2).
+            node.start(self.clock.now, self.hooks.replica, check_own=node.starts > 0)
         except StoreError as exc:
             self.violations.add(self.clock.elapsed, f"node {node.index} cannot start from its "
                                 f"store: {exc}")
@@ -164,7 +178,7 @@ class World:
         if mesh is None:
             return
         now = self.clock.now
-        for conn, data in mesh.datagrams_to_send(now):
+        for conn, data in mesh.datagrams_to_send(node.now(now)):
             self.network.send(conn, data)
         while (event := mesh.next_event()) is not None:
             self._on_event(node, event)
@@ -186,7 +200,7 @@ class World:
         due = node.mesh.get_timer()
         if due is None:
             return
-        due = max(due, self.clock.now)
+        due = max(due - node.skew_ms, self.clock.now)  # the node's clock to the world's
         if node.timer_at is not None and node.timer_at <= due:
             return  # an earlier timer is armed; it re-arms when it fires
         node.timer_at = due
@@ -196,12 +210,13 @@ class World:
         if node.starts != starts or node.timer_at != due or node.mesh is None:
             return  # superseded, or the node restarted
         node.timer_at = None
-        now = self.clock.now
+        now = node.now(self.clock.now)
         timer = node.mesh.get_timer()
         if timer is not None and now >= timer:
             node.mesh.handle_timer(now)
             after = node.mesh.get_timer()
             if after is not None and after <= now:
+                now = self.clock.now
                 self.metrics.count("timer_not_advanced")
                 node.timer_at = now + 1
                 self.queue.push(now + 1, functools.partial(self._fire, node, now + 1, starts))
@@ -210,11 +225,16 @@ class World:
     def _on_event(self, node: SimNode, event: Event) -> None:
         at = self.clock.elapsed
         if isinstance(event, Changed):
-            try:
-                node.persist(event)
-            except StoreError as exc:
-                self.violations.add(at, f"node {node.index}: store refused a write: {exc}")
+            node.unstored.append(event)
             self.checker.changed(at, node.index, event)
+            if not node.commit_due:  # writes arriving meanwhile join this commit
+                node.commit_due = True
+                self.queue.push(self.clock.now + self.config.commit_ms,
+                                functools.partial(self._commit, node, node.starts))
+        elif isinstance(event, ForkFound):
+            self.checker.forked(at, node.index, event.author, event.seq)
+        elif isinstance(event, WritesOpened):
+            self.metrics.count("writes_opened")
         elif isinstance(event, PeerUp):
             self.connmgr.up(event.conn)
             self.metrics.count("sessions_up")
@@ -232,6 +252,23 @@ class World:
         elif isinstance(event, SyncFinished):
             self.metrics.count("sync_rounds")
 
+    def _commit(self, node: SimNode, starts: int) -> None:
+        """The node's writer commits what is queued; own writes are acknowledged."""
+        if node.starts != starts or node.mesh is None:
+            return  # the node crashed meanwhile: the batches died with it
+        at = self.clock.elapsed
+        try:
+            batches, acked = node.commit()
+        except StoreError as exc:
+            self.violations.add(at, f"node {node.index}: store refused a write: {exc}")
+            return
+        for changed in batches:
+            self.checker.persisted(node.index, changed)
+        for op in acked:
+            self.checker.wrote(at, node.index, op, byzantine=node.byzantine)
+        node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
+        self._flush(node)
+
     # -- network callbacks --------------------------------------------------------------
 
     def _connect(self, dialer: int, acceptor: int) -> ConnId:
@@ -240,7 +277,7 @@ class World:
         for end, initiator in ((ends[0], True), (ends[1], False)):
             node = self.nodes[end.node]
             assert node.mesh is not None
-            node.mesh.connection_made(end.conn, ends[2], now, initiator=initiator)
+            node.mesh.connection_made(end.conn, ends[2], node.now(now), initiator=initiator)
             self.queue.push(now, functools.partial(self._flush, node))
         return ends[0].conn
 
@@ -249,13 +286,13 @@ class World:
         if node.mesh is None:
             return
         self.metrics.delivered(sender, end.node, data)
-        node.mesh.data_received(end.conn, data, self.clock.now)
+        node.mesh.data_received(end.conn, data, node.now(self.clock.now))
         self._flush(node)
 
     def _on_closed(self, end: Endpoint) -> None:
         node = self.nodes[end.node]
         if node.mesh is not None:
-            node.mesh.connection_lost(end.conn, self.clock.now)
+            node.mesh.connection_lost(end.conn, node.now(self.clock.now))
             self._flush(node)
 
     # -- workload and faults ------------------------------------------------------------
@@ -264,19 +301,25 @@ class World:
         live = [n for n in self.nodes if n.alive]
         if not live:
             return
-        rng, now = self._work_rng, self.clock.now
+        rng = self._work_rng
         node = rng.choice(live)
         assert node.mesh is not None
+        now = node.now(self.clock.now)
         body = choose_body(rng, node.replica, node.identity.public_key, now)
         try:
             op = node.mesh.write(body, now)
+        except NotWritable:
+            self.metrics.count("refused_checking")  # the own-feed check is not done yet
+            return
         except LocalError:
             self.metrics.count("refused_byzantine" if node.byzantine else "refused_honest")
             return
-        self.checker.wrote(self.clock.elapsed, node.index, op, byzantine=node.byzantine)
+        # Published (and counted as written) once committed: see `_commit`.
+        self.checker.signed(node.index, op, byzantine=node.byzantine)
+        node.acks.append((node.mesh.ticket, op))
         self.metrics.wrote(node.index, op)
         self.metrics.count("writes")
-        self.last_disturbance = now
+        self.last_disturbance = self.clock.now
         self._flush(node)
 
     def _partition(self) -> None:
@@ -295,7 +338,8 @@ class World:
             return
         node = self._fault_rng.choice(candidates)
         self.checker.crashing(self.clock.elapsed, node.index, node.replica,
-                              node.stored_op_ids())
+                              node.stored_op_ids(), tuple(node.unstored))
+        self.metrics.count("uncommitted_lost", sum(len(e.applied) for e in node.unstored))
         self.network.forget_node(node.index)
         self.connmgr.crashed(node.index)
         node.crash()
@@ -314,7 +358,7 @@ class World:
         if not self.in_safety:
             return
         if node.alive:
-            kind, out = self.adversary.act(node, self.clock.now)
+            kind, out = self.adversary.act(node, node.now(self.clock.now))
             for op in self.adversary.signed:
                 self.checker.wrote(self.clock.elapsed, node.index, op, byzantine=True)
                 self.metrics.wrote(node.index, op)
@@ -378,14 +422,16 @@ class World:
         if converged and self.equal_since is not None:
             convergence = max(0, self.equal_since - self.last_disturbance)
         counts = self.metrics.counts
-        faults = {k: counts.get(k, 0) for k in ("partitions", "crashes", "restarts")}
+        faults = {k: counts.get(k, 0) for k in ("partitions", "crashes", "restarts",
+                                                "uncommitted_lost")}
         faults.update({k: self.network.counts[k] for k in ("lost", "duplicated", "reordered",
                                                            "cut")})
         faults.update({k: v for k, v in sorted(counts.items()) if k.startswith("byzantine_")})
         traffic = {"frames": self.network.counts["frames"], "bytes": self.network.counts["bytes"],
                    **self.connmgr.counts,
                    **{k: v for k, v in sorted(counts.items())
-                      if k.startswith(("refused", "sessions", "sync", "timer"))}}
+                      if k.startswith(("refused", "sessions", "sync", "timer", "writes_"))},
+                   "acknowledged": self.checker.acknowledged}
         return SimResult(
             seed=cfg.seed, nodes=cfg.nodes, converged=converged, convergence_ms=convergence,
             delivery_ratio=diss.delivery_ratio, delivery_ratio_at_heal=self.delivery_at_heal,

@@ -108,8 +108,12 @@ class Store(Protocol):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = ()) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
         """Persist one batch in one transaction; returns only once it is durable.
+
+        Durable means it survives a crash of this process. With `sync` it also
+        survives a power cut: the node asks for that when the batch holds its own
+        writes, which it acknowledges and publishes right after (DESIGN §8).
 
         In order: append `applied`; move `excluded` out of the ops into the
         forensic table; put each record in place of the held one for its

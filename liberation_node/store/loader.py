@@ -34,10 +34,17 @@ async def bind_network(store: Store, network: str) -> None:
                          "use the data directory made for that network")
 
 
-async def open_replica(store: Store, network: str, *, now: int | None = None) -> Replica:
+async def open_replica(store: Store, network: str, *, now: int | None = None,
+                       read_only: bool = False) -> Replica:
     """Build the replica a store holds. With `now` (ms), expired records are left out
-    and deleted from the store. Raises `StoreError` for a store that does not rebuild."""
-    await bind_network(store, network)
+    (and deleted from the store unless `read_only`). Raises `StoreError` for a store
+    that does not rebuild."""
+    if read_only:
+        held = await store.meta_get(NETWORK_KEY)
+        if held is not None and held != network:
+            raise StoreError(f"this store holds network {held!r}, not {network!r}")
+    else:
+        await bind_network(store, network)
     replica = Replica(network)
     wires = await store.load_ops()
     for index, wire in enumerate(wires, 1):
@@ -61,7 +68,7 @@ async def open_replica(store: Store, network: str, *, now: int | None = None) ->
             expired.append(record)
         else:
             replica.add_record(record)
-    if expired:
+    if expired and not read_only:
         await store.write((), dropped_records=expired)
     return replica
 

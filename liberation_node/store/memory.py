@@ -63,7 +63,7 @@ class MemoryStore(Store):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = ()) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
         self._check_open()
         ids = [op.id for op in applied]
         if len(set(ids)) != len(ids) or any(i in self._ops for i in ids):

@@ -2,10 +2,16 @@
 
 Durability. WAL with synchronous=NORMAL: a transaction is in the WAL file (in
 the OS's hands) when COMMIT returns, so a batch that `write` acknowledged
-survives a crash of this process; a power cut may lose the last batches before
-a checkpoint, never corrupt the file, and peers send those ops again on the
-next sync. One batch is one transaction (executemany), which is what makes
-hundreds of thousands of rows a second possible.
+survives a crash of this process (SIGKILL included); a power cut may lose the
+last batches before a checkpoint, never corrupt the file, and peers send those
+ops again on the next sync. A batch written with `sync=True` (the node's own
+writes, which it acknowledges and publishes next) runs with synchronous=FULL:
+COMMIT returns after the WAL is fsynced, so it survives a power cut too. One
+batch is one transaction (executemany), and one fsync for a whole group of
+writes, which is what keeps the write rate up.
+
+Read-only. `SqliteStore(path, read_only=True)` opens the file without creating,
+migrating or writing anything (`summary` beside a running node).
 
 Schema. `MIGRATIONS[n]` takes a database from schema version n to n + 1; the
 version is `PRAGMA user_version`, and each step commits with its version bump.
@@ -69,9 +75,11 @@ _PUT_RECORD = ("INSERT OR REPLACE INTO records (author, kind, id, version, expir
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path | str, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(self, path: Path | str, *, migrations: Sequence[Migration] = MIGRATIONS,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         self.migrations = tuple(migrations)  # injectable so tests can play a later version
+        self.read_only = read_only
         self._db: aiosqlite.Connection | None = None
         # One connection, one transaction at a time: without the lock, a read or a
         # meta_set awaited during a write would run inside that write's transaction.
@@ -81,7 +89,13 @@ class SqliteStore(Store):
         if self._db is not None:
             return
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            if self.read_only:
+                if not self.path.exists():
+                    raise StoreError(f"{self.path} does not exist")
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                db = await aiosqlite.connect(uri, isolation_level=None, uri=True)
+            else:
+                db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         try:
@@ -113,6 +127,11 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path} is an SQLite database but not a liberation-node store")
         if version > 0 and await _first(db, "PRAGMA application_id") != APPLICATION_ID:
             raise StoreError(f"{self.path} is an SQLite database but not a liberation-node store")
+        if self.read_only:
+            if version < latest:
+                raise StoreError(f"{self.path} has schema version {version}; start the node "
+                                 f"once to migrate it to version {latest}")
+            return
         mode = await _first(db, "PRAGMA journal_mode = WAL")
         if mode != "wal":  # e.g. a file system without shared memory; say so, do not guess
             raise StoreError(f"{self.path}: SQLite cannot use WAL here (journal mode {mode})")
@@ -157,36 +176,51 @@ class SqliteStore(Store):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = ()) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
         async with self._using() as db:
             if not (applied or excluded or records or dropped_records):
                 return
-            await db.execute("BEGIN IMMEDIATE")
+            if self.read_only:
+                raise StoreError(f"{self.path} is open read-only")
+            if sync:
+                await db.execute("PRAGMA synchronous = FULL")
             try:
-                if applied:
-                    await db.executemany(_INSERT_OP, [op_row(op) for op in applied])
-                if excluded:
-                    await db.executemany("DELETE FROM ops WHERE id = ?",
-                                         [(op.id,) for op in excluded])
-                    await db.executemany(_EXCLUDE_OP, [(*op_row(op), EXCLUDED_REASON)
-                                                       for op in excluded])
-                if records:
-                    await db.executemany(_PUT_RECORD, [record_row(r) for r in records])
-                if dropped_records:
-                    await db.executemany(
-                        "DELETE FROM records WHERE author = ? AND kind = ? AND id = ?",
-                        [(r.author, r.kind, r.id) for r in dropped_records])
-                await db.commit()
-            except BaseException as exc:
-                # Also on cancellation: the statements already queued run first
-                # on aiosqlite's thread, then this rollback, so no half batch stays.
+                await self._transaction(db, applied, excluded, records, dropped_records)
+            finally:
+                if sync:
+                    await db.execute("PRAGMA synchronous = NORMAL")
+
+    async def _transaction(self, db: aiosqlite.Connection, applied: Sequence[Op],
+                           excluded: Sequence[Op], records: Sequence[Record],
+                           dropped_records: Sequence[Record]) -> None:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if applied:
+                await db.executemany(_INSERT_OP, [op_row(op) for op in applied])
+            if excluded:
+                await db.executemany("DELETE FROM ops WHERE id = ?",
+                                     [(op.id,) for op in excluded])
+                await db.executemany(_EXCLUDE_OP, [(*op_row(op), EXCLUDED_REASON)
+                                                   for op in excluded])
+            if records:
+                await db.executemany(_PUT_RECORD, [record_row(r) for r in records])
+            if dropped_records:
+                await db.executemany(
+                    "DELETE FROM records WHERE author = ? AND kind = ? AND id = ?",
+                    [(r.author, r.kind, r.id) for r in dropped_records])
+            await db.commit()
+        except BaseException as exc:
+            # Also on cancellation: the statements already queued run first
+            # on aiosqlite's thread, then this rollback, so no half batch stays.
+            # A failed COMMIT (disk full, I/O error) may have rolled back already.
+            with contextlib.suppress(sqlite3.Error):
                 await db.rollback()
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise StoreError(DUPLICATE_OP) from exc
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"write to {self.path} failed, nothing written: {exc}") \
-                        from exc
-                raise
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise StoreError(DUPLICATE_OP) from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"write to {self.path} failed, nothing written: {exc}") \
+                    from exc
+            raise
 
     async def meta_get(self, key: str) -> str | None:
         async with self._using() as db:

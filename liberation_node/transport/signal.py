@@ -6,9 +6,16 @@ the network and are checked here before aiortc sees them: the shape and size,
 then the SDP itself. We only speak one data channel over DTLS/SCTP with every
 candidate in the SDP (no trickle ICE), so anything else is refused.
 
-Remote candidates must be IP literals: aioice would resolve a `.local` name
-over multicast DNS, which this node never starts, and any other name through
-DNS.
+Candidates (protocols/transport.md §3.4 rules 10-14). Every candidate is in
+the SDP: the protocol never trickles, so an SDP without `a=end-of-candidates`
+(browsers never write it) is complete as it is. Each candidate is usable (UDP,
+component 1, an IP literal, a port), ignored (a `.local` or DNS name: aioice
+would resolve one over multicast DNS, which this node never sends, or DNS; TCP,
+which aioice does not do) or refused with the whole SDP (an unspecified,
+multicast, broadcast or reserved address, or port 0: no peer sits there, and
+the node would send STUN checks to them). At least one must be usable; at most
+MAX_USED_CANDIDATES are used, each one costing a few STUN checks. The SDP given
+to aiortc keeps only those, and ends its candidates with `a=end-of-candidates`.
 
 Binding value. Each end's DTLS certificate fingerprint is in its SDP
 (a=fingerprint lines). aiortc checks the certificate the peer presents in the
@@ -32,16 +39,18 @@ binding values differ, so a HELLO signed over one does not verify on the other
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
 from aiortc.sdp import SessionDescription
 
+from ..core.scope import MULTICAST, RESERVED, UNSPECIFIED, address_scope
 from .errors import SignalError
 
 MAX_SDP_BYTES = 16 * 1024  # one data channel and a few dozen candidates fit in ~4 KiB
-MAX_CANDIDATES = 32  # each one costs a connectivity check
+MAX_CANDIDATES = 32  # a=candidate lines accepted in one SDP
+MAX_USED_CANDIDATES = 8  # of those, used: each costs STUN checks (issue: reflection)
+NO_DESTINATION = frozenset({UNSPECIFIED, MULTICAST, RESERVED})  # refused candidate scopes
 BINDING_ALGORITHM = "sha-256"  # mandatory to implement (RFC 8827 §6.5); aiortc offers it
 _SHA256_HEX = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){31}")  # RFC 8122 §5 fingerprint
 
@@ -53,14 +62,17 @@ class Description:
     type: str
     sdp: str
     fingerprint: str  # "sha-256 AB:CD:...", as in its a=fingerprint line, hex upper case
-    candidates: tuple[tuple[str, str], ...]  # (type, address) of every a=candidate line
+    candidates: tuple[tuple[str, str, int], ...]  # (type, address, port) of those used
+    ignored: tuple[str, ...] = ()  # why each ignored candidate was (for logs)
 
     def as_dict(self) -> dict[str, str]:
         return {"type": self.type, "sdp": self.sdp}
 
 
-def parse(message: object, expected_type: str) -> Description:
-    """Check an offer or answer dict from the network; raises SignalError."""
+def parse(message: object, expected_type: str, ignore: frozenset[str] = frozenset()
+          ) -> Description:
+    """Check an offer or answer dict from the network; raises SignalError. Candidates
+    whose address is in a scope of `ignore` (core/scope.py) are ignored."""
     if not isinstance(message, dict):
         raise SignalError(f"{expected_type}: expected a dict, got {type(message).__name__}")
     if set(message) != {"type", "sdp"}:
@@ -71,10 +83,10 @@ def parse(message: object, expected_type: str) -> Description:
         raise SignalError(f"{expected_type}: 'type' and 'sdp' must be strings")
     if kind != expected_type:
         raise SignalError(f"expected an {expected_type}, got type {kind[:20]!r}")
-    return check_sdp(kind, sdp)
+    return check_sdp(kind, sdp, ignore)
 
 
-def check_sdp(kind: str, sdp: str) -> Description:
+def check_sdp(kind: str, sdp: str, ignore: frozenset[str] = frozenset()) -> Description:
     """Check the SDP of an offer or answer (ours too); raises SignalError."""
     size = len(sdp.encode("utf-8", "surrogatepass"))
     if size > MAX_SDP_BYTES:
@@ -98,19 +110,63 @@ def check_sdp(kind: str, sdp: str) -> Description:
     fingerprint = ours[0].value.upper()
     if not _SHA256_HEX.fullmatch(fingerprint):
         raise SignalError(f"{kind}: malformed {BINDING_ALGORITHM} fingerprint")
-    if not media.ice_candidates_complete:
-        raise SignalError(f"{kind}: no a=end-of-candidates (trickle ICE is not supported)")
+    # Rule 10: no a=end-of-candidates is fine: nothing trickles, the SDP is complete.
     if not 0 < len(media.ice_candidates) <= MAX_CANDIDATES:
         raise SignalError(f"{kind}: {len(media.ice_candidates)} candidates, "
                           f"expected 1..{MAX_CANDIDATES}")
-    candidates = tuple((str(c.type), str(c.ip)) for c in media.ice_candidates)
-    for _, host in candidates:
+    lines = sdp.splitlines()
+    raw = [i for i, line in enumerate(lines) if line.startswith("a=candidate:")]
+    if len(raw) != len(media.ice_candidates):
+        raise SignalError(f"{kind}: candidates outside the m=application section")
+    usable: list[tuple[int, int, str, str, int]] = []  # -priority, order, type, ip, port
+    ignored: list[str] = []
+    for order, candidate in enumerate(media.ice_candidates):
+        host, port = str(candidate.ip), int(candidate.port)
         try:
-            ipaddress.ip_address(host)
+            scope = address_scope(host)
         except ValueError:
-            raise SignalError(f"{kind}: candidate host {host[:64]!r} is not an IP address "
-                              "(mDNS and DNS names are not resolved)") from None
-    return Description(kind, sdp, f"{BINDING_ALGORITHM} {fingerprint}", candidates)
+            ignored.append(f"{host[:64]!r} is not an IP address (names are not resolved)")
+            continue
+        if scope in NO_DESTINATION or not 0 < port < 65536:
+            what = "broadcast" if host == "255.255.255.255" else scope
+            raise SignalError(f"{kind}: candidate {host[:64]} port {port}: "
+                              f"{'port 0' if port == 0 else what + ' address'}, "
+                              "no peer is there")
+        if scope in ignore:
+            ignored.append(f"{host} {port}: {scope} address, not used by this node")
+            continue
+        if str(candidate.protocol).lower() != "udp" or candidate.component != 1:
+            ignored.append(f"{host} {port}: {candidate.protocol} component "
+                           f"{candidate.component} (UDP component 1 only)")
+            continue
+        if any(u[3:] == (host, port) for u in usable):
+            ignored.append(f"{host} {port}: a duplicate")
+            continue
+        usable.append((-int(candidate.priority), order, str(candidate.type), host, port))
+    if not usable:
+        raise SignalError(f"{kind}: no usable candidate ({'; '.join(ignored)[:300]})")
+    used = sorted(usable)[:MAX_USED_CANDIDATES]
+    ignored += [f"{u[3]} {u[4]}: over {MAX_USED_CANDIDATES} candidates"
+                for u in sorted(usable)[MAX_USED_CANDIDATES:]]
+    keep = {raw[u[1]] for u in used}
+    in_order = sorted(used, key=lambda u: u[1])  # as they were in the SDP
+    return Description(kind, _rewrite(sdp, lines, keep, raw[-1]),
+                       f"{BINDING_ALGORITHM} {fingerprint}",
+                       tuple((t, ip, port) for _, _, t, ip, port in in_order), tuple(ignored))
+
+
+def _rewrite(sdp: str, lines: list[str], keep: set[int], last: int) -> str:
+    """The SDP with only the candidate lines `keep` and a=end-of-candidates after the
+    last candidate line (the SDP as sent when nothing is dropped and it is there)."""
+    out = []
+    for i, line in enumerate(lines):
+        dropped = line.startswith("a=candidate:") and i not in keep
+        if not dropped and line != "a=end-of-candidates":
+            out.append(line)
+        if i == last:
+            out.append("a=end-of-candidates")
+    eol = "\r\n" if "\r\n" in sdp else "\n"
+    return eol.join(out) + eol
 
 
 def binding(local_fingerprint: str, remote_fingerprint: str) -> bytes:

@@ -46,6 +46,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidStateError
 
+from ..core.scope import LOOPBACK, address_scope
 from . import signal
 from ._ice import restrict_host_addresses, selected_remote_address
 from .config import TransportConfig
@@ -71,6 +72,7 @@ class Link:
         self.id = link_id
         self.initiator = conn.initiator
         self.binding = binding  # both DTLS fingerprints of this connection (signal.py)
+        self.tag = conn.tag  # what the dialer passed to `dial` (None when answered)
         self.remote_address = selected_remote_address(conn.pc)  # for logs
         self.closed = False
         self.close_reason = ""
@@ -157,9 +159,10 @@ class Link:
 class _Connection:
     """One RTCPeerConnection, from creation until it is closed."""
 
-    def __init__(self, transport: WebRtcTransport, initiator: bool) -> None:
+    def __init__(self, transport: WebRtcTransport, initiator: bool, tag: object = None) -> None:
         self.transport = transport
         self.initiator = initiator
+        self.tag = tag
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=transport._ice_servers))
         self.local: signal.Description | None = None
         self.remote: signal.Description | None = None
@@ -260,6 +263,11 @@ class WebRtcTransport:
         # Always an explicit list: with None, aiortc would use a public STUN server.
         self._ice_servers = [RTCIceServer(urls=s.url, username=s.username, credential=s.password)
                              for s in config.servers()]
+        # A remote loopback candidate can only be this host: used only if ICE may use
+        # loopback here too, else an offer could aim STUN checks at local UDP services
+        # (transport.md §6.3).
+        own = {address_scope(a) for a in config.ice_addresses}
+        self._ignore = frozenset() if LOOPBACK in own else frozenset({LOOPBACK})
         self._ids = itertools.count(1)
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -276,14 +284,15 @@ class WebRtcTransport:
         """Peer connections dialed or answered whose channel has not opened yet."""
         return sum(c.link is None and c.closing is None for c in self._conns)
 
-    async def dial(self, exchange: Exchange) -> Link:
+    async def dial(self, exchange: Exchange, tag: object = None) -> Link:
         """Connect to a peer: send our offer through `exchange`, which returns its answer.
 
-        Returns the open Link (also reported to on_open). Raises ConnectTimeout after
+        Returns the open Link (also reported to on_open, with `link.tag` = `tag`, so
+        the caller knows which dial it is before any message). Raises ConnectTimeout after
         `connect_timeout_s`, SignalError for a bad answer, TransportError otherwise;
         the peer connection is closed on every failure.
         """
-        conn = self._connection(initiator=True)
+        conn = self._connection(initiator=True, tag=tag)
         return await self._attempt(conn, lambda: self._dial(conn, exchange), "dial")
 
     async def answer(self, offer: dict[str, str]) -> dict[str, str]:
@@ -292,7 +301,7 @@ class WebRtcTransport:
         Raises SignalError for a bad offer (before anything is created). If the
         channel does not open within `connect_timeout_s`, the connection is closed.
         """
-        remote = signal.parse(offer, "offer")
+        remote = signal.parse(offer, "offer", self._ignore)
         conn = self._connection(initiator=False)
         conn.remote = remote
         deadline = asyncio.get_running_loop().time() + self.config.connect_timeout_s
@@ -326,7 +335,7 @@ class WebRtcTransport:
             raise
         except Exception as exc:
             raise TransportError(f"dial: the offer exchange failed: {exc!r}") from exc
-        conn.remote = signal.parse(answer, "answer")
+        conn.remote = signal.parse(answer, "answer", self._ignore)
         await self._set_remote(pc, conn.remote)
         link = await conn.opened
         if link is None:
@@ -378,10 +387,10 @@ class WebRtcTransport:
             raise TransportError(f"{what}: the transport closed")
         return task.result()
 
-    def _connection(self, initiator: bool) -> _Connection:
+    def _connection(self, initiator: bool, tag: object = None) -> _Connection:
         if self._closed:
             raise TransportError("the transport is closed")
-        conn = _Connection(self, initiator)
+        conn = _Connection(self, initiator, tag)
         self._conns.add(conn)
         return conn
 
@@ -394,7 +403,8 @@ class WebRtcTransport:
             raise TransportError(f"our own {description.type} is unusable ({exc}); "
                                  f"ice_addresses={self.config.ice_addresses}") from None
         allowed = self.config.ice_addresses
-        stray = [a for t, a in local.candidates if t == "host" and allowed and a not in allowed]
+        stray = [a for t, a, _ in local.candidates
+                 if t == "host" and allowed and a not in allowed]
         if stray:
             raise TransportError(f"ICE gathered host candidates {stray} outside "
                                  f"ice_addresses {allowed}")

@@ -4,8 +4,9 @@ The binding value is computed with `liberation_node.transport.signal.binding`
 and recomputed here from the rule of transport.md §4.2, so the file cannot
 state bytes the implementation does not produce. The SDP cases are fixed texts
 (no aiortc I/O: `signal.parse` only parses); each valid one records the
-fingerprint and candidates the check extracts, each refused one the start of
-the error message, checked against `signal.parse` here.
+fingerprint, the candidates the check keeps and the SDP it hands to the WebRTC
+stack, each refused one the start of the error message, checked against
+`signal.parse` here.
 
 Fingerprints are not taken from real certificates: the binding only depends on
 the text of the a=fingerprint lines, so `_fp(label)` is the SHA-256 of a label,
@@ -47,7 +48,8 @@ def _sdp(lines: list[str], eol: str = "\r\n") -> str:
 
 
 def _offer_lines(fingerprint: str = f"sha-256 {FP_OFFER}",
-                 candidates: tuple[str, ...] = ("192.0.2.10",)) -> list[str]:
+                 candidates: tuple[str, ...] = ("192.0.2.10",),
+                 lines: tuple[str, ...] | None = None) -> list[str]:
     """A minimal offer of the shape aiortc writes: one data channel, every candidate."""
     return [
         "v=0",
@@ -61,8 +63,9 @@ def _offer_lines(fingerprint: str = f"sha-256 {FP_OFFER}",
         "a=mid:0",
         "a=sctp-port:5000",
         "a=max-message-size:262144",
-        *(f"a=candidate:{i + 1} 1 udp 2130706431 {host} {50000 + i} typ host"
-          for i, host in enumerate(candidates)),
+        *(lines if lines is not None else
+          (f"a=candidate:{i + 1} 1 udp 2130706431 {host} {50000 + i} typ host"
+           for i, host in enumerate(candidates))),
         "a=end-of-candidates",
         "a=ice-ufrag:Wx3k",
         "a=ice-pwd:q8Jf0mR2vT6yB1nC4dE7gH",
@@ -118,6 +121,42 @@ def _padded(size: int) -> str:
     return text
 
 
+def _browser_offer() -> list[str]:
+    """An offer of the shape Chromium writes for one data channel: host candidates
+    hidden behind mDNS names, a TCP candidate, a server-reflexive one from STUN, no
+    a=end-of-candidates, a=ice-options:trickle."""
+    return [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=extmap-allow-mixed",
+        "a=msid-semantic: WMS",
+        "m=application 54400 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 198.51.100.7",
+        "a=candidate:3442447574 1 udp 2113937151 5f0e3c1a-7d4b-4e21-9a6b-2c1d3e4f5a6b.local "
+        "54400 typ host generation 0 network-cost 999",
+        "a=candidate:2181542406 1 tcp 1518280447 5f0e3c1a-7d4b-4e21-9a6b-2c1d3e4f5a6b.local "
+        "9 typ host tcptype active generation 0 network-cost 999",
+        "a=candidate:842163049 1 udp 1677729535 198.51.100.7 54400 typ srflx raddr 0.0.0.0 "
+        "rport 0 generation 0 network-cost 999",
+        "a=ice-ufrag:R2fX",
+        "a=ice-pwd:3ds4Wm0fh2RM0FTKkNMSL+Zp",
+        "a=ice-options:trickle",
+        f"a=fingerprint:sha-256 {FP_OFFER}",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sctp-port:5000",
+        "a=max-message-size:262144",
+    ]
+
+
+def _candidate(n: int, host: str, port: int, priority: int = 2130706431,
+               transport: str = "udp", component: int = 1) -> str:
+    return f"a=candidate:{n} {component} {transport} {priority} {host} {port} typ host"
+
+
 def _sdp_cases() -> list[tuple[str, str, str, Any]]:
     """(name, description, expected type, message)."""
     offer, answer = _offer_lines(), _answer_lines()
@@ -128,6 +167,13 @@ def _sdp_cases() -> list[tuple[str, str, str, Any]]:
 
     thirty_two = tuple(f"192.0.2.{i}" for i in range(1, 33))
     thirty_three = (*thirty_two, "192.0.2.33")
+    ip = _candidate(1, "192.0.2.10", 50000)
+
+    def with_candidates(*lines: str) -> dict[str, str]:
+        return msg(_offer_lines(lines=lines))
+
+    ranked = tuple(_candidate(i + 1, f"192.0.2.{i + 1}", 50000, priority=p) for i, p in
+                   enumerate((5, 90, 10, 90, 70, 60, 50, 40, 30, 20)))
     return [
         ("offer_minimal", "a minimal offer: one data channel, one host candidate, "
          "a=end-of-candidates, one sha-256 fingerprint", "offer", msg(offer)),
@@ -143,8 +189,30 @@ def _sdp_cases() -> list[tuple[str, str, str, Any]]:
               "a=fingerprint:sha-512 " + _hex_pairs(bytes(range(64)))])),
         ("offer_ipv6_candidate", "an IPv6 literal is an IP address", "offer",
          msg(_offer_lines(candidates=("2001:db8::10",)))),
-        ("offer_32_candidates", "MAX_CANDIDATES (32) candidates", "offer",
+        ("offer_32_candidates", "MAX_CANDIDATES (32) candidates: the first "
+         "MAX_USED_CANDIDATES (8) are used (equal priorities: in SDP order)", "offer",
          msg(_offer_lines(candidates=thirty_two))),
+        ("offer_used_by_priority", "10 candidates: the 8 of highest priority are used, equal "
+         "priorities in SDP order; the SDP handed on keeps their lines in place", "offer",
+         with_candidates(*ranked)),
+        ("offer_without_end_of_candidates", "no a=end-of-candidates (browsers never write it): "
+         "every candidate is there anyway, since nothing trickles; the SDP handed on ends "
+         "its candidates with a=end-of-candidates", "offer",
+         msg(_replace(offer, "a=end-of-candidates", None))),
+        ("offer_mdns_and_ip_candidates", "an mDNS name beside an IP candidate: the name is "
+         "ignored (never resolved), the IP one used", "offer",
+         with_candidates(_candidate(1, "1f0c5a3e-4b7d-4e21-9a6b-2c1d3e4f5a6b.local", 50000), ip)),
+        ("offer_tcp_candidate", "a TCP candidate beside a UDP one: ignored (UDP only)", "offer",
+         with_candidates(ip, _candidate(2, "192.0.2.11", 9, transport="tcp"))),
+        ("offer_duplicate_candidates", "the same address and port twice: used once", "offer",
+         with_candidates(ip, _candidate(2, "192.0.2.10", 50000, priority=1))),
+        ("offer_loopback_and_link_local", "loopback and link-local candidates are addresses "
+         "like others here (the answerer's ICE settings decide what it pairs them with)",
+         "offer", with_candidates(_candidate(1, "127.0.0.1", 50000),
+                                  _candidate(2, "fe80::1%eth0", 50001))),
+        ("browser_offer", "the shape of a Chromium offer: mDNS host names and a TCP "
+         "candidate are ignored, its server-reflexive candidate used; no "
+         "a=end-of-candidates", "offer", msg(_browser_offer())),
         ("offer_16384_bytes", "an SDP of exactly MAX_SDP_BYTES (16,384) bytes", "offer",
          {"type": "offer", "sdp": _padded(signal.MAX_SDP_BYTES)}),
         # refused
@@ -174,16 +242,31 @@ def _sdp_cases() -> list[tuple[str, str, str, Any]]:
          "level: two lines", "offer", msg([*offer[:4], fp_line, *offer[4:]])),
         ("fingerprint_31_bytes", "a sha-256 fingerprint of 31 bytes", "offer",
          msg(_replace(offer, "a=fingerprint", fp_line[:-3]))),
-        ("trickle_ice", "no a=end-of-candidates: candidates would trickle", "offer",
-         msg(_replace(offer, "a=end-of-candidates", None))),
         ("no_candidates", "no a=candidate line", "offer",
          msg(_replace(offer, "a=candidate", None))),
+        ("no_candidates_no_end", "no a=candidate line and no a=end-of-candidates", "offer",
+         msg(_replace(_replace(offer, "a=candidate", None), "a=end-of-candidates", None))),
         ("33_candidates", "MAX_CANDIDATES + 1 candidates", "offer",
          msg(_offer_lines(candidates=thirty_three))),
-        ("mdns_candidate", "a candidate named by an mDNS name", "offer",
+        ("mdns_candidate", "only a candidate named by an mDNS name: nothing usable", "offer",
          msg(_offer_lines(candidates=("1f0c5a3e-4b7d-4e21-9a6b-2c1d3e4f5a6b.local",)))),
-        ("dns_candidate", "a candidate named by a DNS name", "offer",
+        ("dns_candidate", "only a candidate named by a DNS name: nothing usable", "offer",
          msg(_offer_lines(candidates=("node.example.org",)))),
+        ("tcp_candidate_only", "only a TCP candidate: nothing usable", "offer",
+         with_candidates(_candidate(1, "192.0.2.11", 9, transport="tcp"))),
+        ("multicast_candidate", "a multicast candidate beside a good one: the offer is "
+         "refused (the node would send STUN checks to a group)", "offer",
+         with_candidates(ip, _candidate(2, "224.0.0.251", 5353))),
+        ("ipv6_multicast_candidate", "an IPv6 multicast candidate", "offer",
+         with_candidates(ip, _candidate(2, "ff02::1", 5000))),
+        ("broadcast_candidate", "the broadcast address 255.255.255.255", "offer",
+         with_candidates(ip, _candidate(2, "255.255.255.255", 5000))),
+        ("unspecified_candidate", "the unspecified address 0.0.0.0", "offer",
+         with_candidates(ip, _candidate(2, "0.0.0.0", 5000))),
+        ("ipv6_unspecified_candidate", "the unspecified address ::", "offer",
+         with_candidates(ip, _candidate(2, "::", 5000))),
+        ("port_0_candidate", "a candidate with port 0", "offer",
+         with_candidates(ip, _candidate(2, "192.0.2.11", 0))),
     ]
 
 
@@ -195,11 +278,12 @@ def _check(name: str, description: str, expected: str, message: Any) -> dict[str
     except SignalError as exc:
         text = str(exc)
         # The stable part of the message: up to the first detail that quotes the input.
-        stable = text.split(" (", 1)[0] if "unparseable" in text else text
+        quoting = ("unparseable", "no usable candidate")
+        stable = text.split(" (", 1)[0] if any(q in text for q in quoting) else text
         return {**case, "valid": False, "error": stable, "fingerprint": None,
-                "candidates": None}
+                "candidates": None, "sdp_used": None}
     return {**case, "valid": True, "error": None, "fingerprint": checked.fingerprint,
-            "candidates": [list(c) for c in checked.candidates]}
+            "candidates": [list(c) for c in checked.candidates], "sdp_used": checked.sdp}
 
 
 def _binding_case(name: str, description: str, local: str, remote: str) -> dict[str, Any]:
@@ -248,12 +332,14 @@ def build() -> dict[str, Any]:
                        "signaling relay cannot sit in the middle. 'sdp' are offers and "
                        "answers as they arrive ('message', any JSON value) checked for "
                        "'expected_type' (transport.md §3.4): a valid one gives the "
-                       "fingerprint and the candidates (type, address); a refused one the "
+                       "fingerprint, the candidates used (type, address, port) and "
+                       "'sdp_used', the SDP handed to the WebRTC stack; a refused one the "
                        "reference's error message ('error', a prefix of it).",
         "spec": "protocols/transport.md §3.4, §4",
         "constants": {"algorithm": signal.BINDING_ALGORITHM,
                       "max_sdp_bytes": signal.MAX_SDP_BYTES,
-                      "max_candidates": signal.MAX_CANDIDATES},
+                      "max_candidates": signal.MAX_CANDIDATES,
+                      "max_used_candidates": signal.MAX_USED_CANDIDATES},
         "cases": cases,
         "relay": relay,
         "sdp": sdp,

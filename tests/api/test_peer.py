@@ -95,7 +95,8 @@ async def test_bad_signals_name_the_field(client: Client, handler: EchoHandler,
 
 @pytest.mark.parametrize("raw", [b"{", b"[]", b"\x80"])
 async def test_signal_needs_a_json_object(client: Client, raw: bytes) -> None:
-    await error_of(await client.post("/v1/signal", data=raw), 400)
+    await error_of(await client.post("/v1/signal", data=raw,
+                                     headers={"Content-Type": "application/json"}), 400)
 
 
 async def test_signal_body_over_64_kib_is_refused(client: Client, handler: EchoHandler) -> None:

@@ -3,26 +3,9 @@ convergence, crash recovery, relayed signaling. Each test cleans up its processe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from .harness import Daemon, converged, wait_until
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
-def start(daemons: list[Daemon], tmp: Path, name: str, **kw: object) -> Daemon:
-    d = Daemon(tmp / name, name=name, **kw)  # type: ignore[arg-type]
-    daemons.append(d)
-    return d.start()
+from .harness import Daemon, converged, start, wait_until
 
 
 def test_five_nodes_in_a_chain_converge(tmp_path: Path, daemons: list[Daemon]) -> None:

@@ -17,9 +17,11 @@ from liberation_node.core.events import PeerDown
 from liberation_node.core.identity import Identity
 from liberation_node.core.mesh import Mesh, MeshConfig
 from liberation_node.core.ops import create_op
+from liberation_node.core.ownfeed import OwnFeedConfig
 from liberation_node.core.replica import Replica
 
 T = 1_767_225_600_000
+FRESH = MeshConfig(own_feed=OwnFeedConfig(check=False))  # identities made just now
 
 
 def counter(start: int) -> Callable[[int], bytes]:
@@ -33,8 +35,8 @@ def counter(start: int) -> Callable[[int], bytes]:
 
 
 def test_feeds_learnt_during_a_round_do_not_kill_the_session() -> None:
-    a = Mesh(Identity.from_seed(b"a" * 32), Replica("sim"), MeshConfig(), counter(0), T)
-    b = Mesh(Identity.from_seed(b"b" * 32), Replica("sim"), MeshConfig(), counter(100), T)
+    a = Mesh(Identity.from_seed(b"a" * 32), Replica("sim"), FRESH, counter(0), T)
+    b = Mesh(Identity.from_seed(b"b" * 32), Replica("sim"), FRESH, counter(100), T)
     b.write(Register("bob"), T)  # so that the digests differ and B answers with buckets
     a.connection_made(1, b"binding", T, initiator=True)  # A reconciles as soon as it is open
     b.connection_made(2, b"binding", T, initiator=False)

@@ -64,8 +64,11 @@ def test_report_fields() -> None:
 def test_evenly_spaced_writes_build_a_spanning_tree() -> None:
     """One broadcast at a time over stable links: after the first op has pruned the
     redundant links, Plumtree pushes each op along a tree (DESIGN §3)."""
+    # commit_ms=0: with a 2 ms commit this seed has an anti-entropy round meet one
+    # broadcast, and what the round fetched is then pushed eagerly (two extra copies):
+    # the race of issue #10, which this test does not measure.
     world = World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
-                        network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
+                        commit_ms=0, network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
     result = world.run()
     assert result.violations == [] and result.delivery_ratio == 1.0
     ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)

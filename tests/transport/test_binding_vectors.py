@@ -35,6 +35,7 @@ def test_constants() -> None:
     assert constants["algorithm"] == signal.BINDING_ALGORITHM == "sha-256"
     assert constants["max_sdp_bytes"] == signal.MAX_SDP_BYTES
     assert constants["max_candidates"] == signal.MAX_CANDIDATES
+    assert constants["max_used_candidates"] == signal.MAX_USED_CANDIDATES
 
 
 def check_binding(case: Json) -> bytes:
@@ -71,14 +72,40 @@ def test_offer_and_answer_checks(case: Json) -> None:
     if case["valid"]:
         checked = signal.parse(case["message"], case["expected_type"])
         assert checked.type == case["expected_type"] == case["message"]["type"]
-        assert checked.sdp == case["message"]["sdp"]
         assert checked.fingerprint == case["fingerprint"]
         assert [list(c) for c in checked.candidates] == case["candidates"]
-        assert checked.as_dict() == case["message"]
+        assert checked.sdp == case["sdp_used"]  # what the WebRTC stack is given
+        assert checked.as_dict() == {"type": case["expected_type"], "sdp": case["sdp_used"]}
+        # Only candidate lines and a=end-of-candidates may differ from what was sent.
+        sent = [x for x in case["message"]["sdp"].splitlines()
+                if not x.startswith(("a=candidate:", "a=end-of-candidates"))]
+        used = [x for x in case["sdp_used"].splitlines()
+                if not x.startswith(("a=candidate:", "a=end-of-candidates"))]
+        assert sent == used
+        assert case["sdp_used"].count("a=end-of-candidates") == 1
+        assert case["sdp_used"].count("a=candidate:") == len(case["candidates"])
+        assert len(case["candidates"]) <= DATA["constants"]["max_used_candidates"]
     else:
         with pytest.raises(SignalError) as refused:
             signal.parse(case["message"], case["expected_type"])
         assert case["error"] in str(refused.value)
+
+
+def test_an_sdp_that_needs_no_change_is_handed_on_as_sent() -> None:
+    minimal = {c["name"]: c for c in DATA["sdp"]}["offer_minimal"]
+    assert minimal["sdp_used"] == minimal["message"]["sdp"]
+
+
+def test_ignored_scopes() -> None:
+    """What a node that does not use loopback keeps of an offer (transport.md §6.3)."""
+    case = {c["name"]: c for c in DATA["sdp"]}["offer_loopback_and_link_local"]
+    kept = signal.parse(case["message"], "offer", frozenset({"loopback"}))
+    assert [list(c) for c in kept.candidates] == case["candidates"][1:]
+    assert "127.0.0.1" not in kept.sdp and any("loopback" in why for why in kept.ignored)
+    only = {c["name"]: c for c in DATA["sdp"]}["offer_minimal"]["message"]
+    loopback_only = {**only, "sdp": only["sdp"].replace("192.0.2.10", "127.0.0.1")}
+    with pytest.raises(SignalError, match="no usable candidate"):
+        signal.parse(loopback_only, "offer", frozenset({"loopback"}))
 
 
 def test_size_limit_counts_utf8_bytes() -> None:

@@ -337,7 +337,10 @@ BAD_OFFERS: dict[str, tuple[Callable[[dict[str, str]], object], str]] = {
     "mDNS candidate": (_edit(r"127\.0\.0\.1 (\d+) typ", r"x.local \1 typ"),
                        "not an IP address"),
     "no fingerprint": (_edit(r"^a=fingerprint:sha-256 .*$", ""), "one a=fingerprint"),
-    "trickle": (_edit(r"^a=end-of-candidates\r?$", ""), "end-of-candidates"),
+    "multicast candidate": (_edit(r"^(a=candidate:\S+ 1 udp \d+) 127\.0\.0\.1 (\d+)",
+                                  r"\1 224.0.0.251 \2"), "multicast address"),
+    "port 0": (_edit(r"^(a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1) (\d+)", r"\1 0"),
+               "port 0"),
     "and audio": (lambda offer: {**offer, "sdp": offer["sdp"] + "m=audio 9 RTP/AVP 0\r\n"},
                   "exactly one m=application"),
 }
@@ -351,6 +354,39 @@ async def test_a_bad_offer_is_refused(peers: tuple[Peer, Peer], case: str) -> No
     with pytest.raises(SignalError, match=message):
         await b.transport.answer(offer)  # type: ignore[arg-type]
     assert b.transport.connecting == 0 and b.opened == []
+
+
+async def test_an_offer_as_a_browser_writes_it_connects(peers: tuple[Peer, Peer]) -> None:
+    """No a=end-of-candidates, an mDNS name and a TCP candidate beside the real one (as
+    Chromium writes them): the names are ignored, never resolved, and the link opens."""
+    a, b = peers
+
+    async def browser_like(offer: dict[str, str]) -> dict[str, str]:
+        sdp = re.sub(r"^a=end-of-candidates\r?\n", "", offer["sdp"], flags=re.M)
+        extra = ("a=candidate:7 1 udp 2130706431 1f0c5a3e-4b7d-4e21-9a6b-2c1d3e4f5a6b.local "
+                 "50000 typ host\r\n"
+                 "a=candidate:8 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active\r\n")
+        sdp = sdp.replace("a=candidate:", extra + "a=candidate:", 1)
+        assert "end-of-candidates" not in sdp and ".local" in sdp
+        return await b.transport.answer({"type": "offer", "sdp": sdp})
+
+    link = await a.transport.dial(browser_like)
+    await b.until(lambda: len(b.opened) == 1)
+    link.send(b"hello")
+    await b.until(lambda: b.received[b.opened[0].id] == [b"hello"])
+
+
+async def test_loopback_candidates_are_for_nodes_that_use_loopback(
+        peers: tuple[Peer, Peer]) -> None:
+    """A remote loopback candidate can only be this very host: a node whose ICE does not
+    use loopback ignores it (else an offer could aim STUN checks at local UDP services)."""
+    a, _ = peers
+    offer = await offer_from(a)  # its only candidate is 127.0.0.1
+    lan = Peer("lan", TransportConfig(ice_addresses=("192.0.2.1",), connect_timeout_s=1.0))
+    with pytest.raises(SignalError, match=r"no usable candidate .*loopback address"):
+        await lan.transport.answer(offer)
+    assert lan.transport.connecting == 0  # refused before anything was made
+    await lan.transport.close()
 
 
 async def test_a_bad_answer_fails_the_dial(peers: tuple[Peer, Peer]) -> None:

@@ -1,4 +1,4 @@
-"""mDNS over IPv6 only (`--mdns-family ipv6`), on a LAN with IPv6 addresses: the nodes
+"""mDNS over IPv6 only (`--no-mdns-ipv4`), on a LAN with IPv6 addresses: the nodes
 find each other by AAAA records and dial the IPv6 signaling URL."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ def test_two_nodes_find_each_other_over_ipv6_alone(lab: Lab) -> None:
     lab.ipv6 = True
     hosts = [lab.add_host() for _ in range(2)]
     nodes = lab.start_all(hosts, extra_for=lambda h: [
-        "--mdns-family", "ipv6", "--peer-host", "::", "--ice-address", Lab.v6(h.address)])
+        "--no-mdns-ipv4", "--peer-host", "::", "--ice-address", Lab.v6(h.address)])
     a, b = nodes
     a_id = a.status()["node_id"]
     wait_until(lambda: a_id in b.peer_ids(), 30, "the two to connect")

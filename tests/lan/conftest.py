@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.meshlab import Lab, cleanup_stale, unavailable
-from tests.ci import skip_or_fail
+from tests.netns import skip_or_fail
 
 
 def new_lab(workdir: Path) -> Lab:

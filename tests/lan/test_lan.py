@@ -10,7 +10,7 @@ import pytest
 
 from liberation_node.discovery.dnssd import SERVICE_TYPE
 from scripts.meshlab import Daemon, Lab, connected, converged, wait_until
-from tests.ci import skip_or_fail
+from tests.netns import skip_or_fail
 
 from .avahi import Avahi, missing_tools
 from .conftest import new_lab

@@ -1,0 +1,168 @@
+"""The store writer: group commit, acknowledgements, retries (DESIGN §8).
+
+One task writes everything the mesh changed, in the order it changed it (the
+store's order is a causal order, store/base.py). Changes that arrive while a
+commit runs join the next one, so a burst of writes shares one transaction and
+one fsync. A batch holding own writes is committed with `sync=True` (it
+survives a power cut, not only a crash), because the node acknowledges and
+publishes those writes right after; `ack(ticket)` is how a caller waits for that.
+
+When a commit fails (disk full, I/O error, a read-only file) nothing is lost:
+the batch stays queued, merged with what arrives meanwhile, and is retried with
+a growing pause until it commits. Meanwhile `error` says why, and callers
+waiting for an acknowledgement get `NotWritable` at once instead of hanging:
+their op stays queued and is stored (and published) if the store recovers.
+`congested` tells the node to stop taking in ops from peers while the queue is
+long (they are fetched again by anti-entropy later): the queue stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .core.errors import NotWritable
+from .core.events import Changed
+from .core.ops import Op
+from .core.records import Record
+from .store.base import Store, StoreError
+
+log = logging.getLogger("liberation_node.store")
+
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 5.0
+
+
+@dataclass
+class _Batch:
+    """Queued changes merged into one transaction's worth."""
+
+    applied: list[Op] = field(default_factory=list)
+    excluded: list[Op] = field(default_factory=list)
+    records: dict[tuple[bytes, str], Record] = field(default_factory=dict)  # the last per key
+    dropped: list[Record] = field(default_factory=list)
+    ticket: int = 0  # the last Changed merged in
+    own: bool = False  # holds own writes: commit with sync
+
+    def add(self, event: Changed) -> None:
+        self._extend(event.applied, event.excluded, event.records, event.dropped_records,
+                     event.ticket, event.source is None and bool(event.applied))
+
+    def merge(self, later: _Batch) -> None:
+        self._extend(later.applied, later.excluded, later.records.values(), later.dropped,
+                     later.ticket, later.own)
+
+    def _extend(self, applied: Iterable[Op], excluded: Iterable[Op],
+                records: Iterable[Record], dropped: Iterable[Record], ticket: int,
+                own: bool) -> None:
+        self.applied.extend(applied)
+        self.excluded.extend(excluded)
+        for record in records:  # a later record for a key replaces an earlier one
+            self.records.pop(record.key, None)
+            self.records[record.key] = record
+        self.dropped.extend(dropped)
+        self.ticket = max(self.ticket, ticket)
+        self.own = self.own or own
+
+
+class StoreWriter:
+    def __init__(self, store: Store, on_commit: Callable[[int, int], None],
+                 on_state: Callable[[], None], max_queued_ops: int) -> None:
+        """`on_commit(ticket, ops)`: everything up to `ticket` is stored; `on_state()`:
+        `error` or `congested` may have changed."""
+        self.store = store
+        self.on_commit = on_commit
+        self.on_state = on_state
+        self.max_queued_ops = max_queued_ops
+        self.error: str | None = None
+        self.queued_ops = 0
+        self.committed_ops = 0
+        self.committed_ticket = 0
+        self._batch = _Batch()
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    @property
+    def congested(self) -> bool:
+        return self.queued_ops >= self.max_queued_ops
+
+    def put(self, event: Changed) -> None:
+        self._batch.add(event)
+        self.queued_ops += len(event.applied)
+        self._wake.set()
+
+    def ack(self, ticket: int) -> asyncio.Future[None]:
+        """Resolves once the change numbered `ticket` is committed; fails with
+        `NotWritable` if its commit fails (it is retried, but not waited for)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if ticket <= self.committed_ticket:
+            future.set_result(None)
+        else:
+            self._waiters[ticket] = future
+        return future
+
+    async def close(self) -> None:
+        """Commit what is queued (one last try if the store is failing), then end `run`."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._batch = self._batch, _Batch()
+            if not batch.ticket:
+                if self._closing:
+                    return
+                continue
+            try:
+                await self.store.write(batch.applied, batch.excluded,
+                                       list(batch.records.values()), batch.dropped,
+                                       sync=batch.own)
+            except StoreError as exc:
+                self._failed(batch, str(exc))
+                if self._closing:
+                    log.error("stopping with %d ops not stored: %s (own writes among them "
+                              "were never acknowledged)", self.queued_ops, exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
+                self._wake.set()
+                continue
+            delay = RETRY_FIRST_S
+            self._committed(batch)
+
+    def _failed(self, batch: _Batch, reason: str) -> None:
+        if self.error is None:
+            log.error("the store cannot commit: %s; writes are refused and the batch is "
+                      "retried until it commits", reason)
+        self.error = reason
+        # Put the batch back in front of what arrived meanwhile, in order.
+        later, self._batch = self._batch, batch
+        self._batch.merge(later)
+        failure = NotWritable(f"the store cannot commit ({reason}); this write was not "
+                              "acknowledged: it is stored and published if the store "
+                              "recovers before the node stops")
+        for ticket in [t for t in self._waiters if t <= batch.ticket]:
+            future = self._waiters.pop(ticket)
+            if not future.done():
+                future.set_exception(failure)
+        self.on_state()
+
+    def _committed(self, batch: _Batch) -> None:
+        if self.error is not None:
+            log.warning("the store commits again; writes are accepted")
+            self.error = None
+        self.queued_ops -= len(batch.applied)
+        self.committed_ops += len(batch.applied)
+        self.committed_ticket = batch.ticket
+        self.on_commit(batch.ticket, len(batch.applied))
+        for ticket in [t for t in self._waiters if t <= batch.ticket]:
+            future = self._waiters.pop(ticket)
+            if not future.done():
+                future.set_result(None)
+        self.on_state()
