@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,7 @@ TYPE_PTR, TYPE_SRV, CLASS_IN, FLAGS_QUERY = 12, 33, 1, 0x0000  # RFC 1035 §3.2.
 SWEEP_S = 10.0  # how often the cache is searched for instances missed (a failed resolve)
 RECHECK_FIRST_MS = 10_000  # discovery.md §6.1: then doubling, as RFC 6762 §5.2 asks
 RECHECK_MAX_MS = 3_600_000
+PROBES, PROBE_INTERVAL_S = 3, 0.25  # RFC 6762 §8.1 (zeroconf's own probes are 500 ms apart)
 
 
 class _SrvAnswers(RecordUpdateListener):
@@ -165,7 +167,10 @@ class LanDiscovery:
             properties=advertised_txt(self.me, self.network, self.protocol),
             server=host_name(self.me), parsed_addresses=list(self._advertised))
         try:
-            await self._zc.async_register_service(info)
+            if not await self._probe(info):
+                raise NonUniqueNameException
+            # Probed above, at the RFC's pace: zeroconf only announces.
+            await self._zc.async_register_service(info, cooperating_responders=True)
         except NonUniqueNameException:
             log.warning("mDNS: another host on this LAN advertises this node's id "
                         "(a copied identity?); not advertising")
@@ -175,6 +180,20 @@ class LanDiscovery:
             self._advertised = ()
         else:
             log.info("mDNS: advertising port %d at %s", self.port, ", ".join(self._advertised))
+
+    async def _probe(self, info: AsyncServiceInfo) -> bool:
+        """RFC 6762 §8.1: after a random 0-250 ms, three probes 250 ms apart; a responder
+        that answers for our instance name meanwhile holds it. False if one does."""
+        assert self._zc is not None
+        zc = self._zc.zeroconf
+        await zc.async_wait_for_start()
+        await asyncio.sleep(random.uniform(0, PROBE_INTERVAL_S))
+        for _ in range(PROBES):
+            if zc.cache.current_entry_with_name_and_alias(info.type, info.name):
+                return False
+            zc.async_send(zc.generate_service_query(info))
+            await asyncio.sleep(PROBE_INTERVAL_S)
+        return not zc.cache.current_entry_with_name_and_alias(info.type, info.name)
 
     async def close(self) -> None:
         """Say goodbye (RFC 6762 §10.1: our records with TTL 0, so other nodes drop them

@@ -98,3 +98,20 @@ def test_the_service_is_visible_to_avahi_browse_with_its_txt_keys(lan: Lab) -> N
         assert {f'"id={node_id}"', '"network=lab"', '"protocol=1"'} <= txt, entry[9]
     other = stranger(lan).status()["node_id"]
     assert other in {e[3] for e in avahi.browse(service)}  # there, for those who look
+
+
+def test_a_copied_identity_is_not_advertised_twice(lab: Lab) -> None:
+    """Probing (RFC 6762 §8.1) finds the instance name, the node id, taken on the LAN:
+    the second node browses but does not advertise (protocols/discovery.md §2)."""
+    import shutil
+
+    first = lab.start(lab.add_host())
+    first.wait_for_log(lambda line: "mDNS: advertising" in line, 20, "the first to advertise")
+    copy = lab.add_host()
+    shutil.copytree(first.data_dir, lab.workdir / copy.name,
+                    ignore=shutil.ignore_patterns("run.json", "*.lock", "lock"))
+    second = lab.start(copy)
+    second.wait_for_log(lambda line: "advertises this node's id" in line, 20,
+                        "the copy to find its name taken")
+    assert second.status()["mdns"]["advertised"] == []
+    assert first.status()["mdns"]["advertised"] == [first.host.address]
