@@ -43,6 +43,7 @@ from .core.peering import PeeringConfig
 from .core.quotas import QuotaConfig
 from .core.records import MAX_URL_BYTES, MAX_URLS
 from .datadir import ENV_DATA_DIR, DataDirError  # the directory is chosen before any file
+from .discovery.config import MdnsConfig
 from .transport.config import TransportConfig, parse_ice_server
 
 DEFAULT_NETWORK = "liberation"
@@ -73,6 +74,7 @@ class NodeConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
+    discovery: MdnsConfig = field(default_factory=MdnsConfig)  # where mDNS runs
     health_interval_s: float = 10.0
     log_json: bool = False
     debug: bool = False  # tracebacks for start-up failures, DEBUG logs
@@ -245,6 +247,10 @@ def _ip(value: str) -> None:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+def _interface(value: str) -> None:
+    MdnsConfig(interfaces=(value,))  # its own check of the name
+
+
 def _ice_server(value: str) -> None:
     parse_ice_server(value)
 
@@ -329,6 +335,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transport.ice_addresses", STRINGS, "Local address ICE may use; repeatable.",
             flag="--ice-address", check=_each(_ip), metavar="IP",
             empty="every address but loopback"),
+    Setting("discovery.interfaces", STRINGS, "Interface mDNS uses; repeatable.",
+            flag="--mdns-interface", check=_each(_interface), metavar="NAME",
+            empty="every interface with an address but loopback"),
+    Setting("discovery.ipv4", BOOL, "mDNS over IPv4.", flag="--mdns-ipv4"),
+    Setting("discovery.ipv6", BOOL, "mDNS over IPv6.", flag="--mdns-ipv6"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_ENV = {s.env: s for s in SETTINGS}

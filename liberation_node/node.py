@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ from .writer import StoreWriter
 
 if TYPE_CHECKING:
     from .core.views import Views
+    from .discovery.mdns import LanDiscovery
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
@@ -77,6 +79,9 @@ MAX_OFFERS_PER_ADDRESS = 2  # answered connections being set up at once per addr
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
+# A signaling connection not established within this long is tried again (transport.md
+# §3.7): after a partition heals, dials under way get through within about this long.
+SIGNAL_CONNECT_EVERY_S = 1.0
 
 
 def _url(host: str, port: int) -> str:
@@ -153,6 +158,7 @@ class Node:
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
+        self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)
         self.peer_url = ""
         self.control_url = ""
         self.traffic = Traffic()
@@ -218,12 +224,45 @@ class Node:
                                              "name": cfg.name or cfg.mesh.name})
         for peer in bootstrap:
             self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
+        if cfg.mdns:
+            self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
                       peer_url=self.peer_url)
         self._spawn(self.health.run(cfg.health_interval_s))
         log.info("node %s up on network %r: peer port %s, control %s", self.identity.text,
                  cfg.network, self.peer_url, self.control_url)
         self._service()
+
+    def _start_lan(self, peer_port: int) -> None:
+        from .discovery.mdns import LanDiscovery  # zeroconf loads only when mDNS is on
+
+        cfg = self.config
+        self._lan = LanDiscovery(
+            cfg.discovery, me=self.identity.public_key, network=cfg.network,
+            protocol=cfg.mesh.session.protocol_version, port=peer_port,
+            bind_host=cfg.peer_host, ice_addresses=cfg.transport.ice_addresses,
+            found=self._lan_found, lost=self._lan_lost)
+        self._spawn(self._lan.start(), name="mdns")
+
+    def _lan_found(self, node_id: bytes, urls: tuple[str, ...]) -> None:
+        """A peer of our network advertised on the LAN: a candidate; the connection
+        manager decides whether to dial it (discovery.md §6)."""
+        self.peering.learn(node_id, urls, Source.MDNS, clock.now_ms())
+        if not self.stopping:
+            self._service()
+
+    def _lan_lost(self, node_id: bytes) -> None:
+        if self.peering.forget(node_id, Source.MDNS):
+            log.info("forgot %s: its mDNS service is gone", short_id(node_id))
+
+    def _lan_forgotten(self) -> None:
+        """mDNS candidates the connection manager gave up on: the LAN is asked about them
+        again later (discovery.md §6.1)."""
+        for node_id in self.peering.lan_forgotten():
+            log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
+                     short_id(node_id), self.config.peering.mdns_max_failures)
+            if self._lan is not None:
+                self._lan.forgotten(node_id)
 
     async def _load_transport(self) -> WebRtcTransport:
         module = await asyncio.get_running_loop().run_in_executor(
@@ -255,6 +294,8 @@ class Node:
             return
         self.stopping = True
         started = "mesh" in self.__dict__
+        # mDNS goodbye first, so that LAN peers drop our record rather than redial us.
+        lan = self._spawn(self._lan.close(), name="mdns goodbye") if self._lan else None
         if started:
             log.info("shutting down: closing %d peers", len(self.mesh.peers()))
             for conn in list(self.mesh.peers()):
@@ -263,6 +304,8 @@ class Node:
             await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
         if self._timer is not None:
             self._timer.cancel()
+        if lan is not None:
+            await asyncio.gather(lan, return_exceptions=True)
         for runner in self._runners:
             await runner.cleanup()
         if self._transport is not None:
@@ -321,6 +364,7 @@ class Node:
             self._on_event(event, now)
         if not self.stopping:
             self._dial(now)
+            self._lan_forgotten()
         self._arm(now)
 
     async def _drain(self, conn: int, link: Link) -> None:
@@ -514,7 +558,8 @@ class Node:
                     try:
                         return await send_offer(
                             dial.url, network, me, offer, scopes=scopes,
-                            timeout=self.config.transport.connect_timeout_s)
+                            timeout=self.config.transport.connect_timeout_s,
+                            connect_every=SIGNAL_CONNECT_EVERY_S)
                     except OfferFailed as exc:  # its message is for the operator as it is
                         raise TransportError(str(exc)) from None
             else:
@@ -681,6 +726,9 @@ class Node:
             "store": {"ok": writer.error is None, "error": writer.error,
                       "queued_ops": writer.queued_ops},
             "rejected": dict(sorted(self.mesh.rejected.items())),
+            "candidates": dict(sorted(Counter(c.source.name.lower()
+                                              for c in self.peering.candidates.values()).items())),
+            "mdns": self._lan.status() if self._lan is not None else None,
         }
 
     def health_report(self) -> dict[str, Any]:
@@ -738,11 +786,10 @@ class Node:
     async def _write(self, body: Any, action: str) -> str:
         """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`
         (API 503) while writes are paused, `LocalError` (409) for a refused op."""
-        refused = self.writes_refused()
-        if refused is not None:
-            raise NotWritable(refused)
         assert self._writer is not None
-        op = self.mesh.write(body, clock.now_ms())
+        if self.stopping or self._writer.error is not None:
+            raise NotWritable(self.writes_refused() or "")
+        op = self.mesh.write(body, clock.now_ms())  # NotWritable while checking, or refused
         committed = self._writer.ack(self.mesh.ticket)
         self._service()  # hands the change to the writer
         await committed

@@ -10,7 +10,7 @@ import pytest
 
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post
-from liberation_node.core.errors import NotWritable
+from liberation_node.core.errors import LocalError, NotWritable
 from liberation_node.core.events import ForkFound, WritesOpened
 from liberation_node.core.frames import IHave, Ops, Want
 from liberation_node.core.mesh import Mesh
@@ -147,3 +147,6 @@ def test_a_fork_is_reported_and_an_own_fork_closes_writes() -> None:
     assert (A.public_key, 2) in {(e.author, e.seq) for e in net.events[0]
                                  if isinstance(e, ForkFound)}
     assert net.meshes[0].writable() == FORKED_REASON
+    with pytest.raises(LocalError) as refused:  # for good: not a pause (API 409, not 503)
+        net.meshes[0].write(Post("social", "after the fork", 1, None), net.now)
+    assert not isinstance(refused.value, NotWritable)

@@ -144,3 +144,62 @@ def test_an_id_less_bootstrap_entry_becomes_the_peer_it_reached() -> None:
     # After the link drops, it is dialed again (it used to stay "dialing" for ever).
     again = p.due(10**6, 0, relay_path=no_relay)
     assert [d.url for d in again] == ["http://boot/v1/signal"]
+
+
+# -- mDNS candidates (protocols/discovery.md §6) ---------------------------------------------
+
+
+def test_an_mdns_candidate_that_keeps_failing_is_forgotten_sooner() -> None:
+    """Its record may be a dead node's, cached for an hour (protocols/discovery.md §6)."""
+    p = Peering(ME, PeeringConfig(mdns_max_failures=3, forget_after=8), rand=lambda: 0.5)
+    lan, listed, announced = ids(3)
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS)
+    p.learn(listed, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    p.learn(announced, ["http://192.0.2.2:7411/v1/signal"], Source.RECORD)
+    forgotten = []
+    now = 0
+    for _ in range(5):
+        for dial in p.due(now, 0, relay_path=no_relay):
+            p.dial_failed(dial.key, now)
+        forgotten += p.lan_forgotten()
+        now += 60_000
+    assert forgotten == [lan]  # after three failures; the record's candidate after eight
+    assert lan.hex() not in p.candidates
+    assert listed.hex() in p.candidates and announced.hex() in p.candidates
+    assert p.lan_forgotten() == []  # reported once
+    # Its record (same URL) does not bring it back, but mDNS hearing it again does.
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.RECORD, now)
+    assert lan.hex() not in p.candidates
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS, now)
+    assert p.candidates[lan.hex()].failures == 0
+
+
+def test_forget_drops_an_mdns_candidate_unless_connected_or_better_known() -> None:
+    p = Peering(ME, PeeringConfig(), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    for node in (a, b, c):
+        p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+    p.learn(c, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    connect(p, b)
+    assert p.forget(a, Source.MDNS) and a.hex() not in p.candidates
+    assert not p.forget(b, Source.MDNS)  # a live connection is the better evidence
+    assert not p.forget(c, Source.MDNS)  # a bootstrap list still names it
+    assert not p.forget(a, Source.MDNS)  # already gone
+
+
+def test_each_node_has_its_own_order_among_equal_candidates() -> None:
+    """Nodes of a LAN find the same candidates at once: they must not all dial the same
+    ones first (they would be refused as a herd and become hubs)."""
+    lan = ids(9)
+    firsts = set()
+    for me in range(20):
+        p = Peering(bytes([100 + me]) * 32, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in lan:
+            p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        first = [d.node_id for d in p.due(0, 0, relay_path=no_relay)]
+        again = Peering(p.me, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in reversed(lan):
+            again.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        assert [d.node_id for d in again.due(0, 0, relay_path=no_relay)] == first
+        firsts.add(first[0])
+    assert len(firsts) >= 4  # twenty nodes start with (at least four) different peers

@@ -86,7 +86,8 @@ def test_every_file_names_its_spec_section() -> None:
     for path in sorted(VECTORS.glob("*.json")):
         data = load(path.name)
         assert data["description"] and data["spec"].startswith(
-            ("protocols/ops.md §", "protocols/sync.md §", "protocols/transport.md §")), \
+            ("protocols/ops.md §", "protocols/sync.md §", "protocols/transport.md §",
+             "protocols/discovery.md §")), \
             path.name
         assert data["cases"], path.name
 

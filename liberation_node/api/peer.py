@@ -247,7 +247,8 @@ class _ScopedResolver(AbstractResolver):
 
 async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, str],
                      timeout: float, *, session: aiohttp.ClientSession | None = None,
-                     scopes: frozenset[str] | None = None) -> dict[str, str]:
+                     scopes: frozenset[str] | None = None,
+                     connect_every: float | None = None) -> dict[str, str]:
     """POST `offer` to the signaling URL `url`; return the answer ``{"type", "sdp"}``.
 
     Raises `SignalTimeout` after `timeout` seconds, `SignalError` for anything
@@ -255,7 +256,11 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     answer over 64 KiB or not of the right shape. Redirects are not followed:
     the URL is the one the peer's id was announced with. With `scopes` (a URL
     another node announced), the host must be, or resolve to, addresses in
-    those scopes (core/scope.py); nothing is sent otherwise.
+    those scopes (core/scope.py); nothing is sent otherwise. With `connect_every`,
+    a TCP connection not established within that many seconds is tried again
+    (until `timeout`) rather than left to the kernel's SYN retransmissions 1, 3
+    and 7 s in: a dial under way when a partition heals gets through within
+    about that long (transport.md §3.7).
     """
     host = url_host(url)
     if host is None:
@@ -274,13 +279,27 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
         connector = aiohttp.TCPConnector(
             resolver=_ScopedResolver(scopes) if scopes is not None else None)
         client = aiohttp.ClientSession(connector=connector)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        async with client.post(url, json=payload, allow_redirects=False,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
-            status = response.status
-            retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
-            challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                async with client.post(url, json=payload, allow_redirects=False,
+                                       timeout=aiohttp.ClientTimeout(
+                                           total=left, sock_connect=connect_every),
+                                       ) as response:
+                    raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
+                    status = response.status
+                    retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                    challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
+                break
+            except aiohttp.ServerTimeoutError:
+                if connect_every is None:
+                    raise
+                # the only socket timeout set: no SYN-ACK yet; connect again
     except TimeoutError:
         raise SignalTimeout(f"{url}: no answer within {timeout:g} s") from None
     except aiohttp.ClientError as exc:

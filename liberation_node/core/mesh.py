@@ -41,7 +41,7 @@ from .antientropy import AntiEntropy, Entropy, Settling
 from .bodies import Body
 from .catchup import CatchUp
 from .conduct import Conduct
-from .errors import NotWritable, Reason
+from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
     ConnId,
@@ -72,7 +72,7 @@ from .frames import (
 from .gossip import Gossip, GossipConfig
 from .identity import Identity
 from .ops import Op
-from .ownfeed import OwnFeed, OwnFeedConfig
+from .ownfeed import Gate, OwnFeed, OwnFeedConfig
 from .peer import Peer
 from .quotas import QuotaConfig, Quotas
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
@@ -530,11 +530,12 @@ class Mesh:
     def write(self, body: Body, now: int) -> Op:
         """Append an op to our own feed. It is gossiped once stored (`stored(self.ticket)`).
 
-        Raises `NotWritable` while writes are paused (sync.md §10.2) and `LocalError`
-        for an op that would be void."""
+        Raises `NotWritable` while writes are paused (the own feed is being checked,
+        sync.md §10.2) and `LocalError` for good: an op that would be void, or an
+        identity that has equivocated."""
         reason = self.own.writable()
         if reason is not None:
-            raise NotWritable(reason)
+            raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
         result = self.replica.append(self.identity, body, now)
         op = result.applied[0]
         self.gossip.own(op.id)

@@ -25,6 +25,7 @@ from the URL (§7.4).
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class PeeringConfig:
     dial_window_ms: int = 60_000  # ... in this window (transport.md §7.7)
     forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
     forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
+    # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
+    # for an hour or more (protocols/discovery.md §6).
+    mdns_max_failures: int = 5
     # Slots never shed for surplus (transport.md §7.8): peers found by the operator, the
     # bootstrap lists or mDNS first, then links open for `long_lived_ms`, oldest first.
     protected: int = 4
@@ -162,6 +166,7 @@ class Peering:
         self._by_announcer = _Rate(config.announced_dials, config.dial_window_ms)
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
+        self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
@@ -185,7 +190,9 @@ class Peering:
                     refused.append((url, url_scope(url) or "not an http(s) URL"))
             urls = kept
         key = self.key_of(node_id, urls[0] if urls else None)
-        if self._still_forgotten(key, urls, now):
+        if source is Source.MDNS:  # fresh evidence of a live responder (discovery.md §6.1)
+            self._forgotten.pop(key, None)
+        elif self._still_forgotten(key, urls, now):
             return refused
         fresh = set(urls) if source is Source.RECORD else set()  # announced by a stranger
         if node_id is not None:
@@ -289,10 +296,30 @@ class Peering:
         cand.dialing = False
         cand.failures += 1
         cand.next_attempt = now + self._backoff(cand.failures)
-        if cand.source not in TRUSTED and cand.failures >= self.config.forget_after:
+        limit = (self.config.mdns_max_failures if cand.source is Source.MDNS
+                 else self.config.forget_after)
+        if cand.source not in TRUSTED and cand.failures >= limit:
             del self.candidates[cand.key]
             _remember(self._forgotten, cand.key,
                       (frozenset(cand.urls), now + self.config.forget_for_ms))
+            if cand.source is Source.MDNS and cand.node_id is not None:
+                self._lan_forgotten.append(cand.node_id)
+
+    def lan_forgotten(self) -> list[bytes]:
+        """The mDNS candidates forgotten for failing since the last call: the node asks
+        the LAN about them again later (discovery.md §6.1)."""
+        dropped, self._lan_forgotten = self._lan_forgotten, []
+        return dropped
+
+    def forget(self, node_id: bytes, source: Source) -> bool:
+        """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
+        the candidate if that source is the best we had and it is neither connected nor
+        being dialed (a live connection is the node's own evidence). True if dropped."""
+        cand = self.candidates.get(node_id.hex())
+        if cand is None or cand.source != source or cand.connected or cand.dialing:
+            return False
+        del self.candidates[cand.key]
+        return True
 
     def _adopt(self, key: str, node_id: bytes) -> None:
         """A dial to an id-less URL reached `node_id`: one candidate from now on."""
@@ -334,7 +361,7 @@ class Peering:
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and not self._banned(c, now)]
-        ready.sort(key=lambda c: (c.failures, c.source, c.key))
+        ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
         # URLs where a dial reached a node we are connected to: not a way to any other
         # candidate right now. (Only a dial is evidence: a peer that merely announced
         # another's URL must not stop us from dialing it.)
@@ -376,6 +403,13 @@ class Peering:
         # looked at less and less, then forgotten.
         self._failed(cand, now)
         return None
+
+    def _rank(self, key: str) -> bytes:
+        """The order among equal candidates: a hash keyed by our own id, so that every
+        node has its own order. Sorting by the key itself made every node of a LAN dial
+        the same few peers first (mDNS finds everyone at once), which then refused the
+        herd with 503 and kept more peers than the rest."""
+        return hashlib.blake2b(key.encode(), key=self.me, digest_size=8).digest()
 
     def _take_budget(self, key: str, url: str, now: int) -> int:
         """0 and a dial counted against `key` and the URL's destination, or ms to wait."""
