@@ -224,7 +224,9 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
                                                    ())), net.now)
     net.pump()
     served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.ops]
-    assert served == [ops[0].wire, ops[1].wire]
+    replica = net.meshes[0].replica
+    assert served == [replica.carried(ops[0]), replica.carried(ops[1])]
+    assert served[0][0] == 0x9B  # with their contents (ops.md §12.3)
 
 
 def test_round_stats_count_the_ops_received() -> None:
