@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import binding, encoding, feeds, frames, identity, ledger, ops, records
+from . import binding, bodies, encoding, feeds, frames, identity, ledger, ops, records
 
 
 def build_all() -> dict[str, dict[str, Any]]:
@@ -31,4 +31,5 @@ def build_all() -> dict[str, dict[str, Any]]:
         "forks.json": ledger.build_forks(),
         "frames.json": frames.build(),
         "binding.json": binding.build(),
+        "bodies.json": bodies.build(),
     }
