@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from .api.origins import parse_origin
-from .core.bodies import MAX_NAME_BYTES
+from .core.bodies import CHANNELS, MAX_NAME_BYTES
+from .core.contents import RetentionConfig
 from .core.mesh import MeshConfig
 from .core.ops import valid_network
 from .core.peering import PeeringConfig
@@ -69,6 +70,7 @@ class NodeConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     health_interval_s: float = 10.0
     log_json: bool = False
     debug: bool = False  # tracebacks for start-up failures, DEBUG logs
@@ -238,6 +240,11 @@ def _ice_server(value: str) -> None:
     parse_ice_server(value)
 
 
+def _channel(value: str) -> None:
+    if value not in CHANNELS:
+        raise ValueError(f"{value!r} is not a channel ({', '.join(CHANNELS)})")
+
+
 # -- the settings ---------------------------------------------------------------------------
 
 
@@ -308,6 +315,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transport.ice_addresses", STRINGS, "Local address ICE may use; repeatable.",
             flag="--ice-address", check=_each(_ip), metavar="IP",
             empty="every address but loopback"),
+    Setting("retention.max_mib", _integer(0, 1 << 20), "Other people's message texts kept, "
+            "newest first, in MiB (0: no limit); headers, own messages and followed "
+            "channels are always kept.", flag="--retain-mib"),
+    Setting("retention.max_days", _integer(0, 100_000), "Drop other people's message texts "
+            "older than this many days (0: no limit).", flag="--retain-days"),
+    Setting("retention.follow", STRINGS, "A channel whose message texts are always kept; "
+            "repeatable.", flag="--follow", check=_each(_channel), metavar="CHANNEL"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_ENV = {s.env: s for s in SETTINGS}

@@ -104,7 +104,7 @@ class SimNode:
     def persist(self, changed: Changed) -> None:
         """Write one `Changed` event to the store, as the daemon does (one batch)."""
         run_sync(self.store.write(changed.applied, changed.excluded, changed.records,
-                                  changed.dropped_records))
+                                  changed.dropped_records, contents=changed.contents))
 
     def commit(self) -> tuple[list[Changed], list[Op]]:
         """The group commit: store every queued batch, tell the mesh; returns the batches

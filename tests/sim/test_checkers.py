@@ -232,10 +232,12 @@ class ForgetfulStore(MemoryStore):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = ()) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False,
+                    contents: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
         self.writes += 1
         if self.writes <= 6:
-            await super().write(applied, excluded, records, dropped_records)
+            await super().write(applied, excluded, records, dropped_records,
+                                contents=contents)
 
 
 def test_a_store_that_loses_writes_is_caught_at_crash_and_restart() -> None:
