@@ -86,7 +86,8 @@ class World:
         self.nodes = [
             SimNode(i, Identity.from_seed(seed.randbytes(32)), make_store(i),
                     random.Random(seed.getrandbits(64)), mesh_config, config.network_name,
-                    byzantine=i in byzantine, skew_ms=skews[i])
+                    byzantine=i in byzantine, skew_ms=skews[i],
+                    retain_bytes=config.retain_bytes)
             for i in range(config.nodes)]
         self.edges = topology.build(config.nodes, config.degree, topo_rng)
         self.network = Network(config.network, net_rng, self.clock, self.queue,
