@@ -8,10 +8,12 @@ holds the content serves the carried form (ops.md §12.3), one that does not
 serves the header, which changes nothing here.
 
 Bounded and paced: at most `max_tracked` contents are wanted at once (more are
-forgotten: a later header or a user's read can want them again), each is asked
-of one peer at a time, at most `per_peer` per peer per sweep, a different peer
+forgotten: a later header or a user's read can want them again); a sweep runs
+at most every `sweep_ms` while some are wanted, and asks each peer for at most
+`per_peer` of them; each is asked of one peer at a time, of a different peer
 every `retry_ms`, and given up after `tries` peers. Serving is the WANT path,
-which the peer paces by its transport (sync.md §6.5).
+which the peer paces by its transport (sync.md §6.5). The timer is one number:
+nothing here is scanned per frame, only per sweep.
 
 Pure: time and the open connections come in as arguments.
 """
@@ -27,6 +29,7 @@ from .ops import Dep, Op
 @dataclass(frozen=True)
 class BodyFetchConfig:
     retry_ms: int = 2_000  # ask the next peer when no content came within this
+    sweep_ms: int = 500  # sweeps at most this often
     per_peer: int = 64  # contents asked of one peer per sweep
     tries: int = 3  # peers asked before giving up
     max_tracked: int = 4_096  # contents wanted at once
@@ -43,6 +46,7 @@ class BodyFetch:
     def __init__(self, config: BodyFetchConfig | None = None) -> None:
         self.config = config or BodyFetchConfig()
         self._wanted: dict[bytes, _Wanted] = {}  # op id -> state, oldest first
+        self._next = 0  # the next sweep
         self.asked = 0  # requests sent (for tests and metrics)
         self.given_up = 0
 
@@ -59,15 +63,18 @@ class BodyFetch:
         self._wanted.pop(op_id, None)
 
     def timer(self) -> int | None:
-        return min((w.due for w in self._wanted.values()), default=None)
+        return self._next if self._wanted else None
 
     def due(self, now: int, conns: list[ConnId]) -> dict[ConnId, list[Dep]]:
         """What to ask of whom now: per connection, the ops to request (oldest wanted
         first); each wanted content goes to the next peer in turn."""
         asks: dict[ConnId, list[Dep]] = {}
+        cfg = self.config
+        if not self._wanted or now < self._next:
+            return asks
+        self._next = now + cfg.sweep_ms
         if not conns:
             return asks
-        cfg = self.config
         for op_id, wanted in list(self._wanted.items()):
             if wanted.due > now:
                 continue
