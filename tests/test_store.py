@@ -52,8 +52,8 @@ def history() -> list[Op]:
     ops.append(src.append(B, Claim(iso_week(NOW)), NOW + 12).applied[0])
     post = src.append(C, Post("billboard", "hello mesh", 7, None), NOW + 13).applied[0]
     ops += [post, src.append(C, Retract(post.id), NOW + 14).applied[0]]
-    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n).applied[0]
-            for n in range(5)]
+    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n,
+                       bytes([n]) * 32).applied[0] for n in range(5)]
     return ops
 
 

@@ -25,6 +25,8 @@ class Reason(enum.StrEnum):
     # Kind and body (§6)
     UNKNOWN_KIND = "unknown_kind"
     BAD_BODY = "bad_body"
+    # A detached content that is not the one its header signs (§12.4)
+    BAD_CONTENT = "bad_content"
     # Feed structure (§5)
     BAD_DEPS = "bad_deps"
     TIMESTAMP_REGRESSION = "timestamp_regression"

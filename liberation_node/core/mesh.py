@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import frames
-from .bodies import Body
+from .bodies import Body, Post, PostHeader
+from .bodyfetch import BodyFetch
 from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
@@ -73,6 +74,7 @@ from .reconcile import (
 )
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .replica import Ingested, Outcome, Replica
+from .sealing import SEAL_BYTES
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
 Entropy = Callable[[int], bytes]  # n -> n unpredictable bytes (os.urandom, or a seeded RNG)
@@ -144,6 +146,7 @@ class Mesh:
         self._peers: dict[ConnId, _Peer] = {}
         self._events: deque[Event] = deque()
         self.gossip = Gossip(config.gossip)
+        self.bodies = BodyFetch()  # post contents to fetch from peers (sync.md §7.3)
         self._requested: dict[tuple[bytes, int], int] = {}  # missing past -> asked at
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
@@ -261,7 +264,7 @@ class Mesh:
             for _, _, op_id in frame.refs:
                 op = self.replica.ops.get(op_id)
                 if op is not None and self.own.visible(op):
-                    peer.push.append(op.wire)
+                    peer.push.append(self.replica.carried(op))
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn)
         elif isinstance(frame, Records):
@@ -311,6 +314,10 @@ class Mesh:
                     self._strike(peer, result.rejection.reason.value, result.rejection.detail)
             elif result.outcome is Outcome.PENDING and result.missing is not None:
                 self._ask_past(peer, result.missing.author, result.missing.seq, now)
+            if result.content_rejection is not None:  # ops.md §12.4: never relayed honestly
+                self._count_rejection(result.content_rejection.reason.value)
+                self._strike(peer, result.content_rejection.reason.value,
+                             result.content_rejection.detail)
         if peer.round is not None:
             peer.round.ops_received += sum(len(r.applied) for r in results)
         if duplicate_push and self.gossip.duplicate_push(peer.conn):
@@ -417,7 +424,9 @@ class Mesh:
         reason = self.own.writable()
         if reason is not None:
             raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
-        result = self.replica.append(self.identity, body, now)
+        # A direct message is sealed with fresh randomness from the driver (ops.md §13.3).
+        seal = self._entropy(SEAL_BYTES) if isinstance(body, Post) and body.to else None
+        result = self.replica.append(self.identity, body, now, seal)
         self._changed([result], (), (), source=None, now=now)
         return result.applied[0]
 
@@ -456,15 +465,18 @@ class Mesh:
                  dropped: tuple[Record, ...], source: _Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
+        contents: list[tuple[bytes, bytes | None]] = []
         for result in results:
             applied.extend(result.applied)
             excluded.extend(result.excluded)
-        if not (applied or excluded or records or dropped):
+            contents.extend(result.contents)
+        if not (applied or excluded or records or dropped or contents):
             return
         self.ticket += 1
         sender = source.session.peer if source else None
         self._events.append(Changed(tuple(applied), tuple(excluded), records, dropped,
-                                    sender, self.ticket))
+                                    sender, self.ticket, tuple(contents)))
+        self._track_contents(applied, contents, now)
         for result in results:
             for author in result.forked:
                 feed = self.replica.feeds[author]
@@ -478,6 +490,17 @@ class Mesh:
         elif applied:
             self._gossip(applied, source, now)
 
+    def _track_contents(self, applied: list[Op], contents: list[tuple[bytes, bytes | None]],
+                        now: int) -> None:
+        """Want the contents of new headers that came without one (sync.md §7.3)."""
+        for op_id, content in contents:
+            if content is not None:
+                self.bodies.got(op_id)
+        held = self.replica.contents
+        for op in applied:
+            if isinstance(op.body, PostHeader) and held.wants(op, now):
+                self.bodies.want(op, now)
+
     def _gossip(self, applied: list[Op], source: _Peer | None, now: int) -> None:
         refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
         by_id = {op.id: op for op in applied}
@@ -485,7 +508,7 @@ class Mesh:
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.push_eager.extend(by_id[r[2]].wire for r in pushed)
+                target.push_eager.extend(self.replica.carried(by_id[r[2]]) for r in pushed)
 
     def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
                record_keys: list[tuple[bytes, str]]) -> None:
@@ -503,7 +526,7 @@ class Mesh:
             for author in names.get(name, ()):
                 feed = self.replica.feeds.get(author)
                 if feed is not None:
-                    peer.push.extend(p.wire for p in feed.proofs)
+                    peer.push.extend(self.replica.carried(p) for p in feed.proofs)
         wanted = [self.replica.records[(author, kind)] for name, kind in record_keys
                   for author in names.get(name, ()) if (author, kind) in self.replica.records]
         self._send_records(peer, wanted)
@@ -601,7 +624,7 @@ class Mesh:
 
     def get_timer(self) -> int | None:
         times = [self._next_records, self._next_want_sweep]
-        for t in (self.gossip.timer(), self.own.timer()):
+        for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
             if t is not None:
                 times.append(t)
         for peer in self._peers.values():
@@ -641,12 +664,24 @@ class Mesh:
         if now >= self._next_want_sweep:
             self._sweep_wants(now)
             self._next_want_sweep = now + self.config.want_retry_ms
+        self._fetch_contents(now)
         if now >= self._next_records:
             dropped = tuple(self.replica.prune_records(now))
-            if dropped:
-                self._events.append(Changed((), (), (), dropped, None))
+            expired = tuple(self.replica.contents.expire(now))  # retention by age
+            if dropped or expired:
+                self._events.append(Changed((), (), (), dropped, None, contents=expired))
             self.publish_presence(now)
             self._next_records = now + self._jitter(self.config.record_refresh_ms)
+
+    def _fetch_contents(self, now: int) -> None:
+        """Ask peers for contents this node wants and lacks, a few per peer (sync.md §7.3)."""
+        timer = self.bodies.timer()
+        if timer is None or timer > now:
+            return
+        peers = {p.conn: p for p in self._open_peers()}
+        for conn, refs in self.bodies.due(now, sorted(peers)).items():
+            peers[conn].session.send(Want(0, tuple((r.author, r.seq, r.seq) for r in refs),
+                                          (), ()))
 
     def _sweep_wants(self, now: int) -> None:
         """Ask again, round-robin over peers, for causal past still missing."""
@@ -715,7 +750,7 @@ class Mesh:
             last = self.own.cap(author, min(last, feed.head_seq))
             seq = first
             while seq <= last:
-                wire = feed.ops[seq - 1].wire
+                wire = self.replica.carried(feed.ops[seq - 1])
                 if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
                     peer.session.send(Ops(False, tuple(batch)))
                     produced += size
