@@ -97,7 +97,7 @@ def genesis_ms(value: object) -> int | None:
 
 def load_list(path: Path, network: str, genesis: int | None = None) -> list[BootstrapPeer]:
     """The peers of a list for `network` (none for a list of another network). A list
-    may state the network's genesis (protocols/ops.md §12): with `genesis`, a list that
+    may state the network's genesis (protocols/ops.md §14): with `genesis`, a list that
     states another one is refused."""
     try:
         data = tomllib.loads(path.read_text("utf-8"))
@@ -114,7 +114,7 @@ def load_list(path: Path, network: str, genesis: int | None = None) -> list[Boot
             raise BootstrapError(
                 f"{path}: network {network!r} has genesis {stated} ({_when(stated)}) in this "
                 f"list, but this node uses {genesis} ({_when(genesis)}); nodes of one network "
-                f"share its genesis (protocols/ops.md §12): set genesis = {stated} in "
+                f"share its genesis (protocols/ops.md §14): set genesis = {stated} in "
                 "config.toml of a new data directory")
     entries = data.get("peer", [])
     if not isinstance(entries, list):

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from .api.origins import parse_origin
-from .core.bodies import MAX_NAME_BYTES
+from .core.bodies import CHANNELS, MAX_NAME_BYTES
+from .core.contents import RetentionConfig
 from .core.mesh import MeshConfig
 from .core.ops import DEFAULT_GENESIS_MS, MAX_TIMESTAMP_MS, valid_network
 from .core.peering import PeeringConfig
@@ -57,7 +58,7 @@ class NodeConfig:
     data_dir: Path
     network: str = DEFAULT_NETWORK  # fixed when the data directory is made (config.toml)
     # The network's genesis, ms since 1970: part of its definition, the same on every node
-    # of the network (protocols/ops.md §12); the store keeps the one it first ran with.
+    # of the network (protocols/ops.md §14); the store keeps the one it first ran with.
     genesis: int = DEFAULT_GENESIS_MS
     name: str = ""
     peer_host: str = "0.0.0.0"  # the peer port is for the network (DESIGN §4)
@@ -75,6 +76,7 @@ class NodeConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
     discovery: MdnsConfig = field(default_factory=MdnsConfig)  # where mDNS runs
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     health_interval_s: float = 10.0
     log_json: bool = False
     debug: bool = False  # tracebacks for start-up failures, DEBUG logs
@@ -255,6 +257,11 @@ def _ice_server(value: str) -> None:
     parse_ice_server(value)
 
 
+def _channel(value: str) -> None:
+    if value not in CHANNELS:
+        raise ValueError(f"{value!r} is not a channel ({', '.join(CHANNELS)})")
+
+
 # -- the settings ---------------------------------------------------------------------------
 
 
@@ -340,6 +347,13 @@ SETTINGS: tuple[Setting, ...] = (
             empty="every interface with an address but loopback"),
     Setting("discovery.ipv4", BOOL, "mDNS over IPv4.", flag="--mdns-ipv4"),
     Setting("discovery.ipv6", BOOL, "mDNS over IPv6.", flag="--mdns-ipv6"),
+    Setting("retention.max_mib", _integer(0, 1 << 20), "Other people's message texts kept, "
+            "newest first, in MiB (0: no limit); headers, own messages and followed "
+            "channels are always kept.", flag="--retain-mib"),
+    Setting("retention.max_days", _integer(0, 100_000), "Drop other people's message texts "
+            "older than this many days (0: no limit).", flag="--retain-days"),
+    Setting("retention.follow", STRINGS, "A channel whose message texts are always kept; "
+            "repeatable.", flag="--follow", check=_each(_channel), metavar="CHANNEL"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_ENV = {s.env: s for s in SETTINGS}

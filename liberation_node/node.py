@@ -38,6 +38,7 @@ from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
+from .core.contents import Retention
 from .core.errors import NotWritable
 from .core.events import (
     Banned,
@@ -57,12 +58,14 @@ from .core.ops import MAX_CLOCK_SKEW_MS
 from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
 from .core.queries import Index, Topology
+from .core.reading import Reader
 from .core.records import NodeInfo
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
-from .store.loader import open_replica
+from .store.loader import apply_retention, open_replica
+from .store.sizes import store_sizes
 from .traffic import Traffic
 from .transport import TransportError
 from .writer import StoreWriter
@@ -177,6 +180,13 @@ class Node:
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
         replica = await open_replica(self._store, cfg.network, now=now, genesis=cfg.genesis)
+        # This node's direct messages are sealed to it: it reads them for its API and
+        # keeps them whatever the retention budget (protocols/ops.md §12.5, §13).
+        self.reader = Reader(self.identity, cfg.network)
+        gone = await apply_retention(self._store, replica, Retention(
+            cfg.retention, self.identity.public_key, self.reader.opens), now)
+        if gone:
+            log.info("retention: dropped %d message texts over the configured limits", gone)
         # A node that did not just make its identity checks its own feed with its
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
@@ -190,7 +200,7 @@ class Node:
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
-        self._index = Index(replica, self.identity.public_key)
+        self._index = Index(replica, self.identity.public_key, self.reader)
         bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network, genesis=cfg.genesis)
         # Announced URLs may be loopback or link-local only if this node uses such
         # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
@@ -724,7 +734,8 @@ class Node:
             "writable": refused is None, "write_error": refused, "clock_offset_ms": offset,
             "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
             "store": {"ok": writer.error is None, "error": writer.error,
-                      "queued_ops": writer.queued_ops},
+                      "queued_ops": writer.queued_ops, "purge_pending": writer.purge_pending,
+                      **store_sizes(replica, self.dir.path / datadir.STORE_FILE)},
             "rejected": dict(sorted(self.mesh.rejected.items())),
             "candidates": dict(sorted(Counter(c.source.name.lower()
                                               for c in self.peering.candidates.values()).items())),
@@ -781,7 +792,8 @@ class Node:
     def views(self) -> Views:
         from .core.views import build_views  # only the API's views route needs it
 
-        return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms())
+        return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms(),
+                           self.reader)
 
     async def _write(self, body: Any, action: str) -> str:
         """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`

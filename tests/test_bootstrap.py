@@ -65,7 +65,7 @@ def test_an_argument_with_an_expected_id() -> None:
 
 
 def test_a_list_states_the_genesis_of_its_network(tmp_path: Path) -> None:
-    """ops.md §12: a list for our network stating another genesis is refused."""
+    """ops.md §14: a list for our network stating another genesis is refused."""
     path = tmp_path / "net.toml"
     path.write_text('network = "n"\ngenesis = 2025-01-01T00:00:00Z\n[[peer]]\nurl = "a:1"\n')
     assert len(load_list(path, "n", genesis=1_735_689_600_000)) == 1

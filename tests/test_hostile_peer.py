@@ -95,7 +95,8 @@ def populated(ops: int = 20, size: int = 4000) -> Replica:
         who = identity(10 + i % 5)
         if who.public_key not in replica.feeds:
             replica.ingest(history.write(who, Register(f"n{i}")).wire)
-        replica.ingest(history.write(who, Post("social", "x" * size, 1, None)).wire)
+        post = history.write(who, Post("social", "x" * size, 1, None))
+        replica.ingest(history.carried(post))  # with its text (ops.md §12.3)
     return replica
 
 
@@ -105,12 +106,13 @@ def test_a_graft_naming_one_op_880_times_is_answered_once() -> None:
     replica = populated()
     mesh = victim(replica)
     peer = Hostile(mesh)
-    op = max(replica.ops.values(), key=lambda o: len(o.wire))
+    op = max(replica.ops.values(), key=lambda o: len(replica.carried(o)))
+    wire = replica.carried(op)
     before = peer.bytes
     peer.send(Graft(((op.author, op.seq, op.id),) * 880))
     answers = [f for f in peer.got if isinstance(f, Ops) and not f.eager]
-    assert [w for f in answers for w, _ in f.ops] == [op.wire]  # once
-    assert peer.bytes - before < 2 * len(op.wire) + 2048  # no amplification
+    assert [w for f in answers for w, _ in f.ops] == [wire]  # once
+    assert peer.bytes - before < 2 * len(wire) + 2048  # no amplification
     assert mesh.scores.penalties == {"repeated_request": 1}
 
 

@@ -27,9 +27,13 @@ A, B, C = identity(0), identity(1), identity(2)
 def carried(net: Net, op_id: bytes) -> list[tuple[int, int]]:
     """(from, to) of every OPS frame that carried op `op_id`."""
     from liberation_node.core.ops import op_id as id_of
+    from liberation_node.core.ops import split_carried
+
+    def header(wire: bytes) -> bytes:  # a carried form's header (ops.md §12.3)
+        return split_carried(wire)[0] if wire[:1] == b"\x9b" else wire
 
     return [(f, t) for f, t, frame, _ in net.sent if isinstance(frame, Ops)
-            and any(id_of(w) == op_id for w in frame.wires)]
+            and any(id_of(header(w)) == op_id for w in frame.wires)]
 
 
 def test_an_own_write_is_neither_pushed_nor_served_before_it_is_stored() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from liberation_node.core.bodies import Post
+from liberation_node.core.bodies import Post, is_post
 from liberation_node.core.identity import id_to_text
 from liberation_node.core.queries import (
     BadCursor,
@@ -63,7 +63,7 @@ def expected_messages(replica: Replica, state: str) -> list[tuple[Any, ...]]:
     views = build_views(replica, ME, NOW)
     retracted = {m.id for m in views.truth_messages if not m.active} - {
         op.id.hex() for op in replica.ops.values()
-        if isinstance(op.body, Post) and _forked(replica, op.author, op.seq)}
+        if is_post(op.body) and _forked(replica, op.author, op.seq)}
     msgs = sorted(views.truth_messages, key=lambda m: (m.created_at, bytes.fromhex(m.id)),
                   reverse=True)
     keep = {"all": lambda m: True, "active": lambda m: m.active,

@@ -52,8 +52,8 @@ def history() -> list[Op]:
     ops.append(src.append(B, Claim(iso_week(NOW)), NOW + 12).applied[0])
     post = src.append(C, Post("billboard", "hello mesh", 7, None), NOW + 13).applied[0]
     ops += [post, src.append(C, Retract(post.id), NOW + 14).applied[0]]
-    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n).applied[0]
-            for n in range(5)]
+    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n,
+                       bytes([n]) * 32).applied[0] for n in range(5)]
     return ops
 
 
@@ -170,7 +170,7 @@ async def test_the_network_is_bound_on_first_use(reopen: Callable[[], Store]) ->
 
 
 async def test_the_genesis_is_bound_on_first_use(reopen: Callable[[], Store]) -> None:
-    """ops.md §12: ops stored under one genesis may be invalid under another."""
+    """ops.md §14: ops stored under one genesis may be invalid under another."""
     async with reopen() as store:
         assert (await open_replica(store, NET, genesis=1_000)).genesis == 1_000
     async with reopen() as store:

@@ -65,6 +65,39 @@ def _family(lines: list[str], kind: str, name: str, help_text: str,
     lines += [f"{PREFIX}{name}{labels} {value}" for labels, value in samples]
 
 
+def _store_sizes(lines: list[str], store: Mapping[str, Any]) -> None:
+    """The store's size by kind (store/sizes.py): op headers per op kind, post contents,
+    records; the files; what retention may drop and has dropped."""
+    kinds = store.get("kinds")
+    if isinstance(kinds, Mapping):
+        for field, name, help_text in (
+                ("bytes", "store_bytes", "Bytes held, by kind: op headers per op kind, post "
+                 "contents (texts), records."),
+                ("count", "store_items", "Items held, by kind (as liberation_store_bytes).")):
+            samples = [(f'{{kind="{_label(kind)}"}}', value) for kind, sizes in
+                       sorted(kinds.items()) if isinstance(sizes, Mapping)
+                       and (value := _number(sizes.get(field))) is not None]
+            if samples:
+                _family(lines, "gauge", name, help_text, samples)
+    files = [(f'{{file="{label}"}}', value) for key, label in (("file_bytes", "database"),
+                                                               ("wal_bytes", "wal"))
+             if (value := _number(store.get(key))) is not None]
+    if files:
+        _family(lines, "gauge", "store_file_bytes", "Size of the store's files.", files)
+    retention = store.get("retention")
+    if isinstance(retention, Mapping):
+        for key, kind, name, help_text in (
+                ("droppable_bytes", "gauge", "retention_droppable_bytes",
+                 "Bytes of other people's post contents that retention may drop."),
+                ("budget_bytes", "gauge", "retention_budget_bytes",
+                 "The retention budget for those bytes (0: no limit)."),
+                ("dropped", "counter", "retention_dropped_total",
+                 "Post contents dropped by retention since the node started.")):
+            value = _number(retention.get(key))
+            if value is not None:
+                _family(lines, kind, name, help_text, [("", value)])
+
+
 def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Refusals,
            digest_age_s: float) -> str:
     """The exposition text for one scrape; `digest_age_s` is how long the digest held still."""
@@ -95,6 +128,7 @@ def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Ref
         if queued is not None:
             _family(lines, "gauge", "store_queued_ops", "Ops waiting for the store's commit.",
                     [("", queued)])
+        _store_sizes(lines, store)
     offset = _number(status.get("clock_offset_ms"))
     if offset is not None:
         _family(lines, "gauge", "clock_offset_milliseconds",

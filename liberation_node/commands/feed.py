@@ -18,6 +18,13 @@ CHANNELS = ("billboard", "social", "media", "direct")
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 OP_ID_HEX = 64
 MIN_PREFIX = 6
+# Why a message's text is not shown (core/reading.py; docs/api.md `unreadable`).
+UNREADABLE = {
+    "not_for_this_node": "[private: between two other nodes]",
+    "dropped": "[text not kept on this node]",
+    "retracted": "[retracted: text removed]",
+    "invalid": "[unreadable]",
+}
 
 
 @click.command("feed", short_help="Read the message feed, newest first.")
@@ -67,9 +74,13 @@ def _row(message: dict[str, Any]) -> tuple[str, ...]:
     sender = who(message.get("author"), message.get("author_name"))
     if message.get("to"):
         sender += f" -> {who(message.get('to'), None)}"
-    text = str(message.get("text", ""))
-    if message.get("retracted"):
+    text = message.get("text")
+    if not isinstance(text, str):  # this node cannot show it, and says why (docs/api.md)
+        text = UNREADABLE.get(str(message.get("unreadable")), "[cannot be shown]")
+    elif message.get("retracted"):
         text = f"[retracted] {text}"
+    if message.get("encrypted") and message.get("readable"):
+        text = f"[private] {text}"
     if message.get("forked"):  # its author equivocated: void (protocols/ops.md §9)
         text = f"[void: forked] {text}"
     op_id = message.get("id")
@@ -77,7 +88,7 @@ def _row(message: dict[str, Any]) -> tuple[str, ...]:
             channel, sender, text)
 
 
-@click.command("post", short_help="Post a message; prints the op id.")
+@click.command("post", short_help="Post a message; prints the op id. With --to: private.")
 @data_dir_option
 @click.argument("text")
 @click.option("--channel", type=click.Choice(CHANNELS), default=None,
@@ -85,10 +96,15 @@ def _row(message: dict[str, Any]) -> tuple[str, ...]:
 @click.option("--priority", type=click.IntRange(MIN_PRIORITY, MAX_PRIORITY), default=1,
               show_default=True)
 @click.option("--to", "to", metavar="ID", default=None,
-              help="Recipient node id, for a direct message.")
+              help="Recipient node id: a private, end-to-end encrypted message.")
 def post(data_dir: Path | None, text: str, channel: str | None, priority: int,
          to: str | None) -> None:
-    """Post TEXT as a message; prints the new op id."""
+    """Post TEXT as a message; prints the new op id.
+
+    With --to, a direct message: end-to-end encrypted, so that only the recipient's
+    node and this one can read it. Every node still stores and relays it, and sees
+    that this node wrote a direct message, when, and its size rounded up (see
+    protocols/ops.md §13.1). Other posts are public."""
     with node_errors():
         click.echo(client(data_dir).post(text, channel or ("direct" if to else "social"),
                                          priority, to))

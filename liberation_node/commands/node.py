@@ -59,6 +59,7 @@ def _status_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                             f"{info.get('pending', '?')} pending"))
     rows.append(("ledger", f"{info.get('humans', '?')} humans, pool "
                            f"{dollars(info.get('pool_available_cents'))} available"))
+    rows += _store_rows(info.get("store"))
     offset = info.get("clock_offset_ms")
     if isinstance(offset, int):
         rows.append(("clock", f"{offset:+d} ms from the median of peers' clocks"))
@@ -67,6 +68,33 @@ def _status_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("digest", str(info.get("digest"))))
     if info.get("data_dir"):
         rows.append(("data dir", str(info["data_dir"])))
+    return rows
+
+
+def _store_rows(store: object) -> list[tuple[str, str]]:
+    """The store's size by kind (store/sizes.py), in two lines."""
+    if not isinstance(store, dict) or not isinstance(store.get("kinds"), dict):
+        return []
+    kinds: dict[str, Any] = store["kinds"]
+
+    def bytes_of(*names: str) -> int:
+        return sum(int(kinds.get(n, {}).get("bytes", 0)) for n in names)
+
+    posts = kinds.get("message.post", {})
+    texts = kinds.get("contents", {})
+    parts = [f"{size(store.get('file_bytes'))} on disk"
+             + (f" (+{size(store.get('wal_bytes'))} WAL)" if store.get("wal_bytes") else ""),
+             f"ledger {size(bytes_of('human.register', 'ledger.claim', 'ledger.transfer'))}",
+             f"{posts.get('count', 0)} posts {size(bytes_of('message.post', 'message.retract'))}",
+             f"their texts {size(texts.get('bytes', 0))}",
+             f"records {size(bytes_of('records'))}"]
+    rows = [("store", ", ".join(parts))]
+    retention = store.get("retention")
+    if isinstance(retention, dict):
+        budget = retention.get("budget_bytes")
+        limit = f"of {size(budget)}" if isinstance(budget, int) and budget else "(no limit)"
+        rows.append(("", f"other people's texts: {size(retention.get('droppable_bytes'))} "
+                         f"{limit}; {retention.get('dropped', 0)} dropped since start"))
     return rows
 
 

@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .antientropy import AntiEntropy, Entropy, Settling
-from .bodies import Body
+from .bodies import Body, Post, PostHeader
+from .bodyfetch import BodyFetch
 from .catchup import CatchUp
 from .conduct import Conduct
 from .errors import LocalError, NotWritable, Reason
@@ -79,6 +80,7 @@ from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, crea
 from .relay import Relay
 from .replica import Ingested, Outcome, Replica
 from .scoring import Penalty, Scores, ScoringConfig, address_key
+from .sealing import SEAL_BYTES
 from .serving import Requested, ServeConfig, produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
@@ -135,6 +137,7 @@ class Mesh:
                                  default=None)
         self.catchup = CatchUp(replica, config.want_retry_ms)
         self.settling = Settling()
+        self.bodies = BodyFetch()  # post contents to fetch from peers (sync.md §7.4)
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
         me = identity.public_key
@@ -346,8 +349,8 @@ class Mesh:
                     continue
                 op = self.replica.ops.get(item)
                 if op is not None and self.own.visible(op):
-                    dropped += not peer.owed.queue_op(item, op.wire, self.config.serve,
-                                                      self.gossip.hops(item))
+                    dropped += not peer.owed.queue_op(item, self.replica.carried(op),
+                                                      self.config.serve, self.gossip.hops(item))
             self.conduct.requested(peer, Requested(len(set(items)) < len(items), dropped), now)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn, now, by_peer=True)
@@ -417,6 +420,10 @@ class Mesh:
                 if result.rejection.reason not in _BLAMELESS:
                     self._strike(peer, result.rejection.reason.value, result.rejection.detail,
                                  now)
+            if result.content_rejection is not None:  # ops.md §12.4: never relayed honestly
+                self._count_rejection(result.content_rejection.reason.value)
+                self._strike(peer, result.content_rejection.reason.value,
+                             result.content_rejection.detail, now)
         if peer.round is not None:
             peer.round.ops_received += sum(len(r.applied) for r in results)
         for victim in prune:  # at most one PRUNE per link and frame (sync.md §5.3)
@@ -536,7 +543,9 @@ class Mesh:
         reason = self.own.writable()
         if reason is not None:
             raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
-        result = self.replica.append(self.identity, body, now)
+        # A direct message is sealed with fresh randomness from the driver (ops.md §13.3).
+        seal = self._entropy(SEAL_BYTES) if isinstance(body, Post) and body.to else None
+        result = self.replica.append(self.identity, body, now, seal)
         op = result.applied[0]
         self.gossip.own(op.id)
         self._changed([result], (), (), source=None, now=now)
@@ -581,15 +590,18 @@ class Mesh:
                  dropped: tuple[Record, ...], source: Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
+        contents: list[tuple[bytes, bytes | None]] = []
         for result in results:
             applied.extend(result.applied)
             excluded.extend(result.excluded)
-        if not (applied or excluded or records or dropped):
+            contents.extend(result.contents)
+        if not (applied or excluded or records or dropped or contents):
             return
         self.ticket += 1
         sender = source.session.peer if source else None
         self._events.append(Changed(tuple(applied), tuple(excluded), records, dropped,
-                                    sender, self.ticket))
+                                    sender, self.ticket, tuple(contents)))
+        self._track_contents(applied, contents, now)
         for result in results:
             for author in result.forked:
                 feed = self.replica.feeds[author]
@@ -607,6 +619,17 @@ class Mesh:
         elif applied:
             self._gossip(applied, source, now)
 
+    def _track_contents(self, applied: list[Op], contents: list[tuple[bytes, bytes | None]],
+                        now: int) -> None:
+        """Want the contents of new headers that came without one (sync.md §7.4)."""
+        for op_id, content in contents:
+            if content is not None:
+                self.bodies.got(op_id)
+        held = self.replica.contents
+        for op in applied:
+            if isinstance(op.body, PostHeader) and held.wants(op, now):
+                self.bodies.want(op, now)
+
     def _gossip(self, applied: list[Op], source: Peer | None, now: int) -> None:
         by_id = {op.id: op for op in applied}
         refs: list[tuple[bytes, Ref | None]] = [(op.id, (op.author, op.seq, op.id))
@@ -615,7 +638,8 @@ class Mesh:
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.owed.eager.extend((by_id[i].wire, hops) for i, hops in pushed)
+                carried = self.replica.carried
+                target.owed.eager.extend((carried(by_id[i]), hops) for i, hops in pushed)
                 self._mark(conn)
 
     def _open_peers(self) -> list[Peer]:
@@ -667,7 +691,7 @@ class Mesh:
         times = [self._next_records, self._next_want_sweep]
         if timers:
             times.append(timers[0][0])
-        for t in (self.gossip.timer(), self.own.timer()):
+        for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -704,14 +728,27 @@ class Mesh:
             for conn, want in self.catchup.sweep([p.conn for p in self._open_peers()], now):
                 self._peers[conn].session.send(want)
             self._next_want_sweep = now + self.config.want_retry_ms
+        self._fetch_contents(now)
         if now >= self._next_records:
             dropped = tuple(self.replica.prune_records(now))
+            expired = tuple(self.replica.contents.expire(now))  # retention by age
+            if dropped or expired:
+                self._events.append(Changed((), (), (), dropped, None, contents=expired))
             if dropped:
-                self._events.append(Changed((), (), (), dropped, None))
                 self.gossip.beacon = min((a for a, k in self.replica.records
                                           if k == "node.info"), default=None)
             self.publish_presence(now)
             self._next_records = now + self.sync.jitter(self.config.record_refresh_ms)
+
+    def _fetch_contents(self, now: int) -> None:
+        """Ask peers for contents this node wants and lacks, a few per peer (sync.md §7.4)."""
+        timer = self.bodies.timer()
+        if timer is None or timer > now:
+            return
+        peers = {p.conn: p for p in self._open_peers()}
+        for conn, refs in self.bodies.due(now, sorted(peers)).items():
+            peers[conn].session.send(Want(0, tuple((r.author, r.seq, r.seq) for r in refs),
+                                          (), ()))
 
     # -- output ---------------------------------------------------------------------------
 

@@ -14,6 +14,10 @@ rebuilds. Effects are read from the ledger at query time, never copied.
 Rows are sorted by keys every replica derives alike: `(timestamp, op id)`,
 newest first. A cursor is the key of the last row handed out, encoded; the
 next page is what sorts strictly after it.
+
+A message's text comes through a `Reader` (reading.py): a row says when this
+node cannot show it (a direct message for others, a dropped or retracted
+content) instead of showing it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .bodies import Claim, Post, Register, Retract, Transfer
+from .bodies import Claim, Post, PostHeader, Register, Retract, Transfer
 from .identity import id_to_text
 from .ledger import POOL_TOTAL_CENTS
 from .ops import Op
+from .reading import Reader
 from .records import NodeInfo, NodeLinks
 from .replica import Replica
 from .routes import shortest_routes, undirected
@@ -105,12 +110,15 @@ class MessageRow:
     author_name: str
     channel: str
     priority: int
-    text: str
-    to: str | None
+    text: str | None  # None when this node cannot show it: `unreadable` says why
+    to: str | None  # a direct message's recipient, when this node may know it
     timestamp_ms: int
     retracted: bool
     forked: bool  # its author equivocated at or before it: void (ops.md §9)
     reach: int  # nodes whose announced frontier holds it
+    encrypted: bool  # sealed to its recipient and author (ops.md §13)
+    readable: bool
+    unreadable: str | None  # dropped, retracted, not_for_this_node or invalid (reading.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +159,10 @@ _KINDS = {Register: "register", Claim: "claim", Transfer: "transfer"}
 class Index:
     """Sorted keys over one replica's ops, caught up on every read."""
 
-    def __init__(self, replica: Replica, local: bytes) -> None:
+    def __init__(self, replica: Replica, local: bytes, reader: Reader | None = None) -> None:
         self.replica = replica
         self.local = local
+        self.reader = reader or Reader(None, replica.network)
         self._order: list[Op] | None = None
         self._seen = 0
         self._frontiers: dict[bytes, dict[bytes, int]] = {}  # node.info record id -> frontier
@@ -166,6 +175,7 @@ class Index:
         self._by_channel: dict[str, list[Key]] = {}
         self._by_author: dict[bytes, list[Key]] = {}
         self._by_to: dict[bytes, list[Key]] = {}
+        self._to: dict[bytes, bytes] = {}  # direct message -> its recipient, where known
         self._retracted: set[bytes] = set()
         self._retracted_keys: list[Key] = []
 
@@ -192,12 +202,17 @@ class Index:
             effect = self.replica.ledger.effects.get(op.id)
             if isinstance(body, Register) and effect is not None and effect.void is None:
                 bisect.insort(self._humans, (op.timestamp, op.author))
-        elif isinstance(body, Post):
+        elif isinstance(body, Post | PostHeader):
             bisect.insort(self._posts, key)
             bisect.insort(self._by_channel.setdefault(body.channel, []), key)
             bisect.insort(self._by_author.setdefault(op.author, []), key)
-            if body.to is not None:
-                bisect.insort(self._by_to.setdefault(body.to, []), key)
+            # A sealed message names its recipient only to its readers (ops.md §13.1).
+            to = body.to if isinstance(body, Post) else \
+                self.reader.read(op, self.replica.contents).to if body.channel == "direct" \
+                else None
+            if to is not None:
+                self._to[op.id] = to
+                bisect.insort(self._by_to.setdefault(to, []), key)
         elif isinstance(body, Retract) and not self._void(op):
             target = self.replica.ops.get(body.post)
             if target is not None and body.post not in self._retracted:
@@ -295,10 +310,10 @@ class Index:
         def wanted(key: Key) -> bool:
             op = ops[key[1]]
             body = op.body
-            assert isinstance(body, Post)
+            assert isinstance(body, Post | PostHeader)
             if (channel is not None and body.channel != channel) or \
                     (author is not None and op.author != author) or \
-                    (to is not None and body.to != to):
+                    (to is not None and self._to.get(op.id) != to):
                 return False
             if state == "all":
                 return True
@@ -342,12 +357,14 @@ class Index:
 
     def _message(self, op: Op, frontiers: list[dict[bytes, int]]) -> MessageRow:
         body = op.body
-        assert isinstance(body, Post)
+        assert isinstance(body, Post | PostHeader)
+        reading = self.reader.read(op, self.replica.contents)
         return MessageRow(
             op.id.hex(), id_to_text(op.author), self.name(op.author), body.channel,
-            body.priority, body.text, id_to_text(body.to) if body.to else None, op.timestamp,
-            op.id in self._retracted, self._void(op),
-            sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq))
+            body.priority, reading.text, id_to_text(reading.to) if reading.to else None,
+            op.timestamp, op.id in self._retracted, self._void(op),
+            sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq), reading.encrypted,
+            reading.text is not None, reading.unreadable)
 
     # -- the mesh -------------------------------------------------------------------------
 

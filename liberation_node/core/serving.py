@@ -191,7 +191,8 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
         for author in names.get(name, ()):
             feed = replica.feeds.get(author)
             if feed is not None:
-                dropped += sum(not owed.queue_op(p.id, p.wire, config) for p in feed.proofs)
+                dropped += sum(not owed.queue_op(p.id, replica.carried(p), config)
+                               for p in feed.proofs)
     keys = [(author, kind) for name, kind in dict.fromkeys(record_keys)
             for author in names.get(name, ()) if (author, kind) in replica.records]
     dropped += owed.queue_records(keys, config)
@@ -301,7 +302,7 @@ def _fill(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: i
             end = settled(author, end, session.open_since or session.opened_at)
         seq = first
         while seq <= end:
-            wire = feed.ops[seq - 1].wire
+            wire = replica.carried(feed.ops[seq - 1])
             if batch and size + len(wire) + ENTRY_BYTES > TARGET_FRAME_BYTES:
                 session.send(Ops(False, tuple(batch)))
                 produced += size

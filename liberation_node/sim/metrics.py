@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..core import frames
 from ..core.errors import Rejection
-from ..core.ops import Op, op_id
+from ..core.ops import Op, header_of, op_id
 from ..core.replica import Replica
 from .checkers import Registry
 
@@ -56,7 +56,10 @@ class Metrics:
         known = self.registry.ops
         sent, got = self.hops[sender], self.hops[receiver]
         for wire, _ in frame.ops:
-            oid = op_id(wire)
+            try:
+                oid = op_id(header_of(wire))  # a carried form is known by its header
+            except Rejection:
+                continue
             if oid not in known:
                 continue
             self.copies[oid] = self.copies.get(oid, 0) + 1

@@ -46,7 +46,7 @@ from .clock import Clock, EventQueue
 from .connmgr import ConnectionManager
 from .metrics import Metrics
 from .network import Endpoint, Network
-from .node import ReplicaHook, SimNode
+from .node import ReplicaHook, SimNode, run_sync
 from .options import SimConfig
 from .report import SimResult, command_line
 from .sigcache import memoized_verify
@@ -87,7 +87,8 @@ class World:
         self.nodes = [
             SimNode(i, Identity.from_seed(seed.randbytes(32)), make_store(i),
                     random.Random(seed.getrandbits(64)), mesh_config, config.network_name,
-                    byzantine=i in byzantine, skew_ms=skews[i])
+                    byzantine=i in byzantine, skew_ms=skews[i],
+                    retain_bytes=config.retain_bytes)
             for i in range(config.nodes)]
         self.edges = topology.build(config.nodes, config.degree, topo_rng)
         self.expected = _reachable_honest(config.nodes, self.edges, byzantine)
@@ -269,7 +270,7 @@ class World:
             self.violations.add(at, f"node {node.index}: store refused a write: {exc}")
             return
         for changed in batches:
-            self.checker.persisted(node.index, changed)
+            self.checker.persisted(node.index, changed, at)
         for op in acked:
             self.checker.wrote(at, node.index, op, byzantine=node.byzantine)
         node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
@@ -323,7 +324,7 @@ class World:
             self.metrics.count("refused_byzantine" if node.byzantine else "refused_honest")
             return
         # Published (and counted as written) once committed: see `_commit`.
-        self.checker.signed(node.index, op, byzantine=node.byzantine)
+        self.checker.signed(node.index, op, byzantine=node.byzantine, body=body)
         node.acks.append((node.mesh.ticket, op))
         self.metrics.wrote(node.index, op)
         self.metrics.count("writes")
@@ -429,6 +430,15 @@ class World:
         replicas = {n.index: n.replica for n in self.nodes if n.alive and n.index in self.expected}
         end = self.clock.elapsed
         self.checker.final(end, replicas)
+        for n in self.nodes:
+            if n.alive:
+                if n.unstored:  # what the writer would commit within commit_ms anyway
+                    self._commit(n, n.starts)
+                store = n.store
+                blob = store.stored_bytes() if isinstance(store, MemoryStore) else None
+                held = run_sync(store.load_contents())
+                self.checker.contents(end, n.index, n.identity, n.replica, blob,
+                                      [c for _, c in held])
         diss = self.metrics.dissemination(list(replicas.values()), {
             n.identity.public_key for n in self.nodes if n.index in self.expected})
         converged = len(replicas) == len(self.expected) and self._all_equal()

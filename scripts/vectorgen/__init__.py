@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import binding, discovery, encoding, feeds, frames, identity, ledger, ops, records
+from . import (
+    binding,
+    bodies,
+    discovery,
+    encoding,
+    feeds,
+    frames,
+    identity,
+    ledger,
+    ops,
+    records,
+)
 
 
 def build_all() -> dict[str, dict[str, Any]]:
@@ -32,4 +43,5 @@ def build_all() -> dict[str, dict[str, Any]]:
         "frames.json": frames.build(),
         "binding.json": binding.build(),
         "discovery.json": discovery.build(),
+        "bodies.json": bodies.build(),
     }

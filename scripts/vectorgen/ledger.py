@@ -153,7 +153,7 @@ def _arrears_scenario() -> dict[str, Any]:
         "a claim covers a week from its author's register week, but at most "
         "claim_arrears_ms (28 days) before the claim's own timestamp, up to that timestamp's "
         "week (ops.md §6.2.7): dave claims ten weeks late and gets the last five weeks "
-        "only; erin, registered at the network's genesis (the earliest valid date, §12), "
+        "only; erin, registered at the network's genesis (the earliest valid date, §14), "
         "cannot claim the weeks since then from 2026",
         ops, authors=[DAVE.public_key, who(6).public_key])
 
@@ -219,7 +219,7 @@ def build_ledger() -> dict[str, Any]:
                        "spendable, incoming; the pool; feed digest entries and digests). "
                        "Ingesting the ops in any order of 'orders' (labels) MUST give the "
                        "same 'final'. Amounts in cents.",
-        "spec": "protocols/ops.md §6.2, §6.2.7, §10, §12",
+        "spec": "protocols/ops.md §6.2, §6.2.7, §10, §14",
         "constants": {"pool_total": POOL_TOTAL_CENTS, "weekly_flow": WEEKLY_FLOW_CENTS,
                       "housing_credit": HOUSING_CREDIT_CENTS,
                       "investment_pool": INVESTMENT_POOL_CENTS,

@@ -4,6 +4,7 @@ PeerPortHandler that answers by echoing."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from liberation_node.core.errors import NotWritable
 from liberation_node.core.identity import Identity
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.queries import Index, Topology
+from liberation_node.core.reading import Reader
 from liberation_node.core.replica import Replica
 from liberation_node.core.views import Views, build_views
 
@@ -29,7 +31,8 @@ class ReplicaNode:
 
     def __init__(self) -> None:
         self.replica = Replica(NETWORK)
-        self._index = Index(self.replica, ME.public_key)
+        self.reader = Reader(ME, NETWORK)
+        self._index = Index(self.replica, ME.public_key, self.reader)
         self.now = NOW
         self.peer_list: list[dict[str, Any]] = []  # as the node's peers() lists them
         self.rtts: dict[bytes, int | None] = {}  # open sessions, for the topology
@@ -74,13 +77,13 @@ class ReplicaNode:
 
     def views(self) -> Views:
         self.views_built += 1
-        return build_views(self.replica, ME.public_key, self.now)
+        return build_views(self.replica, ME.public_key, self.now, self.reader)
 
     def _write(self, body: Body) -> str:
         if self.paused is not None:
             raise NotWritable(self.paused)
         self.now += 1
-        return self.replica.append(ME, body, self.now).applied[0].id.hex()
+        return self.replica.append(ME, body, self.now, os.urandom(32)).applied[0].id.hex()
 
     async def register(self, name: str) -> str:
         return self._write(Register(name))

@@ -240,7 +240,16 @@ async def test_posts_and_retracts(client: Client, node: ReplicaNode) -> None:
 
     response = await client.post(f"/api/v1/messages/{post_id.upper()}/retract", headers=AUTH)
     assert response.status == 201
-    assert not next(m for m in node.views().truth_messages if m.id == post_id).active
+    retracted = next(m for m in node.views().truth_messages if m.id == post_id)
+    assert (retracted.active, retracted.content, retracted.unreadable) == (
+        False, None, "retracted")
+
+
+async def test_a_direct_message_needs_a_recipient_it_can_be_sealed_to(client: Client) -> None:
+    no_key = id_to_text(b"\xff" * 32)  # a well-formed id that is no Ed25519 key
+    response = await client.post("/api/v1/messages", headers=AUTH, json={
+        "text": "psst", "channel": "direct", "to": no_key})
+    assert "not a valid key" in await error_of(response, 409)
 
 
 @pytest.mark.parametrize("op_id", ["abc", "zz" * 32, "00" * 33])

@@ -132,3 +132,26 @@ async def test_store_health_writes_and_clock(client: Client, node: ReplicaNode,
     assert value(families, "liberation_store_ok") == 0
     assert value(families, "liberation_store_queued_ops") == 17
     assert value(families, "liberation_clock_offset_milliseconds") == -1234
+
+
+async def test_store_size_by_kind(client: Client, node: ReplicaNode,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from liberation_node.store.sizes import store_sizes
+
+    await node.register("ada")
+    await node.post("x" * 300, "social", 1, None)
+    await node.post("psst", "direct", 1, OTHER.public_key)
+    status = node.status()
+    sizes = store_sizes(node.replica)
+    monkeypatch.setattr(node, "status", lambda: {
+        **status, "store": {"ok": True, "queued_ops": 0, "file_bytes": 8192, "wal_bytes": 0,
+                            **sizes}})
+    families = await scrape(client)
+    assert value(families, "liberation_store_items", kind="message.post") == 2
+    assert value(families, "liberation_store_items", kind="human.register") == 1
+    assert value(families, "liberation_store_bytes", kind="contents") == 300 + 434
+    assert value(families, "liberation_store_bytes", kind="message.post") == \
+        sizes["kinds"]["message.post"]["bytes"] > 0
+    assert value(families, "liberation_store_file_bytes", file="database") == 8192
+    assert value(families, "liberation_retention_budget_bytes") == 0  # no policy: no limit
+    assert value(families, "liberation_retention_dropped_total") == 0

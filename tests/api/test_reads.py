@@ -3,6 +3,7 @@ by limit and cursor, filters, and a 400 (never a 500) for every bad parameter.""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,7 +42,7 @@ async def client(node: ReplicaNode) -> AsyncIterator[Client]:
 def write(node: ReplicaNode, who: Identity, body: Any) -> str:
     """An op by anyone, written into the node's replica (as if it arrived)."""
     node.now += 1000
-    return str(node.replica.append(who, body, node.now).applied[0].id.hex())
+    return str(node.replica.append(who, body, node.now, os.urandom(32)).applied[0].id.hex())
 
 
 async def get(client: Client, path: str, status: int = 200) -> Any:
@@ -146,24 +147,35 @@ async def test_messages_filters_and_pages(client: Client, node: ReplicaNode) -> 
     write(node, OTHER, Post("billboard", XSS, 7, None))
     direct = write(node, OTHER, Post("direct", "psst", 1, ME.public_key))
     await node.retract(bytes.fromhex(ids[1]))
+    elsewhere = write(node, OTHER, Post("direct", "not for me", 1, THIRD.public_key))
 
     rows, pages = await follow(client, "/api/v1/messages?limit=2", "messages")
-    assert [r["text"] for r in rows] == ["psst", XSS, "s4", "s3", "s2", "s0"]
-    assert pages == 3
+    assert [r["text"] for r in rows] == [None, "psst", XSS, "s4", "s3", "s2", "s0"]
+    assert pages == 4
     assert set(rows[0]) == {"id", "author", "author_name", "channel", "priority", "text", "to",
-                            "timestamp_ms", "retracted", "forked", "reach"}
-    assert rows[1]["text"] == XSS  # exactly as written: escaping is the page's job
+                            "timestamp_ms", "retracted", "forked", "reach", "encrypted",
+                            "readable", "unreadable"}
+    assert rows[2]["text"] == XSS  # exactly as written: escaping is the page's job
+    # A direct message between two other nodes: listed, sealed, its recipient not shown.
+    assert {k: rows[0][k] for k in ("id", "to", "encrypted", "readable", "unreadable")} == {
+        "id": elsewhere, "to": None, "encrypted": True, "readable": False,
+        "unreadable": "not_for_this_node"}
+    assert (rows[1]["encrypted"], rows[1]["readable"], rows[1]["unreadable"]) == (
+        True, True, None)
 
     async def texts(query: str) -> list[str]:
         found, _ = await follow(client, f"/api/v1/messages?{query}", "messages")
         return [r["text"] for r in found]
 
     assert await texts("channel=social&limit=1") == ["s4", "s3", "s2", "s0"]
-    assert await texts("state=retracted") == ["s1"]
-    assert await texts("state=all&channel=social") == ["s4", "s3", "s2", "s1", "s0"]
-    assert await texts(f"author={OTHER.text}") == ["psst", XSS]
+    [gone] = (await get(client, "/api/v1/messages?state=retracted"))["messages"]
+    assert (gone["id"], gone["text"], gone["readable"], gone["unreadable"]) == (
+        ids[1], None, False, "retracted")  # its text is gone from this node (ops.md §12.6)
+    assert await texts("state=all&channel=social") == ["s4", "s3", "s2", None, "s0"]
+    assert await texts(f"author={OTHER.text}") == [None, "psst", XSS]
     assert await texts(f"to={ME.text}") == ["psst"]
-    [dm] = (await get(client, "/api/v1/messages?channel=direct"))["messages"]
+    assert await texts(f"to={THIRD.text}") == []  # sealed: this node cannot know
+    [dm, _] = (await get(client, "/api/v1/messages?channel=direct"))["messages"][::-1]
     assert (dm["id"], dm["to"], dm["author"]) == (direct, ME.text, OTHER.text)
 
 

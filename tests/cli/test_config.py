@@ -96,7 +96,8 @@ def test_the_text_output_is_the_toml_of_the_values(tmp_path: Path) -> None:
         "default", "default", "default", "default", "env LIBERATION_MDNS", "default", "default",
         "default", "default", "default", "default",
         "flag --low",
-        "config.toml", "default", "default", "default", "default", "default"]
+        "config.toml", "default", "default", "default", "default", "default", "default",
+        "default", "default"]
     parsed = tomllib.loads(text.stdout)
     flat = {f"{k}.{kk}": vv for k, v in parsed.items() if isinstance(v, dict)
             for kk, vv in v.items()} | {k: v for k, v in parsed.items() if not isinstance(v, dict)}
@@ -118,7 +119,7 @@ def test_toml_value_reads_back(value: Any) -> None:
     ("peer_prot = 1\n", "unknown setting 'peer_prot' (did you mean 'peer_port'?) (every "
                         "setting: liberation-node config)"),
     ("[peerin]\nlow = 1\n", "unknown section [peerin] (did you mean 'peering'?) (sections: "
-                            "discovery, peering, transport)"),
+                            "discovery, peering, retention, transport)"),
     ("[peering]\nlo = 1\n", "unknown setting 'peering.lo' (did you mean 'peering.low'?)"),
     ("peering = 3\n", "peering is a section: write [peering] and its keys"),
     ('peer_port = "7411"\n', "peer_port: expected an integer 0-65535, got '7411'"),

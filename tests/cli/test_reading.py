@@ -234,3 +234,37 @@ async def test_a_peer_still_connecting(tmp_path: Path, served: Path, api: FakeAp
                   "address": None, "direction": None}]
     row = (await run(tmp_path, served, "peers")).splitlines()[1]
     assert row.split() == ["?", "?", "connecting", "-", "-", "0", "B", "0", "B", "?", "-", "-"]
+
+
+async def test_status_shows_the_store_by_kind(tmp_path: Path, served: Path,
+                                             api: FakeApi) -> None:
+    api.status["store"] = {
+        "ok": True, "file_bytes": 5 * 2**20, "wal_bytes": 2**20,
+        "kinds": {"human.register": {"count": 2, "bytes": 300},
+                  "ledger.transfer": {"count": 1, "bytes": 200},
+                  "message.post": {"count": 10_000, "bytes": 2_500_000},
+                  "message.retract": {"count": 3, "bytes": 600},
+                  "contents": {"count": 1048, "bytes": 2**20},
+                  "records": {"count": 4, "bytes": 2048}},
+        "retention": {"droppable_bytes": 2**20, "budget_bytes": 2**20, "dropped": 8952}}
+    lines = (await run(tmp_path, served, "status")).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("store"))
+    assert lines[at] == ("store     5.0 MiB on disk (+1.0 MiB WAL), ledger 500 B, 10000 posts "
+                         "2.4 MiB, their texts 1.0 MiB, records 2.0 KiB")
+    assert lines[at + 1] == ("          other people's texts: 1.0 MiB of 1.0 MiB; 8952 dropped "
+                             "since start")
+
+
+async def test_feed_says_why_a_text_is_not_shown(tmp_path: Path, served: Path,
+                                                 api: FakeApi) -> None:
+    api.messages = [
+        message(1, OTHER.text, "bob", None, channel="direct", encrypted=True,
+                readable=False, unreadable="not_for_this_node"),
+        message(2, OTHER.text, "bob", None, retracted=True, readable=False,
+                unreadable="retracted"),
+        message(3, OTHER.text, "bob", "for you", channel="direct", to=ME.text,
+                encrypted=True, readable=True, unreadable=None)]
+    lines = (await run(tmp_path, served, "feed", "--state", "all")).splitlines()
+    assert [" ".join(line.split()[5:]) for line in lines[1:]] == [
+        "[private: between two other nodes]", "[retracted: text removed]",
+        f"-> {ME.text[:10]} [private] for you"]

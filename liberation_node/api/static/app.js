@@ -192,19 +192,33 @@ async function refreshMessages(more = false) {
   byId('more-messages').hidden = !page.next_cursor;
 }
 
+// Why a message's text is not shown (docs/api.md, `unreadable`).
+const UNREADABLE = {
+  not_for_this_node: 'A private message between two other nodes: sealed, only they can read it.',
+  dropped: 'Its text is not kept on this node (retention).',
+  retracted: 'Retracted by its author: its text is gone.',
+  invalid: 'Its text cannot be read (malformed).',
+};
+
 function message(m) {
   const author = m.author === state.me ? 'you' : (m.author_name || shortId(m.author));
   const mine = m.author === state.me;
-  return h('li', {class: `message p${m.priority}`, 'data-id': m.id},
+  const readable = m.text !== null;
+  return h('li', {class: `message p${m.priority}${readable ? '' : ' unreadable'}`,
+                  'data-id': m.id},
     h('div', {class: 'meta'},
       h('span', {class: mine ? 'who me' : 'who', title: m.author}, author),
       m.to ? [' → ', who(m.to)] : null,
       ' · ', timeAgo(m.timestamp_ms),
       m.priority > 1 ? h('span', {class: 'prio', title: 'priority'}, ` ★${m.priority}`) : null,
+      m.encrypted ? h('span', {class: 'sealed', title: 'end-to-end encrypted to its recipient'},
+        ' · private') : null,
       h('span', {class: 'muted small', title: 'nodes known to hold it'}, ` · reach ${m.reach}`),
-      mine ? h('button', {type: 'button', class: 'link', onclick: () => retract(m.id)}, 'retract')
+      mine && !m.retracted
+        ? h('button', {type: 'button', class: 'link', onclick: () => retract(m.id)}, 'retract')
         : null),
-    h('p', {class: 'text'}, m.text));
+    readable ? h('p', {class: 'text'}, m.text)
+      : h('p', {class: 'text muted'}, UNREADABLE[m.unreadable] || 'Its text cannot be shown.'));
 }
 
 async function retract(id) {
