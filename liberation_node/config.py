@@ -39,8 +39,9 @@ from .api.origins import parse_origin
 from .core.bodies import CHANNELS, MAX_NAME_BYTES
 from .core.contents import RetentionConfig
 from .core.mesh import MeshConfig
-from .core.ops import valid_network
+from .core.ops import DEFAULT_GENESIS_MS, MAX_TIMESTAMP_MS, valid_network
 from .core.peering import PeeringConfig
+from .core.quotas import QuotaConfig
 from .core.records import MAX_URL_BYTES, MAX_URLS
 from .datadir import ENV_DATA_DIR, DataDirError  # the directory is chosen before any file
 from .discovery.config import MdnsConfig
@@ -56,6 +57,9 @@ ENV_PREFIX = "LIBERATION_"
 class NodeConfig:
     data_dir: Path
     network: str = DEFAULT_NETWORK  # fixed when the data directory is made (config.toml)
+    # The network's genesis, ms since 1970: part of its definition, the same on every node
+    # of the network (protocols/ops.md §14); the store keeps the one it first ran with.
+    genesis: int = DEFAULT_GENESIS_MS
     name: str = ""
     peer_host: str = "0.0.0.0"  # the peer port is for the network (DESIGN §4)
     peer_port: int = DEFAULT_PEER_PORT  # 0: pick a free port
@@ -83,6 +87,13 @@ class NodeConfig:
     # this node's own feed (no grace period): after a lost or restored data dir.
     recover: bool = False
     max_queued_ops: int = 50_000  # ops waiting for the store before ingest pauses
+    # What the node takes in from others (protocols/sync.md §9.2): records kept, ops per
+    # other author per second after a burst, and the free disk space below which it
+    # takes in nothing more from peers (its own writes go on).
+    max_records: int = QuotaConfig.max_records
+    author_ops_per_s: int = int(QuotaConfig.author_ops_per_s)
+    author_ops_burst: int = QuotaConfig.author_ops_burst
+    min_free_disk_mb: int = 256
 
 
 class ConfigError(DataDirError):
@@ -291,6 +302,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("network", STRING, "Network name; fixed when the data directory is made.",
             check=_network),
+    Setting("genesis", _integer(0, MAX_TIMESTAMP_MS), "The network's genesis in ms since 1970 "
+            "(no op is dated before it); every node of a network uses the same one."),
     Setting("name", STRING, "A display name, published in node.info.", check=_name),
     Setting("peer_host", STRING, "Address of the peer port (signaling, reachable from the "
             "network)."),
@@ -312,6 +325,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("health_interval_s", SECONDS, "Seconds between health checks.",
             flag="--health-interval"),
     Setting("log_json", BOOL, "Structured JSON logs on stderr."),
+    Setting("max_records", _integer(16, 10_000_000), "Records (node.info, node.links) kept "
+            "at most; over it, other nodes' oldest are dropped."),
+    Setting("author_ops_per_s", _integer(1, 10_000_000), "Ops of one other author taken in "
+            "per second after a burst of author_ops_burst; more wait for a later sync."),
+    Setting("author_ops_burst", _integer(1, 10_000_000), "Ops of one other author taken in "
+            "at once before author_ops_per_s applies."),
+    Setting("min_free_disk_mb", _integer(0, 10_000_000), "Below this much free disk space "
+            "(MiB) no data from peers is taken in; this node's own writes go on."),
     Setting("peering.low", _integer(1, 64), "Dial more peers below this many.", flag="--low"),
     Setting("peering.high", _integer(1, 128), "Drop the worst peers above this many.",
             flag="--high"),

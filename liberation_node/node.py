@@ -30,8 +30,10 @@ from . import __version__, clock, datadir
 from .api import runfile
 from .api._http import Refusals, make_runner
 from .api.control import control_app
+from .api.guard import ConnectionLimits, default_limits, raise_fd_limit
 from .api.peer import SignalError as OfferFailed
 from .api.peer import SignalRefused, peer_app, send_offer
+from .api.ratelimit import client_key
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
@@ -39,6 +41,7 @@ from .core.bodies import Claim, Post, Register, Retract, Transfer
 from .core.contents import Retention
 from .core.errors import NotWritable
 from .core.events import (
+    Banned,
     Changed,
     ForkFound,
     Misbehaved,
@@ -57,7 +60,7 @@ from .core.peering import Dial, Misdirected, Peering, Source
 from .core.queries import Index, Topology
 from .core.reading import Reader
 from .core.records import NodeInfo
-from .core.scope import allowed_scopes
+from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("liberation_node")
 
 REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
+MAX_OFFERS_PER_ADDRESS = 2  # answered connections being set up at once per address
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
@@ -105,6 +109,23 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
         hosts = sorted({str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips
                         if isinstance(ip.ip, str) and not ip.ip.startswith("127.")})
     return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
+
+
+def _address(link: Link) -> str | None:
+    """The key scores and bans hold for a link's far end: its IP address (an IPv6 one by
+    its /64, as the peer port's rate limit counts them), from the ICE pair in use. None
+    for this very host (loopback): every local peer shares that address, and one on the
+    machine can do worse than a peer can (sync.md §4.7)."""
+    where = link.remote_address
+    if not where:
+        return None
+    host = where.rsplit(":", 1)[0].strip("[]")
+    try:
+        if address_scope(host) == LOOPBACK:
+            return None
+    except ValueError:
+        return None
+    return client_key(host)
 
 
 def clock_warning(offset_ms: int | None) -> str | None:
@@ -158,7 +179,7 @@ class Node:
         self._store_cm = self.dir.open_store()
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
-        replica = await open_replica(self._store, cfg.network, now=now)
+        replica = await open_replica(self._store, cfg.network, now=now, genesis=cfg.genesis)
         # This node's direct messages are sealed to it: it reads them for its API and
         # keeps them whatever the retention budget (protocols/ops.md §12.5, §13).
         self.reader = Reader(self.identity, cfg.network)
@@ -170,20 +191,25 @@ class Node:
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
                             grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
-        self.mesh = Mesh(self.identity, replica, dataclasses.replace(cfg.mesh, own_feed=own),
+        quotas = dataclasses.replace(cfg.mesh.quotas, max_records=cfg.max_records,
+                                     author_ops_per_s=float(cfg.author_ops_per_s),
+                                     author_ops_burst=cfg.author_ops_burst)
+        self.mesh = Mesh(self.identity, replica,
+                         dataclasses.replace(cfg.mesh, own_feed=own, quotas=quotas),
                          self._entropy, now)
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
         self._index = Index(replica, self.identity.public_key, self.reader)
-        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
+        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network, genesis=cfg.genesis)
         # Announced URLs may be loopback or link-local only if this node uses such
         # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
         scopes = allowed_scopes([cfg.peer_host, *cfg.transport.ice_addresses,
                                  *cfg.public_urls, *(p.url for p in bootstrap)])
         self.peering = Peering(self.identity.public_key,
                                dataclasses.replace(cfg.peering, scopes=scopes),
-                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
+                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32,
+                               scores=self.mesh.scores)
         self.health = Health(self)
         self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
                                    cfg.max_queued_ops)
@@ -191,12 +217,16 @@ class Node:
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer.run(), name="writer")
         self._spawn(self._report_rejections(), name="rejections")
+        # Connections are capped well below the open files limit, so that no flood of
+        # them can starve the store, WebRTC or the control port (transport.md §3.11).
+        limits = default_limits(raise_fd_limit())
         peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
                                                refusals=self.refusals),
-                                      cfg.peer_host, cfg.peer_port)
+                                      cfg.peer_host, cfg.peer_port, limits)
         control_port = await self._serve(control_app(
             self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals,
-            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port)
+            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port,
+            ConnectionLimits(limits.max_total, limits.max_total, idle_timeout_s=75.0))
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
@@ -257,8 +287,9 @@ class Node:
             return self._transport
         return await asyncio.shield(self._transport_task)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = make_runner(app)
+    async def _serve(self, app: web.Application, host: str, port: int,
+                     limits: ConnectionLimits) -> int:
+        runner = make_runner(app, limits)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -411,8 +442,6 @@ class Node:
             if link is not None:
                 self._spawn(link.close())
         elif isinstance(event, Misbehaved):
-            if event.peer is not None:
-                self.peering.misbehaved(event.peer)
             # One line per bad input would let a peer flood the log: the reasons are
             # summed up once a minute (_report_rejections) and counted in /metrics.
             log.debug("peer %s sent bad input: %s %s",
@@ -423,6 +452,11 @@ class Node:
                          event.ops_received, event.round_trips)
         elif isinstance(event, SignalReceived):
             self._on_signal(event)
+        elif isinstance(event, Banned):
+            # Rare, and rate-limited with the port's refusals: a swarm of addresses
+            # cannot flood the log either.
+            self.refusals.banned(event.key, short_id(event.peer) if event.peer else None,
+                                 (event.until - now) // 1000, event.reason, event.count)
 
     def _publish_changes(self, event: Changed) -> None:
         if event.records or event.dropped_records:  # node.info / node.links: the mesh map
@@ -493,7 +527,7 @@ class Node:
             self.traffic.found(link.id, "relay" if link.tag.url is None else
                                cand.source.name.lower() if cand else "record")
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
-                                  initiator=link.initiator)
+                                  initiator=link.initiator, address=_address(link))
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
@@ -518,7 +552,7 @@ class Node:
         for conn, peer in peers.items():
             session = self.mesh.session(conn)
             rtts[peer] = session.rtt_ms if session else None
-        for worst in self.peering.surplus(rtts):
+        for worst in self.peering.surplus(rtts, now):
             conn = next(c for c, p in peers.items() if p == worst)
             self.mesh.close(conn, CloseReason.TOO_MANY_PEERS, "replacing the worst peers")
 
@@ -590,10 +624,12 @@ class Node:
         return len(self.mesh.peers()) + connecting >= self.config.peering.high + 2
 
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
-        if self._full():
+        transport = await self.transport()
+        origin = f"relay {event.conn}"  # the session it came through: origin is not proven
+        if self._full() or transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
             return
         try:
-            answer = await (await self.transport()).answer(offer)
+            answer = await transport.answer(offer, origin)
         except Exception as exc:
             self.refusals.relayed_offer(short_id(event.origin), str(exc))
             return
@@ -633,10 +669,20 @@ class Node:
             raise SignalRefused(403, f"this node is on network {self.config.network!r}")
         if from_id == self.identity.public_key:
             raise SignalRefused(403, "that is this node")
+        origin = client_key(remote)
+        if self.mesh.banned(origin, clock.now_ms()):
+            raise SignalRefused(403, "this address is banned for a while (protocols/sync.md "
+                                "§4.7)")
         if self.stopping or self._full():
             raise SignalRefused(503, "no room for more peers")
+        transport = await self.transport()
+        if transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
+            # One address cannot hold the slots of connections being set up (their ICE
+            # may never complete): transport.md §3.11.
+            raise SignalRefused(503, f"{MAX_OFFERS_PER_ADDRESS} connections from this address "
+                                "are being set up already")
         try:
-            return await (await self.transport()).answer(offer)
+            return await transport.answer(offer, origin)
         except TransportError as exc:
             raise SignalRefused(400, str(exc)) from exc
 
@@ -732,7 +778,9 @@ class Node:
 
     def counters(self) -> dict[str, Any]:
         return {**self.traffic.counters(), "events_published": self.bus.published,
-                "events_dropped": self.bus.dropped,
+                "events_dropped": self.bus.dropped, "bans": self.refusals.bans,
+                "penalties": dict(self.mesh.scores.penalties),
+                "signals_dropped": dict(self.mesh.relay.dropped),
                 "rejections": dict(sorted(self.mesh.rejected.items()))}
 
     def now_ms(self) -> int:

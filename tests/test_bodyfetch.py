@@ -1,5 +1,5 @@
 """Fetching missing post contents from peers is bounded and paced (core/bodyfetch.py,
-protocols/sync.md §7.3)."""
+protocols/sync.md §7.4)."""
 
 from __future__ import annotations
 

@@ -159,9 +159,11 @@ _seqs = iter(range(2, 1 << 40))
 
 
 def post_op(who: Any, timestamp: int, size: int, channel: str = "social") -> Op:
-    """A post of `size` bytes (a distinct op each time: the seqs differ)."""
+    """A post of `size` bytes (a distinct op each time: the seqs differ), dated by small
+    numbers: retention is about ages, so these ops live on a network whose genesis is 0
+    (ops.md §14)."""
     return create_op(who, network=NETWORK, seq=next(_seqs), prev=bytes(32),
-                     timestamp=timestamp, body=Post(channel, "x" * size, 1, None))
+                     timestamp=timestamp, body=Post(channel, "x" * size, 1, None), genesis=0)
 
 
 offers = st.lists(st.tuples(st.integers(0, 1_000), st.integers(1, 4096), st.booleans(),

@@ -223,7 +223,7 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
     net.meshes[0].data_received(ca, fr.encode(Want(0, ((PEOPLE[2].public_key, 0, 2),), (),
                                                    ())), net.now)
     net.pump()
-    served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.ops]
+    served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.wires]
     replica = net.meshes[0].replica
     assert served == [replica.carried(ops[0]), replica.carried(ops[1])]
     assert served[0][0] == 0x9B  # with their contents (ops.md §12.3)
@@ -241,12 +241,12 @@ def test_round_stats_count_the_ops_received() -> None:
 
 def test_wants_split_into_frames_under_the_limit() -> None:
     from liberation_node.core import frames as fr
-    from liberation_node.core.mesh import _wants
+    from liberation_node.core.serving import want_frames
 
     ranges = [(bytes([i % 256]) * 32, 1, 2**40) for i in range(1500)]
     forks = [bytes([i % 256]) * 32 for i in range(300)]
     records = [(bytes([i % 256]) * 32, "node.links") for i in range(1500)]
-    wants = _wants(7, ranges, forks, records)
+    wants = want_frames(7, ranges, forks, records)
     assert all(len(fr.encode(w)) <= fr.MAX_FRAME_BYTES for w in wants)
     assert [w.round for w in wants] == [0] * (len(wants) - 1) + [7]
     assert sum(len(w.ranges) for w in wants) == 1500
@@ -254,7 +254,7 @@ def test_wants_split_into_frames_under_the_limit() -> None:
 
 
 def test_a_content_a_peer_dropped_is_fetched_from_one_that_keeps_it() -> None:
-    """sync.md §7.3: B dropped the contents (its retention) and sends C bare headers; C
+    """sync.md §7.4: B dropped the contents (its retention) and sends C bare headers; C
     asks its peers in turn and takes the contents from A, which still holds them."""
     net = Net.of(PEOPLE[:3])
     posts = [net.meshes[0].write(Post("social", f"kept by A {i}", 1, None), net.now)

@@ -33,7 +33,7 @@ def carried(net: Net, op_id: bytes) -> list[tuple[int, int]]:
         return split_carried(wire)[0] if wire[:1] == b"\x9b" else wire
 
     return [(f, t) for f, t, frame, _ in net.sent if isinstance(frame, Ops)
-            and any(id_of(header(w)) == op_id for w in frame.ops)]
+            and any(id_of(header(w)) == op_id for w in frame.wires)]
 
 
 def test_an_own_write_is_neither_pushed_nor_served_before_it_is_stored() -> None:
@@ -143,7 +143,7 @@ def test_a_fork_is_reported_and_an_own_fork_closes_writes() -> None:
                       body=Post("social", "a second op at seq 2", 1, None))
     net.connect(0, 1)
     conn_of_b = next(c for (n, c), _ in net.links.items() if n == 1)
-    net.meshes[1].data_received(conn_of_b, frames.encode(Ops(False, (other.wire,))), net.now)
+    net.meshes[1].data_received(conn_of_b, frames.encode(Ops(False, ((other.wire, 255),))), net.now)
     net.pump()
     assert [(e.author, e.seq) for e in net.events[1] if isinstance(e, ForkFound)] == [
         (A.public_key, 2)]

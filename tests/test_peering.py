@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from liberation_node.core.peering import Dial, Peering, PeeringConfig, Source
+from liberation_node.core.scoring import Penalty, id_key
 
 ME = b"\x00" * 32
 
@@ -72,10 +73,50 @@ def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
     assert p.due(10_000, 0, relay_path=no_relay) == []
     assert p.timer() == 11_000
     assert [d.node_id for d in p.due(11_000, 0, relay_path=no_relay)] == [a]
-    p.misbehaved(c)
-    assert p.surplus({a: 10, b: 300, c: 5}) == [c]
-    assert p.surplus({a: 10, b: 300}) == []
-    assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}) == [c, b]
+    p.scores.penalize(id_key(c), Penalty.INVALID_INPUT, 11_000)
+    assert p.surplus({a: 10, b: 300, c: 5}, 11_000) == [c]
+    assert p.surplus({a: 10, b: 300}, 11_000) == []
+    assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}, 11_000) == [c, b]
+
+
+def test_an_unknown_rtt_counts_as_the_worst() -> None:
+    """Issue 9, finding 6: a peer that never answers PING used to count as the fastest
+    (unknown as 0 ms) and was shed last; now it is shed first."""
+    p = Peering(ME, PeeringConfig(high=2), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    for peer in (a, b, c):
+        connect(p, peer)  # they dialed us: strangers, nothing protects them
+    assert p.surplus({a: 10, b: 600_000, c: None}) == [c]
+
+
+def test_protected_slots_keep_vouched_and_long_lived_peers() -> None:
+    """Eclipse resistance (transport.md §7.8): peers from the bootstrap list and links
+    open for long are not shed for strangers, however fast those answer."""
+    p = Peering(ME, PeeringConfig(high=3, protected=2, long_lived_ms=60_000),
+                rand=lambda: 0.5)
+    boot, old, x, y, z = ids(5)
+    p.learn(boot, ["http://boot/v1/signal"], Source.BOOTSTRAP)
+    [dial] = p.due(0, 0, relay_path=no_relay)
+    connect(p, boot, dial, now=0)
+    connect(p, old, now=0)
+    for sybil in (x, y, z):
+        connect(p, sybil, now=50_000)
+    rtts = {boot: 900, old: 800, x: 1, y: 1, z: 1}
+    assert p.protected(rtts, 59_999) == {boot}  # `old` is not long-lived yet
+    assert set(p.surplus(rtts, 59_999)) == {old, x}  # the slowest, then the smaller id
+    assert p.protected(rtts, 60_000) == {boot, old}
+    assert set(p.surplus(rtts, 60_000)) == {x, y}
+
+
+def test_a_banned_node_is_not_dialed_until_its_ban_ends() -> None:
+    p = Peering(ME, PeeringConfig(low=1), rand=lambda: 0.5)
+    (a,) = ids(1)
+    p.learn(a, ["u"], Source.BOOTSTRAP)
+    ban = p.scores.penalize(id_key(a), Penalty.MISBEHAVING, 0, times=2)
+    assert ban is not None and ban.until == 60_000
+    assert p.due(0, 0, relay_path=no_relay) == []
+    assert p.timer() == 60_000
+    assert [d.node_id for d in p.due(60_000, 0, relay_path=no_relay)] == [a]
 
 
 def test_urls_rotate_on_failure_and_bootstrap_urls_stay_first() -> None:

@@ -169,6 +169,16 @@ async def test_the_network_is_bound_on_first_use(reopen: Callable[[], Store]) ->
             await open_replica(store, "other")
 
 
+async def test_the_genesis_is_bound_on_first_use(reopen: Callable[[], Store]) -> None:
+    """ops.md §14: ops stored under one genesis may be invalid under another."""
+    async with reopen() as store:
+        assert (await open_replica(store, NET, genesis=1_000)).genesis == 1_000
+    async with reopen() as store:
+        assert (await open_replica(store, NET)).genesis == 1_000  # None: the stored one
+        with pytest.raises(StoreError, match="genesis 1000, not 2000"):
+            await open_replica(store, NET, genesis=2_000)
+
+
 async def test_a_closed_store_refuses_use(reopen: Callable[[], Store]) -> None:
     store = reopen()
     with pytest.raises(StoreError, match="not open"):

@@ -150,7 +150,13 @@ def same(a: Any, b: Any) -> bool:
 def test_encoding(case: Json) -> None:
     data = bytes.fromhex(case["hex"])
     assert (reason_of(codec.unpack, data, 1 << 20) or "ok") == case["decode"]
-    if case["canonical"]:
+    if "depth" in case:  # nested containers, given as hex only (ops.md §3.3.1)
+        depth, value = 0, codec.unpack(data, 1 << 20) if case["canonical"] else None
+        while isinstance(value, list | dict):
+            depth, value = depth + 1, value[0] if isinstance(value, list) else value["a"]
+        assert depth == (case["depth"] if case["canonical"] else 0)
+        assert case["canonical"] == (case["depth"] <= 1024)
+    elif case["canonical"]:
         value = from_typed(case["value"])
         assert codec.pack(value) == data
         assert same(codec.unpack(data, 1 << 20), value)
@@ -459,11 +465,23 @@ def test_history_in_other_orders(case: Json) -> None:
         check_state(replica, ops, case["final"])
 
 
+def test_claims_reach_back_four_weeks_at_most() -> None:
+    """ops.md §6.2.7: before the fix the window opened at the register's week, so a claim
+    ten weeks late was applied, and so was a genesis-dated identity's claim of 2025."""
+    case = {c["name"]: c for c in LEDGER["cases"]}["claim_arrears"]
+    effects = {label: e["effect"] for label, e in case["final"]["effects"].items()}
+    assert [effects[row["label"]] for row in case["ops"] if row["kind"] == "ledger.claim"] \
+        == ["week_out_of_range", "week_out_of_range", "applied", "applied",
+            "week_out_of_range", "applied"]
+
+
 def test_ledger_constants_are_the_seed_defaults() -> None:
     """§6.2.6: $19 trillion pool, $800 a week, $104,000 housing + $104,000 investment."""
     constants = LEDGER["constants"]
     assert constants == {"pool_total": 19_000_000_000_000 * 100, "weekly_flow": 800 * 100,
-                         "housing_credit": 104_000 * 100, "investment_pool": 104_000 * 100}
+                         "housing_credit": 104_000 * 100, "investment_pool": 104_000 * 100,
+                         # §6.2.7, §14: four weeks of arrears; 2025-01-01T00:00:00Z
+                         "claim_arrears_ms": 28 * 86_400_000, "genesis": 1_735_689_600_000}
     registers = [row["label"] for row in LEDGER["cases"][0]["ops"]
                  if row["kind"] == "human.register"]
     effects = LEDGER["cases"][0]["final"]["effects"]

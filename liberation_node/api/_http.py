@@ -15,6 +15,7 @@ Only our own bugs (a 500) log a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from .guard import BODY_TIMEOUT_S, ConnectionGuard, ConnectionLimits, GuardedRunner
 from .ratelimit import RateLimiter
 
 log = logging.getLogger("liberation_node.api")
@@ -52,7 +54,9 @@ class Refusals:
         self.counts: Counter[tuple[str, int]] = Counter()
         self.malformed: Counter[str] = Counter()  # surface -> requests aiohttp refused
         self.gone: Counter[str] = Counter()  # surface -> clients that left mid-request
+        self.connections: Counter[str] = Counter()  # surface -> connections refused (caps)
         self.relayed = 0  # relayed offers refused
+        self.bans = 0  # peers banned (protocols/sync.md §4.7)
         self._limit = RateLimiter(rate, burst, max_keys=1)
         self._clock = clock
         self.suppressed = 0
@@ -91,6 +95,17 @@ class Refusals:
         self.malformed[surface] += 1
         self._line(f"{surface} port: {_printable(what, 200)}")
 
+    def connection(self, surface: str, address: str, why: str) -> None:
+        """A connection closed at once, over the port's caps (api/guard.py)."""
+        self.connections[surface] += 1
+        self._line(f"{surface} port: closed a connection from {_printable(address)}: {why}")
+
+    def banned(self, key: str, peer: str | None, seconds: int, reason: str, count: int) -> None:
+        """A peer banned by the mesh (protocols/sync.md §4.7)."""
+        self.bans += 1
+        who = f"{peer} ({_printable(key, 80)})" if peer else _printable(key, 80)
+        self._line(f"banned {who} for {seconds} s: {reason} (ban {count})")
+
     def went_away(self, surface: str, request: web.BaseRequest) -> None:
         self.gone[surface] += 1
         self._line(f"{surface} port: {request.method} {_printable(request.rel_url.path)} "
@@ -127,8 +142,15 @@ def runner_options(app: web.Application) -> dict[str, Any]:
             "logger": _ServerLog(app[REFUSALS], app[SURFACE])}
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    return web.AppRunner(app, **runner_options(app))
+def make_runner(app: web.Application, limits: ConnectionLimits | None = None
+                ) -> web.AppRunner:
+    """The app's runner; with `limits`, connections are capped and timed (api/guard.py),
+    and those refused are counted and logged through the app's `Refusals`."""
+    if limits is None:
+        return web.AppRunner(app, **runner_options(app))
+    refusals, surface = app[REFUSALS], app[SURFACE]
+    guard = ConnectionGuard(limits, lambda key, why: refusals.connection(surface, key, why))
+    return GuardedRunner(app, guard, **runner_options(app))
 
 
 class ApiError(Exception):
@@ -177,8 +199,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object of at most `limit` bytes (an empty body is {}).
+async def read_json_object(request: web.Request, limit: int,
+                           timeout: float = BODY_TIMEOUT_S) -> dict[str, Any]:
+    """The request body as a JSON object of at most `limit` bytes (an empty body is {}),
+    received within `timeout` seconds (a client sending it slowly holds a connection).
 
     The app's ``client_max_size`` must be `limit` too: aiohttp then stops reading
     as soon as the body grows past it, so an oversized body is never held whole.
@@ -187,9 +211,12 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
     if length is not None and length > limit:  # refuse before reading a byte of it
         raise ApiError(413, f"request body over {limit} bytes")
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), timeout)
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, f"request body over {limit} bytes") from None
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {timeout:g} s",
+                       {hdrs.CONNECTION: "close"}) from None
     if not raw.strip():
         return {}
     try:

@@ -36,6 +36,13 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("events_published", "events_published_total", "Events published on the event bus."),
     ("events_dropped", "events_dropped_total",
      "Events a slow event-stream subscriber missed."),
+    ("bans", "peer_bans_total", "Peers banned for their score (protocols/sync.md §4.7)."),
+)
+LABELLED: tuple[tuple[str, str, str, str], ...] = (  # (counter, metric, label, help)
+    ("penalties", "peer_penalties_total", "penalty",
+     "Penalties that lowered a peer's score, by kind (protocols/sync.md §4.7)."),
+    ("signals_dropped", "relayed_signals_dropped_total", "why",
+     "SIGNAL frames not relayed, by why (protocols/sync.md §7.3)."),
 )
 
 
@@ -134,6 +141,11 @@ def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Ref
         value = _number(counters.get(key))
         if value is not None:
             _family(lines, "counter", name, help_text, [("", value)])
+    for key, name, label, help_text in LABELLED:
+        values = counters.get(key)
+        if isinstance(values, Mapping):
+            _family(lines, "counter", name, help_text,
+                    [(f'{{{label}="{_label(k)}"}}', str(v)) for k, v in sorted(values.items())])
     rejections = counters.get("rejections")
     if isinstance(rejections, Mapping):
         _family(lines, "counter", "rejected_inputs_total",
@@ -148,6 +160,10 @@ def render(status: Mapping[str, Any], counters: Mapping[str, Any], refusals: Ref
             "HTTP requests that could not be parsed, by port.",
             [(f'{{port="{_label(port)}"}}', str(count))
              for port, count in sorted(refusals.malformed.items())])
+    _family(lines, "counter", "http_refused_connections_total",
+            "Connections closed at once, over the port's caps, by port.",
+            [(f'{{port="{_label(port)}"}}', str(count))
+             for port, count in sorted(refusals.connections.items())])
     _family(lines, "counter", "http_aborted_requests_total",
             "HTTP requests whose client went away before the answer, by port.",
             [(f'{{port="{_label(port)}"}}', str(count))

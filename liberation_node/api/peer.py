@@ -47,6 +47,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ..core.identity import id_from_text, id_to_text
 from ..core.scope import address_allowed, address_scope, url_host
 from ._http import ApiError, Refusals, new_app, read_json_object
+from .guard import BODY_TIMEOUT_S
 from .origins import parse_origin
 from .ratelimit import RateLimiter, client_key
 
@@ -95,7 +96,8 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
              clock: Callable[[], float] = time.monotonic,
              allow_origins: Collection[str] = (),
-             refusals: Refusals | None = None) -> web.Application:
+             refusals: Refusals | None = None,
+             body_timeout: float = BODY_TIMEOUT_S) -> web.Application:
     """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
     `allow_origins` are the web origins that may signal from a browser; `refusals`
     counts and logs refused requests, one line each (shared with the control port and
@@ -107,8 +109,8 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
         nonlocal in_flight
         if request.content_type != "application/json":
             raise ApiError(415, "Content-Type: application/json is required")
-        network, from_id, offer = _parse_signal(await read_json_object(request,
-                                                                      MAX_SIGNAL_BYTES))
+        network, from_id, offer = _parse_signal(await read_json_object(
+            request, MAX_SIGNAL_BYTES, body_timeout))
         if in_flight >= max_in_flight:
             raise ApiError(503, "busy answering other offers; try again",
                            {hdrs.RETRY_AFTER: "1"})

@@ -124,7 +124,8 @@ def run(data_dir: Path | None, recover: bool, debug: bool, **params: Any) -> Non
     node_config = dataclasses.replace(settings.node_config(), debug=debug,
                                       new_identity=created, recover=recover)
     try:  # refuse bad lists before starting
-        resolve_bootstrap(node_config.bootstrap, node_config.network)
+        resolve_bootstrap(node_config.bootstrap, node_config.network,
+                          genesis=node_config.genesis)
     except BootstrapError as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -1,5 +1,5 @@
 """Fetching post contents this node lacks from peers that still hold them
-(protocols/sync.md §7.3).
+(protocols/sync.md §7.4).
 
 A header can arrive without its content: the peer that sent it had dropped the
 content (retention, ops.md §12.5). When this node would keep that content, it

@@ -40,8 +40,9 @@ def sorted_map(items: Mapping[str, Any]) -> dict[str, Any]:
     return {k: items[k] for k in sorted(items, key=lambda key: key.encode("utf-8"))}
 
 
-def unpack(data: bytes, max_bytes: int) -> Any:
+def unpack(data: bytes, max_bytes: int, *, lists: bool = True) -> Any:
     """Decode one canonical value of at most `max_bytes` bytes, or raise `Rejection`.
+    Arrays decode as lists, or with `lists=False` as tuples (cheaper to keep).
 
     Never raises anything else, whatever the bytes (tests/test_codec.py fuzzes it).
     """
@@ -50,7 +51,8 @@ def unpack(data: bytes, max_bytes: int) -> Any:
     if len(data) > max_bytes:
         raise Rejection(Reason.OVERSIZE, f"{len(data)} bytes > {max_bytes}")
     try:
-        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, timestamp=0)
+        obj = msgpack.unpackb(data, raw=False, use_list=lists, strict_map_key=True,
+                            timestamp=0)
     except Exception as exc:  # msgpack raises many types for bad bytes; all mean "undecodable"
         raise Rejection(Reason.UNDECODABLE, type(exc).__name__) from None
     try:

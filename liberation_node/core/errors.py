@@ -33,6 +33,8 @@ class Reason(enum.StrEnum):
     FROM_THE_FUTURE = "from_the_future"
     FORKED_AUTHOR = "forked_author"
     NOT_AUTHORS_POST = "not_authors_post"
+    # The network's definition (§14)
+    BEFORE_GENESIS = "before_genesis"
     # Records (§8)
     RECORD_EXPIRED = "record_expired"
     RECORD_TTL_TOO_LONG = "record_ttl_too_long"

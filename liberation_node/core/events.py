@@ -107,5 +107,20 @@ class SignalReceived:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class Banned:
+    """A peer's score fell to the ban threshold (sync.md §4.7): `key` (a node id or an
+    address, core/scoring.py) is refused until `until` (ms); `reason` is the penalty that
+    crossed the threshold, `count` how many times the key was banned so far. `peer` is
+    the node id of the session that earned it, when known."""
+
+    key: str
+    until: int
+    reason: str
+    count: int
+    peer: bytes | None
+
+
 Event = (PeerUp | PeerDown | Changed | Misbehaved | SyncFinished | SignalReceived
-         | ForkFound | WritesOpened)
+         | ForkFound | WritesOpened | Banned)
+

@@ -9,7 +9,8 @@ UNDECODABLE or NON_CANONICAL), whatever the bytes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from . import codec
@@ -18,8 +19,14 @@ from .errors import Reason, Rejection
 MAX_FRAME_BYTES = 64 * 1024  # hard limit, both directions (sync.md §2)
 TARGET_FRAME_BYTES = 16 * 1024  # what senders aim for when batching ops
 MAX_ITEMS = 4096  # entries in any list field
-MAX_REFS = 800  # (author, seq, id) refs per IHAVE/GRAFT: 800 x 73 B stays under 64 KiB
+MAX_REFS = 800  # refs per IHAVE/GRAFT: 800 x 78 B stays under 64 KiB (sync.md §5.4)
 REF_BYTES = 32
+# Hop counts saturate here; a sender that does not know how far an op or record has
+# travelled (a served range, a stored op) says so with this value (sync.md §5.1).
+MAX_HOPS = 255
+
+Ref = tuple[bytes, int, bytes]  # (author, seq, op id)
+Announced = tuple[bytes, int, bytes, int]  # (author, seq, op id, hops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +59,31 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class Ops:
-    """Op wire bytes, in causal order within the frame. `eager` marks gossip pushes."""
+    """Op wire bytes, in causal order within the frame, each with the number of links
+    it crossed to reach the sender (its hop count, MAX_HOPS when unknown). `eager`
+    marks gossip pushes."""
 
     eager: bool
-    ops: tuple[bytes, ...]
+    ops: tuple[tuple[bytes, int], ...]  # (op wire, hops)
+
+    @property
+    def wires(self) -> list[bytes]:
+        return [wire for wire, _ in self.ops]
 
 
 @dataclass(frozen=True, slots=True)
 class IHave:
-    """Lazy gossip: ids of ops the sender holds and did not push to us (Plumtree)."""
+    """Lazy gossip: ids of ops the sender holds and did not push to us (Plumtree),
+    each with its hop count at the sender."""
 
-    refs: tuple[tuple[bytes, int, bytes], ...]  # (author, seq, id)
+    refs: tuple[Announced, ...]  # (author, seq, id, hops)
 
 
 @dataclass(frozen=True, slots=True)
 class Graft:
-    """Send me these, and push to me eagerly from now on."""
+    """Send me these, and push to me eagerly from now on (no refs: only the latter)."""
 
-    refs: tuple[tuple[bytes, int, bytes], ...]
+    refs: tuple[Ref, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +93,14 @@ class Prune:
 
 @dataclass(frozen=True, slots=True)
 class Records:
-    records: tuple[bytes, ...]
+    """Record wires, each with its hop count; `eager` marks gossip pushes (sync.md §5.6)."""
+
+    eager: bool
+    records: tuple[tuple[bytes, int], ...]  # (record wire, hops)
+
+    @property
+    def wires(self) -> list[bytes]:
+        return [wire for wire, _ in self.records]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +202,16 @@ def _text(most: int) -> Check:
 
 
 def _list(item: Check, most: int = MAX_ITEMS) -> Check:
-    return lambda v: type(v) is list and len(v) <= most and all(item(x) for x in v)
+    return lambda v: type(v) is tuple and len(v) <= most and all(item(x) for x in v)
 
 
 def _row(*items: Check) -> Check:
-    return lambda v: type(v) is list and len(v) == len(items) and all(
+    return lambda v: type(v) is tuple and len(v) == len(items) and all(
         c(x) for c, x in zip(items, v, strict=True))
 
 
 _ref = _row(_bin(32), _uint(), _bin(32))
+_announced = _row(_bin(32), _uint(), _bin(32), _uint(MAX_HOPS))
 _author: Check = lambda v: type(v) is bytes and len(v) in (8, 32)  # noqa: E731
 _bool: Check = lambda v: type(v) is bool  # noqa: E731
 
@@ -199,17 +221,18 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     1: (Close, (_text(64), _text(256))),
     2: (Ping, (_uint(),)),
     3: (Pong, (_uint(), _uint())),
-    4: (Ops, (_bool, _list(_bin(most=8192)))),
-    5: (IHave, (_list(_ref),)),
+    4: (Ops, (_bool, _list(_row(_bin(most=8192), _uint(MAX_HOPS))))),
+    5: (IHave, (_list(_announced),)),
     6: (Graft, (_list(_ref),)),
     7: (Prune, ()),
-    8: (Records, (_list(_bin(most=16384)),)),
+    8: (Records, (_bool, _list(_row(_bin(most=16384), _uint(MAX_HOPS))))),
     9: (SyncOpen, (_uint(), _bin(32), _uint(), _bin(8))),
     10: (SyncSame, (_uint(),)),
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
-    12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16)),
+    # Bucket indexes: 16 bits of split at most, buckets 0 .. 65535 (sync.md §3.11).
+    12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16 - 1)),
                      _list(_row(_bin(8), _uint(), _bin(8), _list(_bin(8), 2))),
-                     _list(_row(_bin(8), _text(32), _bin(8))), _list(_uint(2**16)))),
+                     _list(_row(_bin(8), _text(32), _bin(8))), _list(_uint(2**16 - 1)))),
     13: (Want, (_uint(), _list(_row(_author, _uint(), _uint())), _list(_author),
                 _list(_row(_author, _text(32))))),
 }
@@ -217,36 +240,41 @@ _TABLE[14] = (Signal, (_bin(32), _bin(32), _uint(), _uint(8), _text(32 * 1024)))
 _CODE: dict[type, int] = {cls: code for code, (cls, _) in _TABLE.items()}
 
 
-def _freeze(value: Any) -> Any:
-    return tuple(_freeze(v) for v in value) if type(value) is list else value
+def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A frame's fields in wire order, read in one call (encode is on every hot path)."""
+    names = [f.name for f in fields(cls)]
+    if len(names) > 1:
+        get: Callable[[Any], tuple[Any, ...]] = attrgetter(*names)
+        return get
+    if names:
+        one = attrgetter(names[0])
+        return lambda frame: (one(frame),)
+    return lambda frame: ()
+
+
+_FIELDS = {cls: _getter(cls) for cls in _CODE}
 
 
 def encode(frame: Frame) -> bytes:
-    code = _CODE[type(frame)]
-    fields = [list(f) if isinstance(f, tuple) else f for f in astuple(frame)]
-    return codec.pack([code, *_thaw(fields)])
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    return value
+    """Canonical msgpack of `[type, field...]` (msgpack writes tuples as arrays)."""
+    cls = type(frame)
+    return codec.pack((_CODE[cls], *_FIELDS[cls](frame)))
 
 
 def decode(data: bytes) -> Frame:
-    """One frame from bytes, or `Rejection`."""
-    raw = codec.unpack(data, MAX_FRAME_BYTES)
-    if type(raw) is not list or not raw or type(raw[0]) is not int:
+    """One frame from bytes, or `Rejection`. Arrays decode to tuples."""
+    raw = codec.unpack(data, MAX_FRAME_BYTES, lists=False)
+    if type(raw) is not tuple or not raw or type(raw[0]) is not int:
         raise Rejection(Reason.MALFORMED, "a frame is [type, field...]")
     entry = _TABLE.get(raw[0])
     if entry is None:
         raise Rejection(Reason.MALFORMED, f"unknown frame type {raw[0]}")
     cls, checks = entry
-    fields = raw[1:]
-    if len(fields) != len(checks):
+    fields_ = raw[1:]
+    if len(fields_) != len(checks):
         raise Rejection(Reason.MALFORMED, f"{cls.__name__} has {len(checks)} fields")
-    for i, (check, value) in enumerate(zip(checks, fields, strict=True)):
+    for i, (check, value) in enumerate(zip(checks, fields_, strict=True)):
         if not check(value):
             raise Rejection(Reason.MALFORMED, f"{cls.__name__} field {i}")
-    frame: Frame = cls(*(_freeze(f) for f in fields))
+    frame: Frame = cls(*fields_)
     return frame

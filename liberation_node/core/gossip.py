@@ -1,32 +1,68 @@
-"""Dissemination of new ops: Plumtree-style eager/lazy push (protocols/sync.md §5).
+"""Dissemination of new ops and records: Plumtree-style eager/lazy push on one shared
+tree, shaped by hop counts (protocols/sync.md §5; Leitão, Pereira, Rodrigues,
+"Epidemic Broadcast Trees", SRDS 2007).
 
-Every link starts *eager*: a newly applied op is pushed whole to eager peers and
-announced by id (IHAVE, batched) to *lazy* ones. When an eager push brings us an
-op we already had, the link is redundant for dissemination: we PRUNE it (the
-sender turns it lazy). When an IHAVE names an op we lack and the op has not
-come by push within `graft_timeout_ms`, we GRAFT it from the announcer, which
-also turns that link eager again. The eager links settle into a spanning tree,
-so each op crosses each node about once (Leitão et al., "Epidemic Broadcast
-Trees", 2007); lazy announcements plus anti-entropy (reconcile.py) make sure no
-op is ever lost when the tree breaks.
+A new op or record is pushed whole over the *eager* links and announced by id
+(IHAVE, batched) over the *lazy* ones. Each copy carries its hop count, the
+number of links it crossed from its author. When a push brings something we
+already had, the link is redundant: we PRUNE it (both ends turn it lazy), and
+the eager links settle into a spanning tree, so each op crosses each node
+about once. When an IHAVE names an item we lack and no push brings it within
+the graft timeout (scaled by the measured round-trip time, jittered), we GRAFT
+it from the announcer, which also turns that link eager: the tree heals.
+
+Which links form the tree decides how deep it is. Left to the order in which
+the first copies happen to arrive, it follows one moment's latencies and ends
+up twice as deep as the graph; every source pays for that on every op. So the
+shared tree is shaped by the hop counts of one source that every node agrees
+on, the **beacon**: the node with the lowest id among those whose presence
+record is held (its records are republished every minute, so the tree is
+re-shaped as the mesh changes). For the beacon's items, a node takes as its way
+in the link that offers the fewest hops — by a duplicate push, or by an IHAVE
+from a lazy peer (Plumtree's §3.8 optimisation), grafting that link and
+pruning the longer one — and announces its improved hop count to its peers, who
+do the same (a Bellman-Ford relaxation over the real links). The result is a
+breadth-first tree around the beacon: any two nodes are at most twice its
+eccentricity apart in it. Items of other authors follow the tree as it is and
+never reshape it, so concurrent writers cannot tear it apart.
+
+Two rules keep concurrent broadcasts from pruning a node off the tree: a
+duplicate never prunes a node's last way in from the side its first copy came
+(the link that brought that first copy was pruned since), and ops that reached
+us by anti-entropy or a request (not by gossip) are *repair*: announced to every
+peer but pushed to none, so a repair never makes a tree link look redundant.
 
 Pure bookkeeping: this module decides *what* to send to whom; mesh.py sends it.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .events import ConnId
-
-Ref = tuple[bytes, int, bytes]  # (author, seq, op id)
+from .frames import MAX_HOPS, Announced, Ref
 
 
 @dataclass(frozen=True)
 class GossipConfig:
     ihave_delay_ms: int = 50  # batch announcements for this long
-    graft_timeout_ms: int = 500  # wait this long for a push before grafting
+    # Wait this long for a push before grafting, or `graft_rtts` times the typical
+    # round-trip time of our links when that is longer (jittered x0.75-1.25).
+    graft_timeout_ms: int = 500
+    graft_rtts: float = 3.0
     max_missing: int = 10_000  # announced-but-missing ops tracked at once
+    # The beacon's items reshape the tree when another link offers at least this
+    # many hops fewer. 0: the tree is never reshaped (plain Plumtree).
+    tree_hops: int = 1
+    # Hysteresis: a link that brought a first copy within this window is not pruned
+    # for a duplicate (0: no hysteresis).
+    keep_useful_ms: int = 0
+    remember: int = 16_384  # items whose hop count and first sender are remembered
+    # New links start eager (Plumtree: the first broadcasts flood and build the tree)
+    # or lazy (the tree is built by grafts, one link per node that needs one).
+    start_eager: bool = True
 
 
 @dataclass
@@ -36,92 +72,312 @@ class _Missing:
     ref: Ref | None = None
 
 
+@dataclass(slots=True)
+class _Seen:
+    """How an item first reached us."""
+
+    hops: int  # our distance from its author: the hop count we forward it with
+    source: ConnId | None  # the link it came by (None: our own, or unknown)
+    eager: bool  # by gossip (a push, or a GRAFT answer), not by repair
+
+
+@dataclass
+class Reshape:
+    """What the tree around the beacon needs: GRAFT these links without refs (our new
+    way in), PRUNE these (the longer one)."""
+
+    graft: set[ConnId] = field(default_factory=set)
+    prune: set[ConnId] = field(default_factory=set)
+
+
 class Gossip:
+    """Links are eager or lazy both ways (a tree is undirected: a node's own new ops
+    must go up the link its peers' come down). The tree around the beacon is kept in
+    `parent` (our way in from the beacon) and `children` (peers whose way in we are):
+    those links are never pruned for a duplicate."""
+
     def __init__(self, config: GossipConfig) -> None:
         self.config = config
         self.eager: set[ConnId] = set()
         self.lazy: set[ConnId] = set()
-        self._announce: dict[ConnId, list[Ref]] = {}
+        self._beacon: bytes | None = None
+        self.parent: ConnId | None = None
+        self.children: set[ConnId] = set()
+        self.distance: int | None = None  # our hops from the beacon, by `parent`
+        self._tracked: Ref | None = None  # the beacon item whose hop counts we compare
+        self._offers: dict[ConnId, int] = {}  # distance each peer offers for it
+        self._announce: dict[ConnId, list[Announced]] = {}
         self._announce_due: int | None = None
         self._missing: dict[bytes, _Missing] = {}  # op id -> who announced it
+        self._deadlines: list[tuple[int, bytes]] = []  # heap of (deadline, op id)
+        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()  # bounded, oldest first
+        self._useful: dict[ConnId, int] = {}  # link -> when it last brought a first copy
+        self._reshape = Reshape()  # GRAFT/PRUNE owed for the tree (taken by `reshaped`)
+        self.counts = {"pruned": 0, "reshaped": 0, "grafted": 0}
 
-    def peer_up(self, conn: ConnId) -> None:
-        self.eager.add(conn)
-        self.lazy.discard(conn)
+    # -- links ----------------------------------------------------------------------------
 
-    def peer_down(self, conn: ConnId) -> None:
+    def peer_up(self, conn: ConnId, now: int) -> None:
+        if self.config.start_eager:
+            self.eager.add(conn)
+        else:
+            self.lazy.add(conn)
+        # Tell the new peer how far we are from the beacon: it may be its shorter way.
+        if self._tracked is not None and self.distance is not None:
+            self._queue_announce({conn}, None, self._tracked, self.distance, now)
+
+    def peer_down(self, conn: ConnId, now: int) -> None:
         self.eager.discard(conn)
         self.lazy.discard(conn)
+        self.children.discard(conn)
+        self._offers.pop(conn, None)
         self._announce.pop(conn, None)
+        self._useful.pop(conn, None)
         for missing in self._missing.values():
             if conn in missing.announcers:
                 missing.announcers.remove(conn)
+        if conn == self.parent:
+            self.parent = self.distance = None
+            self._reparent(now)
 
-    def delivered(self, refs: list[Ref], source: ConnId | None,
-                  now: int) -> dict[ConnId, list[Ref]]:
-        """Ops new to us: returns what to push eagerly, per peer; queues announcements."""
-        push: dict[ConnId, list[Ref]] = {}
-        if not refs:
-            return push
-        for conn in self.eager:
-            if conn != source:
-                push[conn] = refs
-        for conn in self.lazy:
-            if conn != source:
-                self._announce.setdefault(conn, []).extend(refs)
-                if self._announce_due is None:
-                    self._announce_due = now + self.config.ihave_delay_ms
-        for ref in refs:
-            self._missing.pop(ref[2], None)
-        return push
-
-    def duplicate_push(self, source: ConnId) -> bool:
-        """An eager push brought an op we had: True if we should PRUNE `source`."""
-        if source in self.eager:
-            self.eager.discard(source)
-            self.lazy.add(source)
-            return True
-        return False
-
-    def pruned(self, conn: ConnId) -> None:
+    def pruned(self, conn: ConnId, now: int = 0, *, by_peer: bool = False) -> None:
+        """We send PRUNE, or the peer did (`by_peer`): lazy both ways."""
         if conn in self.eager:
             self.eager.discard(conn)
             self.lazy.add(conn)
+        self.children.discard(conn)
+        if by_peer and conn == self.parent:
+            # Our parent never prunes a child: it sent this before our GRAFT reached it
+            # (they crossed). We still want it: say so again.
+            self.grafted(conn)
+            self._reshape.graft.add(conn)
 
-    def grafted(self, conn: ConnId) -> None:
+    def grafted(self, conn: ConnId, *, child: bool = False) -> None:
+        """The peer sent GRAFT (or we send it one): eager both ways. A GRAFT without refs
+        says we are its way in from the beacon (`child`)."""
         if conn in self.lazy or conn in self.eager:
             self.lazy.discard(conn)
             self.eager.add(conn)
+            if child:
+                self.children.add(conn)
 
-    def announced(self, conn: ConnId, refs: list[Ref], have: set[bytes], now: int) -> None:
-        """IHAVE from `conn`; `have` are the ids among `refs` we already hold or await."""
+    def reshaped(self) -> Reshape:
+        """The GRAFTs (without refs) and PRUNEs the tree needs sent since the last call."""
+        out, self._reshape = self._reshape, Reshape()
+        return out
+
+    # -- the tree around the beacon -------------------------------------------------------
+
+    @property
+    def beacon(self) -> bytes | None:
+        """Whose items shape the tree (the mesh sets it from the presence records)."""
+        return self._beacon
+
+    @beacon.setter
+    def beacon(self, beacon: bytes | None) -> None:
+        if beacon != self._beacon:  # distances to another node say nothing: start over
+            self._beacon = beacon
+            self.parent = self.distance = self._tracked = None
+            self._offers = {}
+            self.children.clear()
+
+    def track(self, ref: Ref) -> None:
+        """`ref` names the beacon's newest presence record, now held: the item whose hop
+        counts shape the tree (one item, so that all nodes compare the same counts)."""
+        if self._tracked is None or self._tracked[2] != ref[2]:
+            self._tracked, self._offers = ref, {}
+
+    def _tree_item(self, item: bytes) -> bool:
+        return self._tracked is not None and self._tracked[2] == item \
+            and self.config.tree_hops > 0
+
+    def _offer(self, conn: ConnId, hops: int, now: int) -> None:
+        """`conn` is `hops` from the beacon (by the tracked item): if that is our shorter
+        way in, make it our parent, and tell our peers (Bellman-Ford)."""
+        # A child gets the item from us and never sends or announces it back: one that
+        # does has another way in now (its PRUNE was lost to a restart, a new beacon...).
+        self.children.discard(conn)
+        if hops >= MAX_HOPS or self.distance == 0:
+            return
+        offered = hops + 1
+        self._offers[conn] = offered
+        if conn == self.parent:
+            if offered != self.distance:
+                self.distance = offered
+                self._announce_distance(now)
+        elif self.distance is None or offered + self.config.tree_hops <= self.distance:
+            old = self.parent
+            self.parent, self.distance = conn, offered
+            self.grafted(conn)
+            self._reshape.graft.add(conn)
+            if old is not None and (old in self.eager or old in self.lazy):
+                # Always tell the old parent, eager or not: it counts us as a child.
+                self.pruned(old)
+                self._reshape.prune.add(old)
+            self.counts["reshaped"] += 1
+            self._announce_distance(now)
+
+    def _reparent(self, now: int) -> None:
+        """Our parent is gone: the peer that offered the fewest hops is our way in."""
+        offers = {c: d for c, d in self._offers.items() if c in self.eager or c in self.lazy}
+        if offers:
+            best = min(offers, key=lambda c: (offers[c], c))
+            self.parent, self.distance = best, offers[best]
+            self.grafted(best)
+            self._reshape.graft.add(best)
+            self._announce_distance(now)
+
+    def _announce_distance(self, now: int) -> None:
+        if self._tracked is not None and self.distance is not None:
+            self._queue_announce(self.eager | self.lazy, self.parent, self._tracked,
+                                 self.distance, now)
+
+    def _protected(self, conn: ConnId) -> bool:
+        return conn == self.parent or conn in self.children
+
+    # -- what arrives ---------------------------------------------------------------------
+
+    def first(self, item: bytes, conn: ConnId | None, hops: int, *, eager: bool,
+              now: int) -> None:
+        """The first copy of `item` (an op or record id) came on `conn` with `hops` (the
+        sender's hop count); `eager`: by a push, or an answer to our GRAFT."""
+        eager = eager or self._missing.pop(item, None) is not None
+        self._remember(item, _Seen(min(MAX_HOPS, hops + 1), conn, eager))
+        if conn is not None and eager:
+            self._useful[conn] = now
+            if self._tree_item(item):
+                self._offer(conn, hops, now)
+
+    def own(self, item: bytes) -> None:
+        """`item` is ours: hop 0."""
+        self._remember(item, _Seen(0, None, True))
+        if self._tree_item(item):  # we are the beacon
+            self.parent, self.distance = None, 0
+
+    def duplicate(self, item: bytes, conn: ConnId, hops: int, now: int) -> ConnId | None:
+        """A push on `conn` brought `item` again, with hop count `hops`. Returns the link
+        to PRUNE, if any (lazy now): the duplicate's, unless that link is part of the
+        tree around the beacon (then the one the first copy came by, if it is not), or
+        our last way in from the side the first copy came."""
+        seen = self._seen.get(item)
+        if self._tree_item(item):
+            self._offer(conn, hops, now)
+        if conn not in self.eager:
+            return None  # lazy already: our PRUNE is on its way to the sender
+        if self._protected(conn):
+            # The tree brought it too, after a link outside the tree: that shortcut is
+            # the redundant one (the tree spans every node).
+            first = seen.source if seen is not None else None
+            if first is None or first == conn or first not in self.eager \
+                    or self._protected(first):
+                return None
+            self.pruned(first)
+            self.counts["pruned"] += 1
+            return first
+        if seen is not None:
+            if not seen.eager:
+                return None  # the first copy was a repair: says nothing about the tree
+            if seen.source is not None and seen.source not in self.eager:
+                # The link the first copy came by was pruned since (for another item's
+                # sake, by either end): this one is our way in from that side now.
+                # Pruning it too would cut us off from it (concurrent broadcasts).
+                seen.source = conn
+                return None
+        keep = self.config.keep_useful_ms
+        if keep and now - self._useful.get(conn, -keep) < keep:
+            return None  # it brought first copies lately: keep it (hysteresis)
+        self.pruned(conn)
+        self.counts["pruned"] += 1
+        return conn
+
+    def announced(self, conn: ConnId, refs: list[Announced], have: set[bytes], now: int,
+                  timeout: int) -> None:
+        """IHAVE from `conn`; `have` are the ids among `refs` we already hold or await.
+        `timeout`: how long to wait for a push before grafting (scaled by the caller).
+        An announcement of the beacon's item may offer us a shorter way in (§3.8)."""
         for ref in refs:
-            if ref[2] in have:
+            op_id = ref[2]
+            if op_id in have:
+                if self._tree_item(op_id):
+                    self._offer(conn, ref[3], now)
                 continue
-            missing = self._missing.get(ref[2])
+            missing = self._missing.get(op_id)
             if missing is None:
                 if len(self._missing) >= self.config.max_missing:
                     continue  # anti-entropy will find it; never grow without bound
-                missing = self._missing[ref[2]] = _Missing(
-                    now + self.config.graft_timeout_ms, ref=ref)
+                # With no eager link at all, nothing is on its way: graft at once.
+                wait = timeout if self.eager else 0
+                missing = self._missing[op_id] = _Missing(now + wait, ref=ref[:3])
+                heapq.heappush(self._deadlines, (missing.deadline, op_id))
             if conn not in missing.announcers:
                 missing.announcers.append(conn)
 
-    def timer(self) -> int | None:
-        deadlines = [m.deadline for m in self._missing.values() if m.announcers]
-        if self._announce_due is not None:
-            deadlines.append(self._announce_due)
-        return min(deadlines) if deadlines else None
+    # -- what to send ---------------------------------------------------------------------
 
-    def due(self, now: int) -> tuple[dict[ConnId, list[Ref]], dict[ConnId, list[Ref]]]:
-        """(announcements to flush as IHAVE, refs to GRAFT) per peer, at `now`."""
-        announce: dict[ConnId, list[Ref]] = {}
+    def delivered(self, items: list[tuple[bytes, Ref | None]], source: ConnId | None,
+                  now: int) -> dict[ConnId, list[tuple[bytes, int]]]:
+        """Items new to us, in the order applied: `(id, ref)` with `ref` what names the
+        item in IHAVE (an op's (author, seq, id); a record's (author, 0, id)), or None to
+        never announce it. Returns what to push eagerly, per peer, as `(id, hops)`;
+        queues announcements: gossip to lazy peers, repair (not by gossip) to every
+        peer."""
+        push: dict[ConnId, list[tuple[bytes, int]]] = {}
+        for item, ref in items:
+            self._missing.pop(item, None)
+            seen = self._seen.get(item)
+            hops = seen.hops if seen is not None else MAX_HOPS
+            if seen is not None and not seen.eager:  # repair: announce to all, push to none
+                if ref is not None:
+                    self._queue_announce(self.eager | self.lazy, source, ref, hops, now)
+                continue
+            for conn in self.eager:
+                if conn != source:
+                    push.setdefault(conn, []).append((item, hops))
+            if ref is not None:
+                self._queue_announce(self.lazy, source, ref, hops, now)
+        return push
+
+    def _queue_announce(self, conns: set[ConnId], source: ConnId | None, ref: Ref,
+                        hops: int, now: int) -> None:
+        row = (ref[0], ref[1], ref[2], hops)
+        for conn in conns:
+            if conn != source:
+                self._announce.setdefault(conn, []).append(row)
+                if self._announce_due is None:
+                    self._announce_due = now + self.config.ihave_delay_ms
+
+    def hops(self, item: bytes) -> int:
+        """The hop count to send `item` with (MAX_HOPS when unknown)."""
+        seen = self._seen.get(item)
+        return seen.hops if seen is not None else MAX_HOPS
+
+    def timer(self) -> int | None:
+        while self._deadlines:
+            deadline, op_id = self._deadlines[0]
+            missing = self._missing.get(op_id)
+            if missing is not None and missing.deadline == deadline and missing.announcers:
+                break
+            heapq.heappop(self._deadlines)  # stale: arrived, rescheduled, or no announcer
+            if missing is not None and missing.deadline == deadline:
+                del self._missing[op_id]
+        candidates = [t for t in (self._announce_due,
+                                  self._deadlines[0][0] if self._deadlines else None)
+                      if t is not None]
+        return min(candidates) if candidates else None
+
+    def due(self, now: int, timeout: int) -> tuple[dict[ConnId, list[Announced]],
+                                                   dict[ConnId, list[Ref]]]:
+        """(announcements to flush as IHAVE, refs to GRAFT) per peer, at `now`; `timeout`
+        until the next announcer is tried."""
+        announce: dict[ConnId, list[Announced]] = {}
         if self._announce_due is not None and now >= self._announce_due:
             announce, self._announce = self._announce, {}
             self._announce_due = None
         graft: dict[ConnId, list[Ref]] = {}
-        for op_id, missing in list(self._missing.items()):
-            if now < missing.deadline:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, op_id = heapq.heappop(self._deadlines)
+            missing = self._missing.get(op_id)
+            if missing is None or missing.deadline != deadline:
                 continue
             if not missing.announcers:
                 del self._missing[op_id]
@@ -130,5 +386,13 @@ class Gossip:
             assert missing.ref is not None
             graft.setdefault(conn, []).append(missing.ref)
             self.grafted(conn)
-            missing.deadline = now + self.config.graft_timeout_ms  # then try the next one
+            self.counts["grafted"] += 1
+            missing.deadline = now + timeout  # then try the next one
+            heapq.heappush(self._deadlines, (missing.deadline, op_id))
         return announce, graft
+
+    def _remember(self, item: bytes, seen: _Seen) -> None:
+        self._seen[item] = seen
+        self._seen.move_to_end(item)
+        while len(self._seen) > self.config.remember:
+            self._seen.popitem(last=False)

@@ -39,6 +39,10 @@ def id_to_text(public_key: bytes) -> str:
 def id_from_text(text: str) -> bytes:
     """Parse a text id; raises ValueError with a clear message when it is not one."""
     text = text.strip()
+    if not text.isascii():
+        # Case folding would read some non-ASCII letters as base32 (U+017F, long s,
+        # upper-cases to 'S'): a text id is ASCII only (protocols/ops.md §2.2.1).
+        raise ValueError("a node id is ASCII only (a look-alike character?)")
     if not text.startswith(TEXT_PREFIX):
         raise ValueError(f"a node id starts with {TEXT_PREFIX!r}")
     body = text[len(TEXT_PREFIX) :].upper()

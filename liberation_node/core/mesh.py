@@ -16,20 +16,32 @@ send and events to act on, and re-arms one timer:
 
 Own writes become visible to peers only once stored (core/ownfeed.py, sync.md §10).
 
+The engine is split along its nouns: sessions (session.py), gossip
+(gossip.py: what to push to whom), anti-entropy rounds (antientropy.py), what
+each peer is owed and its frames (serving.py), requests for missing past
+(catchup.py), relayed signaling (relay.py) and the own feed (ownfeed.py); this
+module routes frames between them and owns the replica's changes.
+
+Work per input is proportional to the peers it touches: only connections with
+something to send are visited by `datagrams_to_send`, and per-connection timers
+sit in a heap, so a node with many quiet peers pays nothing for them.
+
 Nothing here reads a clock, draws randomness (the caller passes `entropy`), or
 does I/O, so the simulator runs exactly this code.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from . import frames
+from .antientropy import AntiEntropy, Entropy, Settling
 from .bodies import Body, Post, PostHeader
 from .bodyfetch import BodyFetch
+from .catchup import CatchUp
+from .conduct import Conduct
 from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
@@ -39,11 +51,10 @@ from .events import (
     Misbehaved,
     PeerDown,
     PeerUp,
-    SignalReceived,
-    SyncFinished,
     WritesOpened,
 )
 from .frames import (
+    MAX_REFS,
     TARGET_FRAME_BYTES,
     Frame,
     Graft,
@@ -51,6 +62,7 @@ from .frames import (
     Ops,
     Prune,
     Records,
+    Ref,
     Signal,
     SyncBuckets,
     SyncHeads,
@@ -58,30 +70,25 @@ from .frames import (
     SyncSame,
     Want,
 )
-from .gossip import Gossip, GossipConfig, Ref
+from .gossip import Gossip, GossipConfig
 from .identity import Identity
 from .ops import Op
 from .ownfeed import Gate, OwnFeed, OwnFeedConfig
-from .reconcile import (
-    BUCKET_HASH_BYTES,
-    MAX_BITS,
-    bucket_hashes,
-    choose_bits,
-    compare,
-    differing,
-    heads,
-    resolve,
-)
+from .peer import Peer
+from .quotas import QuotaConfig, Quotas
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
+from .relay import Relay
 from .replica import Ingested, Outcome, Replica
+from .scoring import Penalty, Scores, ScoringConfig, address_key
 from .sealing import SEAL_BYTES
+from .serving import Requested, ServeConfig, produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
-Entropy = Callable[[int], bytes]  # n -> n unpredictable bytes (os.urandom, or a seeded RNG)
+__all__ = ["Entropy", "Mesh", "MeshConfig"]
 
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
-
+_FIRST = (Outcome.APPLIED, Outcome.PENDING, Outcome.FORK)  # the first copy of an op
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -92,6 +99,10 @@ class MeshConfig:
     gossip: GossipConfig = field(default_factory=GossipConfig)
     sync_interval_ms: int = 10_000  # periodic anti-entropy per connection (jittered)
     sync_timeout_ms: int = 10_000  # a round not finished by then is abandoned
+    # Ops applied less than this long ago (or `settle_rtts` round-trip times, when
+    # longer) are still travelling the gossip tree: rounds leave them out (§6.5).
+    settle_ms: int = 2_000
+    settle_rtts: float = 10.0
     want_retry_ms: int = 2_000  # re-ask for missing causal past after this
     record_refresh_ms: int = 60_000  # republish node.info / node.links
     # Records expire by the receiver's clock: the lifetime must outlast the clock
@@ -100,39 +111,15 @@ class MeshConfig:
     # never converges (ops.md §8.4).
     record_ttl_ms: int = 20 * 60_000
     max_strikes: int = 16  # invalid ops from one session before it is closed
-    max_queued_ranges: int = 4_096  # per connection, for requests we serve
     signal_ttl: int = 3  # hops a relayed offer/answer may travel (sync.md §7)
     max_signals_per_s: int = 20  # relayed signals accepted from one session
     own_feed: OwnFeedConfig = field(default_factory=OwnFeedConfig)
-
-
-@dataclass
-class _Round:
-    """An anti-entropy round we started on one connection."""
-
-    id: int
-    salt: bytes
-    started: int
-    authors: int  # the feed count we sent: what the responder sized buckets for
-    stage: int = 1  # 1: sent OPEN, 2: sent HEADS
-    ops_received: int = 0
-    checks_own: bool = False  # asked for our own feed first (sync.md §10.2)
-    deferred: int = 0  # Mesh.deferred when the round started
-
-
-@dataclass
-class _Peer:
-    conn: ConnId
-    session: Session
-    initiator: bool
-    round: _Round | None = None
-    next_sync: int = 0
-    strikes: int = 0
-    serve: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # ranges we owe
-    signal_window: tuple[int, int] = (0, 0)  # (second, signals received in it)
-    push: list[bytes] = field(default_factory=list)  # op wires to push (eager/graft/sync)
-    push_eager: list[bytes] = field(default_factory=list)
-    after_serve: list[Frame] = field(default_factory=list)  # sent once `serve` is empty
+    serve: ServeConfig = field(default_factory=ServeConfig)  # answers per peer (§4.8)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # bans (§4.7)
+    quotas: QuotaConfig = field(default_factory=QuotaConfig)  # what is taken in (§9.2)
+    # SYNC_OPEN and SYNC_HEADS answered per peer: honest rounds start >= 0.75 s apart.
+    max_sync_per_s: float = 4.0
+    sync_burst: int = 8
 
 
 class Mesh:
@@ -143,40 +130,74 @@ class Mesh:
         self.network = replica.network
         self.config = config
         self._entropy = entropy
-        self._peers: dict[ConnId, _Peer] = {}
+        self._peers: dict[ConnId, Peer] = {}
         self._events: deque[Event] = deque()
         self.gossip = Gossip(config.gossip)
-        self.bodies = BodyFetch()  # post contents to fetch from peers (sync.md §7.3)
-        self._requested: dict[tuple[bytes, int], int] = {}  # missing past -> asked at
+        self.gossip.beacon = min((a for a, k in replica.records if k == "node.info"),
+                                 default=None)
+        self.catchup = CatchUp(replica, config.want_retry_ms)
+        self.settling = Settling()
+        self.bodies = BodyFetch()  # post contents to fetch from peers (sync.md §7.4)
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
-        self._round_ids = 0
-        self._signals_seen: dict[tuple[bytes, int], None] = {}  # bounded, oldest first
         me = identity.public_key
         own = replica.feeds.get(me)
         self.own = OwnFeed(me, own.head_seq if own else 0, config.own_feed, now)
         if own is not None and own.fork_seq is not None:
             self.own.forked()
+        self.sync = AntiEntropy(me, replica, self.own, interval_ms=config.sync_interval_ms,
+                                timeout_ms=config.sync_timeout_ms, entropy=entropy,
+                                events=self._events, opened=self._writes_opened)
+        self.relay = Relay(me, replica, ttl=config.signal_ttl,
+                           max_per_s=config.max_signals_per_s, events=self._events,
+                           open_peers=self._open_peers)
+        self.scores = Scores(config.scoring)
+        self.conduct = Conduct(self.scores, self._events, lambda: self._peers.values(),
+                               self._count_rejection)
+        self._now = now  # the latest time the driver gave us
+        self.quotas = Quotas(me, config.quotas)
+        for record in replica.records.values():
+            self.quotas.held(record)
         self.ticket = 0  # of the last Changed event
         self.rejected: dict[str, int] = {}  # ops and records refused, by reason (cumulative)
         # Backpressure from the driver (its store cannot keep up, or cannot commit):
         # OPS frames are not taken in meanwhile; anti-entropy fetches them later.
         self.paused = False
-        self.deferred = 0  # OPS frames not taken in while paused
+        # Connections with something to send (an ordered set), and with a timer that
+        # may have moved; per-connection timers in a heap of (due, conn), where an
+        # entry is live while `_due[conn]` still says so.
+        self._dirty: dict[ConnId, None] = {}
+        self._touched: set[ConnId] = set()
+        self._timers: list[tuple[int, ConnId]] = []
+        self._due: dict[ConnId, int] = {}
+        self._rtt: tuple[int, int] = (-1, 0)  # (computed at, typical RTT ms)
+
+    @property
+    def deferred(self) -> int:
+        """OPS frames not taken in while paused."""
+        return self.sync.deferred
 
     # -- connections ----------------------------------------------------------------------
 
-    def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool) -> None:
-        """The transport to a peer is up; `binding` is the value both ends sign (sync.md §4.1)."""
+    def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool,
+                        address: str | None = None, rtt_hint: int | None = None) -> None:
+        """The transport to a peer is up; `binding` is the value both ends sign (sync.md
+        §4.1); `rtt_hint`, a round-trip time measured while connecting, if known.
+        `address` names where it comes from (the driver's choice of key, e.g. an IP
+        address): scores and bans hold for it as for the peer's node id (§4.7)."""
         nonce = int.from_bytes(self._entropy(6), "big")
-        session = Session(self.identity, self.network, binding, now, self.config.session, nonce)
-        self._peers[conn] = _Peer(conn, session, initiator)
+        session = Session(self.identity, self.network, binding, now, self.config.session, nonce,
+                          rtt_hint=rtt_hint, notify=lambda: self._mark(conn))
+        self._peers[conn] = Peer(conn, session, initiator, address)
+        self._mark(conn)
+        if address is not None and self.scores.banned(address_key(address), now):
+            session.close(CloseReason.BANNED, "this address is banned for a while")
 
     def connection_lost(self, conn: ConnId, now: int) -> None:
         peer = self._peers.get(conn)
         if peer is not None:
             peer.session.transport_lost()
-            self._drop(peer)
+            self._drop(peer, now)
 
     def close(self, conn: ConnId, reason: str = CloseReason.SHUTDOWN, detail: str = "") -> None:
         peer = self._peers.get(conn)
@@ -189,9 +210,13 @@ class Mesh:
                 if p.session.state is State.OPEN and p.session.peer is not None}
 
     def backlog(self, conn: ConnId) -> int:
-        """Feed ranges still owed to the peer on `conn` (sent as its link drains)."""
+        """Answers still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)
-        return len(peer.serve) if peer else 0
+        return peer.owed.answers if peer else 0
+
+    def banned(self, address: str, now: int) -> bool:
+        """Is `address` (as the driver names addresses) banned now? (sync.md §4.7)"""
+        return self.scores.banned(address_key(address), now)
 
     def clock_offset(self) -> int | None:
         """Our clock minus the median of our peers' clocks (ms), from their PONGs;
@@ -208,12 +233,41 @@ class Mesh:
         peer = self._peers.get(conn)
         return peer.session if peer else None
 
-    def _drop(self, peer: _Peer) -> None:
+    def _drop(self, peer: Peer, now: int) -> None:
         self._peers.pop(peer.conn, None)
-        self.gossip.peer_down(peer.conn)
-        self._own_round_ended(peer.conn, abandoned=True)
+        self._dirty.pop(peer.conn, None)
+        self._due.pop(peer.conn, None)
+        self.gossip.peer_down(peer.conn, now)
+        self._reshape()
+        self.catchup.peer_gone(peer.conn)
+        self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
+        self.conduct.closed(peer, reason, by_peer, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
+
+    def _mark(self, conn: ConnId) -> None:
+        """`conn` may have something to send, and its timer may have moved."""
+        self._dirty[conn] = None
+        self._touched.add(conn)
+
+    def _typical_rtt(self, now: int) -> int:
+        """The median smoothed RTT of our sessions (0 before any is measured), recomputed
+        at most once a second: what the timers that wait on the network scale with."""
+        at, rtt = self._rtt
+        if now - at >= 1_000 or at < 0:
+            rtts = sorted(p.session.rtt_ms for p in self._peers.values()
+                          if p.session.rtt_ms is not None)
+            rtt = rtts[len(rtts) // 2] if rtts else 0
+            self._rtt = (now, rtt)
+        return rtt
+
+    def _graft_timeout(self, now: int) -> int:
+        cfg = self.config.gossip
+        return self.sync.jitter(max(cfg.graft_timeout_ms,
+                                    int(cfg.graft_rtts * self._typical_rtt(now))))
+
+    def _settle_ms(self, now: int) -> int:
+        return max(self.config.settle_ms, int(self.config.settle_rtts * self._typical_rtt(now)))
 
     # -- input ----------------------------------------------------------------------------
 
@@ -221,6 +275,7 @@ class Mesh:
         peer = self._peers.get(conn)
         if peer is None:
             return
+        self._mark(conn)
         was_open = peer.session.state is State.OPEN
         try:
             frame = peer.session.receive(data, now)
@@ -230,12 +285,29 @@ class Mesh:
             self._opened(peer, now)
         if frame is not None:
             self._dispatch(peer, frame, now)
+            self._reshape()
 
-    def _opened(self, peer: _Peer, now: int) -> None:
+    def _reshape(self) -> None:
+        """Send the GRAFTs (without refs) and PRUNEs the gossip tree asked for."""
+        reshape = self.gossip.reshaped()
+        for conn in reshape.graft:
+            target = self._peers.get(conn)
+            if target is not None:
+                target.session.send(Graft(()))
+        for conn in reshape.prune:
+            self._prune(conn)
+
+    def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
+        if self.conduct.banned(peer, now):
+            peer.session.close(CloseReason.BANNED, "this node is banned for a while")
+            return
+        lonely = True
         for other in self._peers.values():
-            if other is not peer and other.session.peer == peer.session.peer \
-                    and other.session.state is State.OPEN:
+            if other is peer or other.session.state is not State.OPEN:
+                continue
+            lonely = False
+            if other.session.peer == peer.session.peer:
                 # Two connections to one peer (both dialed): keep the one dialed by the
                 # lower node id, so both ends pick the same one (sync.md §4.2).
                 me_lower = self.identity.public_key < peer.session.peer
@@ -244,174 +316,221 @@ class Mesh:
                 loser.session.close(CloseReason.DUPLICATE_PEER, "already connected")
                 if loser is peer:
                     return
-        self.gossip.peer_up(peer.conn)
+        self.gossip.peer_up(peer.conn, now)
         self._events.append(PeerUp(peer.conn, peer.session.peer))
-        # The dialer reconciles at once; the other side waits its turn (less redundancy),
-        # unless it must check its own feed before writing (sync.md §10.2).
-        peer.next_sync = now if peer.initiator or self.own.writable() else now + self._jitter(
-            self.config.sync_interval_ms)
-        self._send_records(peer, list(self.replica.records.values()))
+        # Records are not sent in bulk here: the round that starts now (or the peer's)
+        # exchanges what differs (sync.md §5.6). A node that had no peer republishes its
+        # presence at once, so that it spreads over the gossip tree.
+        self.sync.peer_opened(peer, now)
+        if lonely:
+            self._next_records = now
 
-    def _dispatch(self, peer: _Peer, frame: Frame, now: int) -> None:
+    def _dispatch(self, peer: Peer, frame: Frame, now: int) -> None:
         if isinstance(frame, Ops):
             self._on_ops(peer, frame, now)
         elif isinstance(frame, IHave):
+            replica = self.replica
+            # A ref with seq 0 names a record (sync.md §5.6); others name ops.
             have = {r[2] for r in frame.refs
-                    if r[2] in self.replica.ops or r[2] in self.replica.pending}
-            self.gossip.announced(peer.conn, list(frame.refs), have, now)
+                    if (replica.record(r[2]) is not None if r[1] == 0
+                        else r[2] in replica.ops or r[2] in replica.pending)}
+            self.gossip.announced(peer.conn, list(frame.refs), have, now,
+                                  self._graft_timeout(now))
         elif isinstance(frame, Graft):
-            self.gossip.grafted(peer.conn)
-            for _, _, op_id in frame.refs:
-                op = self.replica.ops.get(op_id)
+            self.gossip.grafted(peer.conn, child=not frame.refs)
+            items = [item for _, _, item in frame.refs]
+            dropped = 0
+            for (_, seq, item) in dict.fromkeys(frame.refs):
+                if seq == 0:  # a record (sync.md §5.6), answered by its key: the newest
+                    record = self.replica.record(item)
+                    if record is not None:
+                        dropped += peer.owed.queue_records([record.key], self.config.serve,
+                                                           self.gossip.hops(item))
+                    continue
+                op = self.replica.ops.get(item)
                 if op is not None and self.own.visible(op):
-                    peer.push.append(self.replica.carried(op))
+                    dropped += not peer.owed.queue_op(item, self.replica.carried(op),
+                                                      self.config.serve, self.gossip.hops(item))
+            self.conduct.requested(peer, Requested(len(set(items)) < len(items), dropped), now)
         elif isinstance(frame, Prune):
-            self.gossip.pruned(peer.conn)
+            self.gossip.pruned(peer.conn, now, by_peer=True)
         elif isinstance(frame, Records):
             self._on_records(peer, frame, now)
+        elif isinstance(frame, SyncOpen | SyncHeads) and not peer.take_sync(
+                now, self.config.max_sync_per_s, self.config.sync_burst):
+            self._count_rejection("sync_flood")  # unanswered: its round times out
+            self.conduct.penalize(peer, Penalty.SYNC_FLOOD, now)
         elif isinstance(frame, SyncOpen):
-            if frame.digest == self.replica.digest():
-                peer.session.send(SyncSame(frame.round))
-            else:
-                bits = choose_bits(max(frame.authors, len(self.replica.feeds)))
-                peer.session.send(SyncBuckets(frame.round, bits,
-                                              bucket_hashes(self.replica, bits, frame.salt)))
+            self.sync.on_open(peer, frame)
         elif isinstance(frame, SyncSame | SyncBuckets):
-            self._on_sync_reply(peer, frame, now)
+            self.sync.on_reply(peer, frame)
         elif isinstance(frame, SyncHeads):
-            plan = compare(self.replica, frame)
-            self._serve(peer, plan.send_ranges, plan.send_proofs, plan.send_records)
-            # The WANT ends our part of the round: it goes out after the ops we owe
-            # (see datagrams_to_send), so the round's stats count them.
-            peer.after_serve.extend(_wants(frame.round, plan.want_ranges, plan.want_forks,
-                                           plan.want_records))
+            self._serve(peer, *self.sync.on_heads(peer, frame), now, settled_only=True)
         elif isinstance(frame, Signal):
-            self._on_signal(peer, frame, now)
+            if not self.relay.received(peer, frame, now):
+                self.conduct.penalize(peer, Penalty.SIGNAL_FLOOD, now)
         elif isinstance(frame, Want):
-            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records))
-            rnd = peer.round
-            if frame.round and rnd is not None and rnd.id == frame.round:
-                self._finish_round(peer, in_sync=False,
-                                   round_trips=3 if frame.ranges or frame.forks else 2)
+            # The WANT that closes a round gets only what has settled, as the round's
+            # own ranges do; a request on its own (round 0) gets everything (§6.5, §7.1).
+            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now,
+                        settled_only=frame.round != 0)
+            self.sync.on_want(peer, frame)
 
-    def _on_ops(self, peer: _Peer, frame: Ops, now: int) -> None:
+    def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
+               record_keys: list[tuple[bytes, str]], now: int, *, settled_only: bool) -> None:
+        self.conduct.requested(peer, request(peer.owed, self.replica, ranges, proof_authors,
+                                             record_keys, self.config.serve, self.sync.buckets,
+                                             settled_only=settled_only), now)
+
+    def _prune(self, conn: ConnId) -> None:
+        target = self._peers.get(conn)
+        if target is not None:
+            target.session.send(Prune())
+
+    def _on_ops(self, peer: Peer, frame: Ops, now: int) -> None:
         if self.paused:
-            self.deferred += 1
+            self.sync.deferred += 1
             return
         results: list[Ingested] = []
-        duplicate_push = False
-        for wire in frame.ops:
-            result = self.replica.ingest(wire, now)
+        prune: set[ConnId] = set()
+        gossip, conn = self.gossip, peer.conn
+        admit = lambda op: self.quotas.admit_op(op, now)  # noqa: E731
+        for wire, hops in frame.ops:
+            result = self.replica.ingest(wire, now, admit)
             results.append(result)
+            outcome = result.outcome
+            if outcome is Outcome.DEFERRED:  # local policy: no blame, fetched again later
+                self._count_rejection(result.deferred)
+                continue
             for _, waiter_rejection in result.rejected_waiters:
                 self._count_rejection(waiter_rejection.reason.value)
-            if result.outcome is Outcome.DUPLICATE and frame.eager:
-                duplicate_push = True
-            elif result.outcome is Outcome.REJECTED:
+            if outcome in _FIRST:
+                assert result.id is not None
+                gossip.first(result.id, conn, hops, eager=frame.eager, now=now)
+                if outcome is Outcome.PENDING and result.missing is not None:
+                    self._ask_past(peer, result.missing.author, result.missing.seq, now)
+            elif outcome is Outcome.DUPLICATE:
+                if frame.eager and result.id is not None:
+                    victim = gossip.duplicate(result.id, conn, hops, now)
+                    if victim is not None:
+                        prune.add(victim)
+            elif outcome is Outcome.REJECTED:
                 assert result.rejection is not None
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
-            elif result.outcome is Outcome.PENDING and result.missing is not None:
-                self._ask_past(peer, result.missing.author, result.missing.seq, now)
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
             if result.content_rejection is not None:  # ops.md §12.4: never relayed honestly
                 self._count_rejection(result.content_rejection.reason.value)
                 self._strike(peer, result.content_rejection.reason.value,
-                             result.content_rejection.detail)
+                             result.content_rejection.detail, now)
         if peer.round is not None:
             peer.round.ops_received += sum(len(r.applied) for r in results)
-        if duplicate_push and self.gossip.duplicate_push(peer.conn):
-            peer.session.send(Prune())
+        for victim in prune:  # at most one PRUNE per link and frame (sync.md §5.3)
+            self._prune(victim)
         self._changed(results, (), (), source=peer, now=now)
 
-    def _on_records(self, peer: _Peer, frame: Records, now: int) -> None:
+    def _on_records(self, peer: Peer, frame: Records, now: int) -> None:
         taken: list[Record] = []
-        for wire in frame.records:
+        prune: set[ConnId] = set()
+        gossip, conn = self.gossip, peer.conn
+        for wire, hops in frame.records:
             result = self.replica.ingest_record(wire, now)
-            if result.record is not None:
-                taken.append(result.record)
+            record = result.record
+            if record is not None:
+                if result.replaced is None and self.quotas.no_room is not None:
+                    self.replica.drop_record(record)  # a new key: no room for it now
+                    self._count_rejection("no_room")
+                    continue
+                taken.append(record)
+                self.quotas.held(record)
+                if record.kind == "node.info":
+                    self._new_presence(record)
+                gossip.first(record.id, conn, hops, eager=frame.eager, now=now)
+            elif result.outcome is Outcome.DUPLICATE:
+                if frame.eager and result.id is not None:
+                    victim = gossip.duplicate(result.id, conn, hops, now)
+                    if victim is not None:
+                        prune.add(victim)
             elif result.outcome is Outcome.REJECTED and result.rejection is not None:
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
-        if taken:
-            self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
-            for other in self._open_peers():
-                if other is not peer:
-                    self._send_records(other, taken)
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
+        for victim in prune:
+            self._prune(victim)
+        evicted = self._evict_records()
+        taken = [r for r in taken if r not in evicted]
+        gone = tuple(r for r in evicted if r.id not in {t.id for t in taken})
+        if taken or gone:
+            if peer.round is not None:
+                peer.round.records_received += len(taken)
+            self._events.append(Changed((), (), tuple(taken), gone, peer.session.peer))
+        # A key at most once per `record_flood_ms` (sync.md §9.1): rounds carry the rest.
+        self._spread_records([r for r in taken if self.quotas.may_flood(r, now)], peer, now)
+
+    def _evict_records(self) -> list[Record]:
+        """Keep at most `quotas.max_records` records (sync.md §9.1): drop the oldest
+        versions that are neither ours nor an open peer's. Returns what was dropped."""
+        if len(self.replica.records) <= self.config.quotas.max_records:
+            return []
+        keep = {p.session.peer for p in self._open_peers() if p.session.peer is not None}
+        victims = self.quotas.evict(self.replica.records, keep)
+        for record in victims:
+            self.replica.drop_record(record)
+        if victims:
+            self._count_rejection("records_evicted")
+        return victims
+
+    def _spread_records(self, records: list[Record], source: Peer | None, now: int) -> None:
+        """New records go the way new ops go: pushed along the gossip tree, announced to
+        lazy peers by a ref with seq 0 (sync.md §5.6)."""
+        if not records:
+            return
+        by_id = {r.id: r for r in records}
+        pushed = self.gossip.delivered([(r.id, (r.author, 0, r.id)) for r in records],
+                                       source.conn if source else None, now)
+        for conn, items in pushed.items():
+            target = self._peers.get(conn)
+            if target is not None:
+                send_records(target.session, [(by_id[i].wire, hops) for i, hops in items],
+                             eager=True)
+
+    def _new_presence(self, record: Record) -> None:
+        """A `node.info` record is newly held: its author may be the beacon now (the node
+        with the lowest id among those with a presence record), and the beacon's newest
+        one is what shapes the gossip tree (gossip.py)."""
+        beacon = self.gossip.beacon
+        if beacon is None or record.author < beacon:
+            self.gossip.beacon = record.author
+        if record.author == self.gossip.beacon:
+            self.gossip.track((record.author, 0, record.id))
 
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def _strike(self, peer: _Peer, reason: str, detail: str) -> None:
+    def _strike(self, peer: Peer, reason: str, detail: str, now: int) -> None:
         peer.strikes += 1
         self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
+        self.conduct.penalize(peer, Penalty.INVALID_INPUT, now)
         if peer.strikes > self.config.max_strikes:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
-    def _ask_past(self, peer: _Peer, author: bytes, seq: int, now: int) -> None:
-        """Ask `peer` for an op's missing past: everything of `author` we lack up to `seq`."""
-        asked = self._requested.get((author, seq))
-        if asked is not None and now - asked < self.config.want_retry_ms:
-            return
-        self._requested[(author, seq)] = now
-        feed = self.replica.feeds.get(author)
-        start = feed.head_seq + 1 if feed is not None and feed.head_seq < seq else seq
-        peer.session.send(Want(0, ((author, start, seq),), (), ()))
+    def _ask_past(self, peer: Peer, author: bytes, seq: int, now: int) -> None:
+        """Ask `peer` for an op's missing past, unless already asked (catchup.py)."""
+        want = self.catchup.ask(peer.conn, author, seq, now)
+        if want is not None:
+            peer.session.send(want)
 
-    # -- relayed signaling (sync.md §7) ----------------------------------------------------
+    # -- relayed signaling (sync.md §7.2) --------------------------------------------------
 
     def send_signal(self, to: bytes, payload: str, nonce: int) -> bool:
         """Send an offer/answer towards `to` through the mesh; False if no peer to send to."""
-        frame = Signal(to, self.identity.public_key, nonce, self.config.signal_ttl, payload)
-        self._remember_signal(frame)
-        return self._route_signal(frame, exclude=None)
-
-    def _on_signal(self, peer: _Peer, frame: Signal, now: int) -> None:
-        second, count = peer.signal_window
-        if now // 1000 != second:
-            second, count = now // 1000, 0
-        peer.signal_window = (second, count + 1)
-        if count + 1 > self.config.max_signals_per_s or not self._remember_signal(frame):
-            return  # over the budget, or seen already: drop quietly
-        if frame.to == self.identity.public_key:
-            self._events.append(SignalReceived(peer.conn, frame.origin, frame.nonce,
-                                               frame.payload))
-        elif frame.ttl > 0:
-            self._route_signal(Signal(frame.to, frame.origin, frame.nonce, frame.ttl - 1,
-                                      frame.payload), exclude=peer)
-
-    def _remember_signal(self, frame: Signal) -> bool:
-        key = (frame.origin, frame.nonce)
-        if key in self._signals_seen:
-            return False
-        self._signals_seen[key] = None
-        if len(self._signals_seen) > 4096:
-            del self._signals_seen[next(iter(self._signals_seen))]
-        return True
-
-    def _route_signal(self, frame: Signal, exclude: _Peer | None) -> bool:
-        """To the destination if connected; else to peers whose node.links name it; else
-        to every peer (the TTL bounds the flood)."""
-        candidates = [p for p in self._open_peers() if p is not exclude]
-        direct = [p for p in candidates if p.session.peer == frame.to]
-        if not direct:
-            direct = [p for p in candidates if self._links_to(p.session.peer, frame.to)]
-        targets = direct or candidates
-        for target in targets:
-            target.session.send(frame)
-        return bool(targets)
+        return self.relay.send(to, payload, nonce)
 
     def relay_path(self, to: bytes) -> bool:
-        """Is `to` a peer of one of our peers, by their node.links records? A relayed dial
-        needs that (transport.md §7.7): flooding offers at a node nobody links to any
-        more (a browser tab that left) would cost every relay and reach no one."""
-        return any(self._links_to(p.session.peer, to) for p in self._open_peers())
-
-    def _links_to(self, node: bytes | None, to: bytes) -> bool:
-        record = self.replica.records.get((node, "node.links")) if node else None
-        return record is not None and isinstance(record.body, NodeLinks) and any(
-            peer == to for peer, _ in record.body.links)
+        """Is `to` a peer of one of our peers, by their node.links records? (relay.py)"""
+        return self.relay.path(to)
 
     # -- local writes ---------------------------------------------------------------------
 
@@ -427,8 +546,10 @@ class Mesh:
         # A direct message is sealed with fresh randomness from the driver (ops.md §13.3).
         seal = self._entropy(SEAL_BYTES) if isinstance(body, Post) and body.to else None
         result = self.replica.append(self.identity, body, now, seal)
+        op = result.applied[0]
+        self.gossip.own(op.id)
         self._changed([result], (), (), source=None, now=now)
-        return result.applied[0]
+        return op
 
     def stored(self, ticket: int, now: int) -> None:
         """The store committed every `Changed` up to `ticket`: held own writes go out."""
@@ -445,9 +566,13 @@ class Mesh:
                                ttl_ms=self.config.record_ttl_ms, body=body)
         result = self.replica.add_record(record)
         if result.record is not None:
+            self.quotas.held(record)
             self._events.append(Changed((), (), (record,), (), None))
-            for peer in self._open_peers():
-                self._send_records(peer, [record])
+            self.quotas.held(record)
+            if record.kind == "node.info":
+                self._new_presence(record)
+            self.gossip.own(record.id)
+            self._spread_records([record], None, now)
         return record
 
     def publish_presence(self, now: int) -> None:
@@ -462,7 +587,7 @@ class Mesh:
     # -- shared paths ---------------------------------------------------------------------
 
     def _changed(self, results: Iterable[Ingested], records: tuple[Record, ...],
-                 dropped: tuple[Record, ...], source: _Peer | None, now: int) -> None:
+                 dropped: tuple[Record, ...], source: Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
         contents: list[tuple[bytes, bytes | None]] = []
@@ -483,8 +608,12 @@ class Mesh:
                 self._events.append(ForkFound(author, feed.fork_seq or 0, sender))
                 if author == self.identity.public_key:
                     self.own.forked()
+                for peer in self._open_peers():  # a peer whose own identity equivocated
+                    if peer.session.peer == author:
+                        self.conduct.penalize(peer, Penalty.EQUIVOCATION, now)
         for op in applied:
-            self._requested.pop((op.author, op.seq), None)
+            self.catchup.applied(op.author, op.seq)
+            self.settling.applied(op.author, op.seq, now)
         if source is None and applied:
             self.own.hold(self.ticket, applied)  # durable before seen (sync.md §10.1)
         elif applied:
@@ -492,7 +621,7 @@ class Mesh:
 
     def _track_contents(self, applied: list[Op], contents: list[tuple[bytes, bytes | None]],
                         now: int) -> None:
-        """Want the contents of new headers that came without one (sync.md §7.3)."""
+        """Want the contents of new headers that came without one (sync.md §7.4)."""
         for op_id, content in contents:
             if content is not None:
                 self.bodies.got(op_id)
@@ -501,50 +630,26 @@ class Mesh:
             if isinstance(op.body, PostHeader) and held.wants(op, now):
                 self.bodies.want(op, now)
 
-    def _gossip(self, applied: list[Op], source: _Peer | None, now: int) -> None:
-        refs: list[Ref] = [(op.author, op.seq, op.id) for op in applied]
+    def _gossip(self, applied: list[Op], source: Peer | None, now: int) -> None:
         by_id = {op.id: op for op in applied}
+        refs: list[tuple[bytes, Ref | None]] = [(op.id, (op.author, op.seq, op.id))
+                                                for op in applied]
         for conn, pushed in self.gossip.delivered(refs, source.conn if source else None,
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.push_eager.extend(self.replica.carried(by_id[r[2]]) for r in pushed)
+                carried = self.replica.carried
+                target.owed.eager.extend((carried(by_id[i]), hops) for i, hops in pushed)
+                self._mark(conn)
 
-    def _serve(self, peer: _Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
-               record_keys: list[tuple[bytes, str]]) -> None:
-        """Queue what the peer asked for; authors may be 8-byte prefixes (sync.md §6.4)."""
-        names = resolve(self.replica, [r[0] for r in ranges] + proof_authors
-                        + [k[0] for k in record_keys])
-        for name, first, last in ranges:
-            first = max(1, first)  # seq 0 names no op
-            for author in names.get(name, ()):
-                if len(peer.serve) >= self.config.max_queued_ranges:
-                    break  # the peer asks again in a later round
-                if first <= last:
-                    peer.serve.append((author, first, last))
-        for name in proof_authors:
-            for author in names.get(name, ()):
-                feed = self.replica.feeds.get(author)
-                if feed is not None:
-                    peer.push.extend(self.replica.carried(p) for p in feed.proofs)
-        wanted = [self.replica.records[(author, kind)] for name, kind in record_keys
-                  for author in names.get(name, ()) if (author, kind) in self.replica.records]
-        self._send_records(peer, wanted)
-
-    def _send_records(self, peer: _Peer, records: list[Record]) -> None:
-        batch: list[bytes] = []
-        size = 0
-        for record in records:
-            if batch and size + len(record.wire) > TARGET_FRAME_BYTES:
-                peer.session.send(Records(tuple(batch)))
-                batch, size = [], 0
-            batch.append(record.wire)
-            size += len(record.wire) + 3
-        if batch:
-            peer.session.send(Records(tuple(batch)))
-
-    def _open_peers(self) -> list[_Peer]:
+    def _open_peers(self) -> list[Peer]:
         return [p for p in self._peers.values() if p.session.state is State.OPEN]
+
+    def _writes_opened(self) -> None:
+        feed = self.replica.feeds.get(self.identity.public_key)
+        head = feed.head_seq if feed else 0
+        self._events.append(WritesOpened(self.own.checked_with,
+                                         max(0, head - self.own.head_at_start)))
 
     # -- anti-entropy ---------------------------------------------------------------------
 
@@ -553,116 +658,75 @@ class Mesh:
         peer = self._peers.get(conn)
         if peer is None or peer.session.state is not State.OPEN or peer.round is not None:
             return False
-        self._start_round(peer, now)
+        self.sync.start(peer, now)
+        self._mark(conn)
         return True
-
-    def _start_round(self, peer: _Peer, now: int) -> None:
-        self._round_ids += 1
-        rnd = _Round(self._round_ids, self._entropy(8), now, len(self.replica.feeds),
-                     deferred=self.deferred)
-        peer.round = rnd
-        if self.own.round_started(peer.conn):
-            # Our own feed above our head first: the peer serves requests in order, so
-            # the round's closing WANT (or SYNC_SAME) follows those ops (sync.md §10.2).
-            me = self.identity.public_key
-            feed = self.replica.feeds.get(me)
-            rnd.checks_own = True
-            peer.session.send(Want(0, ((me, (feed.head_seq if feed else 0) + 1, MAX_SEQ),),
-                                   (), ()))
-        peer.session.send(SyncOpen(rnd.id, self.replica.digest(), rnd.authors, rnd.salt))
-
-    def _on_sync_reply(self, peer: _Peer, frame: SyncSame | SyncBuckets, now: int) -> None:
-        rnd = peer.round
-        if rnd is None or rnd.id != frame.round or rnd.stage != 1:
-            return  # a late answer to a round we gave up on
-        if isinstance(frame, SyncSame):
-            self._finish_round(peer, in_sync=True, round_trips=1)
-            return
-        # Fewer bits than the feed count we announced calls for would make our buckets
-        # too big for one SYNC_HEADS: a responder MUST size buckets for both sides
-        # (sync.md §6.3). Feeds we learnt since are fine: `heads` sends partial buckets.
-        if not choose_bits(rnd.authors) <= frame.bits <= MAX_BITS \
-                or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
-            peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
-            return
-        mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
-        rnd.stage = 2
-        peer.session.send(heads(self.replica, rnd.id, frame.bits, differing(mine, frame.hashes),
-                                rotate=int.from_bytes(rnd.salt[:4], "big")))
-
-    def _finish_round(self, peer: _Peer, *, in_sync: bool, round_trips: int) -> None:
-        rnd = peer.round
-        assert rnd is not None
-        peer.round = None
-        if rnd.checks_own:
-            self._own_round_ended(peer.conn, abandoned=self.deferred != rnd.deferred)
-        self._events.append(SyncFinished(peer.conn, rnd.id, in_sync, round_trips,
-                                         rnd.ops_received))
-        # Not in sync yet (e.g. the heads did not all fit): go again soon.
-        # (round_trips counts the last WANT of the round only: sync.md A.19.)
-        base = self.config.sync_interval_ms if in_sync else self.config.sync_interval_ms // 10
-        peer.next_sync = rnd.started + self._jitter(base)
-
-    def _own_round_ended(self, conn: ConnId, *, abandoned: bool) -> None:
-        """A round that checked our own feed ended; open writes if it was the last."""
-        me = self.identity.public_key
-        waiting = abandoned or any(op.author == me for op in self.replica.pending.waiting())
-        if self.own.round_ended(conn, own_waiting=waiting):
-            self._writes_opened()
-
-    def _writes_opened(self) -> None:
-        feed = self.replica.feeds.get(self.identity.public_key)
-        head = feed.head_seq if feed else 0
-        self._events.append(WritesOpened(self.own.checked_with,
-                                         max(0, head - self.own.head_at_start)))
-
-    def _jitter(self, base: int) -> int:
-        spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
-        return int(base * (0.75 + 0.5 * spread))
 
     # -- time -----------------------------------------------------------------------------
 
+    def _retime(self) -> None:
+        """Recompute the timers of the connections touched since the last call."""
+        for conn in self._touched:
+            peer = self._peers.get(conn)
+            due = None
+            if peer is not None:
+                due = peer.session.timer()
+                if due is not None and peer.session.state is State.OPEN:
+                    due = min(due, self.sync.timer(peer))
+                ready = peer.owed.ready_at(self._now, self.config.serve)
+                if ready is not None and due is not None:  # answers waiting for the budget
+                    due = min(due, ready)
+            if due is None:
+                self._due.pop(conn, None)
+            elif self._due.get(conn) != due:
+                self._due[conn] = due
+                heapq.heappush(self._timers, (due, conn))
+        self._touched.clear()
+
     def get_timer(self) -> int | None:
+        self._retime()
+        timers = self._timers
+        while timers and self._due.get(timers[0][1]) != timers[0][0]:
+            heapq.heappop(timers)  # stale: the connection's timer moved, or it is gone
         times = [self._next_records, self._next_want_sweep]
+        if timers:
+            times.append(timers[0][0])
         for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
             if t is not None:
                 times.append(t)
-        for peer in self._peers.values():
-            t = peer.session.timer()
-            if t is not None:
-                times.append(t)
-            if peer.session.state is State.OPEN:
-                times.append(peer.round.started + self.config.sync_timeout_ms
-                             if peer.round else peer.next_sync)
         return min(times)
 
     def handle_timer(self, now: int) -> None:
-        for peer in list(self._peers.values()):
-            peer.session.handle_timer(now)
-            if peer.session.state is not State.OPEN:
+        self._retime()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            due, conn = heapq.heappop(timers)
+            if self._due.get(conn) != due:
                 continue
-            if peer.round is not None and now >= peer.round.started + self.config.sync_timeout_ms:
-                if peer.round.checks_own:
-                    self._own_round_ended(peer.conn, abandoned=True)
-                peer.round = None  # abandoned; try again later
-                peer.next_sync = now + self._jitter(self.config.sync_interval_ms // 2)
-            if peer.round is None and now >= peer.next_sync:
-                self._start_round(peer, now)
+            del self._due[conn]
+            self._touched.add(conn)
+            self._dirty[conn] = None  # its serve budget may have refilled
+            peer = self._peers[conn]
+            peer.session.handle_timer(now)
+            if peer.session.state is State.OPEN:
+                self.sync.handle_timer(peer, now)
         if self.own.expire(now):
             self._writes_opened()
-        announce, graft = self.gossip.due(now)
-        for conn, refs in announce.items():
+        self._reshape()
+        announce, graft = self.gossip.due(now, self._graft_timeout(now))
+        for conn, rows in announce.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), frames.MAX_REFS):  # each frame under 64 KiB
+            for i in range(0, len(rows), MAX_REFS):  # each frame under 64 KiB
                 if target is not None:
-                    target.session.send(IHave(tuple(refs[i : i + frames.MAX_REFS])))
+                    target.session.send(IHave(tuple(rows[i : i + MAX_REFS])))
         for conn, refs in graft.items():
             target = self._peers.get(conn)
-            for i in range(0, len(refs), frames.MAX_REFS):
+            for i in range(0, len(refs), MAX_REFS):
                 if target is not None:
-                    target.session.send(Graft(tuple(refs[i : i + frames.MAX_REFS])))
+                    target.session.send(Graft(tuple(refs[i : i + MAX_REFS])))
         if now >= self._next_want_sweep:
-            self._sweep_wants(now)
+            for conn, want in self.catchup.sweep([p.conn for p in self._open_peers()], now):
+                self._peers[conn].session.send(want)
             self._next_want_sweep = now + self.config.want_retry_ms
         self._fetch_contents(now)
         if now >= self._next_records:
@@ -670,11 +734,14 @@ class Mesh:
             expired = tuple(self.replica.contents.expire(now))  # retention by age
             if dropped or expired:
                 self._events.append(Changed((), (), (), dropped, None, contents=expired))
+            if dropped:
+                self.gossip.beacon = min((a for a, k in self.replica.records
+                                          if k == "node.info"), default=None)
             self.publish_presence(now)
-            self._next_records = now + self._jitter(self.config.record_refresh_ms)
+            self._next_records = now + self.sync.jitter(self.config.record_refresh_ms)
 
     def _fetch_contents(self, now: int) -> None:
-        """Ask peers for contents this node wants and lacks, a few per peer (sync.md §7.3)."""
+        """Ask peers for contents this node wants and lacks, a few per peer (sync.md §7.4)."""
         timer = self.bodies.timer()
         if timer is None or timer > now:
             return
@@ -682,18 +749,6 @@ class Mesh:
         for conn, refs in self.bodies.due(now, sorted(peers)).items():
             peers[conn].session.send(Want(0, tuple((r.author, r.seq, r.seq) for r in refs),
                                           (), ()))
-
-    def _sweep_wants(self, now: int) -> None:
-        """Ask again, round-robin over peers, for causal past still missing."""
-        open_peers = self._open_peers()
-        if not open_peers:
-            return
-        self._requested = {k: t for k, t in self._requested.items()
-                           if now - t < 10 * self.config.want_retry_ms}
-        for i, dep in enumerate(self.replica.pending.wanted()):
-            if i >= 256:
-                break
-            self._ask_past(open_peers[i % len(open_peers)], dep.author, dep.seq, now)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -704,90 +759,27 @@ class Mesh:
                           ) -> list[tuple[ConnId, bytes]]:
         """Frames to transmit, per connection. `budget(conn)` caps the bytes of bulk data
         (sync ranges) produced for a connection now: the driver's flow control."""
+        self._now = now
         out: list[tuple[ConnId, bytes]] = []
-        for peer in list(self._peers.values()):
-            self._pack(peer.session, peer.push_eager, eager=True)
-            self._pack(peer.session, peer.push, eager=False)
-            limit = budget(peer.conn) if budget is not None else 4 * TARGET_FRAME_BYTES
-            self._fill(peer, limit)
-            if not peer.serve and peer.after_serve:
-                for frame in peer.after_serve:
-                    peer.session.send(frame)
-                peer.after_serve.clear()
+        self._now = now
+        self.settling.expire(now - self._settle_ms(now))
+        settled = self.settling.settled
+        dirty, self._dirty = self._dirty, {}
+        for conn in dirty:
+            peer = self._peers.get(conn)
+            if peer is None:
+                continue
+            limit = budget(conn) if budget is not None else 4 * TARGET_FRAME_BYTES
+            produce(peer.session, peer.owed, self.replica, self.own, limit, now,
+                    self.config.serve, settled)
             data = peer.session.take_output()
+            self._dirty.pop(conn, None)
             if data:
                 peer.session.note_sent(now)
-                out.extend((peer.conn, d) for d in data)
+                self._touched.add(conn)
+                out.extend((conn, d) for d in data)
             if peer.session.state is State.CLOSED:
-                self._drop(peer)
+                self._drop(peer, now)
+            elif peer.owed.answers:
+                self._dirty[conn] = None  # the rest as the link drains, or the budget refills
         return out
-
-    @staticmethod
-    def _pack(session: Session, wires: list[bytes], *, eager: bool) -> None:
-        batch: list[bytes] = []
-        size = 0
-        for wire in wires:
-            if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
-                session.send(Ops(eager, tuple(batch)))
-                batch, size = [], 0
-            batch.append(wire)
-            size += len(wire) + 3
-        if batch:
-            session.send(Ops(eager, tuple(batch)))
-        wires.clear()
-
-    def _fill(self, peer: _Peer, limit: int) -> None:
-        """Turn owed ranges into OPS frames (several ranges per frame), in seq order,
-        up to about `limit` bytes: the driver's flow control (sync.md §6.5)."""
-        produced = 0
-        batch: list[bytes] = []
-        size = 0
-        while peer.serve and produced + size < limit:
-            author, first, last = peer.serve.popleft()
-            feed = self.replica.feeds.get(author)
-            if feed is None:
-                continue
-            last = self.own.cap(author, min(last, feed.head_seq))
-            seq = first
-            while seq <= last:
-                wire = self.replica.carried(feed.ops[seq - 1])
-                if batch and size + len(wire) + 3 > TARGET_FRAME_BYTES:
-                    peer.session.send(Ops(False, tuple(batch)))
-                    produced += size
-                    batch, size = [], 0
-                    if produced >= limit:
-                        break
-                batch.append(wire)
-                size += len(wire) + 3
-                seq += 1
-            if seq <= last:
-                peer.serve.appendleft((author, seq, last))
-        if batch:
-            peer.session.send(Ops(False, tuple(batch)))
-
-
-def _wants(round_: int, ranges: list[tuple[bytes, int, int]], forks: list[bytes],
-           records: list[tuple[bytes, str]]) -> list[Want]:
-    """WANT frames under the frame limit; only the last one carries the round id.
-
-    Sizes are upper bounds of the encoded entries (a range row is at most
-    1 + 34 + 9 + 9 bytes, an author 34, a record key 1 + 34 + 33), so that the
-    lists of one frame together stay under `WANT_BUDGET_BYTES` (sync.md §6.5).
-    """
-    items = [("r", x, 53) for x in ranges] + [("f", x, 34) for x in forks] \
-        + [("k", x, 68) for x in records]
-    out: list[Want] = []
-    chunk: dict[str, list[Any]] = {"r": [], "f": [], "k": []}
-    size = 0
-    for kind, item, cost in items:
-        if size + cost > WANT_BUDGET_BYTES:
-            out.append(Want(0, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
-            chunk, size = {"r": [], "f": [], "k": []}, 0
-        chunk[kind].append(item)
-        size += cost
-    out.append(Want(round_, tuple(chunk["r"]), tuple(chunk["f"]), tuple(chunk["k"])))
-    return out
-
-
-WANT_BUDGET_BYTES = frames.MAX_FRAME_BYTES - 1024
-MAX_SEQ = 2**53 - 1  # "to the end of the feed" in a WANT range

@@ -1,5 +1,5 @@
 """Feed operations: layout, signing, id, and the checks an op passes alone
-(protocols/ops.md §4-§6, §12).
+(protocols/ops.md §4-§6, §12, §14).
 
 An op is a 10-element msgpack array. Its first nine elements, encoded as a
 9-element array and prefixed with `OP_DOMAIN`, are the exact bytes signed; the
@@ -48,6 +48,10 @@ ID_BYTES = 32
 # The rule is local and clock-based, so it only ever delays an op: once the
 # receiver's clock catches up, the same bytes are accepted.
 MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
+# No op of a network is dated before its genesis (protocols/ops.md §14): a network
+# that does not state one starts at 2025-01-01T00:00:00Z. Without a floor an author
+# could back-date a register to 1970 and claim every week since (ops.md §6.2.7).
+DEFAULT_GENESIS_MS = 1_735_689_600_000
 
 
 def op_id(wire: bytes) -> bytes:
@@ -142,8 +146,8 @@ def _signed_fields(
 
 def create_op(
     identity: Identity, *, network: str, seq: int, prev: bytes | None, timestamp: int,
-    body: Body, deps: tuple[Dep, ...] = (), format: int = OP_FORMAT,
-    seal: bytes | None = None,
+    body: Body, deps: tuple[Dep, ...] = (), genesis: int = DEFAULT_GENESIS_MS,
+    format: int = OP_FORMAT, seal: bytes | None = None,
 ) -> Op:
     """Sign a new op. A `Post` in format 2 becomes a `PostHeader` and its content (the
     returned op's `content`); a direct one is sealed with `seal`, fresh random bytes
@@ -158,7 +162,8 @@ def create_op(
                             codec.sorted_map(body_map), format)
     signature = identity.sign(OP_DOMAIN + codec.pack(fields))
     wire = codec.pack([*fields, signature])
-    op = decode_op(wire, network)  # one code path decides validity, for us and for peers
+    # One code path decides validity, for us and for peers.
+    op = decode_op(wire, network, genesis=genesis)
     if content is not None:
         return op._replace(content=content)
     return op
@@ -187,15 +192,16 @@ def content_problem(op: Op, content: bytes) -> str | None:
 
 
 def decode_carried(wire: bytes, network: str, *, known_id: bytes | None = None,
-                   now: int | None = None) -> tuple[Op, Rejection | None]:
+                   now: int | None = None, genesis: int = DEFAULT_GENESIS_MS
+                   ) -> tuple[Op, Rejection | None]:
     """An op as it travels, header or carried form: the op (with its content when that
     checks) and the content's refusal, if any. The header's verdict never depends on
     what comes with it (§12.4): a bad content is refused alone. Raises `Rejection`
     for the header, as `decode_op`."""
     if wire[:1] != b"\x9b":
-        return decode_op(wire, network, known_id=known_id, now=now), None
+        return decode_op(wire, network, known_id=known_id, now=now, genesis=genesis), None
     header, content = split_carried(wire)
-    op = decode_op(header, network, known_id=known_id, now=now)
+    op = decode_op(header, network, known_id=known_id, now=now, genesis=genesis)
     problem = content_problem(op, content)
     if problem is not None:
         return op, Rejection(Reason.BAD_CONTENT, problem)
@@ -203,7 +209,8 @@ def decode_carried(wire: bytes, network: str, *, known_id: bytes | None = None,
 
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
-              known_id: bytes | None = None, now: int | None = None) -> Op:
+              known_id: bytes | None = None, now: int | None = None,
+              genesis: int = DEFAULT_GENESIS_MS) -> Op:
     """Decode and check an op on its own: encoding, shape, body, network, signature.
 
     Raises `Rejection` with a precise reason; never any other exception.
@@ -211,7 +218,8 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     were verified before they were written (and whose id the store re-checks).
     `known_id` saves hashing twice when the caller already computed `op_id(wire)`.
     With `now` (the receiver's clock, ms), an op dated more than
-    `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`.
+    `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`. `genesis` is the
+    network's (ops.md §14): an op dated before it is refused as `before_genesis`.
     """
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 10:
@@ -246,6 +254,11 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     # reported as malformed, and before the signature, which is the costly part.
     if net != network:
         raise Rejection(Reason.WRONG_NETWORK, f"op is for network {net!r}"[:80])
+    # Before the signature too: a fact about the network's definition, cheap to check
+    # (ops.md §7.6).
+    if ts < genesis:
+        raise Rejection(Reason.BEFORE_GENESIS, f"dated {genesis - ts} ms before the "
+                        "network's genesis")
     # Signed bytes: the same encoding minus the signature element. A 10-element
     # array header (0x9a) becomes 0x99 and the trailing bin8(64) (66 bytes) goes.
     signed = OP_DOMAIN + b"\x99" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])

@@ -7,9 +7,12 @@ next; `rand()` is injected for jitter. Keeps the number of peers between `low`
 and `high`: below `low` it dials known candidates, never one already connected
 or being dialed, backing off exponentially (with jitter) on each failure, so a
 partitioned node re-dials by itself and a dead address costs less and less;
-above `high` it names the worst peers to drop (most misbehaviour, then highest
-RTT). Candidates come from bootstrap lists, the `node.info` records of the
-replica (peer exchange), mDNS, or the operator.
+above `high` it names the worst peers to drop (lowest score, then highest RTT,
+an unknown RTT counting as the highest), never one of the `protected` slots kept
+for peers the operator, the bootstrap lists or mDNS named and for long-lived
+links (eclipse resistance, transport.md §7.8). A banned node (core/scoring.py)
+is not dialed. Candidates come from bootstrap lists, the `node.info` records of
+the replica (peer exchange), mDNS, or the operator.
 
 What other nodes announce is not trusted (§7.7): an announced URL is dialed
 only when its host is in scope (core/scope.py), at most a few times a minute
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .scope import ALWAYS, url_allowed, url_destination, url_scope
+from .scoring import Scores, id_key
 
 V = TypeVar("V")
 
@@ -43,6 +47,7 @@ class Source(enum.IntEnum):
 
 
 TRUSTED = (Source.OPERATOR, Source.BOOTSTRAP)  # the operator's own word: never forgotten
+VOUCHED = (Source.OPERATOR, Source.BOOTSTRAP, Source.MDNS)  # found without a stranger's word
 MAX_URLS = 8  # per candidate, as in node.info (ops.md §8.2)
 MAX_REMEMBERED = 1_000  # entries in each of the bounded side tables
 
@@ -64,6 +69,10 @@ class PeeringConfig:
     # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
     # for an hour or more (protocols/discovery.md §6).
     mdns_max_failures: int = 5
+    # Slots never shed for surplus (transport.md §7.8): peers found by the operator, the
+    # bootstrap lists or mDNS first, then links open for `long_lived_ms`, oldest first.
+    protected: int = 4
+    long_lived_ms: int = 600_000
 
 
 @dataclass
@@ -78,6 +87,7 @@ class Candidate:
     connected: bool = False
     announced: frozenset[str] = frozenset()  # URLs only node.info records named
     was_peer: bool = False  # a session with it was open once
+    since: int = 0  # when its current session came up
 
 
 @dataclass(frozen=True)
@@ -139,12 +149,13 @@ def _remember(table: OrderedDict[str, V], key: str, value: V) -> None:
 
 
 class Peering:
-    def __init__(self, me: bytes, config: PeeringConfig, rand: Callable[[], float]) -> None:
+    def __init__(self, me: bytes, config: PeeringConfig, rand: Callable[[], float],
+                 scores: Scores | None = None) -> None:
         self.me = me
         self.config = config
         self._rand = rand
+        self.scores = scores or Scores()  # the mesh's: who is banned, who scores low
         self.candidates: dict[str, Candidate] = {}
-        self.strikes: dict[bytes, int] = {}
         self._pending: dict[int, _Pending] = {}  # dialed links whose session is not up yet
         self._sessions: dict[int, bytes] = {}  # open sessions: link -> peer
         self._answered_by: OrderedDict[str, bytes] = OrderedDict()  # URL -> the id there
@@ -252,6 +263,8 @@ class Peering:
         cand = self.candidates.get(peer.hex())
         if cand is None:  # it dialed us, or answered for another: an ordinary peer
             cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD)
+        if not cand.connected:
+            cand.since = now
         cand.connected, cand.dialing, cand.failures, cand.was_peer = True, False, 0, True
         self._forgotten.pop(cand.key, None)
         return verdict
@@ -278,9 +291,6 @@ class Peering:
         cand = self.candidates.get(key)
         if cand is not None:
             self._failed(cand, now)
-
-    def misbehaved(self, node_id: bytes) -> None:
-        self.strikes[node_id] = self.strikes.get(node_id, 0) + 1
 
     def _failed(self, cand: Candidate, now: int) -> None:
         cand.dialing = False
@@ -350,7 +360,7 @@ class Peering:
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
-                 and self.strikes.get(c.node_id or b"", 0) < 3]
+                 and not self._banned(c, now)]
         ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
         # URLs where a dial reached a node we are connected to: not a way to any other
         # candidate right now. (Only a dial is evidence: a peer that merely announced
@@ -415,15 +425,47 @@ class Peering:
         session ending or a dial failing brings the node back to `due` anyway)."""
         if not self._wanted:
             return None
-        waits = [c.next_attempt for c in self.candidates.values()
-                 if not c.connected and not c.dialing
-                 and self.strikes.get(c.node_id or b"", 0) < 3]
+        waits = [max(c.next_attempt, self._ban_ends(c)) for c in self.candidates.values()
+                 if not c.connected and not c.dialing]
         return min(waits) if waits else None
 
-    def surplus(self, peers: dict[bytes, int | None]) -> list[bytes]:
-        """Above `high`: the peers to drop (most strikes, then slowest RTT)."""
+    def _ban_ends(self, cand: Candidate) -> int:
+        if cand.node_id is None:
+            return 0
+        return self.scores.banned_until(id_key(cand.node_id), 0) or 0
+
+    def _banned(self, cand: Candidate, now: int) -> bool:
+        return cand.node_id is not None and self.scores.banned(id_key(cand.node_id), now)
+
+    def surplus(self, peers: dict[bytes, int | None], now: int = 0) -> list[bytes]:
+        """Above `high`: the peers to drop, worst first: not protected, then the lowest
+        score, then the highest RTT, an unknown RTT counting as the highest (a peer that
+        never answered a PING is not the best one), then the smaller id."""
         extra = len(peers) - self.config.high
         if extra <= 0:
             return []
-        ranked = sorted(peers, key=lambda p: (-self.strikes.get(p, 0), -(peers[p] or 0), p))
-        return ranked[:extra]
+        protected = self.protected(peers, now)
+
+        def worst_first(peer: bytes) -> tuple[bool, float, float, bytes]:
+            rtt = peers[peer]
+            return (peer in protected, self.scores.score(id_key(peer), now),
+                    -(float("inf") if rtt is None else rtt), peer)
+
+        return sorted(peers, key=worst_first)[:extra]
+
+    def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
+        """The peers in the protected slots (transport.md §7.8): up to `protected` of them,
+        those the operator, bootstrap lists or mDNS named first, then links open for at
+        least `long_lived_ms`, the oldest link first in each group."""
+        vouched: list[tuple[int, bytes]] = []
+        lived: list[tuple[int, bytes]] = []
+        for peer in peers:
+            cand = self.candidates.get(peer.hex())
+            if cand is None or not cand.connected:
+                continue
+            if cand.source in VOUCHED:
+                vouched.append((cand.since, peer))
+            elif now - cand.since >= self.config.long_lived_ms:
+                lived.append((cand.since, peer))
+        ordered = [p for _, p in sorted(vouched)] + [p for _, p in sorted(lived)]
+        return set(ordered[:self.config.protected])

@@ -44,6 +44,10 @@ class PendingSet:
     def __contains__(self, op_id: bytes) -> bool:
         return op_id in self._by_id
 
+    def get(self, op_id: bytes) -> Op | None:
+        waiting = self._by_id.get(op_id)
+        return waiting.op if waiting is not None else None
+
     def add(self, op: Op, missing: Dep) -> list[Op]:
         """Park `op` until `missing` is applied; returns the ops evicted to make room."""
         if op.id in self._by_id:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import codec
@@ -28,8 +28,9 @@ from .bodies import Body, Claim, Post, Register, Retract, Transfer, is_post
 from .contents import Change, Contents
 from .errors import LocalError, Reason, Rejection
 from .identity import Identity
-from .ledger import Ledger, fold, iso_week
+from .ledger import Ledger, claim_window, fold
 from .ops import (
+    DEFAULT_GENESIS_MS,
     MAX_DEPS,
     MAX_OP_BYTES,
     Dep,
@@ -57,6 +58,8 @@ class Outcome(enum.StrEnum):
     FORK = "fork"  # held as proof that its author equivocated
     STALE = "stale"  # a record older than the one held
     REJECTED = "rejected"  # refused; `rejection` says why
+    DEFERRED = "deferred"  # not taken in for now by local policy (a quota, the disk): no
+    # verdict, not held or remembered; offered again later (sync.md §9.2)
 
 
 @dataclass(slots=True)
@@ -73,6 +76,7 @@ class Ingested:
     rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
     record: Record | None = None  # a record now held
     replaced: Record | None = None  # the record it replaced
+    deferred: str = ""  # why the input was deferred (outcome DEFERRED)
     # Post contents taken and dropped, in order (ops.md §12.5): a store writes them
     # after `applied` and `excluded`.
     contents: list[Change] = field(default_factory=list)
@@ -103,8 +107,10 @@ class _Fork(Exception):
 
 
 class Replica:
-    def __init__(self, network: str, pending: PendingSet | None = None) -> None:
+    def __init__(self, network: str, pending: PendingSet | None = None, *,
+                 genesis: int = DEFAULT_GENESIS_MS) -> None:
         self.network = network
+        self.genesis = genesis  # no op is dated before it (ops.md §14)
         self.feeds: dict[bytes, Feed] = {}
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
@@ -113,18 +119,24 @@ class Replica:
         self.records: dict[tuple[bytes, str], Record] = {}
         self.contents = Contents()
         self.kinds: dict[str, list[int]] = {}  # kind -> [held headers, their bytes]
-        self._record_ids: set[bytes] = set()  # ids of `records`, for cheap duplicates
+        self._record_ids: dict[bytes, Record] = {}  # `records` by id: cheap duplicates
         self._entries: dict[bytes, bytes] = {}  # author -> encoded digest entry
         self._stale: set[bytes] = set()  # authors whose entry must be re-encoded
         self._ops_digest: bytes | None = None
         self._records_digest: bytes | None = None
+        # Told (author, record kind or None for its feed) of every change, e.g. the
+        # bucket index of anti-entropy (core/buckets.py).
+        self.watchers: list[Callable[[bytes, str | None], None]] = []
 
     # -- ops -------------------------------------------------------------------------
 
-    def ingest(self, wire: bytes, now: int | None = None) -> Ingested:
+    def ingest(self, wire: bytes, now: int | None = None,
+               admit: Callable[[Op], str | None] | None = None) -> Ingested:
         """Take one op from the network, a header or a carried form (ops.md §12.3).
         With `now` (ms), refuse ops dated too far ahead. An op already held whose
-        content comes along has it taken if this node wants it (outcome `duplicate`)."""
+        content comes along has it taken if this node wants it (outcome `duplicate`).
+        `admit` is local policy: for an op that passed every check of its own, it says
+        why the op is not taken in now (outcome `deferred`), or None."""
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
@@ -142,9 +154,11 @@ class Replica:
                 self._take(held, content, now, result)
             return result
         try:
-            op = decode_op(header, self.network, known_id=oid, now=now)
+            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
+        if admit is not None and (why := admit(op)) is not None:
+            return Ingested(Outcome.DEFERRED, oid, deferred=why)
         refused = None
         if content is not None:
             problem = content_problem(op, content)
@@ -350,6 +364,9 @@ class Replica:
             raise LocalError("this identity has equivocated; its feed is closed")
         self._precheck(me, body, now)
         head = feed.ops[-1] if feed and feed.ops else None
+        if max(now, head.timestamp if head else 0) < self.genesis:
+            raise LocalError("this node's clock reads a time before the network's genesis "
+                             "(ops.md §14): set the clock right")
         unacked = self.ledger.unacknowledged_payers(me)
         deps = tuple(Dep(payer, seq, self.feeds[payer].ops[seq - 1].id)
                      for payer, seq in sorted(unacked.items())[:MAX_DEPS])
@@ -357,7 +374,7 @@ class Replica:
             op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
                            prev=head.id if head else None, deps=deps,
                            timestamp=max(now, head.timestamp if head else 0), body=body,
-                           seal=seal)
+                           genesis=self.genesis, seal=seal)
         except ValueError as exc:
             raise LocalError(str(exc)) from None
         result = self.add(op, now)
@@ -382,7 +399,8 @@ class Replica:
             assert acct is not None and acct.registered_at is not None
             if body.week in acct.claimed_weeks:
                 raise LocalError(f"week {body.week} already claimed")
-            if not iso_week(acct.registered_at) <= body.week <= iso_week(now):
+            first, last = claim_window(acct.registered_at, now)
+            if not first <= body.week <= last:
                 raise LocalError(f"week {body.week} is not claimable now")
         if isinstance(body, Transfer):
             assert acct is not None
@@ -413,18 +431,36 @@ class Replica:
         if held is not None and not record.supersedes(held):
             return Ingested(Outcome.STALE, record.id)
         self.records[record.key] = record
-        self._record_ids.add(record.id)
+        self._record_ids[record.id] = record
         if held is not None:
-            self._record_ids.discard(held.id)
+            self._record_ids.pop(held.id, None)
         self._records_digest = None
+        self._record_changed(record)
         return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
+
+    def _record_changed(self, record: Record) -> None:
+        for watcher in self.watchers:
+            watcher(record.author, record.kind)
+
+    def drop_record(self, record: Record) -> None:
+        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.1)."""
+        if self.records.get(record.key) is record:
+            del self.records[record.key]
+            self._record_ids.pop(record.id, None)
+            self._records_digest = None
+            self._record_changed(record)
+
+    def record(self, rid: bytes) -> Record | None:
+        """The held record with id `rid`, if any."""
+        return self._record_ids.get(rid)
 
     def prune_records(self, now: int) -> list[Record]:
         """Drop expired records (call periodically); returns what was dropped."""
         gone = [r for r in self.records.values() if r.expires <= now]
         for record in gone:
             del self.records[record.key]
-            self._record_ids.discard(record.id)
+            self._record_ids.pop(record.id, None)
+            self._record_changed(record)
         if gone:
             self._records_digest = None
         return gone
@@ -435,6 +471,8 @@ class Replica:
         # Encoding the entry is deferred to the next digest: ingest stays cheap.
         self._stale.add(author)
         self._ops_digest = None
+        for watcher in self.watchers:
+            watcher(author, None)
 
     def entries(self) -> dict[bytes, bytes]:
         """Author -> its encoded feed entry (§10.1), as hashed into the digest."""
@@ -483,7 +521,7 @@ class Replica:
         """Re-apply ops read back from our own store, in the order they were stored."""
         count = 0
         for wire in wires:
-            op = decode_op(wire, self.network, check_signature=False)
+            op = decode_op(wire, self.network, check_signature=False, genesis=self.genesis)
             self.add(op)
             count += 1
         return count

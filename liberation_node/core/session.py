@@ -12,14 +12,17 @@ signature over the transport's *binding value* (for WebRTC: both DTLS
 fingerprints of this very connection), so a HELLO relayed from another
 connection, e.g. by whoever carried the signaling, does not verify.
 Liveness comes from our own heartbeat: a PING after `ping_interval_ms` of
-silence on our side, and the peer is dead after `dead_after_ms` without
-hearing anything from it (aiortc alone takes ~30 s to notice).
+silence on our side (jittered a little), and the peer is dead after
+`dead_after_ms` without hearing anything from it (aiortc alone takes ~30 s to
+notice). Both timeouts grow with the connection's measured round-trip time, so a
+slow link is slow, not dead (sync.md §4.4).
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import frames
@@ -69,6 +72,7 @@ class CloseReason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     MISBEHAVING = "misbehaving"
     TOO_MANY_PEERS = "too_many_peers"
+    BANNED = "banned"  # the peer's score fell to the ban threshold (sync.md §4.7)
     SHUTDOWN = "shutdown"
     TRANSPORT_CLOSED = "transport_closed"
 
@@ -96,7 +100,11 @@ class SessionClosed(Exception):
 
 class Session:
     def __init__(self, identity: Identity, network: str, binding: bytes, now: int,
-                 config: SessionConfig, nonce: int) -> None:
+                 config: SessionConfig, nonce: int, *, rtt_hint: int | None = None,
+                 notify: Callable[[], None] | None = None) -> None:
+        """`rtt_hint`: a round-trip time the driver measured while connecting (the
+        signaling exchange), before the session measures its own; `notify` is called
+        whenever a frame is queued for output."""
         self.identity = identity
         self.network = network
         self.binding = binding
@@ -105,10 +113,15 @@ class Session:
         self.peer: bytes | None = None
         self.peer_software = ""
         self.outbox: deque[bytes] = deque()
-        self.opened_at = now
+        self.opened_at = now  # the transport connected
+        self.open_since: int | None = None  # the session became OPEN
         self.last_heard = now
         self.last_sent = now
+        # Smoothed round-trip time (RFC 6298's SRTT) from PING/PONG; before the first
+        # sample, the driver's hint if any.
         self.rtt_ms: int | None = None
+        self._rtt_hint = rtt_hint
+        self._notify = notify
         # The peer's clock minus ours, from the last PONG: its clock reading against
         # the midpoint of our PING's round trip (sync.md §4.4). None until measured.
         self.clock_offset_ms: int | None = None
@@ -118,6 +131,10 @@ class Session:
         self._tokens_frames = config.max_frames_per_s * config.burst_s
         self._refilled = now
         self.close_reason: tuple[str, str, bool] | None = None
+        # Closed for a frame out of place (before HELLO, a second HELLO) rather than one
+        # that does not decode: a transport that duplicated or reordered frames could
+        # cause the first, only the peer the second (sync.md §4.7).
+        self.out_of_order = False
         self.bytes_in = self.bytes_out = 0
         signature = identity.sign(HELLO_DOMAIN + binding)
         self.send(Hello(config.protocol_version, network, identity.public_key, signature,
@@ -132,6 +149,7 @@ class Session:
     def _step(self, event: Input) -> State:
         nxt = TRANSITIONS.get((self.state, event))
         if nxt is None:
+            self.out_of_order = True
             self._close(CloseReason.PROTOCOL_ERROR,
                         f"{event.value} not allowed in {self.state.value}", by_peer=False)
             return self.state
@@ -143,6 +161,8 @@ class Session:
             return
         if not by_peer:
             self.outbox.append(frames.encode(Close(reason, detail[:256])))
+            if self._notify is not None:
+                self._notify()
         self.state = State.CLOSED
         self.close_reason = (reason, detail, by_peer)
 
@@ -186,6 +206,7 @@ class Session:
             self._hello(frame)
             if self.closed:
                 raise self._closed()
+            self.open_since = now
             return None
         self._step(Input.FRAME)
         if self.closed:
@@ -195,7 +216,8 @@ class Session:
             return None
         if isinstance(frame, Pong):
             if self._ping is not None and frame.nonce == self._ping[0]:
-                self.rtt_ms = max(0, now - self._ping[1])
+                sample = max(0, now - self._ping[1])
+                self.rtt_ms = sample if self.rtt_ms is None else (7 * self.rtt_ms + sample) // 8
                 self.clock_offset_ms = frame.clock - (self._ping[1] + now) // 2
                 self._ping = None
             return None
@@ -203,6 +225,7 @@ class Session:
 
     def _hello(self, hello: Hello) -> None:
         if self.state is not State.HANDSHAKE:
+            self.out_of_order = True
             self._close(CloseReason.PROTOCOL_ERROR, "second HELLO", by_peer=False)
             return
         reason = None
@@ -244,6 +267,8 @@ class Session:
         if len(data) > frames.MAX_FRAME_BYTES:  # our bug: callers batch below the limit
             raise ValueError(f"frame of {len(data)} bytes")
         self.outbox.append(data)
+        if self._notify is not None:
+            self._notify()
 
     def take_output(self) -> list[bytes]:
         out = list(self.outbox)
@@ -255,24 +280,45 @@ class Session:
     def note_sent(self, now: int) -> None:
         self.last_sent = now
 
+    # -- timers (sync.md §4.4) --------------------------------------------------------------
+
+    @property
+    def hello_timeout_ms(self) -> int:
+        """No HELLO by then: give up. Longer on a link known to be slow."""
+        return max(self.config.hello_timeout_ms, 3 * (self._rtt_hint or 0))
+
+    @property
+    def dead_after_ms(self) -> int:
+        """Nothing heard for this long: the peer is gone. The peer sends something at
+        least every `ping_interval_ms`, and its frames take a round-trip time's worth of
+        latency and its variation to come, so a slow link waits longer."""
+        rtt = self.rtt_ms if self.rtt_ms is not None else (self._rtt_hint or 0)
+        return max(self.config.dead_after_ms, self.config.ping_interval_ms + 3 * rtt)
+
+    @property
+    def ping_after_ms(self) -> int:
+        """Our silence before a PING: `ping_interval_ms` less up to a quarter, drawn from
+        the ping nonce sequence, so that peers' heartbeats do not fall into step."""
+        interval = self.config.ping_interval_ms
+        return interval - (self._nonce % 1024) * interval // 4096
+
     def timer(self) -> int | None:
         if self.state is State.CLOSED:
             return None
         if self.state is State.HANDSHAKE:
-            return self.opened_at + self.config.hello_timeout_ms
-        return min(self.last_heard + self.config.dead_after_ms,
-                   self.last_sent + self.config.ping_interval_ms)
+            return self.opened_at + self.hello_timeout_ms
+        return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms)
 
     def handle_timer(self, now: int) -> None:
-        if self.state is State.HANDSHAKE and now >= self.opened_at + self.config.hello_timeout_ms:
+        if self.state is State.HANDSHAKE and now >= self.opened_at + self.hello_timeout_ms:
             self._step(Input.TIMEOUT)
             self._close(CloseReason.TIMEOUT, "no HELLO", by_peer=False)
         elif self.state is State.OPEN:
-            if now >= self.last_heard + self.config.dead_after_ms:
+            if now >= self.last_heard + self.dead_after_ms:
                 self._step(Input.TIMEOUT)
                 self._close(CloseReason.TIMEOUT, f"silent for {now - self.last_heard} ms",
                             by_peer=False)
-            elif now >= self.last_sent + self.config.ping_interval_ms:
+            elif now >= self.last_sent + self.ping_after_ms:
                 self._nonce = (self._nonce * 6364136223846793005 + 1442695040888963407) % 2**53
                 self._ping = (self._nonce, now)
                 self.send(Ping(self._nonce))

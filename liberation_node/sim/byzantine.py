@@ -7,7 +7,8 @@ node's open connections, encoded exactly as sessions encode them:
   with the wrong key (bad signature);
 - altered: a real op with one bit flipped (bad signature or undecodable, or, in a
   post's content, a content that does not match its header: bad_content);
-- replayed: real, old ops sent again (duplicates; harmless by design);
+- replayed: real, old ops sent again (duplicates; harmless by design), pushed
+  eagerly or not, with made-up hop counts;
 - equivocation: two different ops at one seq (the next one, or one of the last
   few held), both really signed with the byzantine node's own key, sent to
   different peers (ops.md §9);
@@ -58,9 +59,12 @@ class Adversary:
             return kind, [(conn, _ops_frame([bytes(wire)]))]
         if kind == "replayed":
             picks = sorted(rng.sample(range(len(held)), min(len(held), rng.randint(1, 8))))
-            return kind, [(conn, frames.encode(frames.Ops(rng.random() < 0.5,
-                                                          tuple(replica.carried(held[i])
-                                                                for i in picks))))]
+            # Eager replays with made-up hop counts: a liar about distances must not
+            # break the gossip tree for anyone else (sync.md §5.3).
+            return kind, [(conn, frames.encode(frames.Ops(
+                rng.random() < 0.5, tuple((replica.carried(held[i]),
+                                           rng.randint(0, frames.MAX_HOPS))
+                                          for i in picks))))]
         if kind == "equivocation":
             a, b = self._equivocate(node, now)
             other = rng.choice(conns)
@@ -104,4 +108,4 @@ class Adversary:
 
 
 def _ops_frame(wires: list[bytes]) -> bytes:
-    return frames.encode(frames.Ops(False, tuple(wires)))
+    return frames.encode(frames.Ops(False, tuple((wire, frames.MAX_HOPS) for wire in wires)))

@@ -14,7 +14,9 @@ the op, in one line. The simulator never stops on a violation; it collects them.
   with its node before its commit was never published, sync.md §10.1), no
   honest author is found forked by any node, no op is voided unless
   its author equivocated, and no honest peer is ever blamed for bad input or
-  has its session closed as broken (on a network that does not garble order).
+  has its session closed as broken (on a network that does not garble order), and
+  no honest node, nor the address it connects from, is ever banned (sync.md §4.7:
+  not even where the network loses, duplicates and reorders frames).
 - Convergence (liveness): once faults have healed and a quiet period passed,
   every replica has the same digest.
 - Agreement: replicas with the same digest have the same derived state (ledger),
@@ -34,7 +36,7 @@ from collections.abc import Collection
 
 from ..core import codec
 from ..core.bodies import Body, Post, PostHeader, Retract
-from ..core.events import Changed, Misbehaved, PeerDown
+from ..core.events import Banned, Changed, Misbehaved, PeerDown
 from ..core.identity import Identity, short_id
 from ..core.ops import Op
 from ..core.reading import Reader
@@ -178,6 +180,20 @@ class Checker:
         if event.peer is not None and event.peer in self.registry.honest:
             self.violations.add(at, f"node {node} blamed honest node "
                                 f"{self.registry.honest[event.peer]}: {event.reason}")
+
+    def banned(self, at: int, node: int, event: Banned, honest: set[int]) -> None:
+        """A ban (sync.md §4.7) of an honest node's id, or of the address it connects
+        from (the simulator names node i's address `sim:i`)."""
+        who = self.registry.honest.get(event.peer) if event.peer is not None else None
+        if event.key.startswith("addr:sim:") and int(event.key[9:]) in honest:
+            who = int(event.key[9:])
+        elif event.key.startswith("id:") and bytes.fromhex(event.key[3:]) in self.registry.honest:
+            who = self.registry.honest[bytes.fromhex(event.key[3:])]
+        else:
+            who = None
+        if who is not None:
+            self.violations.add(at, f"node {node} banned honest node {who} ({event.key[:20]}): "
+                                f"{event.reason}")
 
     def closed(self, at: int, node: int, event: PeerDown, *, network_garbles: bool) -> None:
         """An honest session closed for a reason that blames the peer (sync.md §4.3).

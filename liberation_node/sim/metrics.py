@@ -55,7 +55,7 @@ class Metrics:
             return
         known = self.registry.ops
         sent, got = self.hops[sender], self.hops[receiver]
-        for wire in frame.ops:
+        for wire, _ in frame.ops:
             try:
                 oid = op_id(header_of(wire))  # a carried form is known by its header
             except Rejection:
@@ -68,10 +68,13 @@ class Metrics:
                 if hop is not None:
                     got[oid] = hop + 1
 
-    def dissemination(self, replicas: list[Replica]) -> Dissemination:
+    def dissemination(self, replicas: list[Replica],
+                      authors: set[bytes] | None = None) -> Dissemination:
         """Over the ops that must reach everyone: published (an own write that died with
-        its node before its commit never was) and not voided by an equivocation."""
-        ops = [op for op in self.registry.published.values() if not self.registry.voidable(op)]
+        its node before its commit never was), not voided by an equivocation, and, with
+        `authors`, written by one of them (the nodes expected to converge)."""
+        ops = [op for op in self.registry.published.values() if not self.registry.voidable(op)
+               and (authors is None or op.author in authors)]
         if not ops or not replicas:
             return Dissemination(1.0, 0, 0.0, 0.0)
         held = sum(1 for r in replicas for op in ops if op.id in r.ops)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..core.errors import LocalError, NotWritable
 from ..core.events import (
+    Banned,
     Changed,
     ConnId,
     Event,
@@ -90,6 +91,7 @@ class World:
                     retain_bytes=config.retain_bytes)
             for i in range(config.nodes)]
         self.edges = topology.build(config.nodes, config.degree, topo_rng)
+        self.expected = _reachable_honest(config.nodes, self.edges, byzantine)
         self.network = Network(config.network, net_rng, self.clock, self.queue,
                                self._on_frame, self._on_closed)
         self.connmgr = ConnectionManager(
@@ -252,6 +254,10 @@ class World:
             self.checker.blamed(at, node.index, event)
         elif isinstance(event, SyncFinished):
             self.metrics.count("sync_rounds")
+        elif isinstance(event, Banned):
+            self.metrics.count("bans")
+            self.checker.banned(at, node.index, event,
+                                honest={n.index for n in self.nodes if not n.byzantine})
 
     def _commit(self, node: SimNode, starts: int) -> None:
         """The node's writer commits what is queued; own writes are acknowledged."""
@@ -278,7 +284,9 @@ class World:
         for end, initiator in ((ends[0], True), (ends[1], False)):
             node = self.nodes[end.node]
             assert node.mesh is not None
-            node.mesh.connection_made(end.conn, ends[2], node.now(now), initiator=initiator)
+            other = ends[1].node if end is ends[0] else ends[0].node
+            node.mesh.connection_made(end.conn, ends[2], node.now(now), initiator=initiator,
+                                      address=f"sim:{other}")
             self.queue.push(now, functools.partial(self._flush, node))
         return ends[0].conn
 
@@ -400,8 +408,14 @@ class World:
         self.queue.push(now + self.config.check_interval_ms, self._sample)
 
     def _all_equal(self) -> bool:
+        """Every honest node has the same digest. A byzantine node is left out: its
+        peers ban it (sync.md §4.7), so it may well stay apart; and so is an honest node
+        whose every edge leads to one (the simulator's topology is fixed: a real node
+        would find other peers, §7.8 of transport.md)."""
         first: bytes | None = None
         for node in self.nodes:
+            if node.index not in self.expected:
+                continue
             if node.mesh is None:
                 return False
             digest = node.mesh.replica.digest()
@@ -413,7 +427,7 @@ class World:
 
     def _result(self) -> SimResult:
         cfg = self.config
-        replicas = {n.index: n.replica for n in self.nodes if n.alive}
+        replicas = {n.index: n.replica for n in self.nodes if n.alive and n.index in self.expected}
         end = self.clock.elapsed
         self.checker.final(end, replicas)
         for n in self.nodes:
@@ -425,9 +439,11 @@ class World:
                 held = run_sync(store.load_contents())
                 self.checker.contents(end, n.index, n.identity, n.replica, blob,
                                       [c for _, c in held])
-        diss = self.metrics.dissemination(list(replicas.values()))
-        converged = len(replicas) == cfg.nodes and self._all_equal()
-        digests = [n.replica.digest().hex() if n.alive else "" for n in self.nodes]
+        diss = self.metrics.dissemination(list(replicas.values()), {
+            n.identity.public_key for n in self.nodes if n.index in self.expected})
+        converged = len(replicas) == len(self.expected) and self._all_equal()
+        digests = [n.replica.digest().hex() if n.alive and n.index in self.expected else ""
+                   for n in self.nodes]
         convergence = None
         if converged and self.equal_since is not None:
             convergence = max(0, self.equal_since - self.last_disturbance)
@@ -437,6 +453,9 @@ class World:
         faults.update({k: self.network.counts[k] for k in ("lost", "duplicated", "reordered",
                                                            "cut")})
         faults.update({k: v for k, v in sorted(counts.items()) if k.startswith("byzantine_")})
+        if cfg.faults.byzantine:
+            faults["eclipsed"] = cfg.nodes - cfg.faults.byzantine - len(self.expected)
+        faults["bans"] = counts.get("bans", 0)
         traffic = {"frames": self.network.counts["frames"], "bytes": self.network.counts["bytes"],
                    **self.connmgr.counts,
                    **{k: v for k, v in sorted(counts.items())
@@ -448,10 +467,36 @@ class World:
             last_delivery_hop=diss.last_delivery_hop, mean_hop=diss.mean_hop, rmr=diss.rmr,
             bytes_per_node=self.network.counts["bytes"] // cfg.nodes,
             violations=self.violations.lines(), writes=counts.get("writes", 0), end_ms=end,
-            digest=digests[0] if converged else None, faults=faults, traffic=traffic,
+            digest=next((d for d in digests if d), None) if converged else None, faults=faults,
+            traffic=traffic,
             closes=dict(sorted(self.metrics.closes.items())),
             misbehaved=dict(sorted(self.metrics.misbehaved.items())), digests=digests,
             command=command_line(cfg))
+
+
+def _reachable_honest(nodes: int, edges: list[topology.Edge], byzantine: set[int]) -> set[int]:
+    """The honest nodes expected to converge: the largest group that honest edges join
+    (with no byzantine node, every node)."""
+    links: dict[int, set[int]] = {i: set() for i in range(nodes) if i not in byzantine}
+    for a, b in edges:
+        if a in links and b in links:
+            links[a].add(b)
+            links[b].add(a)
+    best: set[int] = set()
+    seen: set[int] = set()
+    for start in sorted(links):
+        if start in seen:
+            continue
+        group, todo = {start}, [start]
+        while todo:
+            for other in links[todo.pop()]:
+                if other not in group:
+                    group.add(other)
+                    todo.append(other)
+        seen |= group
+        if len(group) > len(best):
+            best = group
+    return best
 
 
 def simulate(config: SimConfig, progress: Progress | None = None,

@@ -13,19 +13,23 @@ from collections.abc import Iterable, Sequence
 
 from ..core.contents import Change, Retention
 from ..core.errors import Rejection
-from ..core.ops import Op, content_problem, op_id
+from ..core.ops import DEFAULT_GENESIS_MS, Op, content_problem, op_id
 from ..core.records import Record, decode_record
 from ..core.replica import Ingested, Replica
 from .base import CorruptRow, Store, StoreError
 
 NETWORK_KEY = "network"
+GENESIS_KEY = "genesis"
 
 
-async def bind_network(store: Store, network: str) -> None:
-    """Tie the store to one network on first use, and refuse any other network after.
+async def bind_network(store: Store, network: str, genesis: int | None = None) -> int:
+    """Tie the store to one network and its genesis on first use, and refuse any other
+    after; returns the genesis (the stored one when `genesis` is None).
 
     Ops carry their network and are signed over it (protocols/ops.md §4): a
-    store from another network would not even decode.
+    store from another network would not even decode. The genesis is part of the
+    network's definition (ops.md §14): ops stored under one might be invalid under
+    another, so it cannot change under a store either.
     """
     held = await store.meta_get(NETWORK_KEY)
     if held is None:
@@ -33,20 +37,37 @@ async def bind_network(store: Store, network: str) -> None:
     elif held != network:
         raise StoreError(f"this store holds network {held!r}, not {network!r}; "
                          "use the data directory made for that network")
+    return await _bind_genesis(store, network, genesis, write=True)
+
+
+async def _bind_genesis(store: Store, network: str, genesis: int | None, *, write: bool) -> int:
+    held = await store.meta_get(GENESIS_KEY)
+    if held is None:
+        chosen = DEFAULT_GENESIS_MS if genesis is None else genesis
+        if write:
+            await store.meta_set(GENESIS_KEY, str(chosen))
+        return chosen
+    if genesis is not None and int(held) != genesis:
+        raise StoreError(f"this store holds network {network!r} with genesis {held}, not "
+                         f"{genesis} (protocols/ops.md §14: the genesis is part of the "
+                         "network); set genesis back, or use a new data directory")
+    return int(held)
 
 
 async def open_replica(store: Store, network: str, *, now: int | None = None,
-                       read_only: bool = False) -> Replica:
+                       read_only: bool = False, genesis: int | None = None) -> Replica:
     """Build the replica a store holds. With `now` (ms), expired records are left out
-    (and deleted from the store unless `read_only`). Raises `StoreError` for a store
-    that does not rebuild."""
+    (and deleted from the store unless `read_only`). `genesis` is the network's (ops.md
+    §14); None takes the one the store holds. Raises `StoreError` for a store that does
+    not rebuild."""
     if read_only:
         held = await store.meta_get(NETWORK_KEY)
         if held is not None and held != network:
             raise StoreError(f"this store holds network {held!r}, not {network!r}")
+        chosen = await _bind_genesis(store, network, genesis, write=False)
     else:
-        await bind_network(store, network)
-    replica = Replica(network)
+        chosen = await bind_network(store, network, genesis)
+    replica = Replica(network, genesis=chosen)
     wires = await store.load_ops()
     for index, wire in enumerate(wires, 1):
         try:

@@ -12,7 +12,7 @@ rows did not all fit one frame (sync.md §6.3). For those the receiver compares
 only the feeds and record keys the sender listed (sync.md §6.4): `partial`
 shows that with the round's replicas, and `window` shows which rows the sender
 puts in when one bucket is too big (1,300 feeds in one bucket): the rows
-sorted, a cyclic window of at most 626 feed rows (512 record rows) starting at
+sorted, a cyclic window of at most 602 feed rows (512 record rows) starting at
 `rotate mod n`, `rotate` being the round salt's first 4 bytes as a big-endian
 integer.
 """
@@ -20,7 +20,7 @@ integer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import astuple, fields
+from dataclasses import fields
 from typing import Any
 
 from liberation_node.core import frames, reconcile
@@ -56,17 +56,19 @@ from .common import (
 
 # Field types: "uint", "bool", "str", "bin", {"list": T}, {"row": [T, ...]} (a fixed array).
 REF = {"row": ["bin", "uint", "bin"]}
+ANNOUNCED = {"row": ["bin", "uint", "bin", "uint"]}  # a ref and the sender's hop count
+ITEM = {"row": ["bin", "uint"]}  # a wire and its hop count
 TYPES: dict[str, tuple[type, list[tuple[str, Any]]]] = {
     "HELLO": (frames.Hello, [("version", "uint"), ("network", "str"), ("node_id", "bin"),
                              ("binding_sig", "bin"), ("software", "str")]),
     "CLOSE": (frames.Close, [("reason", "str"), ("detail", "str")]),
     "PING": (frames.Ping, [("nonce", "uint")]),
     "PONG": (frames.Pong, [("nonce", "uint"), ("clock", "uint")]),
-    "OPS": (frames.Ops, [("eager", "bool"), ("ops", {"list": "bin"})]),
-    "IHAVE": (frames.IHave, [("refs", {"list": REF})]),
+    "OPS": (frames.Ops, [("eager", "bool"), ("ops", {"list": ITEM})]),
+    "IHAVE": (frames.IHave, [("refs", {"list": ANNOUNCED})]),
     "GRAFT": (frames.Graft, [("refs", {"list": REF})]),
     "PRUNE": (frames.Prune, []),
-    "RECORDS": (frames.Records, [("records", {"list": "bin"})]),
+    "RECORDS": (frames.Records, [("eager", "bool"), ("records", {"list": ITEM})]),
     "SYNC_OPEN": (frames.SyncOpen, [("round", "uint"), ("digest", "bin"), ("authors", "uint"),
                                     ("salt", "bin")]),
     "SYNC_SAME": (frames.SyncSame, [("round", "uint")]),
@@ -102,8 +104,8 @@ def frame_json(frame: frames.Frame) -> dict[str, Any]:
     assert names == [f.name for f in fields(frame)], name
     data = frames.encode(frame)
     assert frames.decode(data) == frame and len(data) <= frames.MAX_FRAME_BYTES
-    return {"type": name, "fields": dict(zip(names, (_json(v) for v in astuple(frame)),
-                                             strict=True)),
+    values = (getattr(frame, n) for n in names)
+    return {"type": name, "fields": dict(zip(names, (_json(v) for v in values), strict=True)),
             "size": len(data), "hex": h(data)}
 
 
@@ -159,15 +161,21 @@ def _valid_cases() -> list[dict[str, Any]]:
         _valid("pong", "PONG echoes the nonce of the PING it answers, with the sender's clock",
                frames.Pong(6_543_210_987, 1_767_225_600_123)),
         _valid("ping_nonce_max", "the largest nonce, 2^53 - 1", frames.Ping(2**53 - 1)),
-        _valid("ops_eager", "a gossip push of one op (ops.md §4.5's register)",
-               frames.Ops(True, (op.wire,))),
-        _valid("ops_not_eager", "the same op sent in answer to a GRAFT or a WANT",
-               frames.Ops(False, (op.wire,))),
+        _valid("ops_eager", "a gossip push of one op (ops.md §4.5's register) by its author: "
+               "hop count 0", frames.Ops(True, ((op.wire, 0),))),
+        _valid("ops_not_eager", "the same op sent in answer to a WANT: hop count unknown, "
+               "255 (§5.1)", frames.Ops(False, ((op.wire, 255),))),
         _valid("ops_empty", "an empty list is well-formed", frames.Ops(False, ())),
-        _valid("ihave", "IHAVE: (author, seq, id) of ops the sender holds", frames.IHave((ref,))),
+        _valid("ihave", "IHAVE: (author, seq, id, hops) of ops the sender holds, 3 links "
+               "from the author", frames.IHave(((*ref, 3),))),
+        _valid("ihave_record", "IHAVE of a record: seq 0, the record's id (§5.6)",
+               frames.IHave(((a, 0, record.id, 1),))),
         _valid("graft", "GRAFT the same op", frames.Graft((ref,))),
+        _valid("graft_no_refs", "GRAFT without refs: push to me from now on (§5.5)",
+               frames.Graft(())),
         _valid("prune", "PRUNE has no fields: the frame is [7]", frames.Prune()),
-        _valid("records", "RECORDS carrying one node.info record", frames.Records((record.wire,))),
+        _valid("records", "RECORDS pushing one node.info record, one link from its author",
+               frames.Records(True, ((record.wire, 1),))),
         _valid("sync_open", "SYNC_OPEN: round 1, a digest, 10 feeds, an 8-byte salt",
                frames.SyncOpen(1, _digest(1), 10, bytes.fromhex("0123456789abcdef"))),
         _valid("sync_same", "SYNC_SAME answers round 1", frames.SyncSame(1)),
@@ -193,6 +201,9 @@ def _valid_cases() -> list[dict[str, Any]]:
         _valid("close_detail_256_code_points",
                "text limits count code points, not UTF-8 bytes (here 512 bytes, Appendix A.2)",
                frames.Close("protocol_error", "é" * 256)),
+        _valid("sync_heads_bucket_65535", "the largest bucket index a frame may carry "
+               "(bits 16; a sender uses at most 12, §6.3)",
+               frames.SyncHeads(1, 16, (65535,), (), (), (65535,))),
         _valid("sync_heads_4096_buckets", "a list of exactly MAX_ITEMS (4096) entries",
                frames.SyncHeads(1, 12, tuple(range(4096)), (), ())),
     ]
@@ -201,7 +212,7 @@ def _valid_cases() -> list[dict[str, Any]]:
 def _invalid_cases() -> list[dict[str, Any]]:
     a = ALICE.public_key
     good_hello = frames.encode(_hello(ALICE))
-    oversize = enc([8, [bytes(16384)] * 3 + [bytes(16370)]])
+    oversize = enc([8, False, [[bytes(16384), 0]] * 3 + [[bytes(16361), 0]]])
     cases = [
         ("empty", "no bytes at all", b"", "undecodable"),
         ("truncated", "HELLO missing its last byte", good_hello[:-1], "undecodable"),
@@ -246,13 +257,24 @@ def _invalid_cases() -> list[dict[str, Any]]:
          "malformed"),
         ("ops_eager_int", "OPS eager as 1, not a boolean", enc([4, 1, []]), "malformed"),
         ("ops_op_8193", "an op of 8193 bytes in OPS (ops.md §11 allows 8192)",
-         enc([4, False, [bytes(8193)]]), "malformed"),
+         enc([4, False, [[bytes(8193), 1]]]), "malformed"),
         ("ops_not_list", "OPS ops as one bin, not a list", enc([4, False, bytes(3)]),
          "malformed"),
-        ("records_16385", "a record of 16385 bytes in RECORDS", enc([8, [bytes(16385)]]),
+        ("ops_bare_wire", "an op without its hop count (an earlier draft of version 1)",
+         enc([4, False, [bytes(3)]]), "malformed"),
+        ("ops_hops_256", "an op with hop count 256 (at most 255)",
+         enc([4, True, [[bytes(3), 256]]]), "malformed"),
+        ("records_16385", "a record of 16385 bytes in RECORDS",
+         enc([8, False, [[bytes(16385), 0]]]), "malformed"),
+        ("records_no_eager", "RECORDS without its eager flag (an earlier draft of version 1)",
+         enc([8, [[bytes(3), 0]]]), "malformed"),
+        ("ihave_seq_2_53", "IHAVE ref with seq 2^53", enc([5, [[a, 2**53, a, 1]]]),
          "malformed"),
-        ("ihave_seq_2_53", "IHAVE ref with seq 2^53", enc([5, [[a, 2**53, a]]]), "malformed"),
         ("ihave_short_row", "IHAVE ref of two elements", enc([5, [[a, 1]]]), "malformed"),
+        ("ihave_no_hops", "IHAVE ref without its hop count", enc([5, [[a, 1, a]]]),
+         "malformed"),
+        ("graft_with_hops", "GRAFT refs carry no hop count", enc([6, [[a, 1, a, 1]]]),
+         "malformed"),
         ("graft_id_31", "GRAFT ref with a 31-byte id", enc([6, [[a, 1, a[:31]]]]), "malformed"),
         ("sync_open_salt_7", "SYNC_OPEN salt of 7 bytes", enc([9, 1, a, 3, bytes(7)]),
          "malformed"),
@@ -264,12 +286,12 @@ def _invalid_cases() -> list[dict[str, Any]]:
          enc([12, 1, 0, [0], [[a, 1, bytes(8), []]], [], []]), "malformed"),
         ("sync_heads_3_proofs", "SYNC_HEADS row with three proof prefixes",
          enc([12, 1, 0, [0], [[a[:8], 1, bytes(8), [bytes(8)] * 3]], [], []]), "malformed"),
-        ("sync_heads_bucket_65537", "SYNC_HEADS bucket index above 2^16",
-         enc([12, 1, 0, [65537], [], [], []]), "malformed"),
+        ("sync_heads_bucket_65536", "SYNC_HEADS bucket index 65536: 16 bits number buckets "
+         "0 to 65535", enc([12, 1, 16, [65536], [], [], []]), "malformed"),
         ("sync_heads_4097_buckets", "a list of MAX_ITEMS + 1 (4097) entries",
          enc([12, 1, 12, list(range(4097)), [], [], []]), "malformed"),
-        ("sync_heads_partial_65537", "SYNC_HEADS partial bucket index above 2^16",
-         enc([12, 1, 0, [0], [], [], [65537]]), "malformed"),
+        ("sync_heads_partial_65536", "SYNC_HEADS partial bucket index 65536",
+         enc([12, 1, 16, [0], [], [], [65536]]), "malformed"),
         ("sync_heads_partial_not_list", "SYNC_HEADS partial as one integer, not a list",
          enc([12, 1, 0, [0], [], [], 0]), "malformed"),
         ("sync_heads_5_fields", "SYNC_HEADS without its sixth field, partial (an earlier "
@@ -412,7 +434,7 @@ def _buckets_detail(replica: Replica, bits: int) -> list[dict[str, Any]]:
 
 def _replica_json(ops: list[Op], records: list[Record], replica: Replica) -> dict[str, Any]:
     return {"ops": [h(op.wire) for op in ops], "records": [h(r.wire) for r in records],
-            "authors": len(replica.feeds), "digest": h(replica.digest()),
+            "authors": reconcile.author_count(replica), "digest": h(replica.digest()),
             "frontier": {h(a): s for a, s in sorted(replica.frontier().items())},
             "forks": {h(a): s for a, s, _ in sorted(replica.forks())}}
 
@@ -427,8 +449,8 @@ def _round() -> dict[str, Any]:
     ops_a, ops_b, recs_a, recs_b = _round_material()
     a, b = _replica(ops_a, recs_a), _replica(ops_b, recs_b)
     round_id = 1
-    sync_open = frames.SyncOpen(round_id, a.digest(), len(a.feeds), SALT)
-    bits = reconcile.choose_bits(max(sync_open.authors, len(b.feeds)))
+    sync_open = frames.SyncOpen(round_id, a.digest(), reconcile.author_count(a), SALT)
+    bits = reconcile.choose_bits(max(sync_open.authors, reconcile.author_count(b)))
     buckets_b = frames.SyncBuckets(round_id, bits, reconcile.bucket_hashes(b, bits, SALT))
     differing = reconcile.differing(reconcile.bucket_hashes(a, bits, SALT), buckets_b.hashes)
     heads_a = reconcile.heads(a, round_id, bits, differing)
@@ -477,7 +499,7 @@ def _partial() -> dict[str, Any]:
     """The round's replicas again, with A's SYNC_HEADS covering buckets 1 and 2 in part."""
     ops_a, ops_b, recs_a, recs_b = _round_material()
     a, b = _replica(ops_a, recs_a), _replica(ops_b, recs_b)
-    bits = reconcile.choose_bits(max(len(a.feeds), len(b.feeds)))
+    bits = reconcile.choose_bits(max(reconcile.author_count(a), reconcile.author_count(b)))
     differing = reconcile.differing(reconcile.bucket_hashes(a, bits, SALT),
                                     reconcile.bucket_hashes(b, bits, SALT))
     full = reconcile.heads(a, 2, bits, differing)

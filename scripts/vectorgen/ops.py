@@ -18,6 +18,7 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import (
+    DEFAULT_GENESIS_MS,
     LEGACY_FORMAT,
     MAX_CLOCK_SKEW_MS,
     MAX_DEPS,
@@ -88,6 +89,7 @@ def _valid(name: str, description: str, signer: Identity, op: Op) -> dict[str, A
 def _valid_cases() -> list[dict[str, Any]]:
     """Format-1 ops (still valid, §12.1): the examples of §4.5 and the ledger rules."""
     a, b, c, d = (Writer(who, format=LEGACY_FORMAT) for who in (ALICE, BOB, CAROL, DAVE))
+    early = Writer(who(5), format=LEGACY_FORMAT)
     cases: list[dict[str, Any]] = []
 
     def add(name: str, description: str, w: Writer, op: Op) -> Op:
@@ -134,6 +136,13 @@ def _valid_cases() -> list[dict[str, Any]]:
     add("claim_week_53", "week 53 of 2026, an ISO year with 53 weeks (valid as an op; its "
         "ledger effect depends on the claim window)", a,
         a.after(a.head, Claim(202653), T0 + 3 * HOUR))
+    add("post_text_leading_bom", "a text beginning with U+FEFF (ef bb bf): the BOM is part "
+        "of the value and of the signed bytes; a decoder that drops it (JavaScript's "
+        "TextDecoder does unless ignoreBOM) re-encodes other bytes (ops.md §3.6)", c,
+        c.after(c.head, Post("social", "\ufeffhello", 2, None), T0 + 4 * HOUR))
+    add("register_at_genesis", "dated exactly at the network's genesis (ops.md §14): the "
+        "earliest valid timestamp", early,
+        early.after(None, Register("early"), DEFAULT_GENESIS_MS))
     return cases
 
 
@@ -409,6 +418,18 @@ def _decode_cases() -> list[DecodeCase]:
         ("deps_duplicate_author", "bad_deps",
          _signed(_fields(deps=[_dep(2), [who(2).public_key, 2, PREV]])),
          "at most one dep per author"),
+        ("dated_before_genesis", "before_genesis",
+         _signed(_fields(timestamp=DEFAULT_GENESIS_MS - 1)),
+         "1 ms before the network's genesis (ops.md §14; testnet's is the default, "
+         "1735689600000)"),
+        ("dated_1970", "before_genesis", _signed(_fields(timestamp=0)),
+         "a register dated 1970: it would open a claim window of 2,900 weeks"),
+        ("wrong_network_before_genesis", "wrong_network",
+         _signed(_fields(network=OTHER_NETWORK, timestamp=0)),
+         "the network is compared first: another network's genesis is not known"),
+        ("before_genesis_before_signature", "before_genesis",
+         _signed(_fields(timestamp=0))[:-1] + b"\x00",
+         "the genesis is checked before the signature (ops.md §7.6)"),
         ("dated_too_far_ahead", "from_the_future", _signed(_fields()),
          "the receiver's clock (now) is 15 min + 1 ms behind the op's timestamp",
          T0 - MAX_CLOCK_SKEW_MS - 1),
@@ -435,7 +456,7 @@ def build_valid() -> dict[str, Any]:
                        "(domain prefix included), the Ed25519 signature, the wire bytes "
                        "(the header) and the op id (BLAKE2b-256 of the wire bytes). Format-2 "
                        "posts (v2_*) also give their content and carried form (§12.3).",
-        "spec": "protocols/ops.md §3, §4, §5, §6, §12",
+        "spec": "protocols/ops.md §3, §4, §5, §6, §12, §14",
         "cases": _valid_cases() + _v2_cases(),
     }
 

@@ -92,8 +92,9 @@ def test_the_text_output_is_the_toml_of_the_values(tmp_path: Path) -> None:
     assert lines[0] == f"# data directory: {tmp_path / 'node'} (flag --data-dir)"
     assert lines[1] == f"# config file:    {tmp_path / 'node' / 'config.toml'}"
     assert [line.split("#")[-1].strip() for line in lines[2:]] == [
-        "config.toml", "config.toml", "default", "default", "default", "default", "default",
-        "default", "default", "default", "env LIBERATION_MDNS", "default", "default",
+        "config.toml", "default", "config.toml", "default", "default", "default", "default",
+        "default", "default", "default", "default", "env LIBERATION_MDNS", "default", "default",
+        "default", "default", "default", "default",
         "flag --low",
         "config.toml", "default", "default", "default", "default", "default", "default",
         "default", "default"]

@@ -24,11 +24,12 @@ def test_hops_and_copies_follow_ops_frames() -> None:
     registry.add(op)
     metrics = Metrics(4, registry)
     metrics.wrote(0, op)
-    frame = frames.encode(frames.Ops(True, (op.wire,)))
+    frame = frames.encode(frames.Ops(True, ((op.wire, 0),)))
     metrics.delivered(0, 1, frame)  # hop 1
     metrics.delivered(1, 2, frame)  # hop 2
     metrics.delivered(0, 2, frame)  # a second copy: still hop 2 (first arrival counts)
-    metrics.delivered(2, 3, frames.encode(frames.Ops(False, (op.wire, b"junk"))))  # hop 3
+    junk = frames.Ops(False, ((op.wire, 255), (b"junk", 0)))
+    metrics.delivered(2, 3, frames.encode(junk))  # hop 3
     metrics.delivered(3, 0, frames.encode(frames.Ping(1)))  # not an OPS frame
     assert [h.get(op.id) for h in metrics.hops] == [0, 1, 2, 3]
     assert metrics.copies == {op.id: 4}
@@ -64,11 +65,11 @@ def test_report_fields() -> None:
 def test_evenly_spaced_writes_build_a_spanning_tree() -> None:
     """One broadcast at a time over stable links: after the first op has pruned the
     redundant links, Plumtree pushes each op along a tree (DESIGN §3)."""
-    # commit_ms=0: with a 2 ms commit this seed has an anti-entropy round meet one
-    # broadcast, and what the round fetched is then pushed eagerly (two extra copies):
-    # the race of issue #10, which this test does not measure.
+    # With a 2 ms commit an anti-entropy round of this seed meets one broadcast: the
+    # round leaves ops in flight alone, and what a round does fetch is announced, not
+    # pushed, so it cannot add copies (sync.md §5.2, §6.5).
     world = World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
-                        commit_ms=0, network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
+                        network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
     result = world.run()
     assert result.violations == [] and result.delivery_ratio == 1.0
     ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)

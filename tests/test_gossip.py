@@ -1,0 +1,232 @@
+"""Gossip on one shared tree shaped by hop counts (protocols/sync.md §5), requests for
+missing past de-duplicated by range (§7.1), and anti-entropy that leaves ops in flight
+alone (§6.5): each finding of issue #10 as a behaviour that could fail."""
+
+from __future__ import annotations
+
+from liberation_node.core import frames
+from liberation_node.core.bodies import Post
+from liberation_node.core.catchup import CatchUp
+from liberation_node.core.frames import Graft, IHave, Ops, Prune, Records, Want
+from liberation_node.core.gossip import Gossip, GossipConfig
+from liberation_node.core.mesh import MeshConfig
+from liberation_node.core.ops import header_of, op_id
+from liberation_node.core.replica import Replica
+
+from .history import NETWORK, T0, HistoryBuilder, identity
+from .meshnet import Net
+
+PEOPLE = [identity(i) for i in range(6)]
+REF = (b"a" * 32, 1, b"i" * 32)
+
+
+def test_own_ops_go_out_at_hop_0_and_each_link_adds_one() -> None:
+    net = Net.of(PEOPLE[:3])
+    net.connect(0, 1)
+    net.connect(1, 2)
+    net.advance(500)
+    net.sent.clear()
+    op = net.meshes[0].write(Post("social", "far", 1, None), net.now)
+    net.pump()
+    pushed = [(a, b, hops) for a, b, f, _ in net.sent if isinstance(f, Ops) and f.eager
+              for wire, hops in f.ops if op_id(header_of(wire)) == op.id]
+    assert (0, 1, 0) in pushed and (1, 2, 1) in pushed
+
+
+def test_a_duplicate_on_the_tree_prunes_the_shortcut_not_the_tree() -> None:
+    """A first copy over a link outside the tree and the same item again over the tree:
+    the shortcut is the redundant link (the tree spans every node)."""
+    gossip = Gossip(GossipConfig())
+    for conn in (1, 2):
+        gossip.peer_up(conn, T0)
+    gossip.parent = 2  # our way in from the beacon
+    gossip.first(b"x" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"x" * 32, 2, 3, T0) == 1
+    assert gossip.eager == {2} and gossip.lazy == {1}
+
+
+def test_a_duplicate_never_prunes_the_last_way_in_from_a_side() -> None:
+    """Concurrent broadcasts: once the link the first copy came by was pruned (for
+    another item's sake), a duplicate from the remaining link keeps that link."""
+    gossip = Gossip(GossipConfig())
+    for conn in (1, 2, 3):
+        gossip.peer_up(conn, T0)
+    gossip.first(b"m" * 32, 1, 2, eager=True, now=T0)
+    gossip.first(b"n" * 32, 2, 2, eager=True, now=T0)
+    assert gossip.duplicate(b"m" * 32, 2, 2, T0) == 2  # plain Plumtree: prune the later
+    # n came first by 2, now lazy: 3 is our way in from that side; it stays.
+    assert gossip.duplicate(b"n" * 32, 3, 2, T0) is None
+    assert 3 in gossip.eager
+
+
+def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> None:
+    gossip = Gossip(GossipConfig())
+    for conn in (1, 2):
+        gossip.peer_up(conn, T0)
+    beacon = b"\x00" * 32
+    gossip.beacon = beacon
+    item = (beacon, 0, b"r" * 32)
+    gossip.track(item)
+    gossip.first(item[2], 1, 5, eager=True, now=T0)  # first copy: 6 hops via link 1
+    assert gossip.parent == 1 and gossip.distance == 6
+    assert gossip.reshaped().graft == {1}  # tell it: we are its child
+    gossip.pruned(2)  # link 2 is lazy; its IHAVE says it is 2 hops from the beacon
+    gossip.announced(2, [(*item, 2)], {item[2]}, T0, 500)
+    assert gossip.parent == 2 and gossip.distance == 3
+    reshape = gossip.reshaped()
+    assert reshape.graft == {2} and reshape.prune == {1}
+    assert gossip.eager == {2}
+    # It tells its peers (Bellman-Ford): an IHAVE of the item at 3 hops to link 1.
+    announce, _ = gossip.due(T0 + 1_000, 500)
+    assert announce[1] == [(*item, 3)]
+
+
+def test_a_child_that_sends_the_beacons_item_back_is_not_a_child() -> None:
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(1, T0)
+    gossip.beacon = b"\x00" * 32
+    item = (gossip.beacon, 0, b"r" * 32)
+    gossip.track(item)
+    gossip.grafted(1, child=True)
+    assert gossip.children == {1}
+    gossip.first(item[2], 1, 2, eager=True, now=T0)
+    assert gossip.children == set() and gossip.parent == 1
+
+
+def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
+    """A ring of six plus chords; after presence records went round, every op crosses
+    each node once (five pushes), whoever writes it."""
+    net = Net.of(PEOPLE)
+    for a in range(6):
+        net.connect(a, (a + 1) % 6)
+    net.connect(0, 3)
+    net.connect(1, 4)
+    net.advance(2_000)
+    for writer in (2, 5, 0):
+        net.advance(300)
+        net.sent.clear()
+        op = net.meshes[writer].write(Post("social", f"from {writer}", 1, None), net.now)
+        net.pump()
+        copies = sum(1 for _, _, f, _ in net.sent if isinstance(f, Ops)
+                     for wire, _ in f.ops if op_id(header_of(wire)) == op.id)
+        assert copies == 5, writer
+    beacon = {m.gossip.beacon for m in net.meshes}
+    assert len(beacon) == 1 and beacon.pop() == min(p.public_key for p in PEOPLE)
+
+
+def test_records_follow_the_tree_and_are_not_sent_in_bulk_on_open() -> None:
+    net = Net.of(PEOPLE[:3])
+    net.connect(0, 1)
+    net.advance(500)
+    net.sent.clear()
+    net.connect(1, 2)  # a newcomer: the dialer's round brings it the records it lacks
+    net.advance(100)
+    records = [f for _, to, f, _ in net.sent if isinstance(f, Records) and to == 2]
+    assert records and not any(f.eager for f in records)
+    net.advance(500)
+    assert len({m.replica.digest() for m in net.meshes}) == 1
+    # A new record version goes out as a push along eager links and an IHAVE with
+    # seq 0 over lazy ones.
+    net.sent.clear()
+    net.meshes[0].publish_presence(net.now)
+    net.pump()
+    net.advance(200)
+    pushes = [f for _, _, f, _ in net.sent if isinstance(f, Records) and f.eager]
+    assert pushes and all(hops <= 1 for f in pushes for _, hops in f.records)
+    assert len({m.replica.digest() for m in net.meshes}) == 1
+
+
+def test_a_missing_record_announced_by_ihave_is_grafted() -> None:
+    net = Net.of(PEOPLE[:2], MeshConfig(sync_interval_ms=10**9))
+    net.connect(0, 1)
+    net.advance(500)
+    net.drop = lambda a, b, f: isinstance(f, Records) and f.eager
+    net.meshes[0].gossip.pruned(next(iter(net.meshes[0].peers())))  # make the link lazy
+    record = net.meshes[0].publish(net.meshes[0].replica.records[
+        (PEOPLE[0].public_key, "node.links")].body, net.now + 1)
+    net.pump()
+    net.drop = None
+    net.advance(1_500)
+    assert net.meshes[1].replica.record(record.id) is not None
+    refs = [r for _, _, f, _ in net.sent if isinstance(f, IHave | Graft) for r in f.refs]
+    assert any(r[1] == 0 and r[2] == record.id for r in refs)
+
+
+def test_a_round_leaves_ops_in_flight_to_gossip() -> None:
+    """sync.md §6.5: an op applied just now is on its way along the tree: a round that
+    meets it does not send it; once it has settled, one does."""
+    net = Net.of(PEOPLE[:2], MeshConfig(sync_interval_ms=10**9))
+    net.connect(0, 1)
+    net.advance(500)
+    net.drop = lambda a, b, f: isinstance(f, Ops | IHave)  # the op is "still in flight"
+    op = net.meshes[0].write(Post("social", "in flight", 1, None), net.now)
+    net.pump()
+    net.drop = None
+    conn = next(iter(net.meshes[1].peers()))
+    assert net.meshes[1].start_sync(conn, net.now)
+    net.pump()
+    assert op.id not in net.meshes[1].replica.ops
+    net.advance(MeshConfig().settle_ms + 1)
+    assert net.meshes[1].start_sync(conn, net.now)
+    net.pump()
+    assert op.id in net.meshes[1].replica.ops
+
+
+def test_what_a_round_fetches_is_announced_not_pushed() -> None:
+    """A repair must not make a tree link look redundant: ops fetched by a round go
+    out as IHAVE to every peer, never as eager pushes."""
+    history = HistoryBuilder()
+    ops = [history.write(PEOPLE[5], Post("social", f"old {i}", 1, None)) for i in range(3)]
+    replica = Replica(NETWORK)
+    for op in ops:
+        replica.add(op)
+    net = Net.of(PEOPLE[:3], replicas=[replica, Replica(NETWORK), Replica(NETWORK)])
+    net.connect(1, 2)
+    net.advance(500)
+    net.sent.clear()
+    net.connect(1, 0)  # node 1 dials the holder: its round fetches the three ops
+    net.advance(300)
+    pushed = [w for _, to, f, _ in net.sent if isinstance(f, Ops) and f.eager and to == 2
+              for w, _ in f.ops]
+    announced = [r[2] for a, to, f, _ in net.sent
+                 if isinstance(f, IHave) and a == 1 and to == 2 for r in f.refs]
+    assert not pushed and {op.id for op in ops} <= set(announced)
+
+
+def test_catch_up_requests_do_not_overlap() -> None:
+    """One fast writer whose ops arrive ahead of their past: one request per gap, not
+    one per op (sync.md §7.1)."""
+    catchup = CatchUp(Replica(NETWORK), retry_ms=2_000)
+    author = PEOPLE[1].public_key
+    first = catchup.ask(1, author, 100, T0)
+    assert first == Want(0, ((author, 1, 100),), (), ())
+    assert catchup.ask(2, author, 60, T0 + 10) is None  # covered already
+    assert catchup.ask(2, author, 150, T0 + 20) == Want(0, ((author, 101, 150),), (), ())
+    # Once the request aged out, the whole gap is asked again.
+    assert catchup.ask(1, author, 150, T0 + 2_500) == Want(0, ((author, 1, 150),), (), ())
+    # A request to a peer that went away does not hold back the next waiter.
+    catchup.peer_gone(1)
+    assert catchup.ask(3, author, 150, T0 + 2_600) is not None
+
+
+def test_graft_timeout_and_dead_peer_timer_scale_with_the_round_trip() -> None:
+    """At 2 s of latency a session is slow, not dead, and a push is not late after
+    500 ms (sync.md §4.4, §5.5)."""
+    config = MeshConfig(sync_interval_ms=10**9)
+    net = Net.of(PEOPLE[:2], config)
+    net.connect(0, 1)
+    session = net.meshes[0].session(next(iter(net.meshes[0].peers())))
+    assert session is not None
+    session.rtt_ms = 4_000
+    assert session.dead_after_ms >= 3 * 4_000
+    net.meshes[0]._rtt = (-1, 0)  # recompute now
+    assert net.meshes[0]._graft_timeout(net.now) >= 0.75 * 3 * 4_000
+
+
+def test_frames_carry_hop_counts() -> None:
+    op_frame = frames.Ops(True, ((b"w", 4),))
+    assert frames.decode(frames.encode(op_frame)) == op_frame
+    ihave = frames.IHave(((*REF, 7),))
+    assert frames.decode(frames.encode(ihave)) == ihave
+    assert frames.decode(frames.encode(Graft(()))) == Graft(())
+    assert frames.decode(frames.encode(Prune())) == Prune()
