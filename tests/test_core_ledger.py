@@ -160,3 +160,8 @@ def test_views_show_posts_reach_and_routes() -> None:
     assert {n.id for n in views.mesh_nodes} == {ALICE.text, BOB.text, CAROL.text}
     assert len(views.node_connections) == 2
     assert build_views(h.world, ALICE.public_key, T0 + 10**9).mesh_routes == ()
+    # BOB's view: BOB holds the post though its own announcement predates it.
+    (msg,) = build_views(h.world, BOB.public_key, h.now).truth_messages
+    assert msg.spread_count == 2
+    (msg,) = build_views(h.world, CAROL.public_key, h.now).truth_messages
+    assert msg.spread_count == 3

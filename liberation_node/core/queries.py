@@ -115,7 +115,7 @@ class MessageRow:
     timestamp_ms: int
     retracted: bool
     forked: bool  # its author equivocated at or before it: void (ops.md §9)
-    reach: int  # nodes whose announced frontier holds it
+    reach: int  # nodes holding it: this node, and others whose announced frontier does
     encrypted: bool  # sealed to its recipient and author (ops.md §13)
     readable: bool
     unreadable: str | None  # dropped, retracted, not_for_this_node or invalid (reading.py)
@@ -330,10 +330,13 @@ class Index:
         return _page(rows, limit)
 
     def _live_frontiers(self, now: int) -> list[dict[bytes, int]]:
-        """The frontiers announced in live node.info records (decoded once per record)."""
+        """The frontiers announced in other nodes' live node.info records (decoded once
+        per record). This node's own is left out: it holds every op it shows, whatever it
+        announced before the op arrived (records refresh slowly, ops.md §8.5)."""
         live: dict[bytes, dict[bytes, int]] = {}
         for record in self.replica.records.values():
-            if isinstance(record.body, NodeInfo) and record.expires > now:
+            if isinstance(record.body, NodeInfo) and record.expires > now \
+                    and record.author != self.local:
                 known = self._frontiers.get(record.id)
                 live[record.id] = known if known is not None else dict(record.body.frontier)
         self._frontiers = live
@@ -363,7 +366,7 @@ class Index:
             op.id.hex(), id_to_text(op.author), self.name(op.author), body.channel,
             body.priority, reading.text, id_to_text(reading.to) if reading.to else None,
             op.timestamp, op.id in self._retracted, self._void(op),
-            sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq), reading.encrypted,
+            1 + sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq), reading.encrypted,
             reading.text is not None, reading.unreadable)
 
     # -- the mesh -------------------------------------------------------------------------

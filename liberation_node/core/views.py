@@ -186,9 +186,11 @@ def build_views(replica: Replica, local: bytes, now: int, reader: Reader | None 
     pool = ResourcePool(POOL_TOTAL_CENTS, ledger.pool_available, ledger.granted + ledger.claimed,
                         distributed_today, ledger.transferred)
 
-    # Reach (the seed's spread_count): how many nodes announce a frontier that holds the op.
+    # Reach (the seed's spread_count): how many nodes hold the op: this node (it holds
+    # what it shows) and every other node whose live announced frontier holds it. Our own
+    # announcement is older than what arrived since (records refresh slowly, ops.md §8.5).
     frontiers = [dict(r.body.frontier) for r in replica.records.values()
-                 if isinstance(r.body, NodeInfo) and r.expires > now]
+                 if isinstance(r.body, NodeInfo) and r.expires > now and r.author != local]
     def void(op_author: bytes, seq: int) -> bool:  # an equivocator's ops from its fork on
         return seq >= fork_at.get(op_author, seq + 1)
 
@@ -198,7 +200,7 @@ def build_views(replica: Replica, local: bytes, now: int, reader: Reader | None 
     for op in ops:
         if not isinstance(op.body, Post | PostHeader):
             continue
-        reach = sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq)
+        reach = 1 + sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq)
         reading = reader.read(op, replica.contents)
         messages.append(TruthMessage(
             op.id.hex(), reading.text, id_to_text(op.author), op.body.channel, op.body.priority,

@@ -190,6 +190,17 @@ async def test_message_reach_and_author_names(client: Client, node: ReplicaNode)
     assert (row["id"], row["author_name"], row["reach"]) == (post, "bo", 2)
 
 
+async def test_reach_counts_this_node_before_it_announces_again(client: Client,
+                                                                 node: ReplicaNode) -> None:
+    """This node holds every message it shows: its own announcement, made before the
+    message arrived, must not make a fresh message look held by nobody."""
+    node.replica.add_record(create_record(ME, network=NETWORK, version=node.now, ttl_ms=60_000,
+                                          body=NodeInfo("me", "test", (), (), ())))
+    write(node, OTHER, Post("social", "just now", 1, None))
+    [row] = (await get(client, "/api/v1/messages"))["messages"]
+    assert row["reach"] == 1
+
+
 # -- topology ---------------------------------------------------------------------------
 
 
