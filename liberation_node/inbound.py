@@ -37,6 +37,11 @@ from .core.verified import Verdict, check
 # threads only contend for the GIL the rest of the node needs).
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (frames.py)
+# An OPS frame with fewer ops is checked on the loop, as any frame with nothing to wait
+# for: handing it to a thread costs about what checking one op does, and puts two thread
+# wake-ups (on a busy machine, two waits for a core) into the latency of gossip, whose
+# pushes carry an op or two (sync.md §5).
+MIN_POOLED_OPS = 4
 _OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
@@ -52,10 +57,14 @@ def frame_verdicts(data: bytes) -> list[Verdict]:
     return check(frame.wires) if isinstance(frame, frames.Ops) else []
 
 
-def is_ops(data: bytes) -> bool:
-    """Is this (likely) an OPS frame with ops in it: [4, eager, [[wire, hops], ...]]?
-    A cheap look at its first bytes; a wrong guess only moves the work."""
-    return len(data) > 4 and data[0] == 0x93 and data[1] == _OPS and data[3] not in (0x90,)
+def ops_in(data: bytes) -> int:
+    """How many ops this frame carries if it is an OPS frame, [4, eager, [[wire, hops],
+    ...]], else 0: a cheap look at its first bytes (16 for 16 or more). A wrong guess
+    only moves the work."""
+    if len(data) < 5 or data[0] != 0x93 or data[1] != _OPS:
+        return 0
+    head = data[3]
+    return head & 0x0F if 0x90 <= head <= 0x9F else 16 if head in (0xDC, 0xDD) else 0
 
 
 @dataclass(slots=True)
@@ -85,7 +94,7 @@ class Inbound:
     def received(self, conn: int, data: bytes) -> None:
         """A frame from link `conn` (on the loop)."""
         queue = self._queues.get(conn)
-        ops = is_ops(data) and not self._closed
+        ops = ops_in(data) >= MIN_POOLED_OPS and not self._closed
         if queue is None and not ops:
             self._deliver(conn, data, [])  # nothing to wait for: at once
             return

@@ -13,7 +13,7 @@ from liberation_node.core.errors import Reason
 from liberation_node.core.frames import MAX_HOPS, Ops, Ping
 from liberation_node.core.replica import Replica
 from liberation_node.core.verified import Verdict
-from liberation_node.inbound import Inbound, frame_verdicts, is_ops
+from liberation_node.inbound import MIN_POOLED_OPS, Inbound, frame_verdicts, ops_in
 
 from .history import NETWORK, T0, HistoryBuilder, identity
 from .test_verified import bad_signature
@@ -69,15 +69,32 @@ def signed_ops(count: int) -> list[bytes]:
     return [h.carried(op) for op in h.ops]
 
 
-def test_only_frames_with_ops_go_to_the_workers() -> None:
-    wires = signed_ops(2)
-    assert is_ops(ops_frame(*wires))
-    assert not is_ops(ops_frame()) and not is_ops(PING) and not is_ops(b"")
+def test_ops_are_counted_from_the_first_bytes() -> None:
+    wires = signed_ops(20)
+    assert [ops_in(ops_frame(*wires[:n])) for n in (0, 1, 4, 15, 16, 20)] == [
+        0, 1, 4, 15, 16, 16]
+    assert ops_in(PING) == 0 and ops_in(b"") == 0
+
+
+async def test_a_frame_of_few_ops_is_left_to_the_loop_at_once() -> None:
+    wires = signed_ops(MIN_POOLED_OPS)
+    gate, got = Gate(), Recorder()
+    inbound = Inbound(got, job=gate)  # the gate stays shut: no worker may be waited on
+    try:
+        inbound.received(1, ops_frame(*wires[:-1]))
+        assert got.got == [(1, ops_frame(*wires[:-1]), [])]
+        inbound.received(1, ops_frame(*wires))
+        assert len(got.got) == 1 and inbound.queued == 1  # this one went to the workers
+        gate.open(ops_frame(*wires))
+        await got.until(2)
+        assert [ok for _, _, ok in got.got[1][2]] == [True] * MIN_POOLED_OPS
+    finally:
+        inbound.close()
 
 
 async def test_a_links_frames_keep_their_order_and_other_links_do_not_wait() -> None:
-    wires = signed_ops(3)
-    first, second = ops_frame(wires[0]), ops_frame(wires[1], wires[2])
+    wires = signed_ops(2 * MIN_POOLED_OPS)
+    first, second = ops_frame(*wires[:MIN_POOLED_OPS]), ops_frame(*wires[MIN_POOLED_OPS:])
     gate, got = Gate(), Recorder()
     inbound = Inbound(got, job=gate)
     closed: list[int] = []
@@ -97,8 +114,9 @@ async def test_a_links_frames_keep_their_order_and_other_links_do_not_wait() -> 
                                                  (1, second)]
         assert closed == [1] and inbound.queued == 0
         assert got.got[0][2] == []  # no check for a PING
-        assert [(key, ok) for _, key, ok in got.got[1][2]] == [(A.public_key, True)]
-        assert [(key, ok) for _, key, ok in got.got[3][2]] == [(A.public_key, True)] * 2
+        for frame in (1, 3):
+            assert [(key, ok) for _, key, ok in got.got[frame][2]] == [
+                (A.public_key, True)] * MIN_POOLED_OPS
     finally:
         inbound.close()
 
@@ -124,10 +142,11 @@ async def test_a_bad_signature_in_a_batch_is_refused_for_the_same_reason() -> No
 
 
 async def test_the_waiting_is_bounded_and_a_flood_is_checked_by_the_loop() -> None:
-    wires = signed_ops(20)
+    wires = signed_ops(20 * MIN_POOLED_OPS)
     got = Recorder()
     inbound = Inbound(got, workers=1, max_queued=4)
-    sent = [ops_frame(w) for w in wires]
+    sent = [ops_frame(*wires[i : i + MIN_POOLED_OPS])
+            for i in range(0, len(wires), MIN_POOLED_OPS)]
     most = 0
     try:
         # A burst with no pause: no check can be handed on before the loop runs again.
@@ -144,7 +163,7 @@ async def test_the_waiting_is_bounded_and_a_flood_is_checked_by_the_loop() -> No
 
 
 async def test_after_close_frames_go_straight_through_and_closings_are_told() -> None:
-    wires = signed_ops(1)
+    wires = signed_ops(MIN_POOLED_OPS)
     gate, got = Gate(), Recorder()
     inbound = Inbound(got, job=gate)
     closed: list[int] = []
