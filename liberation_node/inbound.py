@@ -29,9 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .core import frames
-from .core.errors import Rejection
-from .core.verified import Verdict, check
+from .core.verified import Verdict, check_frame
 
 # Worker threads: one per core, at most 4 (verification scales with cores; more
 # threads only contend for the GIL the rest of the node needs).
@@ -45,16 +43,6 @@ MIN_POOLED_OPS = 4
 _OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
-
-
-def frame_verdicts(data: bytes) -> list[Verdict]:
-    """A worker's job: the verdicts on an OPS frame's ops (none for anything else:
-    the session judges a bad frame itself, on the loop, in its turn)."""
-    try:
-        frame = frames.decode(data)
-    except Rejection:
-        return []
-    return check(frame.wires) if isinstance(frame, frames.Ops) else []
 
 
 def ops_in(data: bytes) -> int:
@@ -79,7 +67,7 @@ class Inbound:
 
     def __init__(self, deliver: Deliver, *, workers: int = WORKERS,
                  max_queued: int = MAX_QUEUED,
-                 job: Callable[[bytes], list[Verdict]] = frame_verdicts) -> None:
+                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
         self._deliver = deliver
         self._job = job
         self.max_queued = max_queued

@@ -12,8 +12,8 @@ from liberation_node.core.bodies import Post, Register
 from liberation_node.core.errors import Reason
 from liberation_node.core.frames import MAX_HOPS, Ops, Ping
 from liberation_node.core.replica import Replica
-from liberation_node.core.verified import Verdict
-from liberation_node.inbound import MIN_POOLED_OPS, Inbound, frame_verdicts, ops_in
+from liberation_node.core.verified import Verdict, check_frame
+from liberation_node.inbound import MIN_POOLED_OPS, Inbound, ops_in
 
 from .history import NETWORK, T0, HistoryBuilder, identity
 from .test_verified import bad_signature
@@ -55,7 +55,7 @@ class Gate:
 
     def __call__(self, data: bytes) -> list[Verdict]:
         assert self.opened.setdefault(data, threading.Event()).wait(WAIT_S)
-        return frame_verdicts(data)
+        return check_frame(data)
 
     def open(self, data: bytes) -> None:
         self.opened.setdefault(data, threading.Event()).set()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import frames
 from .errors import Rejection
 from .identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify
 from .ops import OP_DOMAIN, op_id, split_carried
@@ -55,6 +56,16 @@ class Verified:
         if verdict is not None:
             self.used += 1
         return verdict
+
+
+def check_frame(data: bytes) -> list[Verdict]:
+    """A worker's job: the verdicts on an OPS frame's ops (none for anything else: the
+    session judges a bad frame itself, in its turn). Never raises."""
+    try:
+        frame = frames.decode(data)
+    except Rejection:
+        return []
+    return check(frame.wires) if isinstance(frame, frames.Ops) else []
 
 
 def check(wires: Iterable[bytes]) -> list[Verdict]:
