@@ -23,6 +23,8 @@ buffers), then the frame goes in and the core verifies it itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +32,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .core.verified import Verdict, check_frame
+
+log = logging.getLogger(__name__)
 
 # Worker threads: one per core, at most 4 (verification scales with cores; more
 # threads only contend for the GIL the rest of the node needs).
@@ -94,9 +98,8 @@ class Inbound:
         check = None
         if ops:
             check = self._pool.submit(self._job, data)
-            loop = self._loop = self._loop or asyncio.get_running_loop()
-            check.add_done_callback(
-                lambda _: loop.call_soon_threadsafe(self._drain, conn))
+            self._loop = self._loop or asyncio.get_running_loop()
+            check.add_done_callback(lambda _: self._checked(conn))
         self._queues.setdefault(conn, deque()).append(_Waiting(data, check))
         self.queued += 1
 
@@ -108,6 +111,13 @@ class Inbound:
             return
         queue.append(_Waiting(None, None, then))
         self.queued += 1
+
+    def _checked(self, conn: int) -> None:
+        """A check of `conn`'s ended (on a worker thread): drain it on the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopping
+                loop.call_soon_threadsafe(self._drain, conn)
 
     def _drain(self, conn: int, wait: bool = False) -> None:
         """Hand on `conn`'s frames from the head of its queue while their checks are
@@ -131,7 +141,10 @@ class Inbound:
                 except Exception:  # cancelled at shutdown: the core checks them itself
                     verdicts = []
                 self.checked += 1
-            self._deliver(conn, head.data, verdicts)
+            try:
+                self._deliver(conn, head.data, verdicts)
+            except Exception:  # a bug, not the peer's input: the link's next frames go on
+                log.exception("handing on a frame of link %d failed", conn)
 
     def close(self) -> None:
         """Stop the workers (the node is stopping): frames still waiting are dropped,

@@ -174,3 +174,26 @@ async def test_after_close_frames_go_straight_through_and_closings_are_told() ->
     gate.open(ops_frame(*wires))
     inbound.received(3, ops_frame(*wires))
     assert got.got == [(3, ops_frame(*wires), [])]
+
+
+async def test_a_frame_that_fails_to_go_in_does_not_hold_up_its_link() -> None:
+    wires = signed_ops(2 * MIN_POOLED_OPS)
+    first, second = ops_frame(*wires[:MIN_POOLED_OPS]), ops_frame(*wires[MIN_POOLED_OPS:])
+    gate, got = Gate(), Recorder()
+
+    def deliver(conn: int, data: bytes, verdicts: list[Verdict]) -> None:
+        got(conn, data, verdicts)
+        if data == first:
+            raise RuntimeError("a bug in the mesh")
+
+    inbound = Inbound(deliver, job=gate)
+    try:
+        inbound.received(1, first)
+        inbound.received(1, second)
+        gate.open(second)  # its check ends first, while the first frame still waits
+        await asyncio.sleep(0.05)
+        gate.open(first)
+        await got.until(2)
+        assert [d for _, d, _ in got.got] == [first, second] and inbound.queued == 0
+    finally:
+        inbound.close()
