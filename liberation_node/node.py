@@ -62,7 +62,9 @@ from .core.reading import Reader
 from .core.records import NodeInfo
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
+from .core.verified import Verdict
 from .health import Health
+from .inbound import Inbound
 from .store.base import Store
 from .store.loader import apply_retention, open_replica
 from .store.sizes import store_sizes
@@ -159,6 +161,9 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
+        # Frames from peers reach the mesh through this: their ops' signatures are
+        # checked on worker threads first, each link's frames kept in order.
+        self._inbound = Inbound(self._take_frame)
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
         self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)
@@ -320,6 +325,7 @@ class Node:
             await runner.cleanup()
         if self._transport is not None:
             await self._transport.close()
+        self._inbound.close()
         if self._writer is not None:
             await self._writer.close()  # the writer commits what is queued, then ends
         for task in list(self._tasks):
@@ -532,10 +538,17 @@ class Node:
 
     def _on_message(self, link: Link, data: bytes) -> None:
         self.traffic.received(link.id, len(data))
-        self.mesh.data_received(link.id, data, clock.now_ms())
+        self._inbound.received(link.id, data)
+
+    def _take_frame(self, conn: int, data: bytes, verdicts: list[Verdict]) -> None:
+        self.mesh.data_received(conn, data, clock.now_ms(), verdicts)
         self._service()
 
     def _on_link_close(self, link: Link) -> None:
+        # After the frames it sent before closing, which may still be being checked.
+        self._inbound.closed(link.id, lambda: self._link_closed(link))
+
+    def _link_closed(self, link: Link) -> None:
         self._links.pop(link.id, None)
         self.traffic.closed(link.id)
         self.mesh.connection_lost(link.id, clock.now_ms())

@@ -83,6 +83,7 @@ from .scoring import Penalty, Scores, ScoringConfig, address_key
 from .sealing import SEAL_BYTES
 from .serving import Requested, ServeConfig, produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
+from .verified import Verdict
 
 __all__ = ["Entropy", "Mesh", "MeshConfig"]
 
@@ -271,10 +272,15 @@ class Mesh:
 
     # -- input ----------------------------------------------------------------------------
 
-    def data_received(self, conn: ConnId, data: bytes, now: int) -> None:
+    def data_received(self, conn: ConnId, data: bytes, now: int,
+                      verdicts: Iterable[Verdict] = ()) -> None:
+        """One frame from `conn`. `verdicts` are signature checks of its ops that the
+        driver did ahead, on other threads (core/verified.py): taken on trust, they
+        spare the replica that work and change no outcome."""
         peer = self._peers.get(conn)
         if peer is None:
             return
+        self.replica.verified.learn(verdicts)
         self._mark(conn)
         was_open = peer.session.state is State.OPEN
         try:

@@ -210,7 +210,8 @@ def decode_carried(wire: bytes, network: str, *, known_id: bytes | None = None,
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
               known_id: bytes | None = None, now: int | None = None,
-              genesis: int = DEFAULT_GENESIS_MS) -> Op:
+              genesis: int = DEFAULT_GENESIS_MS,
+              verdict: tuple[bytes, bool] | None = None) -> Op:
     """Decode and check an op on its own: encoding, shape, body, network, signature.
 
     Raises `Rejection` with a precise reason; never any other exception.
@@ -220,6 +221,9 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     With `now` (the receiver's clock, ms), an op dated more than
     `MAX_CLOCK_SKEW_MS` ahead is refused as `from_the_future`. `genesis` is the
     network's (ops.md §14): an op dated before it is refused as `before_genesis`.
+    `verdict` is a signature check already done on exactly these bytes (core/verified.py:
+    the key checked against, and whether it passed); it stands in for verifying only
+    when that key is this op's author.
     """
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 10:
@@ -262,7 +266,8 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     # Signed bytes: the same encoding minus the signature element. A 10-element
     # array header (0x9a) becomes 0x99 and the trailing bin8(64) (66 bytes) goes.
     signed = OP_DOMAIN + b"\x99" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])
-    if check_signature and not verify(author, signed, sig):
+    if check_signature and not (verdict[1] if verdict is not None and verdict[0] == author
+                                else verify(author, signed, sig)):
         raise Rejection(Reason.BAD_SIGNATURE)
     if now is not None and ts > now + MAX_CLOCK_SKEW_MS:
         raise Rejection(Reason.FROM_THE_FUTURE, f"dated {ts - now} ms ahead of our clock")

@@ -45,6 +45,7 @@ from .ops import (
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
 from .sealing import exchange_public
+from .verified import Verified
 
 DIGEST_DOMAIN = b"liberation-node/digest/v1"
 MAX_FORK_PROOFS = 2
@@ -115,6 +116,8 @@ class Replica:
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
         self.pending = pending if pending is not None else PendingSet()
+        # Signature checks a driver did ahead of `ingest` (on worker threads): verified.py.
+        self.verified = Verified()
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}
         self.contents = Contents()
@@ -147,6 +150,7 @@ class Replica:
             except Rejection as rejection:
                 return Ingested(Outcome.REJECTED, rejection=rejection)
         oid = op_id(header)
+        verdict = self.verified.take(oid)
         held = self.ops.get(oid)
         if held is not None or oid in self.pending:
             result = Ingested(Outcome.DUPLICATE, oid)
@@ -154,7 +158,8 @@ class Replica:
                 self._take(held, content, now, result)
             return result
         try:
-            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis)
+            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis,
+                           verdict=verdict)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         if admit is not None and (why := admit(op)) is not None:

@@ -16,8 +16,8 @@ _LAZY = {"LABEL", "PROTOCOL", "Link", "WebRtcTransport"}
 
 
 def __getattr__(name: str) -> Any:
-    # aiortc (with PyAV) takes ~0.4 s to import: loaded on first use, so a node
-    # answers its control port before the WebRTC stack is even in memory.
+    # aiortc takes ~0.2 s to import (without PyAV: _nomedia.py): loaded on first use,
+    # so a node answers its control port before the WebRTC stack is even in memory.
     if name in _LAZY:
         from . import webrtc
 

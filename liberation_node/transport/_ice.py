@@ -22,6 +22,10 @@ gather on every interface.
 
 from __future__ import annotations
 
+# First: aiortc loads without PyAV (see there).
+from . import _nomedia  # noqa: F401
+
+# isort: split
 from collections.abc import Awaitable, Callable
 from typing import Any
 

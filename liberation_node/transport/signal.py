@@ -39,6 +39,10 @@ binding values differ, so a HELLO signed over one does not verify on the other
 
 from __future__ import annotations
 
+# First: aiortc loads without PyAV (see there).
+from . import _nomedia  # noqa: F401
+
+# isort: split
 import re
 from dataclasses import dataclass
 

@@ -31,6 +31,10 @@ event itself: the peer may send right behind the channel-open acknowledgement.
 
 from __future__ import annotations
 
+# First: aiortc loads without PyAV (see there).
+from . import _nomedia  # noqa: F401
+
+# isort: split
 import asyncio
 import itertools
 import logging

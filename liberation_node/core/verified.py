@@ -1,0 +1,108 @@
+"""Signature checks done ahead of ingest, and the bounded memo that carries them to it
+(protocols/ops.md §6.1; issue 10, parallel verification).
+
+Ed25519 verification is most of the cost of taking in an op, and it is a pure
+function of the op's bytes, so a driver may run it for a whole OPS frame on
+worker threads (PyNaCl releases the GIL) while its loop does the rest: `check`
+is what a worker runs; its verdicts go into the replica's `Verified` memo just
+before the frame itself is handed to the mesh, in the frame's order.
+
+A verdict is keyed by the op id, the BLAKE2b-256 hash of the very header that
+was checked (ops.md §4), and it names the key it was checked against:
+`decode_op` takes it on trust only when that key is the author it parses itself
+(`trusted`), and verifies for real otherwise. So a verdict changes no outcome,
+only where the work was done: a bad signature is refused with the same reason,
+and a header the quick parse below misreads is simply checked again. The memo
+is bounded, oldest first out: a verdict lost to eviction costs one more
+verification, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import frames
+from .errors import Rejection
+from .identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify
+from .ops import OP_DOMAIN, op_id, split_carried
+
+Verdict = tuple[bytes, bytes, bool]  # (op id, the key checked against, valid)
+MEMO_SIZE = 8192  # verdicts held: two full OPS frames' worth (frames.MAX_ITEMS = 4096)
+
+
+class Verified:
+    """Verdicts by op id, at most `size`, each taken once."""
+
+    def __init__(self, size: int = MEMO_SIZE) -> None:
+        self.size = size
+        self._held: dict[bytes, tuple[bytes, bool]] = {}
+        self.used = 0  # verdicts taken by ingest (a figure for tests and benchmarks)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def learn(self, verdicts: Iterable[Verdict]) -> None:
+        held = self._held
+        for oid, key, ok in verdicts:
+            held.pop(oid, None)  # re-inserted last: the newest leaves last
+            held[oid] = (key, ok)
+            if len(held) > self.size:
+                del held[next(iter(held))]
+
+    def take(self, oid: bytes) -> tuple[bytes, bool] | None:
+        """The verdict on op `oid` (the key it was checked against, and whether the
+        signature is valid), forgotten as it is taken; None if there is none."""
+        verdict = self._held.pop(oid, None)
+        if verdict is not None:
+            self.used += 1
+        return verdict
+
+
+def check_frame(data: bytes) -> list[Verdict]:
+    """A worker's job: the verdicts on an OPS frame's ops (none for anything else: the
+    session judges a bad frame itself, in its turn). Never raises."""
+    try:
+        frame = frames.decode(data)
+    except Rejection:
+        return []
+    return check(frame.wires) if isinstance(frame, frames.Ops) else []
+
+
+def check(wires: Iterable[bytes]) -> list[Verdict]:
+    """Verify the signatures of ops as they travel (headers or carried forms). Wires
+    whose shape this quick look does not recognise get no verdict: `decode_op` judges
+    them in full. Never raises."""
+    verdicts = []
+    for wire in wires:
+        header = wire
+        if wire[:1] == b"\x9b":
+            try:
+                header = split_carried(wire)[0]
+            except Rejection:
+                continue
+        author = _author(header)
+        if author is None or len(header) < 2 + SIGNATURE_BYTES + PUBLIC_KEY_BYTES:
+            continue
+        # The bytes `decode_op` checks: the first nine elements as a 9-element array
+        # (0x99) after the domain, and the signature that ends the header.
+        signed = OP_DOMAIN + b"\x99" + header[1 : len(header) - (2 + SIGNATURE_BYTES)]
+        verdicts.append((op_id(header), author,
+                         verify(author, signed, header[len(header) - SIGNATURE_BYTES :])))
+    return verdicts
+
+
+def _author(header: bytes) -> bytes | None:
+    """The author key of an op header, read at its offset: [format (fixint), network
+    (fixstr or str8), author (bin8 of 32), ...]; None for any other layout."""
+    if len(header) < 40 or header[0] != 0x9A or header[1] > 0x7F:
+        return None
+    tag = header[2]
+    if 0xA0 <= tag <= 0xBF:
+        at = 3 + (tag & 0x1F)
+    elif tag == 0xD9:
+        at = 4 + header[3]
+    else:
+        return None
+    if header[at : at + 2] != b"\xc4\x20" or len(header) < at + 2 + PUBLIC_KEY_BYTES:
+        return None
+    return header[at + 2 : at + 2 + PUBLIC_KEY_BYTES]

@@ -1,0 +1,159 @@
+"""Frames from peers on their way into the mesh: the signatures of OPS frames are checked
+on worker threads first, and every link's frames still reach the mesh in the order
+they arrived (issue 10, parallel verification; core/verified.py).
+
+Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py)
+and PyNaCl releases the GIL while it runs, so worker threads check an OPS frame's
+signatures while the event loop applies the frames before it, runs WebRTC and
+commits. The sans-IO core stays synchronous: the verdicts travel with the frame
+into `Mesh.data_received` and merely spare the replica the work.
+
+Order. Each link has a queue: a frame that arrives while earlier frames of its
+link are still being checked waits behind them, whatever its type, and so does
+the link's closing; frames of other links never wait for it.
+
+Bounds (a flood must not queue without limit, sync.md §4.5). At most `max_queued`
+frames wait in all, hence at most that many checks in the pool's queue. A frame
+that arrives beyond that is the loop's own work again, as without the pool: its
+link's queue is emptied first, the loop waiting on those checks (it is the
+back-pressure a busy loop gave before: the peer's frames wait in the transport's
+buffers), then the frame goes in and the core verifies it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .core.verified import Verdict, check_frame
+
+log = logging.getLogger(__name__)
+
+# Worker threads: one per core, at most 4 (verification scales with cores; more
+# threads only contend for the GIL the rest of the node needs).
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (frames.py)
+# An OPS frame with fewer ops is checked on the loop, as any frame with nothing to wait
+# for: handing it to a thread costs about what checking one op does, and puts two thread
+# wake-ups (on a busy machine, two waits for a core) into the latency of gossip, whose
+# pushes carry an op or two (sync.md §5).
+MIN_POOLED_OPS = 4
+_OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
+
+Deliver = Callable[[int, bytes, list[Verdict]], None]
+
+
+def ops_in(data: bytes) -> int:
+    """How many ops this frame carries if it is an OPS frame, [4, eager, [[wire, hops],
+    ...]], else 0: a cheap look at its first bytes (16 for 16 or more). A wrong guess
+    only moves the work."""
+    if len(data) < 5 or data[0] != 0x93 or data[1] != _OPS:
+        return 0
+    head = data[3]
+    return head & 0x0F if 0x90 <= head <= 0x9F else 16 if head in (0xDC, 0xDD) else 0
+
+
+@dataclass(slots=True)
+class _Waiting:
+    data: bytes | None  # None: the link's closing, which waits like a frame
+    check: Future[list[Verdict]] | None  # the signature checks under way, if any
+    then: Callable[[], None] | None = None  # for the closing
+
+
+class Inbound:
+    """Takes each link's frames (`received`) and hands them on in order (`deliver`)."""
+
+    def __init__(self, deliver: Deliver, *, workers: int = WORKERS,
+                 max_queued: int = MAX_QUEUED,
+                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
+        self._deliver = deliver
+        self._job = job
+        self.max_queued = max_queued
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._queues: dict[int, deque[_Waiting]] = {}
+        self.queued = 0  # frames (and closings) waiting, all links
+        self.checked = 0  # frames whose ops were checked on the workers
+        self.inline = 0  # OPS frames past the bound, left to the core on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def received(self, conn: int, data: bytes) -> None:
+        """A frame from link `conn` (on the loop)."""
+        queue = self._queues.get(conn)
+        ops = ops_in(data) >= MIN_POOLED_OPS and not self._closed
+        if queue is None and not ops:
+            self._deliver(conn, data, [])  # nothing to wait for: at once
+            return
+        if self.queued >= self.max_queued:
+            self.inline += ops
+            self._drain(conn, wait=True)
+            self._deliver(conn, data, [])
+            return
+        check = None
+        if ops:
+            check = self._pool.submit(self._job, data)
+            self._loop = self._loop or asyncio.get_running_loop()
+            check.add_done_callback(lambda _: self._checked(conn))
+        self._queues.setdefault(conn, deque()).append(_Waiting(data, check))
+        self.queued += 1
+
+    def closed(self, conn: int, then: Callable[[], None]) -> None:
+        """Link `conn` closed: `then()` once the frames it sent before are handed on."""
+        queue = self._queues.get(conn)
+        if queue is None:
+            then()
+            return
+        queue.append(_Waiting(None, None, then))
+        self.queued += 1
+
+    def _checked(self, conn: int) -> None:
+        """A check of `conn`'s ended (on a worker thread): drain it on the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopping
+                loop.call_soon_threadsafe(self._drain, conn)
+
+    def _drain(self, conn: int, wait: bool = False) -> None:
+        """Hand on `conn`'s frames from the head of its queue while their checks are
+        done (all of them, waiting on the checks, when `wait`)."""
+        while (queue := self._queues.get(conn)):
+            head = queue[0]
+            if head.check is not None and not head.check.done() and not wait:
+                return
+            queue.popleft()
+            self.queued -= 1
+            if not queue:
+                del self._queues[conn]
+            if head.data is None:
+                if head.then is not None:
+                    head.then()
+                continue
+            verdicts: list[Verdict] = []
+            if head.check is not None:
+                try:
+                    verdicts = head.check.result()
+                except Exception:  # cancelled at shutdown: the core checks them itself
+                    verdicts = []
+                self.checked += 1
+            try:
+                self._deliver(conn, head.data, verdicts)
+            except Exception:  # a bug, not the peer's input: the link's next frames go on
+                log.exception("handing on a frame of link %d failed", conn)
+
+    def close(self) -> None:
+        """Stop the workers (the node is stopping): frames still waiting are dropped,
+        closings waiting behind them are told at once."""
+        self._closed = True
+        queues, self._queues = self._queues, {}
+        self.queued = 0
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for queue in queues.values():
+            for waiting in queue:
+                if waiting.then is not None:
+                    waiting.then()
