@@ -20,13 +20,13 @@ import importlib
 import json
 import logging
 import os
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import __version__, clock, datadir
+from . import clock, datadir
+from .advertise import advertised_urls, signal_url
 from .api import runfile
 from .api._http import Refusals, make_runner
 from .api.control import control_app
@@ -54,10 +54,9 @@ from .core.events import (
 from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
-from .core.ops import MAX_CLOCK_SKEW_MS
 from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
-from .core.queries import Index, Topology
+from .core.queries import Index
 from .core.reading import Reader
 from .core.records import NodeInfo
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
@@ -65,15 +64,14 @@ from .core.session import CloseReason
 from .core.verified import Verdict
 from .health import Health
 from .inbound import Inbound
+from .reporting import NodeReports
 from .store.base import Store
 from .store.loader import apply_retention, open_replica
-from .store.sizes import store_sizes
 from .traffic import Traffic
 from .transport import TransportError
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
-    from .core.views import Views
     from .discovery.mdns import LanDiscovery
     from .transport import Link, WebRtcTransport
 
@@ -81,36 +79,9 @@ log = logging.getLogger("liberation_node")
 
 REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
 MAX_OFFERS_PER_ADDRESS = 2  # answered connections being set up at once per address
-
-
-WILDCARDS = ("0.0.0.0", "", "::")
 # A signaling connection not established within this long is tried again (transport.md
 # §3.7): after a partition heals, dials under way get through within about this long.
 SIGNAL_CONNECT_EVERY_S = 1.0
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}/v1/signal" if ":" in host else f"http://{host}:{port}/v1/signal"
-
-
-def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
-    """The signaling URLs we publish in node.info (transport.md §3, A.1): the operator's
-    --public-url; else the bound address; for a wildcard bind, the addresses ICE may
-    use, else this host's non-loopback IPv4 addresses (a loopback URL would send other
-    machines to themselves)."""
-    if not cfg.advertise:
-        return ()
-    if cfg.public_urls:
-        return cfg.public_urls
-    if cfg.peer_host not in WILDCARDS:
-        return (_url(cfg.peer_host, port),)
-    hosts = list(cfg.transport.ice_addresses)
-    if not hosts:
-        import ifaddr  # the interface list aioice also uses
-
-        hosts = sorted({str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips
-                        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")})
-    return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
 
 
 def _address(link: Link) -> str | None:
@@ -130,18 +101,7 @@ def _address(link: Link) -> str | None:
     return client_key(host)
 
 
-def clock_warning(offset_ms: int | None) -> str | None:
-    """Past half the skew bound, peers may soon refuse our ops and records, or we
-    theirs (protocols/ops.md §5.4): say so while there is time to fix the clock."""
-    if offset_ms is None or abs(offset_ms) <= MAX_CLOCK_SKEW_MS // 2:
-        return None
-    return (f"this node's clock is {abs(offset_ms) / 60_000:.1f} min "
-            f"{'ahead of' if offset_ms > 0 else 'behind'} its peers; at "
-            f"{MAX_CLOCK_SKEW_MS // 60_000} min their ops and records are refused: set the "
-            "clock right (NTP)")
-
-
-class Node:
+class Node(NodeReports):
     """One running node. `await start()`, then `await stop()`; see daemon.py."""
 
     def __init__(self, config: NodeConfig) -> None:
@@ -233,7 +193,7 @@ class Node:
             peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port,
             ConnectionLimits(limits.max_total, limits.max_total, idle_timeout_s=75.0))
         urls = advertised_urls(cfg, peer_port)
-        self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
+        self.peer_url = urls[0] if urls else signal_url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
         self.mesh.config = type(cfg.mesh)(**{**cfg.mesh.__dict__, "urls": urls,
                                              "name": cfg.name or cfg.mesh.name})
@@ -698,115 +658,6 @@ class Node:
             return await transport.answer(offer, origin)
         except TransportError as exc:
             raise SignalRefused(400, str(exc)) from exc
-
-    def info(self) -> dict[str, Any]:
-        return {"node_id": self.identity.text, "network": self.config.network,
-                "version": __version__, "protocol": self.config.mesh.session.protocol_version,
-                "urls": list(self.mesh.config.urls)}
-
-    # -- the control port (api/control.py NodeControl) --------------------------------------
-
-    def writes_refused(self) -> str | None:
-        """Why local writes are refused now (503), or None."""
-        if self.stopping:
-            return "the node is stopping"
-        if self._writer is not None and self._writer.error is not None:
-            return (f"the store cannot commit ({self._writer.error}); writes are paused "
-                    "until it can")
-        return self.mesh.writable()
-
-    def clock_offset_ms(self) -> int | None:
-        return self.mesh.clock_offset()
-
-    def status(self) -> dict[str, Any]:
-        replica = self.mesh.replica
-        peers = []
-        for conn, peer in sorted(self.mesh.peers().items()):
-            session = self.mesh.session(conn)
-            link = self._links.get(conn)
-            peers.append({"id": id_to_text(peer), "conn": conn,
-                          "rtt_ms": session.rtt_ms if session else None,
-                          "address": link.remote_address if link else None})
-        refused = self.writes_refused()
-        offset = self.clock_offset_ms()
-        writer = self._writer
-        assert writer is not None
-        return {
-            "node_id": self.identity.text, "network": self.config.network,
-            "version": __version__, "peers": peers, "ops": len(replica.ops),
-            "authors": len(replica.feeds), "records": len(replica.records),
-            "pending": len(replica.pending), "digest": replica.digest().hex(),
-            "pool_available_cents": replica.ledger.pool_available,
-            "humans": sum(1 for a in replica.ledger.accounts.values()
-                          if a.registered_at is not None),
-            "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
-            "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
-            "transport": "ready" if self._transport is not None else "loading",
-            "name": self.mesh.config.name, "data_dir": str(self.dir.path),
-            "join_urls": [f"{url}#{self.identity.text}" for url in self.mesh.config.urls],
-            "writable": refused is None, "write_error": refused, "clock_offset_ms": offset,
-            "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
-            "store": {"ok": writer.error is None, "error": writer.error,
-                      "queued_ops": writer.queued_ops, "purge_pending": writer.purge_pending,
-                      **store_sizes(replica, self.dir.path / datadir.STORE_FILE)},
-            "rejected": dict(sorted(self.mesh.rejected.items())),
-            "candidates": dict(sorted(Counter(c.source.name.lower()
-                                              for c in self.peering.candidates.values()).items())),
-            "mdns": self._lan.status() if self._lan is not None else None,
-        }
-
-    def health_report(self) -> dict[str, Any]:
-        checks = self.health.check()
-        return {"ok": all(part["ok"] for part in checks.values()), "checks": checks}
-
-    def peers(self) -> list[dict[str, Any]]:
-        """Open sessions and links still in their handshake (docs/api.md, peers)."""
-        open_peers = self.mesh.peers()
-        out = []
-        for conn, link in sorted(self._links.items()):
-            session = self.mesh.session(conn)
-            if session is None or session.closed:
-                continue
-            node_id = open_peers.get(conn) or (
-                link.tag.node_id if isinstance(link.tag, Dial) else None)
-            stats = self.traffic.links.get(conn)
-            out.append({
-                "id": id_to_text(node_id) if node_id else None,
-                "name": self._index.node_name(node_id) if node_id else "",
-                "state": "open" if conn in open_peers else "connecting",
-                "rtt_ms": session.rtt_ms, "address": link.remote_address,
-                "bytes_in": stats.bytes_in if stats else 0,
-                "bytes_out": stats.bytes_out if stats else 0,
-                "since_ms": stats.since_ms if stats else None,
-                "found_by": stats.found_by if stats else None,
-                "direction": stats.direction if stats else None})
-        return out
-
-    def topology(self) -> Topology:
-        rtts = {}
-        for conn, peer in self.mesh.peers().items():
-            session = self.mesh.session(conn)
-            rtts[peer] = session.rtt_ms if session else None
-        return self._index.topology(clock.now_ms(), rtts)
-
-    def counters(self) -> dict[str, Any]:
-        return {**self.traffic.counters(), "events_published": self.bus.published,
-                "events_dropped": self.bus.dropped, "bans": self.refusals.bans,
-                "penalties": dict(self.mesh.scores.penalties),
-                "signals_dropped": dict(self.mesh.relay.dropped),
-                "rejections": dict(sorted(self.mesh.rejected.items()))}
-
-    def now_ms(self) -> int:
-        return clock.now_ms()
-
-    def index(self) -> Index:
-        return self._index
-
-    def views(self) -> Views:
-        from .core.views import build_views  # only the API's views route needs it
-
-        return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms(),
-                           self.reader)
 
     async def _write(self, body: Any, action: str) -> str:
         """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`

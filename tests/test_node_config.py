@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from liberation_node.advertise import advertised_urls
 from liberation_node.config import NodeConfig
-from liberation_node.node import advertised_urls
 from liberation_node.transport import TransportConfig
 
 

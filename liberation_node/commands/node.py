@@ -233,7 +233,7 @@ def _configured_join_urls(path: Path) -> list[str]:
     if node_config.peer_port == 0:
         raise click.ClickException("the peer port is picked when the node starts "
                                    "(peer_port = 0): start it, then ask again")
-    from ..node import advertised_urls  # the node's own rule (transport.md §3)
+    from ..advertise import advertised_urls  # the node's own rule (transport.md §3)
 
     return [f"{url}#{node_dir.identity.text}"
             for url in advertised_urls(node_config, node_config.peer_port)]
