@@ -79,9 +79,7 @@ class Run:
         return self.honest
 
     def rss(self) -> int:
-        assert self.victim.proc is not None
-        with open(f"/proc/{self.victim.proc.pid}/status") as f:
-            return int(next(x for x in f if x.startswith("VmRSS:")).split()[1]) * 1024
+        return _rss_of(self.victim)
 
     async def watch(self) -> None:
         """Poll the victim's health every 100 ms: the worst latency, and its own lag."""
@@ -162,6 +160,16 @@ def feed(who: Identity, count: int, size: int) -> list[Op]:
     return ops
 
 
+async def _feeds(run: Run, x: Hostile, count: int) -> None:
+    """Give the victim `count` feeds of one op each, from fresh identities."""
+    now = now_ms() - 60_000
+    wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
+                       prev=None, timestamp=now, body=Register("r")).wire
+             for _ in range(count)]
+    await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, count, 100))
+    await until(lambda: run.victim.status()["authors"] >= count, 60)
+
+
 # -- the attacks --------------------------------------------------------------------------
 
 async def refs(tmp: Path, source: str | None) -> dict[str, Any]:
@@ -212,12 +220,7 @@ async def sync(tmp: Path, source: str | None) -> dict[str, Any]:
         run.add_honest(tmp, "sync")
         await until(run.honest_connected, 30)
         x = await Hostile().connect(run.victim.peer_url)
-        now = now_ms() - 60_000
-        wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
-                           prev=None, timestamp=now, body=Register("r")).wire
-                 for _ in range(8000)]
-        await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, 8000, 100))
-        await until(lambda: run.victim.status()["authors"] >= 8000, 60)
+        await _feeds(run, x, 8000)
         await asyncio.sleep(2)
         before = run.rss()
         watcher = asyncio.create_task(run.watch())
@@ -520,12 +523,7 @@ async def views(tmp: Path, source: str | None) -> dict[str, Any]:
     run = Run(tmp, source, "views")
     try:
         x = await Hostile().connect(run.victim.peer_url)
-        now = now_ms() - 60_000
-        wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
-                           prev=None, timestamp=now, body=Register("r")).wire
-                 for _ in range(8000)]
-        await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, 8000, 100))
-        await until(lambda: run.victim.status()["ops"] >= 8000, 60)
+        await _feeds(run, x, 8000)
         await x.close()
         await asyncio.sleep(2)
         watcher = asyncio.create_task(run.watch())
