@@ -150,7 +150,8 @@ def main() -> int:
                 soak.start(d)
             end = began + args.minutes * 60
             rss_start: dict[str, int] = {}
-            next_churn = next_write = next_sample = time.monotonic()
+            next_churn = next_write = next_sample = next_minute = time.monotonic()
+            timeline: list[list[float]] = []  # core nodes' RSS (MiB), once a minute
             while time.monotonic() < end:
                 now = time.monotonic()
                 if not rss_start and now - began >= args.warmup:
@@ -161,6 +162,9 @@ def main() -> int:
                 if now >= next_write:
                     soak.write()
                     next_write = now + 5
+                if now >= next_minute:
+                    timeline.append([round(rss(d) / 2**20, 1) for d in soak.core])
+                    next_minute = now + 60
                 if now >= next_sample:
                     soak.sample()
                     next_sample = now + 3
@@ -175,7 +179,8 @@ def main() -> int:
                 "live_at_end": len(soak.live()),
                 "rss_start_mb": {n: round(v / 2**20, 1) for n, v in rss_start.items()},
                 "rss_end_mb": {n: round(v / 2**20, 1) for n, v in rss_end.items()},
-                "rss_growth_percent": growth, "converged_after_s":
+                "rss_growth_percent": growth, "rss_per_minute_mb": timeline,
+                "converged_after_s":
                     round(took, 1) if took is not None else None,
                 "notes": soak.notes[:10]}
             print(json.dumps(result, indent=1))
