@@ -20,7 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -29,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +47,66 @@ from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, create_record
 from tests.daemon.harness import NETWORK, Daemon, converged
 from tests.daemon.hostile import LOOPBACK, Hostile, now_ms
-from tests.daemon.hostile import ops as ops_frame
-from tests.daemon.hostile import records as records_frame
 
 MiB = 2**20
+
+
+def tree_of(source: str | None) -> dict[str, Any]:
+    """Daemon arguments that run `source`'s code (None: this checkout's)."""
+    return {"env": {"PYTHONPATH": source}, "cwd": Path(source)} if source else {}
+
+
+class Wire:
+    """Frames as the victim's tree writes them. The attackers are this checkout's client,
+    but an older tree's OPS and RECORDS had no hop counts and its PONG no clock: against
+    it, those frames are encoded by its own frames module, loaded from its source."""
+
+    def __init__(self, source: str | None) -> None:
+        self.frames: Any = frames if source is None else _frames_of(source)
+        names = {f.name for f in dataclasses.fields(self.frames.Pong)}
+        self.hops = "clock" in names  # the format with hop counts and the clock
+        # The op format the tree writes (older ones know format 1 only).
+        self.op_format = int(importlib.import_module(
+            self.frames.__name__.rsplit(".", 1)[0] + ".ops").OP_FORMAT)
+
+    def ops(self, wires: Iterable[bytes]) -> bytes:
+        return self._encode(self.frames.Ops(False, tuple(
+            (w, frames.MAX_HOPS) if self.hops else w for w in wires)))
+
+    def records(self, wires: Iterable[bytes]) -> bytes:
+        if self.hops:
+            return self._encode(self.frames.Records(False, tuple(
+                (w, frames.MAX_HOPS) for w in wires)))
+        return self._encode(self.frames.Records(tuple(wires)))
+
+    def pong(self, nonce: int, clock: int) -> bytes:
+        return self._encode(self.frames.Pong(nonce, clock) if self.hops
+                            else self.frames.Pong(nonce))
+
+    def _encode(self, frame: Any) -> bytes:
+        return bytes(self.frames.encode(frame))
+
+
+def _frames_of(source: str) -> Any:
+    """`liberation_node.core.frames` of another tree, as a package of another name."""
+    name = "victim_tree"
+    package = Path(source) / "liberation_node"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.core.frames")
+
+
+WIRE = Wire(None)
+
+
+def hostile(**kw: Any) -> Hostile:
+    """A hostile peer that answers PING the way the victim's tree expects."""
+    return Hostile(pong=WIRE.pong, **kw)
 
 
 class Run:
@@ -55,12 +114,11 @@ class Run:
 
     def __init__(self, tmp: Path, source: str | None, name: str, *, nofile: int | None = None,
                  bootstrap_victim: list[str] | None = None) -> None:
-        env = {"PYTHONPATH": source} if source else {}
         prefix = ["prlimit", f"--nofile={nofile}:20000"] if nofile else []
+        self.tree = tree_of(source)  # the honest peer runs the victim's code too
         self.daemons: list[Daemon] = []
-        self.victim = self._start(tmp / f"{name}-victim", "victim", env=env, prefix=prefix,
-                                  cwd=Path(source) if source else None,
-                                  extra=["--health-interval", "1"]
+        self.victim = self._start(tmp / f"{name}-victim", "victim", prefix=prefix,
+                                  **self.tree, extra=["--health-interval", "1"]
                                   if "--health-interval" in _run_options(source) else [],
                                   bootstrap=bootstrap_victim or [])
         self.honest: Daemon | None = None
@@ -74,7 +132,7 @@ class Run:
         return d.start(timeout=40)
 
     def add_honest(self, tmp: Path, name: str) -> Daemon:
-        self.honest = self._start(tmp / f"{name}-honest", "honest",
+        self.honest = self._start(tmp / f"{name}-honest", "honest", **self.tree,
                                   bootstrap=[self.victim.peer_url])
         return self.honest
 
@@ -155,18 +213,20 @@ def feed(who: Identity, count: int, size: int) -> list[Op]:
     now = now_ms() - 60_000
     for seq in range(1, count + 1):
         body = Register("h") if seq == 1 else Post("social", "x" * size, 1, None)
-        ops.append(create_op(who, network=NETWORK, seq=seq, prev=ops[-1].id if ops else None,
-                             timestamp=now + seq, body=body))
+        ops.append(create_op(who, network=NETWORK, format=WIRE.op_format, seq=seq,
+                             prev=ops[-1].id if ops else None, timestamp=now + seq,
+                             body=body))
     return ops
 
 
 async def _feeds(run: Run, x: Hostile, count: int) -> None:
     """Give the victim `count` feeds of one op each, from fresh identities."""
     now = now_ms() - 60_000
-    wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
-                       prev=None, timestamp=now, body=Register("r")).wire
+    wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                       format=WIRE.op_format, seq=1, prev=None, timestamp=now,
+                       body=Register("r")).wire
              for _ in range(count)]
-    await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, count, 100))
+    await x.send_all(WIRE.ops(wires[i:i + 100]) for i in range(0, count, 100))
     await until(lambda: run.victim.status()["authors"] >= count, 60)
 
 
@@ -178,18 +238,19 @@ async def refs(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         run.add_honest(tmp, "refs")
         await until(run.honest_connected, 30)
-        x = await Hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         ops = feed(x.identity, 20, 4000)
-        twin = create_op(x.identity, network=NETWORK, seq=20, prev=ops[18].id,
-                         timestamp=ops[19].timestamp, body=Post("social", "twin", 1, None))
+        twin = create_op(x.identity, network=NETWORK, format=WIRE.op_format, seq=20,
+                         prev=ops[18].id, timestamp=ops[19].timestamp,
+                         body=Post("social", "twin", 1, None))
         rng = random.Random(1)
         frontier = tuple(sorted((rng.randbytes(32), rng.randrange(1, 2**40))
                                 for _ in range(250)))
         record = create_record(x.identity, network=NETWORK, version=now_ms(), ttl_ms=600_000,
                                body=NodeInfo("big", "x", (), (), frontier))
-        await x.send_all([ops_frame(o.wire for o in ops[:10]),
-                          ops_frame(o.wire for o in ops[10:]),
-                          records_frame((record.wire,)), ops_frame((twin.wire,))])
+        await x.send_all([WIRE.ops(o.wire for o in ops[:10]),
+                          WIRE.ops(o.wire for o in ops[10:]),
+                          WIRE.records((record.wire,)), WIRE.ops((twin.wire,))])
         await until(lambda: run.victim.status()["ops"] >= 20, 20)
         await asyncio.sleep(1)
         before = run.rss()
@@ -219,7 +280,7 @@ async def sync(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         run.add_honest(tmp, "sync")
         await until(run.honest_connected, 30)
-        x = await Hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         await _feeds(run, x, 8000)
         await asyncio.sleep(2)
         before = run.rss()
@@ -356,21 +417,21 @@ async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
     bootstrap peers; then a misbehaving peer that comes straight back."""
     boot = []
     for i in range(2):
-        d = Daemon(tmp / f"sybil-boot{i}", name=f"boot{i}")
+        d = Daemon(tmp / f"sybil-boot{i}", name=f"boot{i}", **tree_of(source))
         boot.append(d.start(timeout=40))
     run = Run(tmp, source, "sybils", bootstrap_victim=[b.peer_url for b in boot])
     run.daemons.extend(boot)
     try:
         boot_ids = {b.status()["node_id"] for b in boot}
         await until(lambda: boot_ids <= {p["id"] for p in run.victim.status()["peers"]}, 30)
-        liar = await Hostile().connect(run.victim.peer_url)
+        liar = await hostile().connect(run.victim.peer_url)
         forged = bytearray(feed(Identity.from_seed(os.urandom(32)), 1, 10)[0].wire)
         forged[-1] ^= 1
-        await liar.send_all([ops_frame((bytes(forged),))] * 20)
+        await liar.send_all([WIRE.ops((bytes(forged),))] * 20)
         await asyncio.sleep(2)
         came_back = "refused"
         try:
-            again = await Hostile(identity=liar.identity).connect(run.victim.peer_url)
+            again = await hostile(identity=liar.identity).connect(run.victim.peer_url)
             await asyncio.sleep(2)
             came_back = again.closed_reason or ("gone" if again.gone else "kept")
             await again.close()
@@ -379,7 +440,7 @@ async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
         swarm = []
         for _ in range(10):
             with contextlib.suppress(Exception):
-                swarm.append(await Hostile(answer_pings=False).connect(run.victim.peer_url))
+                swarm.append(await hostile(answer_pings=False).connect(run.victim.peer_url))
 
         async def keep_alive() -> None:
             while True:
@@ -404,8 +465,8 @@ async def signals(tmp: Path, source: str | None) -> dict[str, Any]:
     """Finding 7: SIGNAL frames, ttl 8, 32 KB payloads, for nodes nobody knows."""
     run = Run(tmp, source, "signals")
     try:
-        watcher = await Hostile().connect(run.victim.peer_url)
-        x = await Hostile().connect(run.victim.peer_url)
+        watcher = await hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         for i in range(19):
             x.send(Signal(os.urandom(32), os.urandom(32), i, 8, "x" * 32_000))
         await asyncio.sleep(3)
@@ -492,8 +553,8 @@ async def spam(tmp: Path, source: str | None) -> dict[str, Any]:
                  for i in range(6000)]
         before, honest_before = run.rss(), _rss_of(honest)
         watcher = asyncio.create_task(run.watch())
-        x = await Hostile().connect(run.victim.peer_url)
-        sent = await x.send_all((records_frame(wires[i:i + 100])
+        x = await hostile().connect(run.victim.peer_url)
+        sent = await x.send_all((WIRE.records(wires[i:i + 100])
                                  for i in range(0, len(wires), 100)), pause_s=0.05)
         await asyncio.sleep(15)
         run.stop_watching()
@@ -522,7 +583,7 @@ async def views(tmp: Path, source: str | None) -> dict[str, Any]:
     token, Sec-Fetch-Site cross-site) for 10 s, against a victim holding 8,000 ops."""
     run = Run(tmp, source, "views")
     try:
-        x = await Hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         await _feeds(run, x, 8000)
         await x.close()
         await asyncio.sleep(2)
@@ -626,6 +687,8 @@ async def main() -> int:
     parser.add_argument("--only", default=",".join(ATTACKS), help="attacks, comma-separated")
     args = parser.parse_args()
     source = str(Path(args.source).resolve()) if args.source else None
+    global WIRE
+    WIRE = Wire(source)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             started = time.monotonic()
