@@ -87,18 +87,22 @@ class Soak:
         now = time.monotonic()
         graph: dict[str, set[str]] = {}
         settled: set[str] = set()
+        names: dict[str, str] = {}
         for d in self.live():
             try:
                 status = d.status()
             except Exception:
                 continue
             me = status["node_id"]
+            names[me] = f"{d.name} (up {now - self.started_at.get(d.name, now):.0f} s)"
             graph[me] = {p["id"] for p in status["peers"]}
             if now - self.started_at.get(d.name, now) > self.grace_s:
                 settled.add(me)
         self.counts["samples"] += 1
         isolated = [n for n in settled if not graph.get(n)]
         self.counts["isolated_node_samples"] += len(isolated)
+        for n in isolated:
+            self.notes.append(f"{time.strftime('%H:%M:%S')}: {names[n]} has no peer")
         if graph:
             self.min_peers.append(min(len(graph[n]) for n in settled) if settled else 0)
             seen, todo = set(), [next(iter(settled or graph))]
@@ -112,7 +116,8 @@ class Soak:
             if not settled <= seen:
                 self.counts["disconnected_samples"] += 1
                 self.notes.append(f"split at {time.strftime('%H:%M:%S')}: "
-                                  f"{len(settled - seen)} settled nodes apart")
+                                  f"{len(settled - seen)} settled nodes apart: "
+                                  + ", ".join(names[n] for n in sorted(settled - seen)))
 
     def converge(self, timeout: float) -> float | None:
         started = time.monotonic()
