@@ -219,15 +219,20 @@ def feed(who: Identity, count: int, size: int) -> list[Op]:
     return ops
 
 
-async def _feeds(run: Run, x: Hostile, count: int) -> None:
-    """Give the victim `count` feeds of one op each, from fresh identities."""
+def registers(count: int) -> list[bytes]:
+    """`count` feeds of one op each, from fresh identities (made before connecting: the
+    signing would keep the attacker from answering PING, and the victim would close it)."""
     now = now_ms() - 60_000
-    wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK,
-                       format=WIRE.op_format, seq=1, prev=None, timestamp=now,
-                       body=Register("r")).wire
-             for _ in range(count)]
-    await x.send_all(WIRE.ops(wires[i:i + 100]) for i in range(0, count, 100))
-    await until(lambda: run.victim.status()["authors"] >= count, 60)
+    return [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                      format=WIRE.op_format, seq=1, prev=None, timestamp=now,
+                      body=Register("r")).wire
+            for _ in range(count)]
+
+
+async def _feeds(run: Run, x: Hostile, wires: list[bytes]) -> None:
+    """Give the victim these feeds."""
+    await x.send_all(WIRE.ops(wires[i:i + 100]) for i in range(0, len(wires), 100))
+    await until(lambda: run.victim.status()["authors"] >= len(wires), 60)
 
 
 # -- the attacks --------------------------------------------------------------------------
@@ -280,8 +285,9 @@ async def sync(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         run.add_honest(tmp, "sync")
         await until(run.honest_connected, 30)
+        wires = registers(8000)
         x = await hostile().connect(run.victim.peer_url)
-        await _feeds(run, x, 8000)
+        await _feeds(run, x, wires)
         await asyncio.sleep(2)
         before = run.rss()
         watcher = asyncio.create_task(run.watch())
@@ -583,8 +589,9 @@ async def views(tmp: Path, source: str | None) -> dict[str, Any]:
     token, Sec-Fetch-Site cross-site) for 10 s, against a victim holding 8,000 ops."""
     run = Run(tmp, source, "views")
     try:
+        wires = registers(8000)
         x = await hostile().connect(run.victim.peer_url)
-        await _feeds(run, x, 8000)
+        await _feeds(run, x, wires)
         await x.close()
         await asyncio.sleep(2)
         watcher = asyncio.create_task(run.watch())
