@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -39,7 +40,10 @@ class Soak:
     def __init__(self, tmp: Path, nodes: int, core: int, rng: random.Random,
                  grace_s: float) -> None:
         self.tmp, self.rng, self.grace_s = tmp, rng, grace_s
-        self.all = [Daemon(tmp / f"n{i}", name=f"n{i}") for i in range(nodes)]
+        # A network of its own: other daemons on this machine's loopback (tests, other
+        # runs) may take a port a killed node had, and a redial there must not join them.
+        network = f"soak-{os.getpid()}"
+        self.all = [Daemon(tmp / f"n{i}", name=f"n{i}", network=network) for i in range(nodes)]
         self.core = self.all[:core]
         self.started_at: dict[str, float] = {}
         self.counts = {"joins": 0, "leaves": 0, "kills": 0, "writes": 0, "samples": 0,
