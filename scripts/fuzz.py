@@ -7,7 +7,8 @@ traceback in the daemon's log, or the daemon gone.
     .venv/test/bin/python scripts/fuzz.py          # 1,000,000 frames, 10,000 requests
     .venv/test/bin/python scripts/fuzz.py --frames 20000 --requests 300 --seed 7
 
-Frames. A victim engine holds a small replica (ops, records, a fork). Each session
+Frames. A victim engine holds a small replica (ops, records, a fork) and a session
+with an honest engine, which must stay open throughout. Each hostile session
 opens with a valid HELLO from a fresh identity, then takes mutated frames until it
 closes, and the next session takes over: a frame's verdict is that of a whole session.
 Mutations start from valid frames of every type: bit flips, byte insertions,
@@ -160,11 +161,21 @@ def fuzz_frames(count: int, seed: int) -> dict[str, Any]:
     verdicts: collections.Counter[str] = collections.Counter()
     crashes: list[str] = []
     now = T0
-    conn = 0
+    # An honest peer holds a session with the victim throughout, as on a real node (a
+    # node with no other peer would republish its presence for every hostile session):
+    # it must still be open at the end.
+    honest = Mesh(Identity.from_seed(bytes([2]) * 32), Replica(NETWORK),
+                  MeshConfig(own_feed=OwnFeedConfig(check=False)), rng.randbytes, T0)
+    binding = rng.randbytes(32)
+    mesh.connection_made(HONEST, binding, now, initiator=True)
+    honest.connection_made(HONEST, binding, now, initiator=False)
+    _pump(mesh, honest, now)
+    conn = HONEST
     open_conn: int | None = None
     rss_start = rss_bytes()
     started = time.monotonic()
     sent = 0
+    honest_lost = 0
     while sent < count:
         if open_conn is None:
             conn += 1
@@ -179,15 +190,19 @@ def fuzz_frames(count: int, seed: int) -> dict[str, Any]:
         now += rng.randint(0, 3)
         try:
             mesh.data_received(open_conn, data, now)
-            mesh.datagrams_to_send(now)
             if now >= (mesh.get_timer() or now + 1):
                 mesh.handle_timer(now)
+            if now >= (honest.get_timer() or now + 1):
+                honest.handle_timer(now)
+            _pump(mesh, honest, now)
         except Exception as exc:  # a crash: the engine must refuse, never raise
             crashes.append(f"{type(exc).__name__}: {exc} on {data[:40].hex()}")
             open_conn = None
         sent += 1
         closed = False
         while (event := mesh.next_event()) is not None:
+            if isinstance(event, PeerDown) and event.conn == HONEST:
+                honest_lost += 1
             if isinstance(event, PeerDown) and event.conn == open_conn:
                 verdicts["closed by the peer's CLOSE" if event.by_peer
                          else f"closed: {event.reason}"] += 1
@@ -200,9 +215,32 @@ def fuzz_frames(count: int, seed: int) -> dict[str, Any]:
             "crash_examples": crashes[:5], "verdicts": dict(verdicts.most_common()),
             "refused_inputs": dict(sorted(mesh.rejected.items())),
             "penalties": dict(sorted(mesh.scores.penalties.items())),
+            "honest_session_lost": honest_lost,
+            "honest_session_open_at_end": HONEST in mesh.peers(),
             "rss_start_mb": round(rss_start / 2**20, 1),
             "rss_end_mb": round(rss_bytes() / 2**20, 1),
             "seconds": round(time.monotonic() - started, 1)}
+
+
+HONEST = 0  # the honest peer's connection, on both engines
+
+
+def _pump(victim: Mesh, honest: Mesh, now: int) -> None:
+    """Carry frames between the victim's and the honest peer's ends of their session;
+    what the victim sends to hostile sessions is dropped."""
+    while True:
+        moved = False
+        for conn, data in victim.datagrams_to_send(now):
+            if conn == HONEST:
+                honest.data_received(HONEST, data, now)
+                moved = True
+        for _, data in honest.datagrams_to_send(now):
+            victim.data_received(HONEST, data, now)
+            moved = True
+        while honest.next_event() is not None:
+            pass
+        if not moved:
+            return
 
 
 # -- the peer port ------------------------------------------------------------------------

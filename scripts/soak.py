@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -39,7 +40,10 @@ class Soak:
     def __init__(self, tmp: Path, nodes: int, core: int, rng: random.Random,
                  grace_s: float) -> None:
         self.tmp, self.rng, self.grace_s = tmp, rng, grace_s
-        self.all = [Daemon(tmp / f"n{i}", name=f"n{i}") for i in range(nodes)]
+        # A network of its own: other daemons on this machine's loopback (tests, other
+        # runs) may take a port a killed node had, and a redial there must not join them.
+        network = f"soak-{os.getpid()}"
+        self.all = [Daemon(tmp / f"n{i}", name=f"n{i}", network=network) for i in range(nodes)]
         self.core = self.all[:core]
         self.started_at: dict[str, float] = {}
         self.counts = {"joins": 0, "leaves": 0, "kills": 0, "writes": 0, "samples": 0,
@@ -87,18 +91,22 @@ class Soak:
         now = time.monotonic()
         graph: dict[str, set[str]] = {}
         settled: set[str] = set()
+        names: dict[str, str] = {}
         for d in self.live():
             try:
                 status = d.status()
             except Exception:
                 continue
             me = status["node_id"]
+            names[me] = f"{d.name} (up {now - self.started_at.get(d.name, now):.0f} s)"
             graph[me] = {p["id"] for p in status["peers"]}
             if now - self.started_at.get(d.name, now) > self.grace_s:
                 settled.add(me)
         self.counts["samples"] += 1
         isolated = [n for n in settled if not graph.get(n)]
         self.counts["isolated_node_samples"] += len(isolated)
+        for n in isolated:
+            self.notes.append(f"{time.strftime('%H:%M:%S')}: {names[n]} has no peer")
         if graph:
             self.min_peers.append(min(len(graph[n]) for n in settled) if settled else 0)
             seen, todo = set(), [next(iter(settled or graph))]
@@ -112,7 +120,8 @@ class Soak:
             if not settled <= seen:
                 self.counts["disconnected_samples"] += 1
                 self.notes.append(f"split at {time.strftime('%H:%M:%S')}: "
-                                  f"{len(settled - seen)} settled nodes apart")
+                                  f"{len(settled - seen)} settled nodes apart: "
+                                  + ", ".join(names[n] for n in sorted(settled - seen)))
 
     def converge(self, timeout: float) -> float | None:
         started = time.monotonic()
@@ -150,7 +159,8 @@ def main() -> int:
                 soak.start(d)
             end = began + args.minutes * 60
             rss_start: dict[str, int] = {}
-            next_churn = next_write = next_sample = time.monotonic()
+            next_churn = next_write = next_sample = next_minute = time.monotonic()
+            timeline: list[list[float]] = []  # core nodes' RSS (MiB), once a minute
             while time.monotonic() < end:
                 now = time.monotonic()
                 if not rss_start and now - began >= args.warmup:
@@ -161,6 +171,9 @@ def main() -> int:
                 if now >= next_write:
                     soak.write()
                     next_write = now + 5
+                if now >= next_minute:
+                    timeline.append([round(rss(d) / 2**20, 1) for d in soak.core])
+                    next_minute = now + 60
                 if now >= next_sample:
                     soak.sample()
                     next_sample = now + 3
@@ -175,7 +188,8 @@ def main() -> int:
                 "live_at_end": len(soak.live()),
                 "rss_start_mb": {n: round(v / 2**20, 1) for n, v in rss_start.items()},
                 "rss_end_mb": {n: round(v / 2**20, 1) for n, v in rss_end.items()},
-                "rss_growth_percent": growth, "converged_after_s":
+                "rss_growth_percent": growth, "rss_per_minute_mb": timeline,
+                "converged_after_s":
                     round(took, 1) if took is not None else None,
                 "notes": soak.notes[:10]}
             print(json.dumps(result, indent=1))

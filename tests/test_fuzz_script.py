@@ -28,6 +28,7 @@ def test_mutated_frames_never_crash_the_engine() -> None:
     assert result["verdicts"].get("closed: protocol_error", 0) > 100
     assert sum(result["refused_inputs"].values()) > 0
     assert result["rss_end_mb"] - result["rss_start_mb"] < 50
+    assert result["honest_session_open_at_end"] and result["honest_session_lost"] == 0
 
 
 def test_malformed_signaling_never_crashes_a_live_node() -> None:

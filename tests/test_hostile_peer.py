@@ -19,6 +19,7 @@ from liberation_node.core.frames import (
     Records,
     Signal,
     SyncBuckets,
+    SyncHeads,
     SyncOpen,
     Want,
 )
@@ -310,3 +311,15 @@ def test_no_data_from_peers_while_the_disk_is_low() -> None:
     assert mesh.rejected["no_room"] == 2
     mesh.write(Post("social", "mine", 1, None), T0)  # our own writes go on
     assert len(mesh.replica.ops) == 1
+
+
+def test_sync_heads_split_finer_than_any_answer_is_a_protocol_error() -> None:
+    """Found by fuzzing frames: the frame allows `bits` up to 16, but no SYNC_BUCKETS
+    splits finer than MAX_BITS (12), so no honest SYNC_HEADS does either; one with 13
+    to 16 raised out of the engine (a negative shift in the bucket index) instead of
+    closing the session (sync.md §9.1)."""
+    for bits in (13, 16):
+        mesh = victim(populated(ops=5, size=10))
+        peer = Hostile(mesh)
+        peer.send(SyncHeads(1, bits, (0, 1), (), (), ()))
+        assert peer.closed() == "protocol_error"

@@ -203,3 +203,30 @@ def test_each_node_has_its_own_order_among_equal_candidates() -> None:
         assert [d.node_id for d in again.due(0, 0, relay_path=no_relay)] == first
         firsts.add(first[0])
     assert len(firsts) >= 4  # twenty nodes start with (at least four) different peers
+
+
+class _CountingScans(dict[str, object]):
+    scans = 0
+
+    def values(self):  # type: ignore[override]
+        self.scans += 1
+        return super().values()
+
+
+def test_a_full_table_with_nothing_to_drop_is_not_scanned_per_new_candidate() -> None:
+    """Issue 9, finding 5: node.info records from thousands of fresh identities, each
+    learned as a candidate into a full table with none that failed, cost a scan of every
+    candidate each. Once nothing can be dropped, newcomers are refused without a scan,
+    until a dial ends (which can make one droppable); then eviction works as before."""
+    p = Peering(ME, PeeringConfig(max_candidates=50), rand=lambda: 0.5)
+    known = [bytes([1, i]) + bytes(30) for i in range(50)]
+    for node_id in known:
+        p.learn(node_id, [], Source.RECORD)
+    p.candidates = table = _CountingScans(p.candidates)  # type: ignore[assignment]
+    for i in range(200):
+        p.learn(bytes([2, i]) + bytes(30), [], Source.RECORD)
+    assert len(p.candidates) == 50 and table.scans <= 1
+    p.dial_failed(known[7].hex(), now=0)  # now one may go: the one that failed
+    newcomer = bytes([3]) + bytes(31)
+    p.learn(newcomer, [], Source.RECORD)
+    assert newcomer.hex() in p.candidates and known[7].hex() not in p.candidates

@@ -115,6 +115,14 @@ class Refusals:
 REFUSALS: web.AppKey[Refusals] = web.AppKey("refusals", Refusals)
 
 
+def _reason(exc: BaseException) -> str:
+    """What was wrong, on one line: aiohttp's parser errors read "400, message:" and
+    give the reason on the next line (HttpProcessingError.message)."""
+    message = getattr(exc, "message", None)
+    text = message if isinstance(message, str) and message.strip() else str(exc)
+    return " ".join(text.split())
+
+
 class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """aiohttp's per-connection logger (`RequestHandler.logger`): what it reports are
     requests it could not parse or serve before our handlers ran; one line each,
@@ -131,7 +139,7 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         exc = kwargs.get("exc_info")
         text = str(msg) % args if args else str(msg)
         if isinstance(exc, BaseException):
-            text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            text += f": {type(exc).__name__}: {_reason(exc)}"
         self.refusals.bad_request(self.surface, text)
 
 

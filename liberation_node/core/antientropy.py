@@ -168,6 +168,10 @@ class AntiEntropy:
             list[tuple[bytes, int, int]], list[bytes], list[tuple[bytes, str]]]:
         """Compare; queue the WANT that closes the peer's round after what we owe it.
         Returns what to send it: (ranges, fork proof authors, record keys)."""
+        if frame.bits > MAX_BITS:  # no SYNC_BUCKETS splits finer: not an answer (§9.1)
+            peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_HEADS split finer than "
+                               f"{MAX_BITS} bits")
+            return [], [], []
         plan = compare(self.replica, frame, self.buckets)
         # The WANT ends the peer's round: it goes out after the ops we owe
         # (serving.produce), so the round's stats count them.

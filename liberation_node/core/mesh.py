@@ -572,7 +572,6 @@ class Mesh:
                                ttl_ms=self.config.record_ttl_ms, body=body)
         result = self.replica.add_record(record)
         if result.record is not None:
-            self.quotas.held(record)
             self._events.append(Changed((), (), (record,), (), None))
             self.quotas.held(record)
             if record.kind == "node.info":

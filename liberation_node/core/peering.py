@@ -167,6 +167,7 @@ class Peering:
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
         self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
+        self._none_to_evict = False  # no candidate may be dropped (until a dial ends)
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
@@ -228,11 +229,17 @@ class Peering:
         return False
 
     def _evict(self) -> bool:
-        """Room for a new candidate: drop the most failed untrusted one that failed."""
+        """Room for a new candidate: drop the most failed untrusted one that failed. A
+        full table with none to drop is not scanned again until a dial ends or a session
+        closes (what can make one droppable): a stream of new identities' records would
+        otherwise cost a scan of every candidate each."""
+        if self._none_to_evict:
+            return False
         worst = max((c for c in self.candidates.values()
                      if c.source not in TRUSTED and not c.connected and not c.dialing
                      and c.failures > 0), key=lambda c: c.failures, default=None)
         if worst is None:
+            self._none_to_evict = True
             return False
         del self.candidates[worst.key]
         return True
@@ -247,6 +254,7 @@ class Peering:
         if cand is not None:
             cand.dialing = False
             cand.next_attempt = now + self._backoff(max(cand.failures, 1))
+            self._none_to_evict = False
 
     def session_up(self, conn: int, peer: bytes, now: int) -> Misdirected | None:
         """A session is OPEN with `peer` on link `conn` (dialed or answered)."""
@@ -284,6 +292,7 @@ class Peering:
         if cand is not None:
             cand.connected = False
             cand.dialing = False
+            self._none_to_evict = False
             # Not at once: a peer that just dropped us may be restarting or overloaded.
             cand.next_attempt = now + self._backoff(max(cand.failures, 1))
 
@@ -295,6 +304,7 @@ class Peering:
     def _failed(self, cand: Candidate, now: int) -> None:
         cand.dialing = False
         cand.failures += 1
+        self._none_to_evict = False
         cand.next_attempt = now + self._backoff(cand.failures)
         limit = (self.config.mdns_max_failures if cand.source is Source.MDNS
                  else self.config.forget_after)

@@ -85,6 +85,9 @@ class Ban:
     count: int  # bans of this key so far, this one included
 
 
+TRIM_LOOKS = 16  # keys one penalty may look at to keep the table within `max_keys`
+
+
 def id_key(node_id: bytes) -> str:
     return "id:" + node_id.hex()
 
@@ -144,11 +147,16 @@ class Scores:
 
     def _trim(self, now: int) -> None:
         """Keep at most `max_keys`: forget the least recently penalised key not banned
-        (a key banned stays until its ban ends, whatever the table's size)."""
-        if len(self._entries) <= self.config.max_keys:
-            return
-        for key, entry in list(self._entries.items()):
-            if len(self._entries) <= self.config.max_keys:
-                break
-            if entry.banned_until <= now:
-                del self._entries[key]
+        (a key banned stays until its ban ends, whatever the table's size). A call looks
+        at a few keys only, from the oldest: a banned one goes to the back, so that a
+        penalty never walks the whole table (which fresh identities, or bans, would make
+        every penalty cost)."""
+        entries = self._entries
+        looks = TRIM_LOOKS
+        while len(entries) > self.config.max_keys and looks > 0:
+            looks -= 1
+            key = next(iter(entries))
+            if entries[key].banned_until > now:
+                entries.move_to_end(key)
+            else:
+                del entries[key]

@@ -87,6 +87,8 @@ async def test_oversized_headers_cost_a_few_lines(served: Served, refusals: Refu
     assert len(records) <= LOG_BURST, [r.getMessage() for r in records]
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
     assert any("port" in r.getMessage() for r in records)
+    # The line says what was wrong, not merely the exception's name.
+    assert all("8190 bytes" in r.getMessage() for r in records), records[0].getMessage()
     assert served.app[SURFACE] in refusals.malformed
 
 

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -57,6 +57,9 @@ class Hostile:
     # The address its offers come from (the peer port counts requests per address): a
     # different one for each hostile peer, unless told.
     source: str = field(default_factory=lambda: next(_SOURCES))
+    # How a PONG is written (nonce, clock): another tree's victim may want another form.
+    pong: Callable[[int, int], bytes] = field(default=lambda nonce, clock: frames.encode(
+        Pong(nonce, clock)))
     link: Link | None = None
     got: list[Frame] = field(default_factory=list)
     bytes_in: int = 0
@@ -106,7 +109,7 @@ class Hostile:
         if isinstance(frame, Close):
             self.closed_reason = frame.reason
         elif isinstance(frame, Ping) and self.answer_pings and not link.closed:
-            link.send(frames.encode(Pong(frame.nonce, now_ms())))
+            link.send(self.pong(frame.nonce, now_ms()))
         self._changed.set()
 
     def _on_close(self, link: Link) -> None:

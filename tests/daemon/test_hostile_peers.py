@@ -340,3 +340,30 @@ async def test_signals_for_nobody_are_not_relayed(tmp_path: Path,
     await v.still_fine()
     for h in (watcher, x):
         await h.close()
+
+
+async def test_record_spam_from_fresh_identities_costs_little(tmp_path: Path,
+                                                              daemons: list[Daemon]) -> None:
+    """Finding 5: node.info records from thousands of fresh identities. The records kept
+    are capped; and the victim must not pay for them again and again: each one learned as
+    a peer candidate used to cost a scan of every candidate on every timer tick (a 2.8 s
+    loop lag, the honest peer's writes stalled, for as long as the records lived)."""
+    v = Victim(tmp_path, daemons)
+    await v.ready()
+    wires = [create_record(Identity.from_seed(os.urandom(32)), network=NETWORK,
+                           version=now_ms(), ttl_ms=24 * 3_600_000,
+                           body=NodeInfo(f"spam{i}", "x", (), (), ())).wire
+             for i in range(6000)]
+    x = await Hostile().connect(v.node.peer_url)
+    stop = asyncio.Event()
+    writer = asyncio.create_task(v.honest_writes(stop))
+    await x.send_all((records_frame(wires[i:i + 100]) for i in range(0, len(wires), 100)),
+                     pause_s=0.05)
+    await until(lambda: v.node.status()["records"] >= 4000, 30, "the spam to be taken in")
+    await asyncio.sleep(5)  # timer ticks with every record held
+    stop.set()
+    await writer
+    assert v.node.status()["records"] <= 4096  # --max-records, default
+    assert v.lag < 1000, f"victim loop lag {v.lag:.0f} ms"
+    await v.still_fine()
+    await x.close()
