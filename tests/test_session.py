@@ -118,3 +118,39 @@ def test_a_pong_carries_the_clock_and_gives_the_offset() -> None:
     a.receive(pong, T0 + 1_040)
     assert a.rtt_ms == 40
     assert a.clock_offset_ms == 300_000 - 20
+
+
+def test_both_ends_measure_the_link_though_one_pings_more_often() -> None:
+    """sync.md §4.4: a PING goes out after a little silence, and a PONG breaks silence.
+    The end with the shorter silence pings; the other answered each PING and so never
+    fell silent long enough to ping: it never learnt the round-trip time or the clock
+    offset (seen between two daemons whose offsets stayed unknown). Each end pings at
+    least every `measure_every_ms`, busy or not."""
+    a = Session(A, NETWORK, b"bind", T0, SessionConfig(), nonce=1)  # waits 1,000 ms
+    b = Session(B, NETWORK, b"bind", T0, SessionConfig(), nonce=1023)  # 751-1,000 ms
+    now = T0
+
+    def exchange() -> None:
+        while True:
+            moved = False
+            for src, dst in ((a, b), (b, a)):
+                out = src.take_output()
+                if out:
+                    src.note_sent(now)  # as the mesh does for whatever goes out
+                for data in out:
+                    dst.receive(data, now)
+                    moved = True
+            if not moved:
+                return
+
+    exchange()
+    while now < T0 + 20_000:
+        now = min(t for t in (a.timer(), b.timer()) if t is not None)
+        for s in (a, b):
+            timer = s.timer()
+            if timer is not None and timer <= now:
+                s.handle_timer(now)
+        exchange()
+    assert a.state is State.OPEN and b.state is State.OPEN
+    assert b.rtt_ms is not None and b.clock_offset_ms == 0
+    assert a.rtt_ms is not None and a.clock_offset_ms == 0

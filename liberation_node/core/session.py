@@ -84,6 +84,10 @@ class SessionConfig:
     hello_timeout_ms: int = 5_000
     ping_interval_ms: int = 1_000
     dead_after_ms: int = 4_000
+    # A PING at least this often, busy or not: the silence rule alone lets the end with
+    # the longer silence answer every PING and never ping, so never measure the link's
+    # round trip or the peer's clock (sync.md §4.4).
+    measure_every_ms: int = 5_000
     # Inbound budget (token bucket): sustained rate and burst, per session.
     max_bytes_per_s: int = 8 * 1024 * 1024
     max_frames_per_s: int = 2_000
@@ -127,6 +131,7 @@ class Session:
         self.clock_offset_ms: int | None = None
         self._nonce = nonce
         self._ping: tuple[int, int] | None = None  # (nonce, sent at)
+        self._pinged_at = now  # our last PING (or the transport's start)
         self._tokens_bytes = config.max_bytes_per_s * config.burst_s
         self._tokens_frames = config.max_frames_per_s * config.burst_s
         self._refilled = now
@@ -307,7 +312,8 @@ class Session:
             return None
         if self.state is State.HANDSHAKE:
             return self.opened_at + self.hello_timeout_ms
-        return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms)
+        return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms,
+                   self._pinged_at + self.config.measure_every_ms)
 
     def handle_timer(self, now: int) -> None:
         if self.state is State.HANDSHAKE and now >= self.opened_at + self.hello_timeout_ms:
@@ -318,8 +324,10 @@ class Session:
                 self._step(Input.TIMEOUT)
                 self._close(CloseReason.TIMEOUT, f"silent for {now - self.last_heard} ms",
                             by_peer=False)
-            elif now >= self.last_sent + self.ping_after_ms:
+            elif now >= min(self.last_sent + self.ping_after_ms,
+                            self._pinged_at + self.config.measure_every_ms):
                 self._nonce = (self._nonce * 6364136223846793005 + 1442695040888963407) % 2**53
                 self._ping = (self._nonce, now)
+                self._pinged_at = now
                 self.send(Ping(self._nonce))
                 self.last_sent = now
