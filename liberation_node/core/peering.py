@@ -9,7 +9,12 @@ or being dialed, backing off exponentially (with jitter) on each failure, so a
 partitioned node re-dials by itself and a dead address costs less and less;
 above `high` it names the worst peers to drop (most misbehaviour, then highest
 RTT). Candidates come from bootstrap lists, the `node.info` records of the
-replica (peer exchange), mDNS, or the operator.
+replica (peer exchange), mDNS, or the operator. Among equally good candidates
+the order is random (drawn once per candidate), so that nodes that learnt the
+same records do not all dial the same few. Between the low and the high mark a
+node still dials one random candidate every `explore_ms` (jittered): that mixes
+the topology, and it is what joins two halves of a mesh again after a partition
+healed, when every node has found enough peers on its own side.
 
 What other nodes announce is not trusted (§7.7): an announced URL is dialed
 only when its host is in scope (core/scope.py), at most a few times a minute
@@ -60,6 +65,7 @@ class PeeringConfig:
     dial_window_ms: int = 60_000  # ... in this window (transport.md §7.7)
     forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
     forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
+    explore_ms: int = 30_000  # one dial beyond the low mark this often (0: never)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Candidate:
     connected: bool = False
     announced: frozenset[str] = frozenset()  # URLs only node.info records named
     was_peer: bool = False  # a session with it was open once
+    order: float = 0.0  # random tie-break among equally good candidates
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,7 @@ class Peering:
         self._by_announcer = _Rate(config.announced_dials, config.dial_window_ms)
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
+        self._next_explore: int | None = None  # when to dial beyond the low mark
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
@@ -188,7 +196,8 @@ class Peering:
             if len(self.candidates) >= self.config.max_candidates and not self._evict():
                 return refused
             self.candidates[key] = Candidate(key, node_id, urls[:MAX_URLS], source,
-                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]))
+                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]),
+                                             order=self._rand())
             return refused
         # URLs we knew first (e.g. from a bootstrap list) stay first (transport.md A.2).
         merged = tuple(dict.fromkeys(cand.urls + urls))[:MAX_URLS]
@@ -244,7 +253,8 @@ class Peering:
                 self._answered_by.pop(pending.url, None)
         cand = self.candidates.get(peer.hex())
         if cand is None:  # it dialed us, or answered for another: an ordinary peer
-            cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD)
+            cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD,
+                                                           order=self._rand())
         cand.connected, cand.dialing, cand.failures, cand.was_peer = True, False, 0, True
         self._forgotten.pop(cand.key, None)
         return verdict
@@ -318,13 +328,26 @@ class Peering:
         that node (its node.links record), for candidates without a URL."""
         dialing = sum(1 for c in self.candidates.values() if c.dialing)
         want = min(self.config.low - peer_count - dialing, self.config.max_dialing - dialing)
+        explore = False
+        if want <= 0 and self.config.explore_ms and peer_count < self.config.high \
+                and not dialing:
+            if self._next_explore is None:
+                self._next_explore = now + self._explore_wait()
+            elif now >= self._next_explore:
+                self._next_explore = now + self._explore_wait()
+                want, explore = 1, True
+        else:
+            self._next_explore = None  # not now: the clock starts again when it may
         self._wanted = want > 0
         if want <= 0:
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and self.strikes.get(c.node_id or b"", 0) < 3]
-        ready.sort(key=lambda c: (c.failures, c.source, c.key))
+        if explore:  # anyone, by chance: the known best are mostly connected already
+            ready.sort(key=lambda c: c.order)
+        else:
+            ready.sort(key=lambda c: (c.failures, c.source, c.order, c.key))
         # URLs where a dial reached a node we are connected to: not a way to any other
         # candidate right now. (Only a dial is evidence: a peer that merely announced
         # another's URL must not stop us from dialing it.)
@@ -376,11 +399,15 @@ class Peering:
             self._by_destination.take(destination, now)
         return wait
 
+    def _explore_wait(self) -> int:
+        return int(self.config.explore_ms * (0.5 + self._rand()))
+
     def timer(self) -> int | None:
         """When `due` may have something new to say; None while no dial is wanted (a
-        session ending or a dial failing brings the node back to `due` anyway)."""
+        session ending or a dial failing brings the node back to `due` anyway), except
+        for the next exploring dial."""
         if not self._wanted:
-            return None
+            return self._next_explore
         waits = [c.next_attempt for c in self.candidates.values()
                  if not c.connected and not c.dialing
                  and self.strikes.get(c.node_id or b"", 0) < 3]

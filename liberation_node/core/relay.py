@@ -11,6 +11,7 @@ authenticates both ends (§4.1).
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -21,6 +22,18 @@ from .records import NodeLinks
 from .replica import Replica
 
 MAX_REMEMBERED = 4096  # (origin, nonce) pairs
+
+
+def signal_payload(payload: str) -> tuple[str, dict[str, str]] | None:
+    """A relayed signal's kind ("offer" or "answer") and its fields as text, or None
+    when it is neither: a SIGNAL is unsigned, so anything else is dropped quietly."""
+    try:
+        fields = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("type") not in ("offer", "answer"):
+        return None
+    return str(fields["type"]), {str(k): str(v) for k, v in fields.items()}
 
 
 class Relay:

@@ -89,11 +89,13 @@ def test_announced_loopback_and_link_local_urls_are_not_dialed(
         daemons.append(h)
         h.start()
         b.wait_for_line(lambda line: "peer up: " in line, 20)
-        h.stop()  # b is alone now: it would redial h at the URLs h's record names
-        b.wait_for_line(lambda line: "peer down: " in line, 20)
+        # b learns h's record (peer exchange) as it arrives, and says at once which of
+        # its URLs it will never dial.
         for scope in ("loopback", "link-local"):
             b.wait_for_line(lambda line, s=scope: "not dialing" in line
                             and f"{s} address out of scope" in line, 10)
+        h.stop()  # b is alone now: it would redial h at the URLs h's record names
+        b.wait_for_line(lambda line: "peer down: " in line, 20)
         # An absence cannot be awaited: watch for several redials' worth at the old
         # pace (backoff from 0.5 s; the old code hit the trap within 2 s).
         time.sleep(6)
