@@ -78,6 +78,8 @@ class Connections:
         most strikes, then slowest)."""
         peers = self.mesh.peers()
         dials = self.peering.due(now, len(peers), self.mesh.relay_path)
+        if len(peers) <= self.peering.config.high:
+            return dials
         rtts: dict[bytes, int | None] = {}
         by_peer: dict[bytes, int] = {}
         for conn, peer in peers.items():

@@ -326,19 +326,27 @@ class Peering:
             ) -> list[Dial]:
         """Candidates to dial now. `relay_path(id)` says whether one of our peers links to
         that node (its node.links record), for candidates without a URL."""
-        dialing = sum(1 for c in self.candidates.values() if c.dialing)
-        want = min(self.config.low - peer_count - dialing, self.config.max_dialing - dialing)
-        explore = False
-        if want <= 0 and self.config.explore_ms and peer_count < self.config.high \
-                and not dialing:
-            if self._next_explore is None:
+        cfg = self.config
+        explore = peer_count >= cfg.low
+        if explore:
+            # Enough peers: only the exploring dial may be due. (This is asked after every
+            # input; it must not cost a pass over every candidate.)
+            if not cfg.explore_ms or peer_count >= cfg.high:
+                self._next_explore = None  # the clock starts again when it may
+            elif self._next_explore is None:
                 self._next_explore = now + self._explore_wait()
-            elif now >= self._next_explore:
-                self._next_explore = now + self._explore_wait()
-                want, explore = 1, True
+            if self._next_explore is None or now < self._next_explore:
+                self._wanted = False
+                return []
+            self._next_explore = now + self._explore_wait()
         else:
-            self._next_explore = None  # not now: the clock starts again when it may
-        self._wanted = want > 0
+            self._next_explore = None
+        dialing = sum(1 for c in self.candidates.values() if c.dialing)
+        if explore:  # one dial, and none while another is in flight
+            want = 0 if dialing else 1
+        else:
+            want = min(cfg.low - peer_count - dialing, cfg.max_dialing - dialing)
+        self._wanted = want > 0 and not explore
         if want <= 0:
             return []
         ready = [c for c in self.candidates.values()
