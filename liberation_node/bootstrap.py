@@ -14,6 +14,7 @@ optionally followed by `#` and the node id expected there (`URL#ln…`).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import ipaddress
 import tomllib
 from collections.abc import Iterable
@@ -83,13 +84,38 @@ def parse_argument(arg: str) -> BootstrapPeer:
     return BootstrapPeer(normal, node_id)
 
 
-def load_list(path: Path, network: str) -> list[BootstrapPeer]:
+def genesis_ms(value: object) -> int | None:
+    """A list's `genesis`: milliseconds since 1970, or a TOML date-time with its offset
+    (`2025-01-01T00:00:00Z`); None if it is neither."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        ms = int(value.timestamp() * 1000)
+        return ms if ms >= 0 else None
+    return None
+
+
+def load_list(path: Path, network: str, genesis: int | None = None) -> list[BootstrapPeer]:
+    """The peers of a list for `network` (none for a list of another network). A list
+    may state the network's genesis (protocols/ops.md §14): with `genesis`, a list that
+    states another one is refused."""
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BootstrapError(f"{path}: {exc}") from exc
     if data.get("network") != network:
         return []  # a list for another network: not ours
+    if "genesis" in data:
+        stated = genesis_ms(data["genesis"])
+        if stated is None:
+            raise BootstrapError(f"{path}: genesis must be a date-time with its offset "
+                                 "(2025-01-01T00:00:00Z) or milliseconds since 1970")
+        if genesis is not None and stated != genesis:
+            raise BootstrapError(
+                f"{path}: network {network!r} has genesis {stated} ({_when(stated)}) in this "
+                f"list, but this node uses {genesis} ({_when(genesis)}); nodes of one network "
+                f"share its genesis (protocols/ops.md §14): set genesis = {stated} in "
+                "config.toml of a new data directory")
     entries = data.get("peer", [])
     if not isinstance(entries, list):
         raise BootstrapError(f"{path}: 'peer' must be an array of tables ([[peer]])")
@@ -112,16 +138,21 @@ def load_list(path: Path, network: str) -> list[BootstrapPeer]:
     return peers
 
 
-def resolve(arguments: Iterable[str], network: str, base: Path | None = None
-            ) -> list[BootstrapPeer]:
+def _when(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).isoformat()
+
+
+def resolve(arguments: Iterable[str], network: str, base: Path | None = None,
+            genesis: int | None = None) -> list[BootstrapPeer]:
     """Each argument is a signaling URL (optionally `URL#<node id>`, any form of the
     module docstring) or a .toml list; a relative list path is taken from `base`
-    (default: the working directory)."""
+    (default: the working directory). With `genesis`, a list stating another genesis
+    for `network` is refused."""
     peers: list[BootstrapPeer] = []
     for arg in arguments:
         if arg.endswith(".toml"):
             path = Path(arg).expanduser()
-            peers.extend(load_list(path if base is None else base / path, network))
+            peers.extend(load_list(path if base is None else base / path, network, genesis))
         else:
             peers.append(parse_argument(arg))
     return peers

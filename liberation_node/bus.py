@@ -3,7 +3,8 @@ the WebSocket stream, logs and metrics.
 
 Topics are the seed's: ``resource.distributed``, ``truth.spread``,
 ``mesh.node.connected``, ``system.health.check``, ``user.action`` (plus
-``mesh.node.disconnected``). Each subscriber has a bounded queue; a slow one
+``mesh.node.disconnected`` and ``mesh.topology``: node.info or node.links records
+changed). Each subscriber has a bounded queue; a slow one
 loses its oldest events (counted in `dropped`), never slows the node.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 TOPICS = ("resource.distributed", "truth.spread", "mesh.node.connected",
-          "mesh.node.disconnected", "system.health.check", "user.action")
+          "mesh.node.disconnected", "mesh.topology", "system.health.check", "user.action")
 QUEUE_SIZE = 256
 
 

@@ -2,7 +2,7 @@
 
     identity.key      the 32-byte Ed25519 seed as hex text, mode 0600 (the node's identity)
     control.token     32 random bytes as hex text, mode 0600 (the control API's token)
-    config.toml       settings; written at init (network = "liberation")
+    config.toml       settings (config.py); written at init with the network name
     replica.sqlite3   the store (store/sqlite.py)
     lock              held (flock) by the one node running on this directory (DESIGN §8)
 
@@ -10,29 +10,29 @@ Where: `--data-dir`, else `$LIBERATION_DATA_DIR`, else `$XDG_DATA_HOME/liberatio
 else `~/.local/share/liberation-node` (XDG Base Directory spec).
 
 This module is an adapter, not core: it reads the OS's randomness. Every failure
-is a `DataDirError` whose message a person can act on.
+is a `DataDirError` whose message a person can act on. It imports the key, store
+and settings machinery only where it is used: a CLI command that merely talks to
+the running node reads the token with `read_control_token` and must start fast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
-import secrets
 import stat
-import tomllib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .core.identity import SEED_BYTES, Identity
-from .core.ops import valid_network
-from .store import SqliteStore, StoreError
+if TYPE_CHECKING:
+    from .config import ConfigFile
+    from .core.identity import Identity
+    from .store import SqliteStore
 
 ENV_DATA_DIR = "LIBERATION_DATA_DIR"
 APP_NAME = "liberation-node"
-DEFAULT_NETWORK = "liberation"
 IDENTITY_FILE = "identity.key"
 TOKEN_FILE = "control.token"
 CONFIG_FILE = "config.toml"
@@ -50,28 +50,23 @@ class DataDirInUse(DataDirError):
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
-    """The settings in config.toml; every default is here and nowhere else."""
-
-    network: str = DEFAULT_NETWORK
-
-
-@dataclass(frozen=True, slots=True)
 class DataDir:
     path: Path
     identity: Identity
-    config: Config
+    config: ConfigFile  # config.toml, checked (config.py holds every setting and default)
 
     @property
     def store_path(self) -> Path:
         return self.path / STORE_FILE
 
     def control_token(self) -> str:
-        return _read_secret(self.path / TOKEN_FILE, "control token").hex()
+        return read_control_token(self.path)
 
     @contextlib.asynccontextmanager
     async def open_store(self) -> AsyncIterator[SqliteStore]:
         """The opened store, closed on exit; a store that cannot open is a `DataDirError`."""
+        from .store import SqliteStore, StoreError
+
         store = SqliteStore(self.store_path)
         try:
             await store.open()
@@ -109,10 +104,11 @@ def init(path: Path, network: str | None = None) -> tuple[DataDir, bool]:
         raise DataDirError(f"cannot create the data directory {path}: {exc.strerror}") from exc
     made: list[str] = []
     if not (path / CONFIG_FILE).exists():
+        from .config import DEFAULT_NETWORK, new_config_text
+
         chosen = network or DEFAULT_NETWORK
         check_network(chosen, "--network")
-        # Network names are plain ASCII (core/ops.py valid_network): no TOML escaping needed.
-        _create(path / CONFIG_FILE, f'# liberation-node settings\nnetwork = "{chosen}"\n', 0o644)
+        _create(path / CONFIG_FILE, new_config_text(chosen), 0o644)
         made.append(CONFIG_FILE)
     if not (path / IDENTITY_FILE).exists():
         if _has_data(path / STORE_FILE):
@@ -122,9 +118,13 @@ def init(path: Path, network: str | None = None) -> tuple[DataDir, bool]:
                 f"{path} has a replica ({STORE_FILE}) but no {IDENTITY_FILE}: restore "
                 f"{IDENTITY_FILE} from a backup; to start over as a new identity instead, "
                 f"move {STORE_FILE} away first")
+        from .core.identity import SEED_BYTES
+
         _create(path / IDENTITY_FILE, os.urandom(SEED_BYTES).hex() + "\n", SECRET_MODE)
         made.append(IDENTITY_FILE)
     if not (path / TOKEN_FILE).exists():
+        import secrets
+
         _create(path / TOKEN_FILE, secrets.token_hex(32) + "\n", SECRET_MODE)
         made.append(TOKEN_FILE)
     if made:  # make the new names durable too: a node must not lose its key to a power cut
@@ -215,6 +215,11 @@ def load(path: Path) -> DataDir:
     return DataDir(path, _load_identity(path / IDENTITY_FILE), _load_config(path / CONFIG_FILE))
 
 
+def read_control_token(path: Path) -> str:
+    """The control token of the data directory at `path`, as hex text."""
+    return _read_secret(path / TOKEN_FILE, "control token").hex()
+
+
 def _create(path: Path, text: str, mode: int) -> None:
     """Write a new file; O_EXCL means an existing one is never replaced, and the
     mode is set at creation, so a secret is never readable by others, even briefly."""
@@ -247,6 +252,8 @@ def _read_secret(path: Path, what: str) -> bytes:
 
 
 def _load_identity(path: Path) -> Identity:
+    from .core.identity import SEED_BYTES, Identity
+
     seed = _read_secret(path, "identity key")
     if len(seed) != SEED_BYTES:
         raise DataDirError(
@@ -256,25 +263,16 @@ def _load_identity(path: Path) -> Identity:
     return Identity.from_seed(seed)
 
 
-def _load_config(path: Path) -> Config:
-    try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise DataDirError(f"cannot read {path}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DataDirError(f"{path} is not valid TOML: {exc}") from exc
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(raw) - known)
-    if unknown:  # most likely a typo, which would otherwise silently use a default
-        raise DataDirError(f"{path}: unknown setting {unknown[0]!r} (known: "
-                           f"{', '.join(sorted(known))})")
-    network = raw.get("network", DEFAULT_NETWORK)
-    check_network(network, f"{path}: network")
-    return Config(network=network)
+def _load_config(path: Path) -> ConfigFile:
+    from .config import read_file  # its ConfigError is a DataDirError
+
+    return read_file(path)
 
 
 def check_network(name: object, where: str = "") -> None:
     """Refuse a name that ops could not carry (core/ops.py `valid_network`)."""
+    from .core.ops import valid_network
+
     if not valid_network(name):
         raise DataDirError(f"{where + ': ' if where else ''}{name!r} is not a network name "
                            "(1-64 characters: lowercase letters, digits, '-', '.', '_')")

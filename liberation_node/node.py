@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +28,21 @@ from aiohttp import web
 
 from . import __version__, clock, datadir
 from .api import runfile
+from .api._http import Refusals, make_runner
 from .api.control import control_app
+from .api.guard import ConnectionLimits, default_limits, raise_fd_limit
 from .api.peer import SignalError as OfferFailed
-from .api.peer import SignalRefused, peer_app, refusal_log, send_offer
+from .api.peer import SignalRefused, peer_app, send_offer
+from .api.ratelimit import client_key
 from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
 from .core.connections import Connections
+from .core.contents import Retention
 from .core.errors import NotWritable
 from .core.events import (
+    Banned,
     Changed,
     ForkFound,
     Misbehaved,
@@ -52,25 +58,34 @@ from .core.mesh import Mesh
 from .core.ops import MAX_CLOCK_SKEW_MS
 from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
+from .core.queries import Index, Topology
+from .core.reading import Reader
 from .core.relay import signal_payload
-from .core.scope import allowed_scopes
+from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .health import Health
 from .store.base import Store
-from .store.loader import open_replica
+from .store.loader import apply_retention, open_replica
+from .store.sizes import store_sizes
+from .traffic import Traffic
 from .transport import TransportError
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
     from .core.views import Views
+    from .discovery.mdns import LanDiscovery
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
 
 REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
+MAX_OFFERS_PER_ADDRESS = 2  # answered connections being set up at once per address
 
 
 WILDCARDS = ("0.0.0.0", "", "::")
+# A signaling connection not established within this long is tried again (transport.md
+# §3.7): after a partition heals, dials under way get through within about this long.
+SIGNAL_CONNECT_EVERY_S = 1.0
 
 
 def _url(host: str, port: int) -> str:
@@ -95,6 +110,23 @@ def advertised_urls(cfg: NodeConfig, port: int) -> tuple[str, ...]:
         hosts = sorted({str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips
                         if isinstance(ip.ip, str) and not ip.ip.startswith("127.")})
     return tuple(_url(h, port) for h in (hosts or ["127.0.0.1"])[:8])
+
+
+def _address(link: Link) -> str | None:
+    """The key scores and bans hold for a link's far end: its IP address (an IPv6 one by
+    its /64, as the peer port's rate limit counts them), from the ICE pair in use. None
+    for this very host (loopback): every local peer shares that address, and one on the
+    machine can do worse than a peer can (sync.md §4.7)."""
+    where = link.remote_address
+    if not where:
+        return None
+    host = where.rsplit(":", 1)[0].strip("[]")
+    try:
+        if address_scope(host) == LOOPBACK:
+            return None
+    except ValueError:
+        return None
+    return client_key(host)
 
 
 def clock_warning(offset_ms: int | None) -> str | None:
@@ -129,10 +161,14 @@ class Node:
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
         self._runners: list[web.AppRunner] = []
-        self._refusals = refusal_log()  # refused offers, HTTP and relayed: rate-limited
         self._transport: WebRtcTransport | None = None
+        self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)
         self.peer_url = ""
         self.control_url = ""
+        self.traffic = Traffic()
+        # Refused requests on both HTTP ports and refused relayed offers: one log line
+        # each, rate-limited, counted.
+        self.refusals = Refusals()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,24 +180,37 @@ class Node:
         self._store_cm = self.dir.open_store()
         self._store = await self._store_cm.__aenter__()
         now = clock.now_ms()
-        replica = await open_replica(self._store, cfg.network, now=now)
+        replica = await open_replica(self._store, cfg.network, now=now, genesis=cfg.genesis)
+        # This node's direct messages are sealed to it: it reads them for its API and
+        # keeps them whatever the retention budget (protocols/ops.md §12.5, §13).
+        self.reader = Reader(self.identity, cfg.network)
+        gone = await apply_retention(self._store, replica, Retention(
+            cfg.retention, self.identity.public_key, self.reader.opens), now)
+        if gone:
+            log.info("retention: dropped %d message texts over the configured limits", gone)
         # A node that did not just make its identity checks its own feed with its
         # peers before writing; --recover waits for a peer however long it takes.
         own = OwnFeedConfig(check=not cfg.new_identity,
                             grace_ms=None if cfg.recover else cfg.mesh.own_feed.grace_ms)
-        self.mesh = Mesh(self.identity, replica, dataclasses.replace(cfg.mesh, own_feed=own),
+        quotas = dataclasses.replace(cfg.mesh.quotas, max_records=cfg.max_records,
+                                     author_ops_per_s=float(cfg.author_ops_per_s),
+                                     author_ops_burst=cfg.author_ops_burst)
+        self.mesh = Mesh(self.identity, replica,
+                         dataclasses.replace(cfg.mesh, own_feed=own, quotas=quotas),
                          self._entropy, now)
         if self.mesh.writable():
             log.info("writes wait until this node's own feed is checked with a peer%s",
                      "" if own.grace_ms is None else f" (at most {own.grace_ms / 1000:g} s)")
-        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network)
+        self._index = Index(replica, self.identity.public_key, self.reader)
+        bootstrap = resolve_bootstrap(cfg.bootstrap, cfg.network, genesis=cfg.genesis)
         # Announced URLs may be loopback or link-local only if this node uses such
         # addresses itself (transport.md §7.7): the loopback tests do, real nodes do not.
         scopes = allowed_scopes([cfg.peer_host, *cfg.transport.ice_addresses,
                                  *cfg.public_urls, *(p.url for p in bootstrap)])
         self.peering = Peering(self.identity.public_key,
                                dataclasses.replace(cfg.peering, scopes=scopes),
-                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32)
+                               rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32,
+                               scores=self.mesh.scores)
         self.connections = Connections(self.mesh, self.peering)
         self.health = Health(self)
         self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
@@ -170,12 +219,16 @@ class Node:
         self._transport_task = self._spawn(self._load_transport(), name="load transport")
         self._spawn(self._writer.run(), name="writer")
         self._spawn(self._report_rejections(), name="rejections")
+        # Connections are capped well below the open files limit, so that no flood of
+        # them can starve the store, WebRTC or the control port (transport.md §3.11).
+        limits = default_limits(raise_fd_limit())
         peer_port = await self._serve(peer_app(self, allow_origins=cfg.allow_origins,
-                                               refusals=self._refusals),
-                                      cfg.peer_host, cfg.peer_port)
-        control_port = await self._serve(control_app(self, self.dir.control_token(),
-                                                     peer_url=lambda: self.peer_url),
-                                         cfg.control_host, cfg.control_port)
+                                               refusals=self.refusals),
+                                      cfg.peer_host, cfg.peer_port, limits)
+        control_port = await self._serve(control_app(
+            self, self.dir.control_token(), bound=cfg.control_host, refusals=self.refusals,
+            peer_url=lambda: self.peer_url), cfg.control_host, cfg.control_port,
+            ConnectionLimits(limits.max_total, limits.max_total, idle_timeout_s=75.0))
         urls = advertised_urls(cfg, peer_port)
         self.peer_url = urls[0] if urls else _url("127.0.0.1", peer_port)
         self.control_url = f"http://{cfg.control_host}:{control_port}"
@@ -184,12 +237,45 @@ class Node:
         for peer in bootstrap:
             self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
         self.connections.learn_records(self.mesh.replica.records.values(), now)
+        if cfg.mdns:
+            self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
                       peer_url=self.peer_url)
         self._spawn(self.health.run(cfg.health_interval_s))
         log.info("node %s up on network %r: peer port %s, control %s", self.identity.text,
                  cfg.network, self.peer_url, self.control_url)
         self._service()
+
+    def _start_lan(self, peer_port: int) -> None:
+        from .discovery.mdns import LanDiscovery  # zeroconf loads only when mDNS is on
+
+        cfg = self.config
+        self._lan = LanDiscovery(
+            cfg.discovery, me=self.identity.public_key, network=cfg.network,
+            protocol=cfg.mesh.session.protocol_version, port=peer_port,
+            bind_host=cfg.peer_host, ice_addresses=cfg.transport.ice_addresses,
+            found=self._lan_found, lost=self._lan_lost)
+        self._spawn(self._lan.start(), name="mdns")
+
+    def _lan_found(self, node_id: bytes, urls: tuple[str, ...]) -> None:
+        """A peer of our network advertised on the LAN: a candidate; the connection
+        manager decides whether to dial it (discovery.md §6)."""
+        self.peering.learn(node_id, urls, Source.MDNS, clock.now_ms())
+        if not self.stopping:
+            self._service()
+
+    def _lan_lost(self, node_id: bytes) -> None:
+        if self.peering.forget(node_id, Source.MDNS):
+            log.info("forgot %s: its mDNS service is gone", short_id(node_id))
+
+    def _lan_forgotten(self) -> None:
+        """mDNS candidates the connection manager gave up on: the LAN is asked about them
+        again later (discovery.md §6.1)."""
+        for node_id in self.peering.lan_forgotten():
+            log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
+                     short_id(node_id), self.config.peering.mdns_max_failures)
+            if self._lan is not None:
+                self._lan.forgotten(node_id)
 
     async def _load_transport(self) -> WebRtcTransport:
         module = await asyncio.get_running_loop().run_in_executor(
@@ -204,8 +290,9 @@ class Node:
             return self._transport
         return await asyncio.shield(self._transport_task)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    async def _serve(self, app: web.Application, host: str, port: int,
+                     limits: ConnectionLimits) -> int:
+        runner = make_runner(app, limits)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -220,6 +307,8 @@ class Node:
             return
         self.stopping = True
         started = "mesh" in self.__dict__
+        # mDNS goodbye first, so that LAN peers drop our record rather than redial us.
+        lan = self._spawn(self._lan.close(), name="mdns goodbye") if self._lan else None
         if started:
             log.info("shutting down: closing %d peers", len(self.mesh.peers()))
             for conn in list(self.mesh.peers()):
@@ -228,6 +317,8 @@ class Node:
             await asyncio.sleep(0)  # let the CLOSE frames reach the channels' buffers
         if self._timer is not None:
             self._timer.cancel()
+        if lan is not None:
+            await asyncio.gather(lan, return_exceptions=True)
         for runner in self._runners:
             await runner.cleanup()
         if self._transport is not None:
@@ -275,6 +366,7 @@ class Node:
             if link is not None:
                 try:
                     link.send(data)
+                    self.traffic.sent(conn, len(data))
                 except (TransportError, ValueError, ConnectionError) as exc:
                     log.warning("send to link %d failed: %s", conn, exc)
         for conn, link in self._links.items():  # flow control: resume when drained
@@ -285,6 +377,7 @@ class Node:
             self._on_event(event, now)
         if not self.stopping:
             self._dial(now)
+            self._lan_forgotten()
         self._arm(now)
 
     async def _drain(self, conn: int, link: Link) -> None:
@@ -350,16 +443,26 @@ class Node:
             if link is not None:
                 self._spawn(link.close())
         elif isinstance(event, Misbehaved):
-            log.warning("peer %s sent bad input: %s %s",
-                        short_id(event.peer) if event.peer else "?", event.reason, event.detail)
+            # One line per bad input would let a peer flood the log: the reasons are
+            # summed up once a minute (_report_rejections) and counted in /metrics.
+            log.debug("peer %s sent bad input: %s %s",
+                      short_id(event.peer) if event.peer else "?", event.reason, event.detail)
         elif isinstance(event, SyncFinished):
             if event.ops_received:
                 log.info("sync on link %d: %d ops in %d round trips", event.conn,
                          event.ops_received, event.round_trips)
         elif isinstance(event, SignalReceived):
             self._on_signal(event)
+        elif isinstance(event, Banned):
+            # Rare, and rate-limited with the port's refusals: a swarm of addresses
+            # cannot flood the log either.
+            self.refusals.banned(event.key, short_id(event.peer) if event.peer else None,
+                                 (event.until - now) // 1000, event.reason, event.count)
 
     def _publish_changes(self, event: Changed) -> None:
+        if event.records or event.dropped_records:  # node.info / node.links: the mesh map
+            self.bus.publish("mesh.topology", {"records": len(event.records),
+                                               "dropped": len(event.dropped_records)})
         for op in event.applied:
             if op.kind in ("ledger.claim", "ledger.transfer", "human.register"):
                 effect = self.mesh.replica.ledger.effects.get(op.id)
@@ -418,18 +521,24 @@ class Node:
 
     def _on_link_open(self, link: Link) -> None:
         self._links[link.id] = link
+        self.traffic.opened(link.id, clock.now_ms(), initiator=link.initiator)
         if isinstance(link.tag, Dial):  # before any frame: the session may open at once
             self.connections.link_opened(link.tag, link.id, clock.now_ms())
+            cand = self.peering.candidates.get(link.tag.key)
+            self.traffic.found(link.id, "relay" if link.tag.url is None else
+                               cand.source.name.lower() if cand else "record")
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
-                                  initiator=link.initiator)
+                                  initiator=link.initiator, address=_address(link))
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:
+        self.traffic.received(link.id, len(data))
         self.mesh.data_received(link.id, data, clock.now_ms())
         self._service()
 
     def _on_link_close(self, link: Link) -> None:
         self._links.pop(link.id, None)
+        self.traffic.closed(link.id)
         self.mesh.connection_lost(link.id, clock.now_ms())
         if not self.stopping:
             self._service()
@@ -455,7 +564,8 @@ class Node:
                     try:
                         return await send_offer(
                             dial.url, network, me, offer, scopes=scopes,
-                            timeout=self.config.transport.connect_timeout_s)
+                            timeout=self.config.transport.connect_timeout_s,
+                            connect_every=SIGNAL_CONNECT_EVERY_S)
                     except OfferFailed as exc:  # its message is for the operator as it is
                         raise TransportError(str(exc)) from None
             else:
@@ -508,13 +618,14 @@ class Node:
         return not self.connections.accepts(connecting)
 
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
-        if self._full():
+        transport = await self.transport()
+        origin = f"relay {event.conn}"  # the session it came through: origin is not proven
+        if self._full() or transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
             return
         try:
-            answer = await (await self.transport()).answer(offer)
+            answer = await transport.answer(offer, origin)
         except Exception as exc:
-            self._refusals.info("refused a relayed offer from %s: %s", short_id(event.origin),
-                                str(exc)[:300])
+            self.refusals.relayed_offer(short_id(event.origin), str(exc))
             return
         self.mesh.send_signal(event.origin, json.dumps(answer), event.nonce)
         self._service()
@@ -541,10 +652,20 @@ class Node:
             raise SignalRefused(403, f"this node is on network {self.config.network!r}")
         if from_id == self.identity.public_key:
             raise SignalRefused(403, "that is this node")
+        origin = client_key(remote)
+        if self.mesh.banned(origin, clock.now_ms()):
+            raise SignalRefused(403, "this address is banned for a while (protocols/sync.md "
+                                "§4.7)")
         if self.stopping or self._full():
             raise SignalRefused(503, "no room for more peers")
+        transport = await self.transport()
+        if transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
+            # One address cannot hold the slots of connections being set up (their ICE
+            # may never complete): transport.md §3.11.
+            raise SignalRefused(503, f"{MAX_OFFERS_PER_ADDRESS} connections from this address "
+                                "are being set up already")
         try:
-            return await (await self.transport()).answer(offer)
+            return await transport.answer(offer, origin)
         except TransportError as exc:
             raise SignalRefused(400, str(exc)) from exc
 
@@ -591,27 +712,79 @@ class Node:
             "uptime_s": round(clock.monotonic_s() - self.started_at, 1),
             "peer_url": self.peer_url, "health": self.bus.last.get("system.health.check"),
             "transport": "ready" if self._transport is not None else "loading",
-            "data_dir": str(self.dir.path), "writable": refused is None,
-            "write_error": refused, "clock_offset_ms": offset,
+            "name": self.mesh.config.name, "data_dir": str(self.dir.path),
+            "join_urls": [f"{url}#{self.identity.text}" for url in self.mesh.config.urls],
+            "writable": refused is None, "write_error": refused, "clock_offset_ms": offset,
             "clock_skew_bound_ms": MAX_CLOCK_SKEW_MS, "clock_warning": clock_warning(offset),
             "store": {"ok": writer.error is None, "error": writer.error,
-                      "queued_ops": writer.queued_ops},
+                      "queued_ops": writer.queued_ops, "purge_pending": writer.purge_pending,
+                      **store_sizes(replica, self.dir.path / datadir.STORE_FILE)},
             "rejected": dict(sorted(self.mesh.rejected.items())),
+            "candidates": dict(sorted(Counter(c.source.name.lower()
+                                              for c in self.peering.candidates.values()).items())),
+            "mdns": self._lan.status() if self._lan is not None else None,
         }
+
+    def health_report(self) -> dict[str, Any]:
+        checks = self.health.check()
+        return {"ok": all(part["ok"] for part in checks.values()), "checks": checks}
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Open sessions and links still in their handshake (docs/api.md, peers)."""
+        open_peers = self.mesh.peers()
+        out = []
+        for conn, link in sorted(self._links.items()):
+            session = self.mesh.session(conn)
+            if session is None or session.closed:
+                continue
+            node_id = open_peers.get(conn) or (
+                link.tag.node_id if isinstance(link.tag, Dial) else None)
+            stats = self.traffic.links.get(conn)
+            out.append({
+                "id": id_to_text(node_id) if node_id else None,
+                "name": self._index.node_name(node_id) if node_id else "",
+                "state": "open" if conn in open_peers else "connecting",
+                "rtt_ms": session.rtt_ms, "address": link.remote_address,
+                "bytes_in": stats.bytes_in if stats else 0,
+                "bytes_out": stats.bytes_out if stats else 0,
+                "since_ms": stats.since_ms if stats else None,
+                "found_by": stats.found_by if stats else None,
+                "direction": stats.direction if stats else None})
+        return out
+
+    def topology(self) -> Topology:
+        rtts = {}
+        for conn, peer in self.mesh.peers().items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+        return self._index.topology(clock.now_ms(), rtts)
+
+    def counters(self) -> dict[str, Any]:
+        return {**self.traffic.counters(), "events_published": self.bus.published,
+                "events_dropped": self.bus.dropped, "bans": self.refusals.bans,
+                "penalties": dict(self.mesh.scores.penalties),
+                "signals_dropped": dict(self.mesh.relay.dropped),
+                "rejections": dict(sorted(self.mesh.rejected.items()))}
+
+    def now_ms(self) -> int:
+        return clock.now_ms()
+
+    def index(self) -> Index:
+        return self._index
 
     def views(self) -> Views:
         from .core.views import build_views  # only the API's views route needs it
 
-        return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms())
+        return build_views(self.mesh.replica, self.identity.public_key, clock.now_ms(),
+                           self.reader)
 
     async def _write(self, body: Any, action: str) -> str:
         """Sign, commit, then acknowledge (and publish): DESIGN §8. Raises `NotWritable`
         (API 503) while writes are paused, `LocalError` (409) for a refused op."""
-        refused = self.writes_refused()
-        if refused is not None:
-            raise NotWritable(refused)
         assert self._writer is not None
-        op = self.mesh.write(body, clock.now_ms())
+        if self.stopping or self._writer.error is not None:
+            raise NotWritable(self.writes_refused() or "")
+        op = self.mesh.write(body, clock.now_ms())  # NotWritable while checking, or refused
         committed = self._writer.ack(self.mesh.ticket)
         self._service()  # hands the change to the writer
         await committed

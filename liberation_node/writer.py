@@ -14,6 +14,10 @@ waiting for an acknowledgement get `NotWritable` at once instead of hanging:
 their op stays queued and is stored (and published) if the store recovers.
 `congested` tells the node to stop taking in ops from peers while the queue is
 long (they are fetched again by anti-entropy later): the queue stays bounded.
+
+A batch that deleted post contents (a retraction's purge, retention) is followed,
+`PURGE_DELAY_S` later, by a checkpoint that leaves no older copy of them in the
+files (store/sqlite.py; protocols/ops.md §12.6). Purges close together share one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger("liberation_node.store")
 
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
+PURGE_DELAY_S = 1.0  # from a batch that deleted contents to the checkpoint that purges them
 
 
 @dataclass
@@ -43,20 +48,27 @@ class _Batch:
     excluded: list[Op] = field(default_factory=list)
     records: dict[tuple[bytes, str], Record] = field(default_factory=dict)  # the last per key
     dropped: list[Record] = field(default_factory=list)
+    contents: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # in order
     ticket: int = 0  # the last Changed merged in
     own: bool = False  # holds own writes: commit with sync
 
     def add(self, event: Changed) -> None:
         self._extend(event.applied, event.excluded, event.records, event.dropped_records,
-                     event.ticket, event.source is None and bool(event.applied))
+                     event.ticket, event.source is None and bool(event.applied),
+                     event.contents)
 
     def merge(self, later: _Batch) -> None:
         self._extend(later.applied, later.excluded, later.records.values(), later.dropped,
-                     later.ticket, later.own)
+                     later.ticket, later.own, later.contents)
+
+    @property
+    def purges(self) -> bool:
+        return bool(self.excluded) or any(c is None for _, c in self.contents)
 
     def _extend(self, applied: Iterable[Op], excluded: Iterable[Op],
                 records: Iterable[Record], dropped: Iterable[Record], ticket: int,
-                own: bool) -> None:
+                own: bool, contents: Iterable[tuple[bytes, bytes | None]]) -> None:
+        self.contents.extend(contents)
         self.applied.extend(applied)
         self.excluded.extend(excluded)
         for record in records:  # a later record for a key replaces an earlier one
@@ -84,6 +96,9 @@ class StoreWriter:
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._wake = asyncio.Event()
         self._closing = False
+        self.purge_pending = False  # deleted contents may still have copies in the files
+        self._purge_at: asyncio.TimerHandle | None = None
+        self._purge_now = False
 
     @property
     def congested(self) -> bool:
@@ -115,14 +130,18 @@ class StoreWriter:
             await self._wake.wait()
             self._wake.clear()
             batch, self._batch = self._batch, _Batch()
+            if self._purge_now or (self._closing and self.purge_pending and not batch.ticket):
+                await self._purge()
             if not batch.ticket:
                 if self._closing:
+                    if self._purge_at is not None:
+                        self._purge_at.cancel()
                     return
                 continue
             try:
                 await self.store.write(batch.applied, batch.excluded,
                                        list(batch.records.values()), batch.dropped,
-                                       sync=batch.own)
+                                       sync=batch.own, contents=batch.contents)
             except StoreError as exc:
                 self._failed(batch, str(exc))
                 if self._closing:
@@ -135,6 +154,30 @@ class StoreWriter:
                 continue
             delay = RETRY_FIRST_S
             self._committed(batch)
+            if batch.purges:
+                self._schedule_purge()
+
+    def _schedule_purge(self, after: float = PURGE_DELAY_S) -> None:
+        self.purge_pending = True
+        if self._purge_at is None:
+            self._purge_at = asyncio.get_running_loop().call_later(after, self._purge_due)
+
+    def _purge_due(self) -> None:
+        self._purge_at = None
+        self._purge_now = True
+        self._wake.set()
+
+    async def _purge(self) -> None:
+        self._purge_now = False
+        try:
+            await self.store.checkpoint()
+        except StoreError as exc:
+            log.info("purging deleted contents from the files waits: %s", exc)
+            if not self._closing:
+                self._schedule_purge(RETRY_MAX_S)
+            return
+        if self._purge_at is None:  # no batch deleted anything meanwhile
+            self.purge_pending = False
 
     def _failed(self, batch: _Batch, reason: str) -> None:
         if self.error is None:

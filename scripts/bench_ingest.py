@@ -39,8 +39,10 @@ NETWORK = "bench"
 T0 = 1_764_000_000_000
 
 
-def make_history(count: int, authors: int, seed: int) -> list[Op]:
-    """A realistic mix: every author registers and claims, then posts and pays others."""
+def make_history(count: int, authors: int, seed: int) -> tuple[list[Op], list[bytes]]:
+    """A realistic mix: every author registers and claims, then posts and pays others.
+    Returns the ops and what peers send of them: posts as carried forms, with their
+    texts (protocols/ops.md §12.3)."""
     rnd = random.Random(seed)
     people = [Identity.from_seed(rnd.randbytes(32)) for _ in range(authors)]
     world = Replica(NETWORK)
@@ -61,7 +63,7 @@ def make_history(count: int, authors: int, seed: int) -> list[Op]:
                 continue
         text = "a message of a typical length for the feed; " * rnd.randint(1, 4)
         ops.append(world.append(who, Post("social", text, 1, None), now).applied[0])
-    return ops[:count]
+    return ops[:count], [world.carried(op) for op in ops[:count]]
 
 
 def raw_verify(ops: list[Op]) -> float:
@@ -124,8 +126,7 @@ def main() -> int:
         tune_gc()  # as the node runs
 
     print(f"generating {args.ops} signed ops from {args.authors} authors...", file=sys.stderr)
-    ops = make_history(args.ops, args.authors, args.seed)
-    wires = [op.wire for op in ops]
+    ops, wires = make_history(args.ops, args.authors, args.seed)
     best = {"raw_verify": 0.0, "verifykey_verify": 0.0, "core_ingest": 0.0, "ingest_stored": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):

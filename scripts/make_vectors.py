@@ -7,8 +7,9 @@
 The output is deterministic: identities come from fixed seeds (bytes([i]) * 32),
 timestamps are constants, nothing reads a clock or a random source, and Ed25519
 signatures are deterministic. The vectors illustrate protocols/ops.md,
-protocols/sync.md and protocols/transport.md; the tests (tests/test_vectors.py,
-tests/test_frames_vectors.py, tests/transport/test_binding_vectors.py) read them
+protocols/sync.md, protocols/transport.md and protocols/discovery.md; the tests
+(tests/test_vectors.py, tests/test_frames_vectors.py,
+tests/transport/test_binding_vectors.py, tests/test_discovery_vectors.py) read them
 back and check the implementation against every case without running this
 generator. Each file is built by a module of scripts/vectorgen/, registered in
 vectorgen.build_all.

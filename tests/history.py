@@ -8,6 +8,7 @@ duplicate claims, forks).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,10 +38,20 @@ class HistoryBuilder:
         self.now += ms
         return self.now
 
+    def seal(self, who: Identity) -> bytes:
+        """Randomness for a direct message, reproducible (what a driver draws)."""
+        return hashlib.blake2b(who.public_key + self.now.to_bytes(8, "big"),
+                               digest_size=32).digest()
+
     def write(self, who: Identity, body: Body) -> Op:
-        op = self.world.append(who, body, self.tick()).applied[0]
+        now = self.tick()
+        op = self.world.append(who, body, now, self.seal(who)).applied[0]
         self.ops.append(op)
         return op
+
+    def carried(self, op: Op) -> bytes:
+        """How the author's node sends `op`: with its content while it holds it."""
+        return self.world.carried(op)
 
     def raw(self, who: Identity, body: Body, *, seq: int | None = None,
             prev: bytes | None = None, deps: tuple[Dep, ...] = (),
@@ -52,7 +63,8 @@ class HistoryBuilder:
             seq = head.seq + 1 if head else 1
             prev = head.id if head else None
         op = create_op(who, network=self.network, seq=seq, prev=prev, deps=deps,
-                       timestamp=self.tick() if timestamp is None else timestamp, body=body)
+                       timestamp=self.tick() if timestamp is None else timestamp, body=body,
+                       seal=self.seal(who))
         self.world.add(op)
         self.ops.append(op)
         return op

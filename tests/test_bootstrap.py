@@ -64,6 +64,22 @@ def test_an_argument_with_an_expected_id() -> None:
         parse_argument("ftp://x")
 
 
+def test_a_list_states_the_genesis_of_its_network(tmp_path: Path) -> None:
+    """ops.md §14: a list for our network stating another genesis is refused."""
+    path = tmp_path / "net.toml"
+    path.write_text('network = "n"\ngenesis = 2025-01-01T00:00:00Z\n[[peer]]\nurl = "a:1"\n')
+    assert len(load_list(path, "n", genesis=1_735_689_600_000)) == 1
+    with pytest.raises(BootstrapError, match=r"genesis 1735689600000 \(2025-01-01T00:00:00"
+                                             r"\+00:00\) in this list, but this node uses 5"):
+        load_list(path, "n", genesis=5)
+    assert load_list(path, "other", genesis=5) == []  # another network's list: not ours
+    path.write_text('network = "n"\ngenesis = 1735689600000\n')
+    assert load_list(path, "n", genesis=1_735_689_600_000) == []
+    path.write_text('network = "n"\ngenesis = 2025-01-01T00:00:00\n')  # no offset
+    with pytest.raises(BootstrapError, match="a date-time with its offset"):
+        load_list(path, "n", genesis=5)
+
+
 def test_lists_take_every_url_form(tmp_path: Path) -> None:
     path = tmp_path / "net.toml"
     path.write_text(f'network = "n"\n[[peer]]\nurl = "192.0.2.1:7411"\nid = "{NODE.text}"\n'

@@ -20,7 +20,6 @@ from liberation_node.core.ledger import (
     iso_week,
 )
 from liberation_node.core.replica import Replica
-from liberation_node.store import open_replica
 
 NOW = 1_795_000_000_000
 
@@ -71,17 +70,6 @@ async def test_summary_of_the_replica(tmp_path: Path) -> None:
     assert "humans     1 registered\n" in text.stdout
 
 
-async def test_summary_creates_the_node_on_first_use(tmp_path: Path) -> None:
-    result = cli(tmp_path, "summary", "--network", "fresh", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert (summary["network"], summary["ops"]) == ("fresh", 0)
-    node_dir = datadir.load(tmp_path / "node")
-    assert summary["node_id"] == node_dir.identity.text
-    async with node_dir.open_store() as store:
-        await open_replica(store, "fresh")  # the store was bound to the chosen network
-
-
 @pytest.mark.parametrize(("setup", "args", "code", "message"), [
     ("none", ["id"], 1, "no data directory at"),
     ("none", ["id", "--data-dir", "elsewhere"], 1, "no data directory at elsewhere"),
@@ -107,3 +95,12 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, setup: str, args:
     assert "Traceback" not in result.stderr
     if code == 1:
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+
+
+def test_summary_of_a_missing_data_dir_creates_nothing(tmp_path: Path) -> None:
+    # A typo in --data-dir must not make a new identity that nobody asked for.
+    result = cli(tmp_path, "summary", "--data-dir", str(tmp_path / "nodee"))
+    assert result.returncode == 1
+    assert result.stderr == (f"Error: no data directory at {tmp_path / 'nodee'}; create one "
+                             f"with: liberation-node init --data-dir {tmp_path / 'nodee'}\n")
+    assert not (tmp_path / "nodee").exists()

@@ -74,6 +74,19 @@ def test_credit_counts_once_acknowledged() -> None:
         h.write(BOB, Transfer(CAROL.public_key, 40_001, ""))
 
 
+def test_paying_or_messaging_yourself_is_a_local_error() -> None:
+    """ops.md §6.1: `to` is never the author. Our own writes say so before signing,
+    rather than building an op the decoder then refuses (which escaped as a crash)."""
+    h = HistoryBuilder()
+    funded(h)
+    held = len(h.world.ops)
+    with pytest.raises(LocalError, match="yourself"):
+        h.write(ALICE, Transfer(ALICE.public_key, 1, ""))
+    with pytest.raises(LocalError, match="yourself"):
+        h.write(ALICE, Post("direct", "note to self", 1, ALICE.public_key))
+    assert len(h.world.ops) == held
+
+
 def test_equivocation_is_proved_truncated_and_refolded() -> None:
     h = HistoryBuilder()
     funded(h)
@@ -147,3 +160,8 @@ def test_views_show_posts_reach_and_routes() -> None:
     assert {n.id for n in views.mesh_nodes} == {ALICE.text, BOB.text, CAROL.text}
     assert len(views.node_connections) == 2
     assert build_views(h.world, ALICE.public_key, T0 + 10**9).mesh_routes == ()
+    # BOB's view: BOB holds the post though its own announcement predates it.
+    (msg,) = build_views(h.world, BOB.public_key, h.now).truth_messages
+    assert msg.spread_count == 2
+    (msg,) = build_views(h.world, CAROL.public_key, h.now).truth_messages
+    assert msg.spread_count == 3

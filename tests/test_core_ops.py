@@ -8,11 +8,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liberation_node.core import codec
-from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer
+from liberation_node.core.bodies import (
+    Claim,
+    Post,
+    PostHeader,
+    Register,
+    Retract,
+    Transfer,
+    content_hash,
+)
 from liberation_node.core.errors import Reason, Rejection
 from liberation_node.core.identity import id_from_text, id_to_text
-from liberation_node.core.ops import MAX_OP_BYTES, OP_DOMAIN, Dep, create_op, decode_op
+from liberation_node.core.ops import (
+    MAX_OP_BYTES,
+    OP_DOMAIN,
+    Dep,
+    carry,
+    create_op,
+    decode_carried,
+    decode_op,
+    split_carried,
+)
 from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.sealing import DIRECT_SIZES
 
 from .history import NETWORK, T0, HistoryBuilder, identity
 
@@ -50,7 +68,8 @@ def test_round_trip_and_id() -> None:
 
 
 @pytest.mark.parametrize(("index", "value", "expected"), [
-    (0, 2, Reason.UNSUPPORTED_FORMAT),
+    (0, 3, Reason.UNSUPPORTED_FORMAT),
+    (0, True, Reason.UNSUPPORTED_FORMAT),
     (1, "Bad Network", Reason.MALFORMED),
     (2, b"short", Reason.MALFORMED),
     (3, 0, Reason.MALFORMED),
@@ -105,10 +124,10 @@ def test_non_canonical_encodings_are_refused() -> None:
 
 
 def test_bodies_are_validated() -> None:
-    def make(body: object) -> bytes:
+    def make(body: object, format: int = 1) -> bytes:
         fields = fields_of(first_op())
         kind, raw = body  # type: ignore[misc]
-        fields[7], fields[8] = kind, codec.sorted_map(raw)
+        fields[0], fields[7], fields[8] = format, kind, codec.sorted_map(raw)
         return resign(fields)
 
     assert reason(make(("ledger.claim", {"week": 202654}))) is Reason.BAD_BODY
@@ -125,6 +144,57 @@ def test_bodies_are_validated() -> None:
     ok = make(("message.post", {"channel": "direct", "priority": 1, "text": "x",
                                 "to": BOB.public_key}))
     assert decode_op(ok, NETWORK).body == Post("direct", "x", 1, BOB.public_key)
+    # Format 2 (ops.md §12.2): the post's header names its content by size and hash.
+    h = bytes(32)
+    good = {"channel": "social", "hash": h, "priority": 1, "size": 5}
+    assert decode_op(make(("message.post", good), 2), NETWORK).body == PostHeader(
+        "social", 1, 5, h)
+    assert reason(make(("message.post", {"channel": "social", "priority": 1, "text": "x"}),
+                       2)) is Reason.BAD_BODY  # a format-1 body in format 2
+    assert reason(make(("message.post", {**good, "to": BOB.public_key}), 2)) is Reason.BAD_BODY
+    for size in (0, 4097, 8000):
+        assert reason(make(("message.post", {**good, "size": size}), 2)) is Reason.BAD_BODY
+    direct = {**good, "channel": "direct"}
+    for size in DIRECT_SIZES:
+        assert decode_op(make(("message.post", {**direct, "size": size}), 2), NETWORK)
+    for size in (5, 433, 435, 4096):
+        assert reason(make(("message.post", {**direct, "size": size}), 2)) is Reason.BAD_BODY
+    assert reason(make(("message.post", {**good, "hash": h[:31]}), 2)) is Reason.BAD_BODY
+    # Ledger bodies are the same in both formats.
+    assert decode_op(make(("ledger.claim", {"week": 202602}), 2), NETWORK).format == 2
+
+
+def test_a_post_carries_its_content_after_its_header() -> None:
+    op = create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                   body=Post("social", "héllo", 3, None))
+    assert isinstance(op.body, PostHeader) and op.content == "héllo".encode()
+    assert op.body.hash == content_hash(op.content) and op.body.size == 6
+    carried = op.carried
+    assert carried[0] == 0x9B and carried[1:].startswith(op.wire[1:])
+    assert split_carried(carried) == (op.wire, op.content)
+    again, refused = decode_carried(carried, NETWORK)
+    assert (again, refused) == (op, None)
+    # Whatever comes with a header, the header is judged alone (ops.md §12.4).
+    for bad in (b"h\xc3llo!", "héllo".encode() + b"!", "HÉLLO".encode()):
+        header, refusal = decode_carried(carry(op.wire, bad), NETWORK)
+        assert header == op._replace(content=None)
+        assert refusal is not None and refusal.reason is Reason.BAD_CONTENT
+    register = create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                         body=Register("alice"))
+    _, refusal = decode_carried(carry(register.wire, b"x"), NETWORK)
+    assert refusal is not None and refusal.reason is Reason.BAD_CONTENT
+    # A carried form's 11th element must be bin: else the whole input is malformed.
+    with pytest.raises(Rejection) as info:
+        decode_carried(b"\x9b" + op.wire[1:] + codec.pack("text"), NETWORK)
+    assert info.value.reason is Reason.MALFORMED
+    assert reason(carried) is Reason.MALFORMED  # decode_op takes headers only
+
+
+def test_a_legacy_format_1_post_keeps_its_text_inline() -> None:
+    op = create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0, format=1,
+                   body=Post("social", "old", 1, None))
+    assert op.format == 1 and op.content is None and op.carried == op.wire
+    assert decode_op(op.wire, NETWORK).body == Post("social", "old", 1, None)
 
 
 def test_text_ids_round_trip_and_catch_typos() -> None:

@@ -26,7 +26,8 @@ def test_init_creates_secrets_readable_by_the_owner_only(tmp_path: Path) -> None
     assert mode(node_dir.path / "identity.key") == 0o600
     assert mode(node_dir.path / "control.token") == 0o600
     assert len(node_dir.control_token()) == 64
-    assert node_dir.config == datadir.Config(network="liberation")
+    assert node_dir.config.values == {"network": "liberation"}
+    assert node_dir.config.network == "liberation"
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_a_missing_data_dir_says_how_to_make_one(tmp_path: Path) -> None:
     ("network = [", "not valid TOML"),
     ('netwrok = "x"', "unknown setting 'netwrok'"),
     ('network = "Not Valid"', "is not a network name"),
-    ("network = 7", "is not a network name"),
+    ("network = 7", "network: expected a string, got 7"),
 ])
 def test_a_bad_config_is_refused(tmp_path: Path, text: str, problem: str) -> None:
     datadir.init(tmp_path)

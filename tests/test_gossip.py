@@ -10,6 +10,7 @@ from liberation_node.core.catchup import CatchUp
 from liberation_node.core.frames import Graft, IHave, Ops, Prune, Records, Want
 from liberation_node.core.gossip import Gossip, GossipConfig
 from liberation_node.core.mesh import MeshConfig
+from liberation_node.core.ops import header_of, op_id
 from liberation_node.core.replica import Replica
 
 from .history import NETWORK, T0, HistoryBuilder, identity
@@ -28,7 +29,7 @@ def test_own_ops_go_out_at_hop_0_and_each_link_adds_one() -> None:
     op = net.meshes[0].write(Post("social", "far", 1, None), net.now)
     net.pump()
     pushed = [(a, b, hops) for a, b, f, _ in net.sent if isinstance(f, Ops) and f.eager
-              for wire, hops in f.ops if wire == op.wire]
+              for wire, hops in f.ops if op_id(header_of(wire)) == op.id]
     assert (0, 1, 0) in pushed and (1, 2, 1) in pushed
 
 
@@ -119,7 +120,7 @@ def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
         op = net.meshes[writer].write(Post("social", f"from {writer}", 1, None), net.now)
         net.pump()
         copies = sum(1 for _, _, f, _ in net.sent if isinstance(f, Ops)
-                     for wire, _ in f.ops if wire == op.wire)
+                     for wire, _ in f.ops if op_id(header_of(wire)) == op.id)
         assert copies == 5, writer
     beacon = {m.gossip.beacon for m in net.meshes}
     assert len(beacon) == 1 and beacon.pop() == min(p.public_key for p in PEOPLE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liberation_node.core.bodies import Post, Register
+from liberation_node.core.bodies import Post, Register, Retract
 from liberation_node.core.events import Changed, PeerDown, PeerUp, SyncFinished
 from liberation_node.core.frames import Graft, IHave, Ops, Prune, SyncOpen, SyncSame
 from liberation_node.core.mesh import MeshConfig
@@ -224,7 +224,9 @@ def test_want_from_seq_zero_serves_from_seq_one() -> None:
                                                    ())), net.now)
     net.pump()
     served = [w for _, to, f, _ in net.sent if to == 1 and isinstance(f, Ops) for w in f.wires]
-    assert served == [ops[0].wire, ops[1].wire]
+    replica = net.meshes[0].replica
+    assert served == [replica.carried(ops[0]), replica.carried(ops[1])]
+    assert served[0][0] == 0x9B  # with their contents (ops.md §12.3)
 
 
 def test_round_stats_count_the_ops_received() -> None:
@@ -249,3 +251,44 @@ def test_wants_split_into_frames_under_the_limit() -> None:
     assert [w.round for w in wants] == [0] * (len(wants) - 1) + [7]
     assert sum(len(w.ranges) for w in wants) == 1500
     assert sum(len(w.records) for w in wants) == 1500
+
+
+def test_a_content_a_peer_dropped_is_fetched_from_one_that_keeps_it() -> None:
+    """sync.md §7.4: B dropped the contents (its retention) and sends C bare headers; C
+    asks its peers in turn and takes the contents from A, which still holds them."""
+    net = Net.of(PEOPLE[:3])
+    posts = [net.meshes[0].write(Post("social", f"kept by A {i}", 1, None), net.now)
+             for i in range(3)]
+    net.connect(0, 1)
+    net.advance(200)
+    b = net.meshes[1].replica
+    assert all(p.id in b.contents for p in posts)
+    b.drop_contents([p.id for p in posts])
+    net.lose(0, 1)
+    net.connect(1, 2)  # C meets B only: headers without contents
+    net.advance(200)
+    c = net.meshes[2]
+    assert all(p.id in c.replica.ops and p.id not in c.replica.contents for p in posts)
+    assert len(c.bodies) == 3  # wanted, and asked of B, which has nothing to give
+    net.connect(0, 2)
+    net.advance(5_000)  # the next sweep asks the next peer: A
+    assert all(c.replica.contents.get(p.id) == f"kept by A {i}".encode()
+               for i, p in enumerate(posts))
+    assert len(c.bodies) == 0 and c.bodies.asked >= 6
+    stored = [ch for e in net.events[2] if isinstance(e, Changed) for ch in e.contents]
+    assert {i for i, content in stored if content} == {p.id for p in posts}
+
+
+def test_retracted_contents_are_neither_fetched_nor_kept() -> None:
+    net = Net.of(PEOPLE[:2])
+    post = net.meshes[0].write(Post("social", "regret", 1, None), net.now)
+    net.connect(0, 1)
+    net.advance(200)
+    assert post.id in net.meshes[1].replica.contents
+    net.meshes[0].write(Retract(post.id), net.now)
+    net.advance(200)
+    for mesh in net.meshes:
+        assert post.id not in mesh.replica.contents and post.id in mesh.replica.ops
+        assert not mesh.replica.contents.wants(mesh.replica.ops[post.id], net.now)
+    purged = [ch for e in net.events[1] if isinstance(e, Changed) for ch in e.contents]
+    assert (post.id, None) in purged

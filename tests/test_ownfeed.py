@@ -10,7 +10,7 @@ import pytest
 
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post
-from liberation_node.core.errors import NotWritable
+from liberation_node.core.errors import LocalError, NotWritable
 from liberation_node.core.events import ForkFound, WritesOpened
 from liberation_node.core.frames import IHave, Ops, Want
 from liberation_node.core.mesh import Mesh
@@ -27,9 +27,13 @@ A, B, C = identity(0), identity(1), identity(2)
 def carried(net: Net, op_id: bytes) -> list[tuple[int, int]]:
     """(from, to) of every OPS frame that carried op `op_id`."""
     from liberation_node.core.ops import op_id as id_of
+    from liberation_node.core.ops import split_carried
+
+    def header(wire: bytes) -> bytes:  # a carried form's header (ops.md §12.3)
+        return split_carried(wire)[0] if wire[:1] == b"\x9b" else wire
 
     return [(f, t) for f, t, frame, _ in net.sent if isinstance(frame, Ops)
-            and any(id_of(w) == op_id for w in frame.wires)]
+            and any(id_of(header(w)) == op_id for w in frame.wires)]
 
 
 def test_an_own_write_is_neither_pushed_nor_served_before_it_is_stored() -> None:
@@ -147,3 +151,6 @@ def test_a_fork_is_reported_and_an_own_fork_closes_writes() -> None:
     assert (A.public_key, 2) in {(e.author, e.seq) for e in net.events[0]
                                  if isinstance(e, ForkFound)}
     assert net.meshes[0].writable() == FORKED_REASON
+    with pytest.raises(LocalError) as refused:  # for good: not a pause (API 409, not 503)
+        net.meshes[0].write(Post("social", "after the fork", 1, None), net.now)
+    assert not isinstance(refused.value, NotWritable)

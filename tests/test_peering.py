@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from liberation_node.core.peering import Dial, Peering, PeeringConfig, Source
+from liberation_node.core.scoring import Penalty, id_key
 
 ME = b"\x00" * 32
 
@@ -72,10 +73,50 @@ def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
     assert p.due(10_000, 0, relay_path=no_relay) == []
     assert p.timer() == 11_000
     assert [d.node_id for d in p.due(11_000, 0, relay_path=no_relay)] == [a]
-    p.misbehaved(c)
-    assert p.surplus({a: 10, b: 300, c: 5}) == [c]
-    assert p.surplus({a: 10, b: 300}) == []
-    assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}) == [c, b]
+    p.scores.penalize(id_key(c), Penalty.INVALID_INPUT, 11_000)
+    assert p.surplus({a: 10, b: 300, c: 5}, 11_000) == [c]
+    assert p.surplus({a: 10, b: 300}, 11_000) == []
+    assert p.surplus({a: 10, b: 300, c: None, bytes(32): 1}, 11_000) == [c, b]
+
+
+def test_an_unknown_rtt_counts_as_the_worst() -> None:
+    """Issue 9, finding 6: a peer that never answers PING used to count as the fastest
+    (unknown as 0 ms) and was shed last; now it is shed first."""
+    p = Peering(ME, PeeringConfig(high=2), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    for peer in (a, b, c):
+        connect(p, peer)  # they dialed us: strangers, nothing protects them
+    assert p.surplus({a: 10, b: 600_000, c: None}) == [c]
+
+
+def test_protected_slots_keep_vouched_and_long_lived_peers() -> None:
+    """Eclipse resistance (transport.md §7.8): peers from the bootstrap list and links
+    open for long are not shed for strangers, however fast those answer."""
+    p = Peering(ME, PeeringConfig(high=3, protected=2, long_lived_ms=60_000),
+                rand=lambda: 0.5)
+    boot, old, x, y, z = ids(5)
+    p.learn(boot, ["http://boot/v1/signal"], Source.BOOTSTRAP)
+    [dial] = p.due(0, 0, relay_path=no_relay)
+    connect(p, boot, dial, now=0)
+    connect(p, old, now=0)
+    for sybil in (x, y, z):
+        connect(p, sybil, now=50_000)
+    rtts = {boot: 900, old: 800, x: 1, y: 1, z: 1}
+    assert p.protected(rtts, 59_999) == {boot}  # `old` is not long-lived yet
+    assert set(p.surplus(rtts, 59_999)) == {old, x}  # the slowest, then the smaller id
+    assert p.protected(rtts, 60_000) == {boot, old}
+    assert set(p.surplus(rtts, 60_000)) == {x, y}
+
+
+def test_a_banned_node_is_not_dialed_until_its_ban_ends() -> None:
+    p = Peering(ME, PeeringConfig(low=1), rand=lambda: 0.5)
+    (a,) = ids(1)
+    p.learn(a, ["u"], Source.BOOTSTRAP)
+    ban = p.scores.penalize(id_key(a), Penalty.MISBEHAVING, 0, times=2)
+    assert ban is not None and ban.until == 60_000
+    assert p.due(0, 0, relay_path=no_relay) == []
+    assert p.timer() == 60_000
+    assert [d.node_id for d in p.due(60_000, 0, relay_path=no_relay)] == [a]
 
 
 def test_urls_rotate_on_failure_and_bootstrap_urls_stay_first() -> None:
@@ -103,3 +144,62 @@ def test_an_id_less_bootstrap_entry_becomes_the_peer_it_reached() -> None:
     # After the link drops, it is dialed again (it used to stay "dialing" for ever).
     again = p.due(10**6, 0, relay_path=no_relay)
     assert [d.url for d in again] == ["http://boot/v1/signal"]
+
+
+# -- mDNS candidates (protocols/discovery.md §6) ---------------------------------------------
+
+
+def test_an_mdns_candidate_that_keeps_failing_is_forgotten_sooner() -> None:
+    """Its record may be a dead node's, cached for an hour (protocols/discovery.md §6)."""
+    p = Peering(ME, PeeringConfig(mdns_max_failures=3, forget_after=8), rand=lambda: 0.5)
+    lan, listed, announced = ids(3)
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS)
+    p.learn(listed, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    p.learn(announced, ["http://192.0.2.2:7411/v1/signal"], Source.RECORD)
+    forgotten = []
+    now = 0
+    for _ in range(5):
+        for dial in p.due(now, 0, relay_path=no_relay):
+            p.dial_failed(dial.key, now)
+        forgotten += p.lan_forgotten()
+        now += 60_000
+    assert forgotten == [lan]  # after three failures; the record's candidate after eight
+    assert lan.hex() not in p.candidates
+    assert listed.hex() in p.candidates and announced.hex() in p.candidates
+    assert p.lan_forgotten() == []  # reported once
+    # Its record (same URL) does not bring it back, but mDNS hearing it again does.
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.RECORD, now)
+    assert lan.hex() not in p.candidates
+    p.learn(lan, ["http://198.18.1.12:7411/v1/signal"], Source.MDNS, now)
+    assert p.candidates[lan.hex()].failures == 0
+
+
+def test_forget_drops_an_mdns_candidate_unless_connected_or_better_known() -> None:
+    p = Peering(ME, PeeringConfig(), rand=lambda: 0.5)
+    a, b, c = ids(3)
+    for node in (a, b, c):
+        p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+    p.learn(c, ["http://192.0.2.1:7411/v1/signal"], Source.BOOTSTRAP)
+    connect(p, b)
+    assert p.forget(a, Source.MDNS) and a.hex() not in p.candidates
+    assert not p.forget(b, Source.MDNS)  # a live connection is the better evidence
+    assert not p.forget(c, Source.MDNS)  # a bootstrap list still names it
+    assert not p.forget(a, Source.MDNS)  # already gone
+
+
+def test_each_node_has_its_own_order_among_equal_candidates() -> None:
+    """Nodes of a LAN find the same candidates at once: they must not all dial the same
+    ones first (they would be refused as a herd and become hubs)."""
+    lan = ids(9)
+    firsts = set()
+    for me in range(20):
+        p = Peering(bytes([100 + me]) * 32, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in lan:
+            p.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        first = [d.node_id for d in p.due(0, 0, relay_path=no_relay)]
+        again = Peering(p.me, PeeringConfig(low=4), rand=lambda: 0.5)
+        for node in reversed(lan):
+            again.learn(node, [f"http://198.18.1.{node[0]}:7411/v1/signal"], Source.MDNS)
+        assert [d.node_id for d in again.due(0, 0, relay_path=no_relay)] == first
+        firsts.add(first[0])
+    assert len(firsts) >= 4  # twenty nodes start with (at least four) different peers

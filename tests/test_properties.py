@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer
+from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer, is_post
 from liberation_node.core.errors import LocalError
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.records import NodeInfo, NodeLinks
@@ -61,7 +61,7 @@ def build(actions: list[tuple[Any, ...]]) -> HistoryBuilder:
         elif kind == "post":
             h.write(who, Post(act[2], f"hello from {act[1]} at {h.now}", 1, None))
         elif kind == "retract":
-            posts = [o for o in (feed.ops if feed else []) if isinstance(o.body, Post)]
+            posts = [o for o in (feed.ops if feed else []) if is_post(o.body)]
             if posts:
                 h.write(who, Retract(posts[-1].id))
         elif kind == "fork" and feed is not None and feed.ops:

@@ -52,8 +52,8 @@ def history() -> list[Op]:
     ops.append(src.append(B, Claim(iso_week(NOW)), NOW + 12).applied[0])
     post = src.append(C, Post("billboard", "hello mesh", 7, None), NOW + 13).applied[0]
     ops += [post, src.append(C, Retract(post.id), NOW + 14).applied[0]]
-    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n).applied[0]
-            for n in range(5)]
+    ops += [src.append(B, Post("direct", f"note {n}", 3, A.public_key), NOW + 20 + n,
+                       bytes([n]) * 32).applied[0] for n in range(5)]
     return ops
 
 
@@ -167,6 +167,16 @@ async def test_the_network_is_bound_on_first_use(reopen: Callable[[], Store]) ->
         await open_replica(store, NET)
         with pytest.raises(StoreError, match="holds network 'test', not 'other'"):
             await open_replica(store, "other")
+
+
+async def test_the_genesis_is_bound_on_first_use(reopen: Callable[[], Store]) -> None:
+    """ops.md §14: ops stored under one genesis may be invalid under another."""
+    async with reopen() as store:
+        assert (await open_replica(store, NET, genesis=1_000)).genesis == 1_000
+    async with reopen() as store:
+        assert (await open_replica(store, NET)).genesis == 1_000  # None: the stored one
+        with pytest.raises(StoreError, match="genesis 1000, not 2000"):
+            await open_replica(store, NET, genesis=2_000)
 
 
 async def test_a_closed_store_refuses_use(reopen: Callable[[], Store]) -> None:

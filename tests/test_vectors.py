@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import pytest
 
 from liberation_node.core import codec
-from liberation_node.core.bodies import Body, Claim, Post, Register, Retract, Transfer
+from liberation_node.core.bodies import Body, Claim, Post, PostHeader, Register, Retract, Transfer
 from liberation_node.core.errors import Reason, Rejection
 from liberation_node.core.identity import Identity, id_from_text, short_id, verify
-from liberation_node.core.ops import Dep, create_op, decode_op
+from liberation_node.core.ops import Dep, create_op, decode_carried, decode_op
 from liberation_node.core.records import (
     NodeInfo,
     NodeLinks,
@@ -38,7 +38,7 @@ VECTORS = ROOT / "protocols" / "vectors"
 OP_DOMAIN = b"liberation-node/op/v1\x00"  # §4.1, spelled out here rather than imported
 RECORD_DOMAIN = b"liberation-node/record/v1\x00"  # §8.1
 DIGEST_DOMAIN = b"liberation-node/digest/v1"  # §10
-BIN_FIELDS = {"to", "post"}  # the body fields that are bin, not str or int (§6.1)
+BIN_FIELDS = {"to", "post", "hash"}  # the body fields that are bin (§6.1, §12.2)
 
 Json = dict[str, Any]
 Test = TypeVar("Test", bound=Callable[..., None])
@@ -86,7 +86,8 @@ def test_every_file_names_its_spec_section() -> None:
     for path in sorted(VECTORS.glob("*.json")):
         data = load(path.name)
         assert data["description"] and data["spec"].startswith(
-            ("protocols/ops.md §", "protocols/sync.md §", "protocols/transport.md §")), \
+            ("protocols/ops.md §", "protocols/sync.md §", "protocols/transport.md §",
+             "protocols/discovery.md §")), \
             path.name
         assert data["cases"], path.name
 
@@ -149,7 +150,13 @@ def same(a: Any, b: Any) -> bool:
 def test_encoding(case: Json) -> None:
     data = bytes.fromhex(case["hex"])
     assert (reason_of(codec.unpack, data, 1 << 20) or "ok") == case["decode"]
-    if case["canonical"]:
+    if "depth" in case:  # nested containers, given as hex only (ops.md §3.3.1)
+        depth, value = 0, codec.unpack(data, 1 << 20) if case["canonical"] else None
+        while isinstance(value, list | dict):
+            depth, value = depth + 1, value[0] if isinstance(value, list) else value["a"]
+        assert depth == (case["depth"] if case["canonical"] else 0)
+        assert case["canonical"] == (case["depth"] <= 1024)
+    elif case["canonical"]:
         value = from_typed(case["value"])
         assert codec.pack(value) == data
         assert same(codec.unpack(data, 1 << 20), value)
@@ -174,6 +181,8 @@ def body_from_json(kind: str, fields: Json) -> Body:
         return Claim(raw["week"])
     if kind == "ledger.transfer":
         return Transfer(raw["to"], raw["amount"], raw["memo"])
+    if kind == "message.post" and "hash" in raw:  # format 2 (§12.2)
+        return PostHeader(raw["channel"], raw["priority"], raw["size"], raw["hash"])
     if kind == "message.post":
         return Post(raw["channel"], raw["text"], raw["priority"], raw.get("to"))
     assert kind == "message.retract"
@@ -190,8 +199,8 @@ def test_valid_op(case: Json) -> None:
     body_map = {k: bytes.fromhex(v) if k in BIN_FIELDS else v for k, v in given["body"].items()}
     assert codec.pack(body_map).hex() == case["body_hex"]
     # §4.1: the signed bytes are the domain and the first nine fields as a 9-element array.
-    nine = [1, given["network"], author, given["seq"], prev, deps, given["timestamp"],
-            given["kind"], body_map]
+    nine = [case["format"], given["network"], author, given["seq"], prev, deps,
+            given["timestamp"], given["kind"], body_map]
     signed = OP_DOMAIN + codec.pack(nine)
     assert signed.hex() == case["signed_hex"]
     signature = bytes.fromhex(case["signature"])
@@ -204,13 +213,22 @@ def test_valid_op(case: Json) -> None:
     assert me.public_key == author and me.text == case["author_text"]
     body = body_from_json(given["kind"], given["body"])
     op = create_op(me, network=given["network"], seq=given["seq"], prev=prev,
-                   timestamp=given["timestamp"], body=body,
+                   timestamp=given["timestamp"], body=body, format=case["format"],
                    deps=tuple(Dep(a, s, i) for a, s, i in reversed(deps)))
     assert op.wire == wire and op.id.hex() == case["id"] and op.signature == signature
     back = decode_op(wire, given["network"])
-    assert (back.author, back.seq, back.prev, back.timestamp, back.kind, back.body) == (
-        author, given["seq"], prev, given["timestamp"], given["kind"], body)
+    assert (back.author, back.seq, back.prev, back.timestamp, back.kind, back.body,
+            back.format) == (author, given["seq"], prev, given["timestamp"], given["kind"],
+                             body, case["format"])
     assert [[d.author, d.seq, d.id] for d in back.deps] == deps
+    if "content_hex" in case:  # §12.3: the content, after the header's ten elements
+        content = bytes.fromhex(case["content_hex"])
+        assert isinstance(body, PostHeader) and len(content) == body.size
+        assert blake2b_256(content) == body.hash
+        carried = bytes.fromhex(case["carried_hex"])
+        assert carried == b"\x9b" + wire[1:] + codec.pack(content)
+        assert decode_carried(carried, given["network"]) == (back._replace(content=content),
+                                                             None)
 
 
 # -- §7 ops refused on their own ------------------------------------------------------------
@@ -247,6 +265,7 @@ def test_vectors_cover_every_reason_and_outcome() -> None:
     reasons |= {s["reason"] for s in steps if s["reason"]}
     reasons |= {w["reason"] for s in steps for w in s["rejected_waiters"]}
     reasons |= {c["reason"] for c in RECORDS["cases"] if c["reason"]}
+    reasons |= {c["content_reason"] for c in load("bodies.json")["cases"] if c["content_reason"]}
     assert reasons == {r.value for r in Reason}
     assert {s["outcome"] for s in steps} == {"applied", "pending", "duplicate", "fork",
                                              "rejected"}
@@ -446,11 +465,23 @@ def test_history_in_other_orders(case: Json) -> None:
         check_state(replica, ops, case["final"])
 
 
+def test_claims_reach_back_four_weeks_at_most() -> None:
+    """ops.md §6.2.7: before the fix the window opened at the register's week, so a claim
+    ten weeks late was applied, and so was a genesis-dated identity's claim of 2025."""
+    case = {c["name"]: c for c in LEDGER["cases"]}["claim_arrears"]
+    effects = {label: e["effect"] for label, e in case["final"]["effects"].items()}
+    assert [effects[row["label"]] for row in case["ops"] if row["kind"] == "ledger.claim"] \
+        == ["week_out_of_range", "week_out_of_range", "applied", "applied",
+            "week_out_of_range", "applied"]
+
+
 def test_ledger_constants_are_the_seed_defaults() -> None:
     """§6.2.6: $19 trillion pool, $800 a week, $104,000 housing + $104,000 investment."""
     constants = LEDGER["constants"]
     assert constants == {"pool_total": 19_000_000_000_000 * 100, "weekly_flow": 800 * 100,
-                         "housing_credit": 104_000 * 100, "investment_pool": 104_000 * 100}
+                         "housing_credit": 104_000 * 100, "investment_pool": 104_000 * 100,
+                         # §6.2.7, §14: four weeks of arrears; 2025-01-01T00:00:00Z
+                         "claim_arrears_ms": 28 * 86_400_000, "genesis": 1_735_689_600_000}
     registers = [row["label"] for row in LEDGER["cases"][0]["ops"]
                  if row["kind"] == "human.register"]
     effects = LEDGER["cases"][0]["final"]["effects"]

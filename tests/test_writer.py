@@ -31,11 +31,13 @@ class FlakyStore(MemoryStore):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (), dropped_records: Sequence[Record] = (),
-                    *, sync: bool = False) -> None:
+                    *, sync: bool = False,
+                    contents: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
         await asyncio.sleep(0)
         if self.broken:
             raise StoreError("database or disk is full")
-        await super().write(applied, excluded, records, dropped_records, sync=sync)
+        await super().write(applied, excluded, records, dropped_records, sync=sync,
+                            contents=contents)
         self.commits.append((len(applied), sync))
 
 

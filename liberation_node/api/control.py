@@ -1,8 +1,14 @@
-"""The control port (DESIGN §4): the local JSON API, the event stream and /metrics.
+"""The control port (DESIGN §4): the status page, the JSON API, the event stream, /metrics.
 
-    GET  /                                 a minimal page (the status page comes later)
-    GET  /api/v1/status                    node.status()
-    GET  /api/v1/views                     every derived view (core/views.py) as JSON
+docs/api.md is the reference, with examples. In short:
+
+    GET  /                                 the status page (static, api/static/)
+    GET  /login?code=                      redeem a one-time login link: cookie, then /
+    GET  /api/v1/health                    {"ok", "checks"}: 200 or 503
+    GET  /api/v1/status | peers | topology | ledger | ledger/humans[/{id}]
+         | ledger/transactions | messages | views              reads (api/reads.py)
+    POST /api/v1/login                     (token only) -> {"url", "expires_ms"}
+    POST /api/v1/logout                    end this browser's session
     POST /api/v1/register                  {"name"?: str}                          -> 201 {"id"}
     POST /api/v1/messages                  {"text": str, "channel"?: "social",
                                             "priority"?: 1, "to"?: text node id}   -> 201 {"id"}
@@ -15,36 +21,28 @@
 
 `{"id"}` is the new op's id in hex, answered once the op is committed to the
 store (DESIGN §8). Errors are ``{"error": str}``: 400 names the bad field, 401
-no or a wrong token, 403 a foreign Host or Origin, 409 the node refused (a
-`LocalError`, e.g. "already registered"), 413 a body over 16 KiB, 503 writes
-are paused for now (`NotWritable`: the own feed is being checked with peers,
-or the store cannot commit; the reason says which).
-
-Security. The port listens on loopback, but a browser on this machine runs
-other sites' scripts, so: every POST and the event stream need
-``Authorization: Bearer <control.token>`` (compared in constant time); every
-request must carry a loopback ``Host`` with the port we listen on, which defeats
-DNS rebinding (evil.example resolving to 127.0.0.1 still says Host:
-evil.example); and an ``Origin``, when present, must be this very origin, which
-stops cross-site form posts and WebSocket hijacking. No CORS headers are sent.
+no or a wrong token (or no session), 403 a foreign Host or Origin, 404 nothing
+there, 409 the node refused (a `LocalError`, e.g. "already registered"), 413 a
+body over 16 KiB, 421 a peer-port path (`/v1/...`: a dialer came to the wrong
+port), 503 writes are paused for now (`NotWritable`: the own feed is being
+checked with peers, or the store cannot commit; the reason says which). Who
+may do what is api/access.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
-import ipaddress
 import logging
 import string
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection
+from importlib import resources
 from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from aiohttp.typedefs import Handler
-from yarl import URL
 
 from ..core.bodies import (
     CHANNELS,
@@ -57,9 +55,11 @@ from ..core.bodies import (
 )
 from ..core.errors import LocalError, NotWritable
 from ..core.identity import id_from_text
+from ..core.queries import Index, Topology
 from ..core.views import Views
-from . import metrics
-from ._http import ApiError, new_app, read_json_object
+from . import metrics, reads
+from ._http import REFUSALS, ApiError, Refusals, new_app, read_json_object
+from .access import LOGIN_CODE_TTL_S, SESSION_TTL_S, Access
 
 log = logging.getLogger("liberation_node.api")
 
@@ -69,13 +69,21 @@ WS_HEARTBEAT_S = 30.0
 OP_ID_HEX = 64
 HEX_DIGITS = frozenset(string.hexdigits)
 
-INDEX_HTML = """<!doctype html>
-<html lang="en"><meta charset="utf-8"><title>liberation-node</title>
-<h1>liberation-node</h1>
-<p>The status page is not built yet. The JSON API:
-<a href="/api/v1/status">status</a>, <a href="/api/v1/views">views</a>,
-<a href="/metrics">metrics</a>.</p>
-</html>
+# The page's scripts, styles and images come from this origin only; nothing inline,
+# no eval, no frames, no form posts elsewhere (the page's forms are sent by script).
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+            "connect-src 'self'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+STATIC = {  # file in api/static -> content type; nothing else is served
+    "index.html": "text/html", "app.js": "text/javascript", "mesh.js": "text/javascript",
+    "dom.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml",
+}
+LOGIN_FAILED_HTML = """<!doctype html>
+<html lang="en"><meta charset="utf-8"><title>liberation-node: sign-in link not valid</title>
+<link rel="stylesheet" href="/static/style.css">
+<main class="notice"><h1>This sign-in link is not valid</h1>
+<p>A link works once, within 60 seconds. Ask the node for a new one:</p>
+<pre>liberation-node open</pre></main></html>
 """
 
 
@@ -86,7 +94,31 @@ class NodeControl(Protocol):
     def status(self) -> dict[str, Any]:
         """JSON-able: at least node_id (text), network, peers (list of {id, conn, rtt_ms,
         address}), ops, digest (hex); also records, pending, pool_available_cents,
-        humans, uptime_s, version when the node has them."""
+        humans, uptime_s, version, name, join_urls, clock_offset_ms, data_dir,
+        writable, write_error when the node has them."""
+        ...
+
+    def health_report(self) -> dict[str, Any]:
+        """{"ok": bool, "checks": {name: {"ok": bool, ...}}}."""
+        ...
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Open and connecting peers, with the fields docs/api.md lists."""
+        ...
+
+    def counters(self) -> dict[str, Any]:
+        """Totals for /metrics: bytes and messages each way, links opened, events
+        published and dropped, and "rejections" {reason: count}."""
+        ...
+
+    def index(self) -> Index:
+        """The paged reads over the replica (core/queries.py)."""
+        ...
+
+    def topology(self) -> Topology: ...
+
+    def now_ms(self) -> int:
+        """The wall clock, Unix ms."""
         ...
 
     def views(self) -> Views: ...
@@ -109,37 +141,46 @@ class NodeControl(Protocol):
         ...
 
 
-def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str] = (),
+def _static_files() -> dict[str, bytes]:
+    folder = resources.files(__package__).joinpath("static")
+    return {name: folder.joinpath(name).read_bytes() for name in STATIC}
+
+
+def control_app(node: NodeControl, token: str, *, bound: str = "127.0.0.1",
+                allowed_hosts: Collection[str] = (),
                 clock: Callable[[], float] = time.monotonic,
+                refusals: Refusals | None = None,
                 peer_url: Callable[[], str] | None = None) -> web.Application:
     """The control port's application.
 
-    `token` is the control token (datadir `control_token()`); `allowed_hosts`
-    adds host names to the loopback ones a request's Host may name (for a node
-    whose control port listens on another address); `clock` (monotonic seconds)
-    times the digest age in /metrics; `peer_url` names the peer port for a dialer
-    that came here by mistake (421 on the peer port's paths, /v1/...).
+    `token` is the control token (datadir `control_token()`); `bound` the address
+    the port listens on (not loopback: every request needs the token);
+    `allowed_hosts` adds host names to the loopback ones a request's Host may name;
+    `clock` (monotonic seconds) times login links, sessions and the digest age in
+    /metrics; `refusals` counts and logs refused requests (shared with the peer port);
+    `peer_url` names the peer port for a dialer that came here by mistake (421 on
+    the peer port's paths, /v1/...).
     """
-    if not token:
-        raise ValueError("an empty control token would let anybody in")
-    hosts = {h.lower() for h in allowed_hosts}
-    secret = token.encode("utf-8")
+    access = Access(token, bound=bound, allowed_hosts=allowed_hosts, clock=clock)
+    if access.exposed:
+        log.warning("the control port is bound to %s, not loopback: every request needs "
+                    "the control token and the status page cannot sign in; an SSH tunnel "
+                    "to 127.0.0.1 is safer (docs/api.md)", bound or "every address")
     sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
     digest = _DigestWatch(since=clock())
+    files = _static_files()
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        _check_origin(request, hosts)
         if request.path.startswith("/v1/") and peer_url is not None:
             # A peer's signaling URL pointing at this port: say where to go instead
             # (transport.md §3.7), before asking for a token the dialer cannot have.
+            # The peer port's URL is public (node.info announces it).
             where = peer_url()
             return web.json_response({"error": "this is the control port of a "
                                       f"liberation-node; its peer port is {where}",
                                       "peer_url": where}, status=421)
-        if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD) or \
-                request.path == "/api/v1/events":
-            _check_token(request, secret)
+        access.check(request)
         try:
             return await handler(request)
         except NotWritable as exc:
@@ -147,14 +188,39 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
         except LocalError as exc:
             raise ApiError(409, str(exc) or "refused by the node") from None
 
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=INDEX_HTML, content_type="text/html")
+    def static(name: str) -> Handler:
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(body=files[name], content_type=STATIC[name],
+                                charset="utf-8" if STATIC[name].startswith("text/") else None)
+        return serve
 
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(node.status())
+    async def login(request: web.Request) -> web.Response:
+        await _body(request)
+        host = request.headers.get(hdrs.HOST, "127.0.0.1")
+        code = access.new_login_code()
+        return web.json_response({"url": f"http://{host}/login?code={code}",
+                                  "expires_ms": node.now_ms() + int(LOGIN_CODE_TTL_S * 1000)})
 
-    async def views(request: web.Request) -> web.Response:
-        return web.json_response(dataclasses.asdict(node.views()))
+    async def redeem(request: web.Request) -> web.StreamResponse:
+        if request.method != hdrs.METH_GET:  # a HEAD (a link preview) must not spend it
+            return web.Response(content_type="text/html")
+        site = request.headers.get("Sec-Fetch-Site")
+        if site in ("cross-site", "same-site"):  # login CSRF: only a link the user opened
+            raise ApiError(403, f"refused a {site} sign-in (Sec-Fetch-Site)")
+        session = access.redeem(request.rel_url.query.get("code", ""))
+        if session is None:
+            return web.Response(status=403, text=LOGIN_FAILED_HTML, content_type="text/html")
+        redirect = web.HTTPSeeOther("/")
+        redirect.set_cookie(access.cookie_name(request), session, max_age=int(SESSION_TTL_S),
+                            path="/", httponly=True, samesite="Strict")
+        raise redirect
+
+    async def logout(request: web.Request) -> web.Response:
+        await _body(request)
+        access.end_session(request)
+        response = web.json_response({"ok": True})
+        response.del_cookie(access.cookie_name(request), path="/")
+        return response
 
     async def register(request: web.Request) -> web.Response:
         body = await _body(request, "name")
@@ -215,18 +281,24 @@ def control_app(node: NodeControl, token: str, *, allowed_hosts: Collection[str]
     async def metrics_text(request: web.Request) -> web.Response:
         info = node.status()
         age = digest.age(str(info.get("digest", "")), clock())
-        return web.Response(body=metrics.render(info, age).encode(),
-                            headers={hdrs.CONTENT_TYPE: metrics.CONTENT_TYPE})
+        text = metrics.render(info, node.counters(), app_refusals, age)
+        return web.Response(body=text.encode(), headers={hdrs.CONTENT_TYPE: metrics.CONTENT_TYPE})
 
     async def close_streams(app: web.Application) -> None:
         for ws in list(sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
-    app = new_app(MAX_BODY_BYTES, guard)
+    app = new_app(MAX_BODY_BYTES, guard, surface="control", refusals=refusals, csp=PAGE_CSP)
+    app_refusals = app[REFUSALS]
     app.on_shutdown.append(close_streams)
-    app.router.add_get("/", index)
-    app.router.add_get("/api/v1/status", status)
-    app.router.add_get("/api/v1/views", views)
+    app.router.add_get("/", static("index.html"))
+    app.router.add_get("/favicon.svg", static("favicon.svg"))
+    for name in STATIC:
+        app.router.add_get(f"/static/{name}", static(name))
+    app.router.add_get("/login", redeem)
+    app.router.add_post("/api/v1/login", login)
+    app.router.add_post("/api/v1/logout", logout)
+    reads.add_routes(app, node)
     app.router.add_post("/api/v1/register", register)
     app.router.add_post("/api/v1/messages", post)
     app.router.add_post("/api/v1/messages/{id}/retract", retract)
@@ -267,60 +339,6 @@ async def _pump(stream: AsyncIterator[dict[str, Any]], ws: web.WebSocketResponse
     except Exception:
         log.exception("event stream failed")
         await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
-
-
-# -- security -------------------------------------------------------------------------
-
-
-def _split_host(value: str) -> tuple[str, int] | None:
-    """A Host header as (lowercase host, port), or None if it is not one."""
-    try:
-        url = URL(f"http://{value}")
-    except ValueError:
-        return None
-    if url.raw_host is None or url.port is None or url.path not in ("", "/") \
-            or url.user is not None or url.query_string:
-        return None
-    return url.raw_host.lower(), url.port
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_origin(request: web.Request, extra_hosts: Collection[str]) -> None:
-    """403 unless Host names us (loopback or an allowed name, our port) and Origin,
-    when sent, is this same origin."""
-    host_header = request.headers.get(hdrs.HOST)
-    host = _split_host(host_header) if host_header else None
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    port = sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
-    if host is None or host[1] != port or not (_is_loopback(host[0]) or host[0] in extra_hosts):
-        raise ApiError(403, "Host must name this node on loopback with its port")
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:  # not from a browser, or a same-origin GET
-        return
-    try:
-        url = URL(origin)
-        ok = url.scheme == "http" and (url.raw_host or "").lower() == host[0] \
-            and url.port == host[1]
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ApiError(403, "cross-origin requests are refused")
-
-
-def _check_token(request: web.Request, secret: bytes) -> None:
-    scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-    given = credentials.strip().encode("utf-8", "surrogateescape")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, secret):
-        raise ApiError(401, "a valid 'Authorization: Bearer <control token>' is required",
-                       {hdrs.WWW_AUTHENTICATE: 'Bearer realm="liberation-node"'})
 
 
 # -- request fields -------------------------------------------------------------------

@@ -20,7 +20,7 @@ other `Origin` is refused (403) before its body is read. `POST /v1/signal` must
 say `Content-Type: application/json` (415 otherwise), which a page can only send
 after a preflight: so no foreign page can make the node allocate sockets with a
 "simple" request (a form post). Each refused offer is logged once at INFO with
-its reason, at most `LOG_BURST` lines then one per `LOG_EVERY_S` seconds.
+its reason, through the node's shared, rate-limited `Refusals` (api/_http.py).
 
 `send_offer` is the other end: what the dialer calls to deliver an offer.
 """
@@ -46,8 +46,10 @@ from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
 from ..core.scope import address_allowed, address_scope, url_host
-from ._http import ApiError, new_app, read_json_object
-from .ratelimit import LogLimiter, RateLimiter, client_key
+from ._http import ApiError, Refusals, new_app, read_json_object
+from .guard import BODY_TIMEOUT_S
+from .origins import parse_origin
+from .ratelimit import RateLimiter, client_key
 
 MAX_SIGNAL_BYTES = 64 * 1024
 SIGNAL_RATE = 5.0  # requests per second per address (IPv6: per /64) ...
@@ -55,8 +57,6 @@ SIGNAL_BURST = 10  # ... after a burst of this many
 MAX_SIGNALS_IN_FLIGHT = 16
 SIGNAL_TIMEOUT_S = 30.0  # making an answer includes ICE gathering
 PREFLIGHT_MAX_AGE_S = 600
-LOG_BURST = 10  # refused offers logged at once ...
-LOG_EVERY_S = 6.0  # ... then one line per this many seconds (others are counted)
 PATHS = ("/v1/signal", "/v1/info")
 
 log = logging.getLogger("liberation_node.api")
@@ -92,31 +92,16 @@ class PeerPortHandler(Protocol):
         ...
 
 
-def parse_origin(text: str) -> str:
-    """An origin as browsers send it in `Origin` (RFC 6454): scheme://host[:port], lower
-    case, without a default port; ValueError says what is wrong."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"origin {text!r}: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname \
-            or parts.path not in ("",) or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"origin {text!r}: expected scheme://host[:port], e.g. "
-                         "https://app.example.org (no path, not 'null' or '*')")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    default = {"http": 80, "https": 443}[parts.scheme]
-    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
-
-
 def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int = SIGNAL_BURST,
              max_in_flight: int = MAX_SIGNALS_IN_FLIGHT, timeout: float = SIGNAL_TIMEOUT_S,
              clock: Callable[[], float] = time.monotonic,
              allow_origins: Collection[str] = (),
-             refusals: LogLimiter | None = None) -> web.Application:
+             refusals: Refusals | None = None,
+             body_timeout: float = BODY_TIMEOUT_S) -> web.Application:
     """The peer port's application; `clock` (monotonic seconds) drives the rate limit;
-    `allow_origins` are the web origins that may signal from a browser; `refusals` logs
-    refused offers (the node shares it with relayed offers)."""
+    `allow_origins` are the web origins that may signal from a browser; `refusals`
+    counts and logs refused requests, one line each (shared with the control port and
+    with relayed offers)."""
     in_flight = 0
     origins = frozenset(parse_origin(o) for o in allow_origins)
 
@@ -124,8 +109,8 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
         nonlocal in_flight
         if request.content_type != "application/json":
             raise ApiError(415, "Content-Type: application/json is required")
-        network, from_id, offer = _parse_signal(await read_json_object(request,
-                                                                      MAX_SIGNAL_BYTES))
+        network, from_id, offer = _parse_signal(await read_json_object(
+            request, MAX_SIGNAL_BYTES, body_timeout))
         if in_flight >= max_in_flight:
             raise ApiError(503, "busy answering other offers; try again",
                            {hdrs.RETRY_AFTER: "1"})
@@ -151,10 +136,9 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
         if origins:
             response.headers[hdrs.VARY] = "Origin"
 
-    if refusals is None:
-        refusals = refusal_log(clock)
-    app = new_app(MAX_SIGNAL_BYTES, _log_refusals(refusals),
-                  _rate_limit(RateLimiter(rate, burst), clock), _cors(origins))
+    app = new_app(MAX_SIGNAL_BYTES, _rate_limit(RateLimiter(rate, burst), clock),
+                  _cors(origins), surface="peer",
+                  refusals=refusals if refusals is not None else Refusals(clock=clock))
     app.on_response_prepare.append(cors_headers)
     app.router.add_post("/v1/signal", signal)
     app.router.add_get("/v1/info", info)
@@ -180,32 +164,6 @@ def _cors(origins: frozenset[str]) -> Middleware:
         return await handler(request)
 
     return cors
-
-
-def refusal_log(clock: Callable[[], float] = time.monotonic) -> LogLimiter:
-    """The log of refused offers: `LOG_BURST` lines, then one per `LOG_EVERY_S` s."""
-    return LogLimiter(log, LOG_BURST, LOG_EVERY_S, clock)
-
-
-def _log_refusals(refusals: LogLimiter) -> Middleware:
-    """Middleware: each refused offer, one INFO line with its reason, rate-limited."""
-
-    @web.middleware
-    async def log_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (ApiError, web.HTTPException) as exc:
-            # A refused preflight is a refused offer too: the browser sends nothing more.
-            if request.path == "/v1/signal" and request.method in (hdrs.METH_POST,
-                                                                   hdrs.METH_OPTIONS):
-                origin = request.headers.get(hdrs.ORIGIN)
-                reason = exc.message if isinstance(exc, ApiError) else exc.reason
-                refusals.info("refused an offer from %s%s: %d %s", request.remote,
-                              f" (origin {origin[:100]!r})" if origin else "", exc.status,
-                              reason[:300])
-            raise
-
-    return log_refusals
 
 
 def _rate_limit(limiter: RateLimiter, clock: Callable[[], float]) -> Middleware:
@@ -289,7 +247,8 @@ class _ScopedResolver(AbstractResolver):
 
 async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, str],
                      timeout: float, *, session: aiohttp.ClientSession | None = None,
-                     scopes: frozenset[str] | None = None) -> dict[str, str]:
+                     scopes: frozenset[str] | None = None,
+                     connect_every: float | None = None) -> dict[str, str]:
     """POST `offer` to the signaling URL `url`; return the answer ``{"type", "sdp"}``.
 
     Raises `SignalTimeout` after `timeout` seconds, `SignalError` for anything
@@ -297,7 +256,11 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     answer over 64 KiB or not of the right shape. Redirects are not followed:
     the URL is the one the peer's id was announced with. With `scopes` (a URL
     another node announced), the host must be, or resolve to, addresses in
-    those scopes (core/scope.py); nothing is sent otherwise.
+    those scopes (core/scope.py); nothing is sent otherwise. With `connect_every`,
+    a TCP connection not established within that many seconds is tried again
+    (until `timeout`) rather than left to the kernel's SYN retransmissions 1, 3
+    and 7 s in: a dial under way when a partition heals gets through within
+    about that long (transport.md §3.7).
     """
     host = url_host(url)
     if host is None:
@@ -316,13 +279,27 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
         connector = aiohttp.TCPConnector(
             resolver=_ScopedResolver(scopes) if scopes is not None else None)
         client = aiohttp.ClientSession(connector=connector)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        async with client.post(url, json=payload, allow_redirects=False,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
-            status = response.status
-            retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
-            challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            try:
+                async with client.post(url, json=payload, allow_redirects=False,
+                                       timeout=aiohttp.ClientTimeout(
+                                           total=left, sock_connect=connect_every),
+                                       ) as response:
+                    raw = await _read_bounded(response, MAX_SIGNAL_BYTES)
+                    status = response.status
+                    retry_after = _retry_after(response.headers.get(hdrs.RETRY_AFTER))
+                    challenge = response.headers.get(hdrs.WWW_AUTHENTICATE, "")
+                break
+            except aiohttp.ServerTimeoutError:
+                if connect_every is None:
+                    raise
+                # the only socket timeout set: no SYN-ACK yet; connect again
     except TimeoutError:
         raise SignalTimeout(f"{url}: no answer within {timeout:g} s") from None
     except aiohttp.ClientError as exc:

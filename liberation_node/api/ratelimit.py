@@ -13,9 +13,7 @@ more than `max_keys` addresses to gain anything; IPv6 clients are keyed by their
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections import OrderedDict
-from collections.abc import Callable
 
 
 def client_key(remote: str | None) -> str:
@@ -59,25 +57,3 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-
-class LogLimiter:
-    """Lines about refused input, rate-limited (a flood must not flood the log): `burst`
-    lines at once, then one per `every_s` seconds; the lines held back are counted and
-    the next line says how many. `clock` is monotonic seconds."""
-
-    def __init__(self, logger: logging.Logger, burst: int, every_s: float,
-                 clock: Callable[[], float]) -> None:
-        self._logger = logger
-        self._bucket = RateLimiter(1 / every_s, burst, max_keys=1)
-        self._clock = clock
-        self.held_back = 0
-
-    def info(self, message: str, *args: object) -> None:
-        if self._bucket.take("log", self._clock()) > 0:
-            self.held_back += 1
-            return
-        if self.held_back:
-            message += f" ({self.held_back} more refusals not logged)"
-            self.held_back = 0
-        self._logger.info(message, *args)

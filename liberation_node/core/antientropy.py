@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from .buckets import BucketIndex
 from .events import ConnId, Event, SyncFinished
 from .frames import SyncBuckets, SyncHeads, SyncOpen, SyncSame, Want
 from .ownfeed import OwnFeed
@@ -22,8 +23,6 @@ from .peer import Peer, Round
 from .reconcile import (
     BUCKET_HASH_BYTES,
     MAX_BITS,
-    author_count,
-    bucket_hashes,
     choose_bits,
     compare,
     differing,
@@ -42,6 +41,9 @@ class AntiEntropy:
                  opened: Callable[[], None]) -> None:
         self.me = me
         self.replica = replica
+        # Bucket inputs kept up to date as the replica changes: a round costs the
+        # difference, not the replica (sync.md §4.8).
+        self.buckets = BucketIndex(replica)
         self.own = own
         self.interval_ms = interval_ms
         self.timeout_ms = timeout_ms
@@ -50,15 +52,12 @@ class AntiEntropy:
         self._writes_opened = opened  # called when a round opened writes (sync.md §10.2)
         self._round_ids = 0
         self.deferred = 0  # OPS frames not taken in while paused (the mesh counts them)
-        self._authors: tuple[tuple[int, bytes], int] | None = None  # cache of `authors()`
 
     def authors(self) -> int:
         """How many authors we hold feeds or records of: what sizes the buckets
-        (sync.md §6.2), so that a bucket holds a few authors' feeds and records."""
-        key = (len(self.replica.feeds), self.replica.records_digest())
-        if self._authors is None or self._authors[0] != key:
-            self._authors = (key, author_count(self.replica))
-        return self._authors[1]
+        (sync.md §6.2), so that a bucket holds a few authors' feeds and records. The
+        bucket index keeps that count as the replica changes."""
+        return self.buckets.author_count
 
     def jitter(self, base: int) -> int:
         spread = int.from_bytes(self._entropy(2), "big") / 65535  # 0..1
@@ -117,11 +116,11 @@ class AntiEntropy:
                 or len(frame.hashes) != BUCKET_HASH_BYTES << frame.bits:
             peer.session.close(CloseReason.PROTOCOL_ERROR, "SYNC_BUCKETS of the wrong size")
             return
-        mine = bucket_hashes(self.replica, frame.bits, rnd.salt)
+        mine = self.buckets.hashes(frame.bits, rnd.salt)
         rnd.stage = 2
         differ = differing(mine, frame.hashes)
         ours = heads(self.replica, rnd.id, frame.bits, differ,
-                     rotate=int.from_bytes(rnd.salt[:4], "big"))
+                     rotate=int.from_bytes(rnd.salt[:4], "big"), index=self.buckets)
         rnd.left_out = len(ours.buckets) < len(differ) or bool(ours.partial)
         peer.session.send(ours)
 
@@ -163,13 +162,13 @@ class AntiEntropy:
         else:
             bits = choose_bits(max(frame.authors, self.authors()))
             peer.session.send(SyncBuckets(frame.round, bits,
-                                          bucket_hashes(self.replica, bits, frame.salt)))
+                                          self.buckets.hashes(bits, frame.salt)))
 
     def on_heads(self, peer: Peer, frame: SyncHeads) -> tuple[
             list[tuple[bytes, int, int]], list[bytes], list[tuple[bytes, str]]]:
         """Compare; queue the WANT that closes the peer's round after what we owe it.
         Returns what to send it: (ranges, fork proof authors, record keys)."""
-        plan = compare(self.replica, frame)
+        plan = compare(self.replica, frame, self.buckets)
         # The WANT ends the peer's round: it goes out after the ops we owe
         # (serving.produce), so the round's stats count them.
         peer.owed.after.extend(want_frames(frame.round, plan.want_ranges, plan.want_forks,

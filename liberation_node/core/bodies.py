@@ -4,16 +4,23 @@ Each kind names its body fields as ``(key, check)``; a body is a msgpack map wit
 exactly those keys (optional ones may be absent), in canonical order. Parsing a
 body returns a frozen dataclass, so the ledger works on typed values, never on
 raw maps.
+
+Op format 2 (ops.md §12) changes one body: a ``message.post`` names its text by
+size and hash (`PostHeader`), and the text itself, its *content*, travels and is
+stored apart, so that a node can drop it and keep the signed header. `Post` is
+what a writer asks for, and the body of a format-1 post, whose text is inline.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import Reason, Rejection
+from .sealing import DIRECT_SIZES
 
 MAX_NAME_BYTES = 64
 MAX_MEMO_BYTES = 256
@@ -57,13 +64,49 @@ class Post:
 
 
 @dataclass(frozen=True, slots=True)
+class PostHeader:
+    """``message.post`` in op format 2: the content (the text, or for ``direct`` the
+    sealed text, ops.md §13) is `size` bytes whose BLAKE2b-256 is `hash`."""
+
+    channel: str
+    priority: int
+    size: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Retract:
     """``message.retract``: the author withdraws its own post `post` (an op id)."""
 
     post: bytes
 
 
-Body = Register | Claim | Transfer | Post | Retract
+Body = Register | Claim | Transfer | Post | PostHeader | Retract
+CONTENT_HASH_BYTES = 32
+
+
+def is_post(body: Body) -> bool:
+    """A ``message.post`` of either format."""
+    return isinstance(body, Post | PostHeader)
+
+
+def content_hash(content: bytes) -> bytes:
+    """BLAKE2b-256 of a post's content, as its format-2 header names it (ops.md §12.2)."""
+    return hashlib.blake2b(content, digest_size=CONTENT_HASH_BYTES).digest()
+
+
+def content_mismatch(header: PostHeader, content: bytes) -> str | None:
+    """Why `content` is not the content `header` signs, or None when it is (ops.md §12.4)."""
+    if len(content) != header.size:
+        return f"content of {len(content)} bytes, the header says {header.size}"
+    if content_hash(content) != header.hash:
+        return "the content does not hash to the header's hash"
+    if header.channel != "direct":
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            return "a post's text is UTF-8"
+    return None
 
 
 def _text(limit: int, min_bytes: int = 0) -> Callable[[Any], bool]:
@@ -155,15 +198,31 @@ KINDS: dict[str, KindSpec] = {
     )
 }
 
+# Format 2 (ops.md §12.2): every kind as in format 1 but message.post.
+KINDS_V2: dict[str, KindSpec] = {
+    **KINDS,
+    "message.post": KindSpec(
+        "message.post",
+        (("channel", lambda v: v in CHANNELS and type(v) is str), ("hash", _bin(32)),
+         ("priority", _uint(MIN_PRIORITY, MAX_PRIORITY)),
+         ("size", _uint(1, max(DIRECT_SIZES)))),
+        (),
+        lambda m: PostHeader(m["channel"], m["priority"], m["size"], m["hash"]),
+        lambda b: {"channel": b.channel, "hash": b.hash, "priority": b.priority,
+                   "size": b.size},
+    ),
+}
+
 KIND_OF: dict[type, str] = {
     Register: "human.register", Claim: "ledger.claim", Transfer: "ledger.transfer",
-    Post: "message.post", Retract: "message.retract",
+    Post: "message.post", PostHeader: "message.post", Retract: "message.retract",
 }
 
 
-def parse_body(kind: str, raw: Any) -> Body:
-    """Check a decoded body map against its kind's table; raise `Rejection` if it does not fit."""
-    spec = KINDS.get(kind)
+def parse_body(kind: str, raw: Any, format: int = 1) -> Body:
+    """Check a decoded body map against its kind's table in op format `format`; raise
+    `Rejection` if it does not fit."""
+    spec = (KINDS_V2 if format == 2 else KINDS).get(kind)
     if spec is None:
         raise Rejection(Reason.UNKNOWN_KIND, repr(kind)[:80])
     if type(raw) is not dict:
@@ -186,10 +245,15 @@ def parse_body(kind: str, raw: Any) -> Body:
     body = spec.build(raw)
     if isinstance(body, Post) and (body.channel == "direct") != (body.to is not None):
         raise Rejection(Reason.BAD_BODY, "'to' is required for direct posts and only for them")
+    if isinstance(body, PostHeader) and not (
+            body.size in DIRECT_SIZES if body.channel == "direct" else body.size <= MAX_TEXT_BYTES):
+        raise Rejection(Reason.BAD_BODY, "size: 1-4096 bytes of text, or for a direct "
+                        "message one of the sealed sizes (ops.md §13.4)")
     return body
 
 
 def dump_body(body: Body) -> tuple[str, dict[str, Any]]:
     """The kind and canonical body map of a typed body."""
     kind = KIND_OF[type(body)]
-    return kind, KINDS[kind].dump(body)
+    spec = KINDS_V2[kind] if isinstance(body, PostHeader) else KINDS[kind]
+    return kind, spec.dump(body)

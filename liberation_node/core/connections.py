@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .events import Changed, Event, Misbehaved, PeerDown, PeerUp
+from .events import Changed, Event, PeerDown, PeerUp
 from .mesh import Mesh
 from .peering import Dial, Misdirected, Peering, Source
 from .records import NodeInfo, Record
@@ -60,9 +60,6 @@ class Connections:
             return self.peering.session_up(event.conn, event.peer, now)
         if isinstance(event, PeerDown):
             self.peering.session_down(event.conn, now)
-        elif isinstance(event, Misbehaved):
-            if event.peer is not None:
-                self.peering.misbehaved(event.peer)
         elif isinstance(event, Changed) and event.records:
             self.learn_records(event.records, now)
         return None
@@ -75,7 +72,7 @@ class Connections:
 
     def step(self, now: int) -> list[Dial]:
         """The dials due now; sessions above the high mark are closed (the worst ones:
-        most strikes, then slowest)."""
+        not protected, lowest score, then slowest; peering.py)."""
         peers = self.mesh.peers()
         dials = self.peering.due(now, len(peers), self.mesh.relay_path)
         if len(peers) <= self.peering.config.high:
@@ -86,7 +83,7 @@ class Connections:
             session = self.mesh.session(conn)
             rtts[peer] = session.rtt_ms if session else None
             by_peer[peer] = conn
-        for worst in self.peering.surplus(rtts):
+        for worst in self.peering.surplus(rtts, now):
             self.mesh.close(by_peer[worst], CloseReason.TOO_MANY_PEERS,
                             "replacing the worst peers")
         return dials

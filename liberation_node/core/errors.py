@@ -25,12 +25,16 @@ class Reason(enum.StrEnum):
     # Kind and body (§6)
     UNKNOWN_KIND = "unknown_kind"
     BAD_BODY = "bad_body"
+    # A detached content that is not the one its header signs (§12.4)
+    BAD_CONTENT = "bad_content"
     # Feed structure (§5)
     BAD_DEPS = "bad_deps"
     TIMESTAMP_REGRESSION = "timestamp_regression"
     FROM_THE_FUTURE = "from_the_future"
     FORKED_AUTHOR = "forked_author"
     NOT_AUTHORS_POST = "not_authors_post"
+    # The network's definition (§14)
+    BEFORE_GENESIS = "before_genesis"
     # Records (§8)
     RECORD_EXPIRED = "record_expired"
     RECORD_TTL_TOO_LONG = "record_ttl_too_long"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .contents import Change
 from .ops import Op
 from .records import Record
 
@@ -39,7 +40,9 @@ class Changed:
     """The replica changed: write these to the store (one transaction), in this order.
 
     `applied` are new ops in a causal order; `excluded` are ops a fork voided;
-    `records` are records now held, `dropped_records` ones no longer held.
+    `records` are records now held, `dropped_records` ones no longer held;
+    `contents` are post contents taken `(op id, content)` or dropped `(op id, None)`,
+    in order, written after the ops (protocols/ops.md §12.5).
     """
 
     applied: tuple[Op, ...]
@@ -50,6 +53,7 @@ class Changed:
     # Numbered in the order emitted: once every batch up to ticket t is committed,
     # the driver calls `Mesh.stored(t)` (own writes are held until then, sync.md §10).
     ticket: int = 0
+    contents: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,5 +107,20 @@ class SignalReceived:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class Banned:
+    """A peer's score fell to the ban threshold (sync.md §4.7): `key` (a node id or an
+    address, core/scoring.py) is refused until `until` (ms); `reason` is the penalty that
+    crossed the threshold, `count` how many times the key was banned so far. `peer` is
+    the node id of the session that earned it, when known."""
+
+    key: str
+    until: int
+    reason: str
+    count: int
+    peer: bytes | None
+
+
 Event = (PeerUp | PeerDown | Changed | Misbehaved | SyncFinished | SignalReceived
-         | ForkFound | WritesOpened)
+         | ForkFound | WritesOpened | Banned)
+

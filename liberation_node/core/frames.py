@@ -229,9 +229,10 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     9: (SyncOpen, (_uint(), _bin(32), _uint(), _bin(8))),
     10: (SyncSame, (_uint(),)),
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
-    12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16)),
+    # Bucket indexes: 16 bits of split at most, buckets 0 .. 65535 (sync.md §3.11).
+    12: (SyncHeads, (_uint(), _uint(16), _list(_uint(2**16 - 1)),
                      _list(_row(_bin(8), _uint(), _bin(8), _list(_bin(8), 2))),
-                     _list(_row(_bin(8), _text(32), _bin(8))), _list(_uint(2**16)))),
+                     _list(_row(_bin(8), _text(32), _bin(8))), _list(_uint(2**16 - 1)))),
     13: (Want, (_uint(), _list(_row(_author, _uint(), _uint())), _list(_author),
                 _list(_row(_author, _text(32))))),
 }

@@ -10,6 +10,7 @@ naming somebody else.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -38,6 +39,10 @@ def id_to_text(public_key: bytes) -> str:
 def id_from_text(text: str) -> bytes:
     """Parse a text id; raises ValueError with a clear message when it is not one."""
     text = text.strip()
+    if not text.isascii():
+        # Case folding would read some non-ASCII letters as base32 (U+017F, long s,
+        # upper-cases to 'S'): a text id is ASCII only (protocols/ops.md §2.2.1).
+        raise ValueError("a node id is ASCII only (a look-alike character?)")
     if not text.startswith(TEXT_PREFIX):
         raise ValueError(f"a node id starts with {TEXT_PREFIX!r}")
     body = text[len(TEXT_PREFIX) :].upper()
@@ -97,6 +102,18 @@ class Identity:
     @property
     def short(self) -> str:
         return short_id(self.public_key)
+
+    @functools.cached_property
+    def exchange_public(self) -> bytes:
+        """The X25519 public key of this identity (protocols/ops.md §13.2)."""
+        key: bytes = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(self.public_key)
+        return key
+
+    @functools.cached_property
+    def exchange_secret(self) -> bytes:
+        """The X25519 secret key matching `exchange_public`: it opens direct messages."""
+        key: bytes = nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(self._secret_key)
+        return key
 
     def sign(self, message: bytes) -> bytes:
         signed: bytes = nacl.bindings.crypto_sign(message, self._secret_key)

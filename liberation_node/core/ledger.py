@@ -31,6 +31,10 @@ WEEKLY_FLOW_CENTS = 800 * DOLLAR  # seed: humans.weekly_flow default
 HOUSING_CREDIT_CENTS = 104_000 * DOLLAR  # seed: humans.housing_credit default
 INVESTMENT_POOL_CENTS = 104_000 * DOLLAR  # seed: humans.investment_pool default
 REGISTER_GRANT_CENTS = HOUSING_CREDIT_CENTS + INVESTMENT_POOL_CENTS
+WEEK_MS = 7 * 24 * 3600 * 1000
+# A claim reaches back at most this far before its own timestamp (ops.md §6.2.7):
+# a late claim of a week or four is fine, a back-dated identity claiming years is not.
+CLAIM_ARREARS_MS = 4 * WEEK_MS
 
 
 def iso_week(timestamp_ms: int) -> int:
@@ -38,6 +42,14 @@ def iso_week(timestamp_ms: int) -> int:
     day = datetime.datetime.fromtimestamp(timestamp_ms // 1000, tz=datetime.UTC).date()
     year, week, _ = day.isocalendar()
     return year * 100 + week
+
+
+def claim_window(registered_at: int, claimed_at: int) -> tuple[int, int]:
+    """The weeks a claim dated `claimed_at` may name, as (first, last) ``yyyyww``
+    (ops.md §6.2.3, §6.2.7): from the register's week, but no further back than
+    `CLAIM_ARREARS_MS` before the claim, up to the claim's own week."""
+    first = max(iso_week(registered_at), iso_week(max(0, claimed_at - CLAIM_ARREARS_MS)))
+    return first, iso_week(claimed_at)
 
 
 @dataclass
@@ -133,7 +145,8 @@ class Ledger:
         assert acct.registered_at is not None
         if body.week in acct.claimed_weeks:
             return Effect(Void.ALREADY_CLAIMED)
-        if not iso_week(acct.registered_at) <= body.week <= iso_week(op.timestamp):
+        first, last = claim_window(acct.registered_at, op.timestamp)
+        if not first <= body.week <= last:
             return Effect(Void.WEEK_OUT_OF_RANGE)
         acct.claimed_weeks.add(body.week)
         acct.claimed += WEEKLY_FLOW_CENTS

@@ -38,9 +38,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .antientropy import AntiEntropy, Entropy, Settling
-from .bodies import Body
+from .bodies import Body, Post, PostHeader
+from .bodyfetch import BodyFetch
 from .catchup import CatchUp
-from .errors import NotWritable, Reason
+from .conduct import Conduct
+from .errors import LocalError, NotWritable, Reason
 from .events import (
     Changed,
     ConnId,
@@ -52,7 +54,6 @@ from .events import (
     WritesOpened,
 )
 from .frames import (
-    MAX_HOPS,
     MAX_REFS,
     TARGET_FRAME_BYTES,
     Frame,
@@ -72,12 +73,15 @@ from .frames import (
 from .gossip import Gossip, GossipConfig
 from .identity import Identity
 from .ops import Op
-from .ownfeed import OwnFeed, OwnFeedConfig
+from .ownfeed import Gate, OwnFeed, OwnFeedConfig
 from .peer import Peer
+from .quotas import QuotaConfig, Quotas
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .relay import Relay
 from .replica import Ingested, Outcome, Replica
-from .serving import produce, request, send_records
+from .scoring import Penalty, Scores, ScoringConfig, address_key
+from .sealing import SEAL_BYTES
+from .serving import Requested, ServeConfig, produce, request, send_records
 from .session import CloseReason, Session, SessionClosed, SessionConfig, State
 
 __all__ = ["Entropy", "Mesh", "MeshConfig"]
@@ -85,7 +89,6 @@ __all__ = ["Entropy", "Mesh", "MeshConfig"]
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
 _FIRST = (Outcome.APPLIED, Outcome.PENDING, Outcome.FORK)  # the first copy of an op
-
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -108,10 +111,15 @@ class MeshConfig:
     # never converges (ops.md §8.4).
     record_ttl_ms: int = 20 * 60_000
     max_strikes: int = 16  # invalid ops from one session before it is closed
-    max_queued_ranges: int = 4_096  # per connection, for requests we serve
     signal_ttl: int = 3  # hops a relayed offer/answer may travel (sync.md §7)
     max_signals_per_s: int = 20  # relayed signals accepted from one session
     own_feed: OwnFeedConfig = field(default_factory=OwnFeedConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)  # answers per peer (§4.8)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # bans (§4.7)
+    quotas: QuotaConfig = field(default_factory=QuotaConfig)  # what is taken in (§9.2)
+    # SYNC_OPEN and SYNC_HEADS answered per peer: honest rounds start >= 0.75 s apart.
+    max_sync_per_s: float = 4.0
+    sync_burst: int = 8
 
 
 class Mesh:
@@ -129,6 +137,7 @@ class Mesh:
                                  default=None)
         self.catchup = CatchUp(replica, config.want_retry_ms)
         self.settling = Settling()
+        self.bodies = BodyFetch()  # post contents to fetch from peers (sync.md §7.4)
         self._next_records = now
         self._next_want_sweep = now + config.want_retry_ms
         me = identity.public_key
@@ -142,6 +151,13 @@ class Mesh:
         self.relay = Relay(me, replica, ttl=config.signal_ttl,
                            max_per_s=config.max_signals_per_s, events=self._events,
                            open_peers=self._open_peers)
+        self.scores = Scores(config.scoring)
+        self.conduct = Conduct(self.scores, self._events, lambda: self._peers.values(),
+                               self._count_rejection)
+        self._now = now  # the latest time the driver gave us
+        self.quotas = Quotas(me, config.quotas)
+        for record in replica.records.values():
+            self.quotas.held(record)
         self.ticket = 0  # of the last Changed event
         self.rejected: dict[str, int] = {}  # ops and records refused, by reason (cumulative)
         # Backpressure from the driver (its store cannot keep up, or cannot commit):
@@ -164,14 +180,18 @@ class Mesh:
     # -- connections ----------------------------------------------------------------------
 
     def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool,
-                        rtt_hint: int | None = None) -> None:
+                        address: str | None = None, rtt_hint: int | None = None) -> None:
         """The transport to a peer is up; `binding` is the value both ends sign (sync.md
-        §4.1); `rtt_hint`, a round-trip time measured while connecting, if known."""
+        §4.1); `rtt_hint`, a round-trip time measured while connecting, if known.
+        `address` names where it comes from (the driver's choice of key, e.g. an IP
+        address): scores and bans hold for it as for the peer's node id (§4.7)."""
         nonce = int.from_bytes(self._entropy(6), "big")
         session = Session(self.identity, self.network, binding, now, self.config.session, nonce,
                           rtt_hint=rtt_hint, notify=lambda: self._mark(conn))
-        self._peers[conn] = Peer(conn, session, initiator)
+        self._peers[conn] = Peer(conn, session, initiator, address)
         self._mark(conn)
+        if address is not None and self.scores.banned(address_key(address), now):
+            session.close(CloseReason.BANNED, "this address is banned for a while")
 
     def connection_lost(self, conn: ConnId, now: int) -> None:
         peer = self._peers.get(conn)
@@ -190,9 +210,13 @@ class Mesh:
                 if p.session.state is State.OPEN and p.session.peer is not None}
 
     def backlog(self, conn: ConnId) -> int:
-        """Feed ranges still owed to the peer on `conn` (sent as its link drains)."""
+        """Answers still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)
-        return len(peer.owed.ranges) if peer else 0
+        return peer.owed.answers if peer else 0
+
+    def banned(self, address: str, now: int) -> bool:
+        """Is `address` (as the driver names addresses) banned now? (sync.md §4.7)"""
+        return self.scores.banned(address_key(address), now)
 
     def clock_offset(self) -> int | None:
         """Our clock minus the median of our peers' clocks (ms), from their PONGs;
@@ -218,6 +242,7 @@ class Mesh:
         self.catchup.peer_gone(peer.conn)
         self.sync.peer_gone(peer)
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
+        self.conduct.closed(peer, reason, by_peer, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
 
     def _mark(self, conn: ConnId) -> None:
@@ -274,6 +299,9 @@ class Mesh:
 
     def _opened(self, peer: Peer, now: int) -> None:
         assert peer.session.peer is not None
+        if self.conduct.banned(peer, now):
+            peer.session.close(CloseReason.BANNED, "this node is banned for a while")
+            return
         lonely = True
         for other in self._peers.values():
             if other is peer or other.session.state is not State.OPEN:
@@ -310,43 +338,49 @@ class Mesh:
                                   self._graft_timeout(now))
         elif isinstance(frame, Graft):
             self.gossip.grafted(peer.conn, child=not frame.refs)
-            records: list[tuple[bytes, int]] = []
-            for _, seq, item in frame.refs:
-                if seq == 0:
+            items = [item for _, _, item in frame.refs]
+            dropped = 0
+            for (_, seq, item) in dict.fromkeys(frame.refs):
+                if seq == 0:  # a record (sync.md §5.6), answered by its key: the newest
                     record = self.replica.record(item)
                     if record is not None:
-                        records.append((record.wire, self.gossip.hops(item)))
+                        dropped += peer.owed.queue_records([record.key], self.config.serve,
+                                                           self.gossip.hops(item))
                     continue
                 op = self.replica.ops.get(item)
                 if op is not None and self.own.visible(op):
-                    peer.owed.ops.append((op.wire, self.gossip.hops(item)))
-            if records:
-                send_records(peer.session, records, eager=False)
+                    dropped += not peer.owed.queue_op(item, self.replica.carried(op),
+                                                      self.config.serve, self.gossip.hops(item))
+            self.conduct.requested(peer, Requested(len(set(items)) < len(items), dropped), now)
         elif isinstance(frame, Prune):
             self.gossip.pruned(peer.conn, now, by_peer=True)
         elif isinstance(frame, Records):
             self._on_records(peer, frame, now)
+        elif isinstance(frame, SyncOpen | SyncHeads) and not peer.take_sync(
+                now, self.config.max_sync_per_s, self.config.sync_burst):
+            self._count_rejection("sync_flood")  # unanswered: its round times out
+            self.conduct.penalize(peer, Penalty.SYNC_FLOOD, now)
         elif isinstance(frame, SyncOpen):
             self.sync.on_open(peer, frame)
         elif isinstance(frame, SyncSame | SyncBuckets):
             self.sync.on_reply(peer, frame)
         elif isinstance(frame, SyncHeads):
-            self._serve(peer, *self.sync.on_heads(peer, frame), settled_only=True)
+            self._serve(peer, *self.sync.on_heads(peer, frame), now, settled_only=True)
         elif isinstance(frame, Signal):
-            self.relay.received(peer, frame, now)
+            if not self.relay.received(peer, frame, now):
+                self.conduct.penalize(peer, Penalty.SIGNAL_FLOOD, now)
         elif isinstance(frame, Want):
             # The WANT that closes a round gets only what has settled, as the round's
             # own ranges do; a request on its own (round 0) gets everything (§6.5, §7.1).
-            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records),
+            self._serve(peer, list(frame.ranges), list(frame.forks), list(frame.records), now,
                         settled_only=frame.round != 0)
             self.sync.on_want(peer, frame)
 
     def _serve(self, peer: Peer, ranges: list[tuple[bytes, int, int]], proof_authors: list[bytes],
-               record_keys: list[tuple[bytes, str]], *, settled_only: bool) -> None:
-        records = request(peer.owed, self.replica, ranges, proof_authors, record_keys,
-                          self.config.max_queued_ranges, settled_only=settled_only)
-        if records:
-            send_records(peer.session, [(r.wire, MAX_HOPS) for r in records], eager=False)
+               record_keys: list[tuple[bytes, str]], now: int, *, settled_only: bool) -> None:
+        self.conduct.requested(peer, request(peer.owed, self.replica, ranges, proof_authors,
+                                             record_keys, self.config.serve, self.sync.buckets,
+                                             settled_only=settled_only), now)
 
     def _prune(self, conn: ConnId) -> None:
         target = self._peers.get(conn)
@@ -360,10 +394,14 @@ class Mesh:
         results: list[Ingested] = []
         prune: set[ConnId] = set()
         gossip, conn = self.gossip, peer.conn
+        admit = lambda op: self.quotas.admit_op(op, now)  # noqa: E731
         for wire, hops in frame.ops:
-            result = self.replica.ingest(wire, now)
+            result = self.replica.ingest(wire, now, admit)
             results.append(result)
             outcome = result.outcome
+            if outcome is Outcome.DEFERRED:  # local policy: no blame, fetched again later
+                self._count_rejection(result.deferred)
+                continue
             for _, waiter_rejection in result.rejected_waiters:
                 self._count_rejection(waiter_rejection.reason.value)
             if outcome in _FIRST:
@@ -380,7 +418,12 @@ class Mesh:
                 assert result.rejection is not None
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
+            if result.content_rejection is not None:  # ops.md §12.4: never relayed honestly
+                self._count_rejection(result.content_rejection.reason.value)
+                self._strike(peer, result.content_rejection.reason.value,
+                             result.content_rejection.detail, now)
         if peer.round is not None:
             peer.round.ops_received += sum(len(r.applied) for r in results)
         for victim in prune:  # at most one PRUNE per link and frame (sync.md §5.3)
@@ -395,7 +438,12 @@ class Mesh:
             result = self.replica.ingest_record(wire, now)
             record = result.record
             if record is not None:
+                if result.replaced is None and self.quotas.no_room is not None:
+                    self.replica.drop_record(record)  # a new key: no room for it now
+                    self._count_rejection("no_room")
+                    continue
                 taken.append(record)
+                self.quotas.held(record)
                 if record.kind == "node.info":
                     self._new_presence(record)
                 gossip.first(record.id, conn, hops, eager=frame.eager, now=now)
@@ -407,18 +455,38 @@ class Mesh:
             elif result.outcome is Outcome.REJECTED and result.rejection is not None:
                 self._count_rejection(result.rejection.reason.value)
                 if result.rejection.reason not in _BLAMELESS | {Reason.RECORD_EXPIRED}:
-                    self._strike(peer, result.rejection.reason.value, result.rejection.detail)
+                    self._strike(peer, result.rejection.reason.value, result.rejection.detail,
+                                 now)
         for victim in prune:
             self._prune(victim)
-        if taken:
+        evicted = self._evict_records()
+        taken = [r for r in taken if r not in evicted]
+        gone = tuple(r for r in evicted if r.id not in {t.id for t in taken})
+        if taken or gone:
             if peer.round is not None:
                 peer.round.records_received += len(taken)
-            self._events.append(Changed((), (), tuple(taken), (), peer.session.peer))
-            self._spread_records(taken, peer, now)
+            self._events.append(Changed((), (), tuple(taken), gone, peer.session.peer))
+        # A key at most once per `record_flood_ms` (sync.md §9.1): rounds carry the rest.
+        self._spread_records([r for r in taken if self.quotas.may_flood(r, now)], peer, now)
+
+    def _evict_records(self) -> list[Record]:
+        """Keep at most `quotas.max_records` records (sync.md §9.1): drop the oldest
+        versions that are neither ours nor an open peer's. Returns what was dropped."""
+        if len(self.replica.records) <= self.config.quotas.max_records:
+            return []
+        keep = {p.session.peer for p in self._open_peers() if p.session.peer is not None}
+        victims = self.quotas.evict(self.replica.records, keep)
+        for record in victims:
+            self.replica.drop_record(record)
+        if victims:
+            self._count_rejection("records_evicted")
+        return victims
 
     def _spread_records(self, records: list[Record], source: Peer | None, now: int) -> None:
         """New records go the way new ops go: pushed along the gossip tree, announced to
         lazy peers by a ref with seq 0 (sync.md §5.6)."""
+        if not records:
+            return
         by_id = {r.id: r for r in records}
         pushed = self.gossip.delivered([(r.id, (r.author, 0, r.id)) for r in records],
                                        source.conn if source else None, now)
@@ -441,9 +509,10 @@ class Mesh:
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def _strike(self, peer: Peer, reason: str, detail: str) -> None:
+    def _strike(self, peer: Peer, reason: str, detail: str, now: int) -> None:
         peer.strikes += 1
         self._events.append(Misbehaved(peer.conn, peer.session.peer, reason, detail))
+        self.conduct.penalize(peer, Penalty.INVALID_INPUT, now)
         if peer.strikes > self.config.max_strikes:
             peer.session.close(CloseReason.MISBEHAVING, f"{peer.strikes} invalid inputs")
 
@@ -468,12 +537,15 @@ class Mesh:
     def write(self, body: Body, now: int) -> Op:
         """Append an op to our own feed. It is gossiped once stored (`stored(self.ticket)`).
 
-        Raises `NotWritable` while writes are paused (sync.md §10.2) and `LocalError`
-        for an op that would be void."""
+        Raises `NotWritable` while writes are paused (the own feed is being checked,
+        sync.md §10.2) and `LocalError` for good: an op that would be void, or an
+        identity that has equivocated."""
         reason = self.own.writable()
         if reason is not None:
-            raise NotWritable(reason)
-        result = self.replica.append(self.identity, body, now)
+            raise (LocalError if self.own.gate is Gate.FORKED else NotWritable)(reason)
+        # A direct message is sealed with fresh randomness from the driver (ops.md §13.3).
+        seal = self._entropy(SEAL_BYTES) if isinstance(body, Post) and body.to else None
+        result = self.replica.append(self.identity, body, now, seal)
         op = result.applied[0]
         self.gossip.own(op.id)
         self._changed([result], (), (), source=None, now=now)
@@ -494,7 +566,9 @@ class Mesh:
                                ttl_ms=self.config.record_ttl_ms, body=body)
         result = self.replica.add_record(record)
         if result.record is not None:
+            self.quotas.held(record)
             self._events.append(Changed((), (), (record,), (), None))
+            self.quotas.held(record)
             if record.kind == "node.info":
                 self._new_presence(record)
             self.gossip.own(record.id)
@@ -516,21 +590,27 @@ class Mesh:
                  dropped: tuple[Record, ...], source: Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
+        contents: list[tuple[bytes, bytes | None]] = []
         for result in results:
             applied.extend(result.applied)
             excluded.extend(result.excluded)
-        if not (applied or excluded or records or dropped):
+            contents.extend(result.contents)
+        if not (applied or excluded or records or dropped or contents):
             return
         self.ticket += 1
         sender = source.session.peer if source else None
         self._events.append(Changed(tuple(applied), tuple(excluded), records, dropped,
-                                    sender, self.ticket))
+                                    sender, self.ticket, tuple(contents)))
+        self._track_contents(applied, contents, now)
         for result in results:
             for author in result.forked:
                 feed = self.replica.feeds[author]
                 self._events.append(ForkFound(author, feed.fork_seq or 0, sender))
                 if author == self.identity.public_key:
                     self.own.forked()
+                for peer in self._open_peers():  # a peer whose own identity equivocated
+                    if peer.session.peer == author:
+                        self.conduct.penalize(peer, Penalty.EQUIVOCATION, now)
         for op in applied:
             self.catchup.applied(op.author, op.seq)
             self.settling.applied(op.author, op.seq, now)
@@ -538,6 +618,17 @@ class Mesh:
             self.own.hold(self.ticket, applied)  # durable before seen (sync.md §10.1)
         elif applied:
             self._gossip(applied, source, now)
+
+    def _track_contents(self, applied: list[Op], contents: list[tuple[bytes, bytes | None]],
+                        now: int) -> None:
+        """Want the contents of new headers that came without one (sync.md §7.4)."""
+        for op_id, content in contents:
+            if content is not None:
+                self.bodies.got(op_id)
+        held = self.replica.contents
+        for op in applied:
+            if isinstance(op.body, PostHeader) and held.wants(op, now):
+                self.bodies.want(op, now)
 
     def _gossip(self, applied: list[Op], source: Peer | None, now: int) -> None:
         by_id = {op.id: op for op in applied}
@@ -547,7 +638,8 @@ class Mesh:
                                                   now).items():
             target = self._peers.get(conn)
             if target is not None:
-                target.owed.eager.extend((by_id[i].wire, hops) for i, hops in pushed)
+                carried = self.replica.carried
+                target.owed.eager.extend((carried(by_id[i]), hops) for i, hops in pushed)
                 self._mark(conn)
 
     def _open_peers(self) -> list[Peer]:
@@ -581,6 +673,9 @@ class Mesh:
                 due = peer.session.timer()
                 if due is not None and peer.session.state is State.OPEN:
                     due = min(due, self.sync.timer(peer))
+                ready = peer.owed.ready_at(self._now, self.config.serve)
+                if ready is not None and due is not None:  # answers waiting for the budget
+                    due = min(due, ready)
             if due is None:
                 self._due.pop(conn, None)
             elif self._due.get(conn) != due:
@@ -596,7 +691,7 @@ class Mesh:
         times = [self._next_records, self._next_want_sweep]
         if timers:
             times.append(timers[0][0])
-        for t in (self.gossip.timer(), self.own.timer()):
+        for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -610,6 +705,7 @@ class Mesh:
                 continue
             del self._due[conn]
             self._touched.add(conn)
+            self._dirty[conn] = None  # its serve budget may have refilled
             peer = self._peers[conn]
             peer.session.handle_timer(now)
             if peer.session.state is State.OPEN:
@@ -632,14 +728,27 @@ class Mesh:
             for conn, want in self.catchup.sweep([p.conn for p in self._open_peers()], now):
                 self._peers[conn].session.send(want)
             self._next_want_sweep = now + self.config.want_retry_ms
+        self._fetch_contents(now)
         if now >= self._next_records:
             dropped = tuple(self.replica.prune_records(now))
+            expired = tuple(self.replica.contents.expire(now))  # retention by age
+            if dropped or expired:
+                self._events.append(Changed((), (), (), dropped, None, contents=expired))
             if dropped:
-                self._events.append(Changed((), (), (), dropped, None))
                 self.gossip.beacon = min((a for a, k in self.replica.records
                                           if k == "node.info"), default=None)
             self.publish_presence(now)
             self._next_records = now + self.sync.jitter(self.config.record_refresh_ms)
+
+    def _fetch_contents(self, now: int) -> None:
+        """Ask peers for contents this node wants and lacks, a few per peer (sync.md §7.4)."""
+        timer = self.bodies.timer()
+        if timer is None or timer > now:
+            return
+        peers = {p.conn: p for p in self._open_peers()}
+        for conn, refs in self.bodies.due(now, sorted(peers)).items():
+            peers[conn].session.send(Want(0, tuple((r.author, r.seq, r.seq) for r in refs),
+                                          (), ()))
 
     # -- output ---------------------------------------------------------------------------
 
@@ -650,7 +759,9 @@ class Mesh:
                           ) -> list[tuple[ConnId, bytes]]:
         """Frames to transmit, per connection. `budget(conn)` caps the bytes of bulk data
         (sync ranges) produced for a connection now: the driver's flow control."""
+        self._now = now
         out: list[tuple[ConnId, bytes]] = []
+        self._now = now
         self.settling.expire(now - self._settle_ms(now))
         settled = self.settling.settled
         dirty, self._dirty = self._dirty, {}
@@ -659,7 +770,8 @@ class Mesh:
             if peer is None:
                 continue
             limit = budget(conn) if budget is not None else 4 * TARGET_FRAME_BYTES
-            produce(peer.session, peer.owed, self.replica, self.own, limit, settled)
+            produce(peer.session, peer.owed, self.replica, self.own, limit, now,
+                    self.config.serve, settled)
             data = peer.session.take_output()
             self._dirty.pop(conn, None)
             if data:
@@ -668,6 +780,6 @@ class Mesh:
                 out.extend((conn, d) for d in data)
             if peer.session.state is State.CLOSED:
                 self._drop(peer, now)
-            elif peer.owed.ranges:
-                self._dirty[conn] = None  # the rest as the link drains
+            elif peer.owed.answers:
+                self._dirty[conn] = None  # the rest as the link drains, or the budget refills
         return out

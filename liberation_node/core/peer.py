@@ -36,8 +36,24 @@ class Peer:
     conn: ConnId
     session: Session
     initiator: bool
+    address: str | None = None  # where the connection comes from, as the driver says
     round: Round | None = None
     next_sync: int = 0
     strikes: int = 0
     owed: Owed = field(default_factory=Owed)
     signal_window: tuple[int, int] = (0, 0)  # (second, signals received in it)
+    # Anti-entropy requests answered (SYNC_OPEN, SYNC_HEADS): a token bucket (sync.md §4.8)
+    sync_tokens: float | None = None
+    sync_at: int = 0
+
+    def take_sync(self, now: int, per_s: float, burst: int) -> bool:
+        """May the peer have one more round answered now? No peer's rounds come faster
+        than one per 0.75 s (sync.md §6.6): a burst above that is not honest."""
+        tokens = float(burst) if self.sync_tokens is None else self.sync_tokens
+        tokens = min(float(burst), tokens + max(0, now - self.sync_at) * per_s / 1000)
+        self.sync_at = now
+        if tokens < 1:
+            self.sync_tokens = tokens
+            return False
+        self.sync_tokens = tokens - 1
+        return True

@@ -7,14 +7,15 @@ next; `rand()` is injected for jitter. Keeps the number of peers between `low`
 and `high`: below `low` it dials known candidates, never one already connected
 or being dialed, backing off exponentially (with jitter) on each failure, so a
 partitioned node re-dials by itself and a dead address costs less and less;
-above `high` it names the worst peers to drop (most misbehaviour, then highest
-RTT). Candidates come from bootstrap lists, the `node.info` records of the
-replica (peer exchange), mDNS, or the operator. Among equally good candidates
-the order is random (drawn once per candidate), so that nodes that learnt the
-same records do not all dial the same few. Between the low and the high mark a
-node still dials one random candidate every `explore_ms` (jittered): that mixes
-the topology, and it is what joins two halves of a mesh again after a partition
-healed, when every node has found enough peers on its own side.
+above `high` it names the worst peers to drop (lowest score, then highest RTT,
+an unknown RTT counting as the highest), never one of the `protected` slots kept
+for peers the operator, the bootstrap lists or mDNS named and for long-lived
+links (eclipse resistance, transport.md §7.8). A banned node (core/scoring.py)
+is not dialed. Candidates come from bootstrap lists, the `node.info` records of
+the replica (peer exchange), mDNS, or the operator. Between the low and the
+high mark a node still dials one random candidate every `explore_ms` (jittered):
+that mixes the topology, and it is what joins two halves of a mesh again after a
+partition healed, when every node has found enough peers on its own side.
 
 What other nodes announce is not trusted (§7.7): an announced URL is dialed
 only when its host is in scope (core/scope.py), at most a few times a minute
@@ -27,12 +28,14 @@ from the URL (§7.4).
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .scope import ALWAYS, url_allowed, url_destination, url_scope
+from .scoring import Scores, id_key
 
 V = TypeVar("V")
 
@@ -47,6 +50,7 @@ class Source(enum.IntEnum):
 
 
 TRUSTED = (Source.OPERATOR, Source.BOOTSTRAP)  # the operator's own word: never forgotten
+VOUCHED = (Source.OPERATOR, Source.BOOTSTRAP, Source.MDNS)  # found without a stranger's word
 MAX_URLS = 8  # per candidate, as in node.info (ops.md §8.2)
 MAX_REMEMBERED = 1_000  # entries in each of the bounded side tables
 
@@ -66,6 +70,13 @@ class PeeringConfig:
     forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
     forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
     explore_ms: int = 30_000  # one dial beyond the low mark this often (0: never)
+    # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
+    # for an hour or more (protocols/discovery.md §6).
+    mdns_max_failures: int = 5
+    # Slots never shed for surplus (transport.md §7.8): peers found by the operator, the
+    # bootstrap lists or mDNS first, then links open for `long_lived_ms`, oldest first.
+    protected: int = 4
+    long_lived_ms: int = 600_000
 
 
 @dataclass
@@ -80,7 +91,7 @@ class Candidate:
     connected: bool = False
     announced: frozenset[str] = frozenset()  # URLs only node.info records named
     was_peer: bool = False  # a session with it was open once
-    order: float = 0.0  # random tie-break among equally good candidates
+    since: int = 0  # when its current session came up
 
 
 @dataclass(frozen=True)
@@ -142,12 +153,13 @@ def _remember(table: OrderedDict[str, V], key: str, value: V) -> None:
 
 
 class Peering:
-    def __init__(self, me: bytes, config: PeeringConfig, rand: Callable[[], float]) -> None:
+    def __init__(self, me: bytes, config: PeeringConfig, rand: Callable[[], float],
+                 scores: Scores | None = None) -> None:
         self.me = me
         self.config = config
         self._rand = rand
+        self.scores = scores or Scores()  # the mesh's: who is banned, who scores low
         self.candidates: dict[str, Candidate] = {}
-        self.strikes: dict[bytes, int] = {}
         self._pending: dict[int, _Pending] = {}  # dialed links whose session is not up yet
         self._sessions: dict[int, bytes] = {}  # open sessions: link -> peer
         self._answered_by: OrderedDict[str, bytes] = OrderedDict()  # URL -> the id there
@@ -159,6 +171,7 @@ class Peering:
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
         self._next_explore: int | None = None  # when to dial beyond the low mark
+        self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
@@ -182,7 +195,9 @@ class Peering:
                     refused.append((url, url_scope(url) or "not an http(s) URL"))
             urls = kept
         key = self.key_of(node_id, urls[0] if urls else None)
-        if self._still_forgotten(key, urls, now):
+        if source is Source.MDNS:  # fresh evidence of a live responder (discovery.md §6.1)
+            self._forgotten.pop(key, None)
+        elif self._still_forgotten(key, urls, now):
             return refused
         fresh = set(urls) if source is Source.RECORD else set()  # announced by a stranger
         if node_id is not None:
@@ -196,8 +211,7 @@ class Peering:
             if len(self.candidates) >= self.config.max_candidates and not self._evict():
                 return refused
             self.candidates[key] = Candidate(key, node_id, urls[:MAX_URLS], source,
-                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]),
-                                             order=self._rand())
+                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]))
             return refused
         # URLs we knew first (e.g. from a bootstrap list) stay first (transport.md A.2).
         merged = tuple(dict.fromkeys(cand.urls + urls))[:MAX_URLS]
@@ -253,8 +267,9 @@ class Peering:
                 self._answered_by.pop(pending.url, None)
         cand = self.candidates.get(peer.hex())
         if cand is None:  # it dialed us, or answered for another: an ordinary peer
-            cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD,
-                                                           order=self._rand())
+            cand = self.candidates[peer.hex()] = Candidate(peer.hex(), peer, (), Source.RECORD)
+        if not cand.connected:
+            cand.since = now
         cand.connected, cand.dialing, cand.failures, cand.was_peer = True, False, 0, True
         self._forgotten.pop(cand.key, None)
         return verdict
@@ -282,17 +297,34 @@ class Peering:
         if cand is not None:
             self._failed(cand, now)
 
-    def misbehaved(self, node_id: bytes) -> None:
-        self.strikes[node_id] = self.strikes.get(node_id, 0) + 1
-
     def _failed(self, cand: Candidate, now: int) -> None:
         cand.dialing = False
         cand.failures += 1
         cand.next_attempt = now + self._backoff(cand.failures)
-        if cand.source not in TRUSTED and cand.failures >= self.config.forget_after:
+        limit = (self.config.mdns_max_failures if cand.source is Source.MDNS
+                 else self.config.forget_after)
+        if cand.source not in TRUSTED and cand.failures >= limit:
             del self.candidates[cand.key]
             _remember(self._forgotten, cand.key,
                       (frozenset(cand.urls), now + self.config.forget_for_ms))
+            if cand.source is Source.MDNS and cand.node_id is not None:
+                self._lan_forgotten.append(cand.node_id)
+
+    def lan_forgotten(self) -> list[bytes]:
+        """The mDNS candidates forgotten for failing since the last call: the node asks
+        the LAN about them again later (discovery.md §6.1)."""
+        dropped, self._lan_forgotten = self._lan_forgotten, []
+        return dropped
+
+    def forget(self, node_id: bytes, source: Source) -> bool:
+        """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
+        the candidate if that source is the best we had and it is neither connected nor
+        being dialed (a live connection is the node's own evidence). True if dropped."""
+        cand = self.candidates.get(node_id.hex())
+        if cand is None or cand.source != source or cand.connected or cand.dialing:
+            return False
+        del self.candidates[cand.key]
+        return True
 
     def _adopt(self, key: str, node_id: bytes) -> None:
         """A dial to an id-less URL reached `node_id`: one candidate from now on."""
@@ -351,11 +383,11 @@ class Peering:
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
-                 and self.strikes.get(c.node_id or b"", 0) < 3]
-        if explore:  # anyone, by chance: the known best are mostly connected already
-            ready.sort(key=lambda c: c.order)
-        else:
-            ready.sort(key=lambda c: (c.failures, c.source, c.order, c.key))
+                 and not self._banned(c, now)]
+        ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
+        if explore and ready:  # anyone, by chance: the known best are mostly connected
+            start = int(self._rand() * len(ready)) % len(ready)
+            ready = ready[start:] + ready[:start]
         # URLs where a dial reached a node we are connected to: not a way to any other
         # candidate right now. (Only a dial is evidence: a peer that merely announced
         # another's URL must not stop us from dialing it.)
@@ -398,6 +430,13 @@ class Peering:
         self._failed(cand, now)
         return None
 
+    def _rank(self, key: str) -> bytes:
+        """The order among equal candidates: a hash keyed by our own id, so that every
+        node has its own order. Sorting by the key itself made every node of a LAN dial
+        the same few peers first (mDNS finds everyone at once), which then refused the
+        herd with 503 and kept more peers than the rest."""
+        return hashlib.blake2b(key.encode(), key=self.me, digest_size=8).digest()
+
     def _take_budget(self, key: str, url: str, now: int) -> int:
         """0 and a dial counted against `key` and the URL's destination, or ms to wait."""
         destination = url_destination(url)
@@ -416,15 +455,47 @@ class Peering:
         for the next exploring dial."""
         if not self._wanted:
             return self._next_explore
-        waits = [c.next_attempt for c in self.candidates.values()
-                 if not c.connected and not c.dialing
-                 and self.strikes.get(c.node_id or b"", 0) < 3]
+        waits = [max(c.next_attempt, self._ban_ends(c)) for c in self.candidates.values()
+                 if not c.connected and not c.dialing]
         return min(waits) if waits else None
 
-    def surplus(self, peers: dict[bytes, int | None]) -> list[bytes]:
-        """Above `high`: the peers to drop (most strikes, then slowest RTT)."""
+    def _ban_ends(self, cand: Candidate) -> int:
+        if cand.node_id is None:
+            return 0
+        return self.scores.banned_until(id_key(cand.node_id), 0) or 0
+
+    def _banned(self, cand: Candidate, now: int) -> bool:
+        return cand.node_id is not None and self.scores.banned(id_key(cand.node_id), now)
+
+    def surplus(self, peers: dict[bytes, int | None], now: int = 0) -> list[bytes]:
+        """Above `high`: the peers to drop, worst first: not protected, then the lowest
+        score, then the highest RTT, an unknown RTT counting as the highest (a peer that
+        never answered a PING is not the best one), then the smaller id."""
         extra = len(peers) - self.config.high
         if extra <= 0:
             return []
-        ranked = sorted(peers, key=lambda p: (-self.strikes.get(p, 0), -(peers[p] or 0), p))
-        return ranked[:extra]
+        protected = self.protected(peers, now)
+
+        def worst_first(peer: bytes) -> tuple[bool, float, float, bytes]:
+            rtt = peers[peer]
+            return (peer in protected, self.scores.score(id_key(peer), now),
+                    -(float("inf") if rtt is None else rtt), peer)
+
+        return sorted(peers, key=worst_first)[:extra]
+
+    def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
+        """The peers in the protected slots (transport.md §7.8): up to `protected` of them,
+        those the operator, bootstrap lists or mDNS named first, then links open for at
+        least `long_lived_ms`, the oldest link first in each group."""
+        vouched: list[tuple[int, bytes]] = []
+        lived: list[tuple[int, bytes]] = []
+        for peer in peers:
+            cand = self.candidates.get(peer.hex())
+            if cand is None or not cand.connected:
+                continue
+            if cand.source in VOUCHED:
+                vouched.append((cand.since, peer))
+            elif now - cand.since >= self.config.long_lived_ms:
+                lived.append((cand.since, peer))
+        ordered = [p for _, p in sorted(vouched)] + [p for _, p in sorted(lived)]
+        return set(ordered[:self.config.protected])

@@ -18,6 +18,11 @@ MAX_PENDING_OPS = 10_000
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 
 
+def _size(op: Op) -> int:
+    """Bytes a waiter takes: its header and the content it carries (ops.md §12)."""
+    return len(op.wire) + (len(op.content) if op.content is not None else 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Waiting:
     op: Op
@@ -49,13 +54,13 @@ class PendingSet:
             self._remove(op.id)
         evicted: list[Op] = []
         while self._by_id and (len(self._by_id) >= self.max_ops
-                               or self.bytes + len(op.wire) > self.max_bytes):
+                               or self.bytes + _size(op) > self.max_bytes):
             oldest = next(iter(self._by_id))
             evicted.append(self._remove(oldest).op)
             self.evicted += 1
         self._by_id[op.id] = Waiting(op, missing)
         self._by_missing.setdefault((missing.author, missing.seq), set()).add(op.id)
-        self.bytes += len(op.wire)
+        self.bytes += _size(op)
         return evicted
 
     def release(self, author: bytes, seq: int) -> list[Op]:
@@ -90,7 +95,7 @@ class PendingSet:
 
     def _remove(self, op_id: bytes, index: bool = True) -> Waiting:
         waiting = self._by_id.pop(op_id)
-        self.bytes -= len(waiting.op.wire)
+        self.bytes -= _size(waiting.op)
         if index:
             key = (waiting.missing.author, waiting.missing.seq)
             ids = self._by_missing.get(key)

@@ -3,7 +3,7 @@
 A round costs one small round trip when the replicas agree, and otherwise grows
 with the difference, not with the replica:
 
-    A -> B  SYNC_OPEN   round, digest, author count, salt        (~60 bytes)
+    A -> B  SYNC_OPEN   round, digest, author count, salt        (48-64 bytes)
     B -> A  SYNC_SAME   if the digests are equal: done (1 round trip)
     B -> A  SYNC_BUCKETS  feeds split into 2**bits buckets by author id prefix,
                         one salted 4-byte hash per bucket (feed entries §10.1 and
@@ -25,12 +25,15 @@ Pure functions; mesh.py keeps the round state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .frames import MAX_FRAME_BYTES, SyncHeads
 from .replica import Replica
+
+if TYPE_CHECKING:
+    from .buckets import BucketIndex
 
 BUCKET_HASH_BYTES = 4
 PREFIX_BYTES = 8
@@ -80,8 +83,25 @@ def differing(mine: bytes, theirs: bytes) -> list[int]:
             if mine[i * n : (i + 1) * n] != theirs[i * n : (i + 1) * n]]
 
 
+def _in_buckets(replica: Replica, buckets: set[int], bits: int,
+                index: BucketIndex | None) -> Iterator[tuple[bytes, list[str]]]:
+    """(author, kinds of its records) for each author with a feed or a record in
+    `buckets`: from the index when there is one, else by a scan of the replica."""
+    if index is not None:
+        for author in index.authors(buckets, bits):
+            yield author, index.kinds(author)
+        return
+    kinds: dict[bytes, list[str]] = {}
+    for author, kind in replica.records:
+        if bucket_of(author, bits) in buckets:
+            kinds.setdefault(author, []).append(kind)
+    for author in sorted(set(kinds) | {a for a in replica.feeds
+                                       if bucket_of(a, bits) in buckets}):
+        yield author, sorted(kinds.get(author, []), key=lambda k: k.encode("utf-8"))
+
+
 def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
-          rotate: int = 0) -> SyncHeads:
+          rotate: int = 0, index: BucketIndex | None = None) -> SyncHeads:
     """Our heads and records in `buckets`, as many buckets as fit the per-round budget.
 
     A first bucket too big for the budget on its own goes in part, marked
@@ -94,23 +114,22 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
     recs: list[tuple[bytes, str, bytes]] = []
     by_bucket: dict[int, tuple[list[tuple[bytes, int, bytes, tuple[bytes, ...]]],
                                list[tuple[bytes, str, bytes]]]] = {}
-    for author, feed in replica.feeds.items():
+    for author, kinds in _in_buckets(replica, wanted, bits, index):
         b = bucket_of(author, bits)
-        if b in wanted:
+        feed = replica.feeds.get(author)
+        if feed is not None:
             head = feed.ops[-1].id[:PREFIX_BYTES] if feed.ops else b""
             by_bucket.setdefault(b, ([], []))[0].append(
                 (author[:PREFIX_BYTES], feed.head_seq, head.ljust(PREFIX_BYTES, b"\0"),
                  tuple(p.id[:PREFIX_BYTES] for p in feed.proofs)))
-    for (author, kind), record in replica.records.items():
-        b = bucket_of(author, bits)
-        if b in wanted:
+        for kind in kinds:
             by_bucket.setdefault(b, ([], []))[1].append(
-                (author[:PREFIX_BYTES], kind, record.id[:PREFIX_BYTES]))
+                (author[:PREFIX_BYTES], kind, replica.records[(author, kind)].id[:PREFIX_BYTES]))
     size = 0
     partial: tuple[int, ...] = ()
     for b in sorted(wanted):
         feeds_, records_ = by_bucket.get(b, ([], []))
-        # Encoded sizes, upper bounds: a head row is at most 1 + 10 + 9 + 10 + 19 bytes.
+        # Encoded sizes, upper bounds (HEAD_ROW_BYTES, RECORD_ROW_BYTES).
         cost = HEAD_ROW_BYTES * len(feeds_) + RECORD_ROW_BYTES * len(records_) + 4
         if size + cost > HEADS_BUDGET_BYTES:
             if chosen:
@@ -124,7 +143,11 @@ def heads(replica: Replica, round_: int, bits: int, buckets: Iterable[int],
     return SyncHeads(round_, bits, tuple(chosen), tuple(rows), tuple(recs), partial)
 
 
-HEAD_ROW_BYTES = 49
+# The most one row takes (sync.md §6.3): a head row is a 4-array (1 byte), the author
+# prefix (bin8: 10), a seq up to 2^53 - 1 (uint64: 9), the head prefix (10) and up to two
+# proof prefixes (1 + 2 x 10): 51 bytes. A record row, with the kinds of ops.md §8, takes
+# at most 32; 60 leaves room for longer kinds.
+HEAD_ROW_BYTES = 51
 RECORD_ROW_BYTES = 60
 
 
@@ -154,20 +177,31 @@ class Plan:
     want_records: list[tuple[bytes, str]] = field(default_factory=list)
 
 
-def compare(replica: Replica, theirs: SyncHeads) -> Plan:
+def compare(replica: Replica, theirs: SyncHeads, index: BucketIndex | None = None) -> Plan:
     """Given the peer's heads in some buckets, what each side lacks in those buckets.
 
     Authors we hold are named in full; authors only the peer holds are named by
-    the 8-byte prefix it sent (the peer resolves it, see `resolve`).
+    the 8-byte prefix it sent (the peer resolves it, see `resolve`). With `index`,
+    only the covered buckets are looked at (O(difference), sync.md §4.8).
     """
     plan = Plan()
     buckets = set(theirs.buckets) - set(theirs.partial)  # where their rows are complete
     partial = set(theirs.partial)
+    bits = theirs.bits
     their_feeds = {a: (s, h, p) for a, s, h, p in theirs.heads}
-    mine = {a[:PREFIX_BYTES]: a for a in replica.feeds if bucket_of(a, theirs.bits) in buckets}
-    # In a partial bucket only the feeds they listed can be compared.
-    mine.update({a[:PREFIX_BYTES]: a for a in replica.feeds
-                 if bucket_of(a, theirs.bits) in partial and a[:PREFIX_BYTES] in their_feeds})
+    their_records = {(a, k): i for a, k, i in theirs.records}
+    mine: dict[bytes, bytes] = {}
+    held: dict[tuple[bytes, str], tuple[tuple[bytes, str], bytes]] = {}
+    for author, kinds in _in_buckets(replica, buckets | partial, bits, index):
+        name = author[:PREFIX_BYTES]
+        complete = bucket_of(author, bits) in buckets
+        # In a partial bucket only the feeds and records they listed can be compared.
+        if author in replica.feeds and (complete or name in their_feeds):
+            mine[name] = author
+        for kind in kinds:
+            if complete or (name, kind) in their_records:
+                held[(name, kind)] = ((author, kind),
+                                       replica.records[(author, kind)].id[:PREFIX_BYTES])
     for prefix in sorted(set(mine) | set(their_feeds)):
         author = mine.get(prefix, prefix)
         feed = replica.feeds.get(author)
@@ -188,11 +222,6 @@ def compare(replica: Replica, theirs: SyncHeads) -> Plan:
             plan.send_ranges.append((author, seq_t + 1, seq_m))
         elif seq_t > seq_m and not forked:
             plan.want_ranges.append((author, seq_m + 1, seq_t))
-    their_records = {(a, k): i for a, k, i in theirs.records}
-    held = {(key[0][:PREFIX_BYTES], key[1]): (key, r.id[:PREFIX_BYTES])
-            for key, r in replica.records.items() if bucket_of(key[0], theirs.bits) in buckets
-            or (bucket_of(key[0], theirs.bits) in partial
-                and (key[0][:PREFIX_BYTES], key[1]) in their_records)}
     for short in sorted(set(held) | set(their_records)):
         key, rid = held.get(short, (short, None))
         if rid != their_records.get(short):
@@ -203,12 +232,18 @@ def compare(replica: Replica, theirs: SyncHeads) -> Plan:
     return plan
 
 
-def resolve(replica: Replica, authors: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+def resolve(replica: Replica, authors: Iterable[bytes], index: BucketIndex | None = None
+            ) -> dict[bytes, list[bytes]]:
     """Full author ids for each name in `authors` (a full id, or an 8-byte prefix)."""
     names = set(authors)
     out: dict[bytes, list[bytes]] = {n: [n] for n in names if len(n) != PREFIX_BYTES}
     short = {n for n in names if len(n) == PREFIX_BYTES}
-    if short:
+    if short and index is not None:
+        for name in short:
+            found = index.with_prefix(name)
+            if found:
+                out[name] = found
+    elif short:
         for author in sorted(replica.feeds.keys() | {k[0] for k in replica.records}):
             if author[:PREFIX_BYTES] in short:
                 out.setdefault(author[:PREFIX_BYTES], []).append(author)

@@ -9,6 +9,10 @@ Held ops always form, per author, a gap-free chain 1..n linked by `prev`
 (causal delivery), so a feed's (seq, head id) commits to its whole prefix and the
 replica digest is a hash over feed heads, fork proofs and record ids. Two
 replicas have equal digests exactly when they hold the same ops and records.
+
+Held ops are headers. A format-2 post's content is held apart (`contents`,
+ops.md §12): it may come with its op or later, be dropped by retention, and is
+dropped for good when its post is retracted; none of that touches the digest.
 """
 
 from __future__ import annotations
@@ -16,17 +20,31 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import codec
-from .bodies import Body, Claim, Post, Register, Retract, Transfer
+from .bodies import Body, Claim, Post, Register, Retract, Transfer, is_post
+from .contents import Change, Contents
 from .errors import LocalError, Reason, Rejection
 from .identity import Identity
-from .ledger import Ledger, fold, iso_week
-from .ops import MAX_DEPS, MAX_OP_BYTES, Dep, Op, create_op, decode_op, op_id
+from .ledger import Ledger, claim_window, fold
+from .ops import (
+    DEFAULT_GENESIS_MS,
+    MAX_DEPS,
+    MAX_OP_BYTES,
+    Dep,
+    Op,
+    carry,
+    content_problem,
+    create_op,
+    decode_op,
+    op_id,
+    split_carried,
+)
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
+from .sealing import exchange_public
 
 DIGEST_DOMAIN = b"liberation-node/digest/v1"
 MAX_FORK_PROOFS = 2
@@ -40,6 +58,8 @@ class Outcome(enum.StrEnum):
     FORK = "fork"  # held as proof that its author equivocated
     STALE = "stale"  # a record older than the one held
     REJECTED = "rejected"  # refused; `rejection` says why
+    DEFERRED = "deferred"  # not taken in for now by local policy (a quota, the disk): no
+    # verdict, not held or remembered; offered again later (sync.md §9.2)
 
 
 @dataclass(slots=True)
@@ -56,6 +76,11 @@ class Ingested:
     rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
     record: Record | None = None  # a record now held
     replaced: Record | None = None  # the record it replaced
+    deferred: str = ""  # why the input was deferred (outcome DEFERRED)
+    # Post contents taken and dropped, in order (ops.md §12.5): a store writes them
+    # after `applied` and `excluded`.
+    contents: list[Change] = field(default_factory=list)
+    content_rejection: Rejection | None = None  # a content that came with the op, refused
 
 
 class Feed:
@@ -82,38 +107,91 @@ class _Fork(Exception):
 
 
 class Replica:
-    def __init__(self, network: str, pending: PendingSet | None = None) -> None:
+    def __init__(self, network: str, pending: PendingSet | None = None, *,
+                 genesis: int = DEFAULT_GENESIS_MS) -> None:
         self.network = network
+        self.genesis = genesis  # no op is dated before it (ops.md §14)
         self.feeds: dict[bytes, Feed] = {}
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
         self.pending = pending if pending is not None else PendingSet()
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}
+        self.contents = Contents()
+        self.kinds: dict[str, list[int]] = {}  # kind -> [held headers, their bytes]
         self._record_ids: dict[bytes, Record] = {}  # `records` by id: cheap duplicates
         self._entries: dict[bytes, bytes] = {}  # author -> encoded digest entry
         self._stale: set[bytes] = set()  # authors whose entry must be re-encoded
         self._ops_digest: bytes | None = None
         self._records_digest: bytes | None = None
+        # Told (author, record kind or None for its feed) of every change, e.g. the
+        # bucket index of anti-entropy (core/buckets.py).
+        self.watchers: list[Callable[[bytes, str | None], None]] = []
 
     # -- ops -------------------------------------------------------------------------
 
-    def ingest(self, wire: bytes, now: int | None = None) -> Ingested:
-        """Take one op from the network. With `now` (ms), refuse ops dated too far ahead."""
+    def ingest(self, wire: bytes, now: int | None = None,
+               admit: Callable[[Op], str | None] | None = None) -> Ingested:
+        """Take one op from the network, a header or a carried form (ops.md §12.3).
+        With `now` (ms), refuse ops dated too far ahead. An op already held whose
+        content comes along has it taken if this node wants it (outcome `duplicate`).
+        `admit` is local policy: for an op that passed every check of its own, it says
+        why the op is not taken in now (outcome `deferred`), or None."""
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
-        oid = op_id(wire)
-        if oid in self.ops or oid in self.pending:
-            return Ingested(Outcome.DUPLICATE, oid)
+        header, content = wire, None
+        if wire[:1] == b"\x9b":  # an 11-element array: a carried form
+            try:
+                header, content = split_carried(wire)
+            except Rejection as rejection:
+                return Ingested(Outcome.REJECTED, rejection=rejection)
+        oid = op_id(header)
+        held = self.ops.get(oid)
+        if held is not None or oid in self.pending:
+            result = Ingested(Outcome.DUPLICATE, oid)
+            if held is not None and content is not None:
+                self._take(held, content, now, result)
+            return result
         try:
-            op = decode_op(wire, self.network, known_id=oid, now=now)
+            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
-        return self.add(op)
+        if admit is not None and (why := admit(op)) is not None:
+            return Ingested(Outcome.DEFERRED, oid, deferred=why)
+        refused = None
+        if content is not None:
+            problem = content_problem(op, content)
+            if problem is None:
+                op = op._replace(content=content)
+            else:  # the header is judged alone, whatever came with it (§12.4)
+                refused = Rejection(Reason.BAD_CONTENT, problem)
+        result = self.add(op, now)
+        result.content_rejection = refused
+        return result
 
-    def add(self, op: Op) -> Ingested:
-        """Place an already decoded and verified op, then everything it releases."""
+    def _take(self, op: Op, content: bytes, now: int | None, result: Ingested) -> None:
+        """A content for a held header: take it if wanted and if it is the one signed."""
+        if not self.contents.wants(op, now):
+            return
+        problem = content_problem(op, content)
+        if problem is not None:
+            result.content_rejection = Rejection(Reason.BAD_CONTENT, problem)
+            return
+        result.contents.extend(self.contents.offer(op, content, now))
+
+    def carried(self, op: Op) -> bytes:
+        """What to send for a held op: its carried form when its content is held."""
+        content = self.contents.get(op.id)
+        return carry(op.wire, content) if content is not None else op.wire
+
+    def drop_contents(self, op_ids: Iterable[bytes]) -> list[Change]:
+        """Drop held contents (retention, a user's choice): the changes to store."""
+        return [(i, None) for i in op_ids if self.contents.drop(i)]
+
+    def add(self, op: Op, now: int | None = None) -> Ingested:
+        """Place an already decoded and verified op, then everything it releases. `now`
+        dates the retention of contents that come with them (contents.py)."""
         if op.id in self.ops or op.id in self.pending:
             return Ingested(Outcome.DUPLICATE, op.id)
         result = Ingested(Outcome.APPLIED, op.id)
@@ -132,7 +210,7 @@ class Replica:
                 continue
             except _Fork:
                 try:
-                    released = self._record_fork(current, result)
+                    released = self._record_fork(current, result, now)
                 except Rejection as rejection:
                     if first:
                         result.outcome, result.rejection = Outcome.REJECTED, rejection
@@ -151,8 +229,7 @@ class Replica:
                 first = False
                 continue
             first = False
-            self._apply(current)
-            result.applied.append(current)
+            result.applied.append(self._apply(current, result, now))
             queue.extend(self.pending.release(current.author, current.seq))
         return result
 
@@ -186,7 +263,7 @@ class Replica:
                 return dep
         if isinstance(op.body, Retract):
             target = self.ops.get(op.body.post)
-            if target is None or target.author != op.author or not isinstance(target.body, Post) \
+            if target is None or target.author != op.author or not is_post(target.body) \
                     or target.seq >= op.seq:
                 raise Rejection(Reason.NOT_AUTHORS_POST, "only a post earlier in the author's "
                                 "own feed can be retracted")
@@ -194,7 +271,11 @@ class Replica:
             raise _Fork
         return None
 
-    def _apply(self, op: Op) -> None:
+    def _apply(self, op: Op, result: Ingested, now: int | None) -> Op:
+        """Hold `op`'s header (its content apart); returns the op as held."""
+        content = op.content
+        if content is not None:
+            op = op._replace(content=None)
         feed = self.feeds.get(op.author)
         if feed is None:
             feed = self.feeds[op.author] = Feed()
@@ -203,9 +284,31 @@ class Replica:
         self.order.append(op)
         self.ledger.apply(op)
         self._touch(op.author)
+        self._held(op, content, result, now)
+        return op
 
-    def _record_fork(self, op: Op, result: Ingested) -> list[Op]:
+    def _held(self, op: Op, content: bytes | None, result: Ingested, now: int | None) -> None:
+        """Bookkeeping for a newly held header: sizes, its content, a retraction's purge."""
+        count = self.kinds.setdefault(op.kind, [0, 0])
+        count[0] += 1
+        count[1] += len(op.wire)
+        if content is not None:
+            result.contents.extend(self.contents.offer(op, content, now))
+        if isinstance(op.body, Retract) and self.contents.retract(op.body.post):
+            result.contents.append((op.body.post, None))  # §12.6: a retraction purges
+
+    def _unheld(self, op: Op, result: Ingested) -> None:
+        count = self.kinds[op.kind]
+        count[0] -= 1
+        count[1] -= len(op.wire)
+        if self.contents.drop(op.id):
+            result.contents.append((op.id, None))
+
+    def _record_fork(self, op: Op, result: Ingested, now: int | None) -> list[Op]:
         """`op` conflicts with a held op at its seq: keep proof, void the author from there."""
+        content = op.content
+        if content is not None:
+            op = op._replace(content=None)
         feed = self.feeds[op.author]
         seq = op.seq
         if feed.fork_seq is None or seq < feed.fork_seq:
@@ -226,7 +329,9 @@ class Replica:
         excluded = [o for o in dropped if o.id not in keep]
         for old in excluded:
             del self.ops[old.id]
+            self._unheld(old, result)
         self.ops[op.id] = op
+        self._held(op, content, result, now)
         gone = {o.id for o in excluded}
         self.order = [o for o in self.order if o.id not in gone]
         self.order.append(op)
@@ -244,11 +349,14 @@ class Replica:
 
     # -- local writes -----------------------------------------------------------------
 
-    def append(self, identity: Identity, body: Body, now: int) -> Ingested:
+    def append(self, identity: Identity, body: Body, now: int,
+               seal: bytes | None = None) -> Ingested:
         """Write a new op to our own feed. Refuses (LocalError) ops that would be void.
 
         The new op is `result.applied[0]`; any ops it released follow it there,
         and the caller persists them all (a restored backup can have waiters).
+        A direct post is sealed with `seal`, fresh random bytes (sealing.SEAL_BYTES)
+        that the caller draws: the core draws no randomness.
         """
         me = identity.public_key
         feed = self.feeds.get(me)
@@ -256,18 +364,31 @@ class Replica:
             raise LocalError("this identity has equivocated; its feed is closed")
         self._precheck(me, body, now)
         head = feed.ops[-1] if feed and feed.ops else None
+        if max(now, head.timestamp if head else 0) < self.genesis:
+            raise LocalError("this node's clock reads a time before the network's genesis "
+                             "(ops.md §14): set the clock right")
         unacked = self.ledger.unacknowledged_payers(me)
         deps = tuple(Dep(payer, seq, self.feeds[payer].ops[seq - 1].id)
                      for payer, seq in sorted(unacked.items())[:MAX_DEPS])
-        op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
-                       prev=head.id if head else None, deps=deps,
-                       timestamp=max(now, head.timestamp if head else 0), body=body)
-        result = self.add(op)
+        try:
+            op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
+                           prev=head.id if head else None, deps=deps,
+                           timestamp=max(now, head.timestamp if head else 0), body=body,
+                           genesis=self.genesis, seal=seal)
+        except ValueError as exc:
+            raise LocalError(str(exc)) from None
+        result = self.add(op, now)
         if result.outcome is not Outcome.APPLIED:  # a bug of ours, not the user's
             raise LocalError(f"own op not applied: {result.outcome} {result.rejection}")
         return result
 
     def _precheck(self, me: bytes, body: Body, now: int) -> None:
+        if isinstance(body, Transfer | Post) and body.to == me:
+            # ops.md §6: a body naming its own author is invalid; say so before signing.
+            raise LocalError("you cannot pay or message yourself")
+        if isinstance(body, Post) and body.to is not None and exchange_public(body.to) is None:
+            raise LocalError("that node id is not a valid key: no message can be sealed "
+                             "to it (ops.md §13.2)")
         acct = self.ledger.accounts.get(me)
         registered = acct is not None and acct.registered_at is not None
         if isinstance(body, Register) and registered:
@@ -278,7 +399,8 @@ class Replica:
             assert acct is not None and acct.registered_at is not None
             if body.week in acct.claimed_weeks:
                 raise LocalError(f"week {body.week} already claimed")
-            if not iso_week(acct.registered_at) <= body.week <= iso_week(now):
+            first, last = claim_window(acct.registered_at, now)
+            if not first <= body.week <= last:
                 raise LocalError(f"week {body.week} is not claimable now")
         if isinstance(body, Transfer):
             assert acct is not None
@@ -313,7 +435,20 @@ class Replica:
         if held is not None:
             self._record_ids.pop(held.id, None)
         self._records_digest = None
+        self._record_changed(record)
         return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
+
+    def _record_changed(self, record: Record) -> None:
+        for watcher in self.watchers:
+            watcher(record.author, record.kind)
+
+    def drop_record(self, record: Record) -> None:
+        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.1)."""
+        if self.records.get(record.key) is record:
+            del self.records[record.key]
+            self._record_ids.pop(record.id, None)
+            self._records_digest = None
+            self._record_changed(record)
 
     def record(self, rid: bytes) -> Record | None:
         """The held record with id `rid`, if any."""
@@ -325,6 +460,7 @@ class Replica:
         for record in gone:
             del self.records[record.key]
             self._record_ids.pop(record.id, None)
+            self._record_changed(record)
         if gone:
             self._records_digest = None
         return gone
@@ -335,6 +471,8 @@ class Replica:
         # Encoding the entry is deferred to the next digest: ingest stays cheap.
         self._stale.add(author)
         self._ops_digest = None
+        for watcher in self.watchers:
+            watcher(author, None)
 
     def entries(self) -> dict[bytes, bytes]:
         """Author -> its encoded feed entry (§10.1), as hashed into the digest."""
@@ -383,7 +521,7 @@ class Replica:
         """Re-apply ops read back from our own store, in the order they were stored."""
         count = 0
         for wire in wires:
-            op = decode_op(wire, self.network, check_signature=False)
+            op = decode_op(wire, self.network, check_signature=False, genesis=self.genesis)
             self.add(op)
             count += 1
         return count

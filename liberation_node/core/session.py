@@ -72,6 +72,7 @@ class CloseReason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     MISBEHAVING = "misbehaving"
     TOO_MANY_PEERS = "too_many_peers"
+    BANNED = "banned"  # the peer's score fell to the ban threshold (sync.md §4.7)
     SHUTDOWN = "shutdown"
     TRANSPORT_CLOSED = "transport_closed"
 
@@ -130,6 +131,10 @@ class Session:
         self._tokens_frames = config.max_frames_per_s * config.burst_s
         self._refilled = now
         self.close_reason: tuple[str, str, bool] | None = None
+        # Closed for a frame out of place (before HELLO, a second HELLO) rather than one
+        # that does not decode: a transport that duplicated or reordered frames could
+        # cause the first, only the peer the second (sync.md §4.7).
+        self.out_of_order = False
         self.bytes_in = self.bytes_out = 0
         signature = identity.sign(HELLO_DOMAIN + binding)
         self.send(Hello(config.protocol_version, network, identity.public_key, signature,
@@ -144,6 +149,7 @@ class Session:
     def _step(self, event: Input) -> State:
         nxt = TRANSITIONS.get((self.state, event))
         if nxt is None:
+            self.out_of_order = True
             self._close(CloseReason.PROTOCOL_ERROR,
                         f"{event.value} not allowed in {self.state.value}", by_peer=False)
             return self.state
@@ -219,6 +225,7 @@ class Session:
 
     def _hello(self, hello: Hello) -> None:
         if self.state is not State.HANDSHAKE:
+            self.out_of_order = True
             self._close(CloseReason.PROTOCOL_ERROR, "second HELLO", by_peer=False)
             return
         reason = None

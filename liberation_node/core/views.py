@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from .bodies import CHANNELS, Claim, Post, Register, Retract, Transfer
+from .bodies import CHANNELS, Claim, Post, PostHeader, Register, Retract, Transfer
 from .identity import id_to_text
 from .ledger import (
     HOUSING_CREDIT_CENTS,
@@ -20,6 +20,7 @@ from .ledger import (
     POOL_TOTAL_CENTS,
     WEEKLY_FLOW_CENTS,
 )
+from .reading import Reader
 from .records import NodeInfo, NodeLinks
 from .replica import Replica
 from .routes import shortest_routes, undirected
@@ -66,7 +67,7 @@ class ResourcePool:
 @dataclass(frozen=True, slots=True)
 class TruthMessage:
     id: str
-    content: str
+    content: str | None  # None when this node cannot show it (reading.py says why)
     source: str
     channel: str
     priority: int
@@ -74,6 +75,8 @@ class TruthMessage:
     spread_count: int  # nodes whose announced frontier holds it
     active: bool
     to: str | None
+    encrypted: bool = False  # sealed to its recipient and author (ops.md §13)
+    unreadable: str | None = None  # why `content` is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,10 @@ def _day(ms: int) -> datetime.date:
     return datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.UTC).date()
 
 
-def build_views(replica: Replica, local: bytes, now: int) -> Views:
-    """All views, as seen from node `local` (routes start there) at time `now`."""
+def build_views(replica: Replica, local: bytes, now: int, reader: Reader | None = None) -> Views:
+    """All views, as seen from node `local` (routes start there) at time `now`; message
+    texts as `reader` can show them (none of the direct messages without one)."""
+    reader = reader or Reader(None, replica.network)
     ledger = replica.ledger
     fork_at = {a: seq for a, seq, _ in replica.forks()}
     forked = set(fork_at)
@@ -181,9 +186,11 @@ def build_views(replica: Replica, local: bytes, now: int) -> Views:
     pool = ResourcePool(POOL_TOTAL_CENTS, ledger.pool_available, ledger.granted + ledger.claimed,
                         distributed_today, ledger.transferred)
 
-    # Reach (the seed's spread_count): how many nodes announce a frontier that holds the op.
+    # Reach (the seed's spread_count): how many nodes hold the op: this node (it holds
+    # what it shows) and every other node whose live announced frontier holds it. Our own
+    # announcement is older than what arrived since (records refresh slowly, ops.md §8.5).
     frontiers = [dict(r.body.frontier) for r in replica.records.values()
-                 if isinstance(r.body, NodeInfo) and r.expires > now]
+                 if isinstance(r.body, NodeInfo) and r.expires > now and r.author != local]
     def void(op_author: bytes, seq: int) -> bool:  # an equivocator's ops from its fork on
         return seq >= fork_at.get(op_author, seq + 1)
 
@@ -191,13 +198,15 @@ def build_views(replica: Replica, local: bytes, now: int) -> Views:
                  if isinstance(op.body, Retract) and not void(op.author, op.seq)}
     messages = []
     for op in ops:
-        if not isinstance(op.body, Post):
+        if not isinstance(op.body, Post | PostHeader):
             continue
-        reach = sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq)
+        reach = 1 + sum(1 for f in frontiers if f.get(op.author, 0) >= op.seq)
+        reading = reader.read(op, replica.contents)
         messages.append(TruthMessage(
-            op.id.hex(), op.body.text, id_to_text(op.author), op.body.channel, op.body.priority,
+            op.id.hex(), reading.text, id_to_text(op.author), op.body.channel, op.body.priority,
             op.timestamp, reach, op.id not in retracted and not void(op.author, op.seq),
-            id_to_text(op.body.to) if op.body.to else None))
+            id_to_text(reading.to) if reading.to else None, reading.encrypted,
+            reading.unreadable))
 
     channels = []
     for name in CHANNELS:

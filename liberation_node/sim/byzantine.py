@@ -5,7 +5,8 @@ node's open connections, encoded exactly as sessions encode them:
 
 - forged: an op in another author's name, next in that author's feed, signed
   with the wrong key (bad signature);
-- altered: a real op with one bit flipped (bad signature or undecodable);
+- altered: a real op with one bit flipped (bad signature or undecodable, or, in a
+  post's content, a content that does not match its header: bad_content);
 - replayed: real, old ops sent again (duplicates; harmless by design), pushed
   eagerly or not, with made-up hop counts;
 - equivocation: two different ops at one seq (the next one, or one of the last
@@ -21,7 +22,7 @@ import random
 from ..core import codec, frames
 from ..core.bodies import Post, dump_body
 from ..core.events import ConnId
-from ..core.ops import OP_DOMAIN, OP_FORMAT, Op, create_op
+from ..core.ops import OP_DOMAIN, OP_FORMAT, Op, create_op, post_content
 from .node import SimNode
 
 KINDS = ("forged", "altered", "replayed", "equivocation", "garbage")
@@ -51,7 +52,7 @@ class Adversary:
         if kind == "forged":
             return kind, [(conn, _ops_frame([self._forge(node, now)]))]
         if kind == "altered":
-            wire = bytearray(rng.choice(held).wire)
+            wire = bytearray(replica.carried(rng.choice(held)))
             at = rng.randrange(len(wire) - 64, len(wire)) if rng.random() < 0.5 \
                 else rng.randrange(len(wire))
             wire[at] ^= 1 << rng.randrange(8)
@@ -61,12 +62,13 @@ class Adversary:
             # Eager replays with made-up hop counts: a liar about distances must not
             # break the gossip tree for anyone else (sync.md §5.3).
             return kind, [(conn, frames.encode(frames.Ops(
-                rng.random() < 0.5, tuple((held[i].wire, rng.randint(0, frames.MAX_HOPS))
+                rng.random() < 0.5, tuple((replica.carried(held[i]),
+                                           rng.randint(0, frames.MAX_HOPS))
                                           for i in picks))))]
         if kind == "equivocation":
             a, b = self._equivocate(node, now)
             other = rng.choice(conns)
-            return kind, [(conn, _ops_frame([a.wire])), (other, _ops_frame([b.wire]))]
+            return kind, [(conn, _ops_frame([a.carried])), (other, _ops_frame([b.carried]))]
         if rng.random() < 0.5:
             return kind, [(conn, rng.randbytes(rng.randint(1, 64)))]
         return kind, [(conn, _ops_frame([rng.randbytes(rng.randint(1, 200))]))]
@@ -77,7 +79,9 @@ class Adversary:
         victim = self._rng.choice(victims) if victims else self._rng.randbytes(32)
         feed = replica.feeds.get(victim)
         head = feed.ops[-1] if feed is not None and feed.ops else None
-        kind, body = dump_body(Post("social", f"forged {self._n}", 1, None))
+        header, _ = post_content(Post("social", f"forged {self._n}", 1, None), node.identity,
+                                 self._network, None)
+        kind, body = dump_body(header)
         fields = [OP_FORMAT, self._network, victim, head.seq + 1 if head else 1,
                   head.id if head else None, [], max(now, head.timestamp if head else 0),
                   kind, codec.sorted_map(body)]

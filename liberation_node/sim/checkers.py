@@ -15,7 +15,9 @@ the op, in one line. The simulator never stops on a violation; it collects them.
   honest author is found forked by any node, no op is voided unless
   its author equivocated, and no honest peer is ever blamed for bad input or
   has its session closed as broken (the channel is reliable and ordered: loss
-  costs time, or the connection, never a frame).
+  costs time, or the connection, never a frame), and no honest node, nor the
+  address it connects from, is ever banned (sync.md §4.7: not even where loss
+  breaks connections, or a liar shares its peers).
 - Convergence (liveness): once faults have healed and a quiet period passed,
   every replica holds the same ops (equal op digests), and the same presence
   records up to the one refresh in flight: each node holds every record key
@@ -25,18 +27,30 @@ the op, in one line. The simulator never stops on a violation; it collects them.
   what convergence means for last-writer-wins data).
 - Agreement: replicas with the same ops have the same derived state (ledger),
   which is the CRDT promise; a broken merge shows up here.
+- Privacy (ops.md §13): no node ever stores a direct message's plaintext (every
+  batch a node commits is searched for the workload's marker), and at the end a
+  node can read a direct message exactly when it is its author or recipient, and
+  then reads what was written.
+- Retraction (ops.md §12.6): at the end, no node holds, stores or shows the
+  content of a post it holds a retract of.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 from ..core import codec
-from ..core.events import Changed, Misbehaved, PeerDown
-from ..core.identity import short_id
+from ..core.bodies import Body, Post, PostHeader, Retract
+from ..core.events import Banned, Changed, Misbehaved, PeerDown
+from ..core.identity import Identity, short_id
 from ..core.ops import Op
+from ..core.reading import Reader
 from ..core.replica import Replica
 from ..core.session import CloseReason
+from .workload import DM_MARKER
+
+_MARKER = DM_MARKER.encode()
 
 # Close reasons that say the peer broke the protocol (sync.md §4.3).
 _BLAMING = {CloseReason.PROTOCOL_ERROR, CloseReason.BAD_BINDING, CloseReason.RATE_LIMITED,
@@ -72,6 +86,7 @@ class Registry:
         self._slots: dict[tuple[bytes, int], bytes] = {}  # (author, seq) -> first op id
         self.equivocators: dict[bytes, int] = {}  # author -> lowest seq published twice
         self.honest: dict[bytes, int] = {}  # honest author -> node index
+        self.posts: dict[bytes, Post] = {}  # op id -> the post its writer asked for
 
     def sign(self, op: Op) -> None:
         """`op` exists: genuine, whether or not anyone but its author ever sees it."""
@@ -142,12 +157,14 @@ class Checker:
 
     # -- while running ----------------------------------------------------------------
 
-    def signed(self, node: int, op: Op, *, byzantine: bool) -> None:
-        """Node `node` signed `op` through its mesh; it is published once acknowledged
-        (`wrote`), when its commit is done."""
+    def signed(self, node: int, op: Op, *, byzantine: bool, body: Body | None = None) -> None:
+        """Node `node` signed `op` through its mesh (from `body`, what its user wrote); it
+        is published once acknowledged (`wrote`), when its commit is done."""
         if not byzantine:
             self.registry.honest.setdefault(op.author, node)
         self.registry.sign(op)
+        if isinstance(body, Post):
+            self.registry.posts[op.id] = body
 
     def wrote(self, at: int, node: int, op: Op, *, byzantine: bool) -> None:
         """`op` was published: an honest write acknowledged after its commit, or
@@ -158,11 +175,18 @@ class Checker:
         if not self.registry.add(op) and op.author in self.registry.honest:
             self.violations.add(at, f"honest node {node} signed two ops at seq {op.seq}")
 
-    def persisted(self, node: int, event: Changed) -> None:
+    def persisted(self, node: int, event: Changed, at: int = 0) -> None:
         """Node `node` committed `event`: from now on it must never lose those ops."""
         held = self._held.setdefault(node, {})
         for op in event.applied:
             held[op.id] = op
+            if _MARKER in op.wire:
+                self.violations.add(at, f"node {node} stored op {op.id.hex()[:16]} "
+                                    "with a direct message's plaintext in it")
+        for op_id, content in event.contents:
+            if content is not None and _MARKER in content:
+                self.violations.add(at, f"node {node} stored the content of "
+                                    f"{op_id.hex()[:16]} with a direct message's plaintext")
 
     def forked(self, at: int, node: int, author: bytes, seq: int) -> None:
         if author in self.registry.honest:
@@ -184,6 +208,20 @@ class Checker:
         if event.peer is not None and event.peer in self.registry.honest:
             self.violations.add(at, f"node {node} blamed honest node "
                                 f"{self.registry.honest[event.peer]}: {event.reason}")
+
+    def banned(self, at: int, node: int, event: Banned, honest: set[int]) -> None:
+        """A ban (sync.md §4.7) of an honest node's id, or of the address it connects
+        from (the simulator names node i's address `sim:i`)."""
+        who = self.registry.honest.get(event.peer) if event.peer is not None else None
+        if event.key.startswith("addr:sim:") and int(event.key[9:]) in honest:
+            who = int(event.key[9:])
+        elif event.key.startswith("id:") and bytes.fromhex(event.key[3:]) in self.registry.honest:
+            who = self.registry.honest[bytes.fromhex(event.key[3:])]
+        else:
+            who = None
+        if who is not None:
+            self.violations.add(at, f"node {node} banned honest node {who} ({event.key[:20]}): "
+                                f"{event.reason}")
 
     def closed(self, at: int, node: int, event: PeerDown) -> None:
         """An honest session closed for a reason that blames the peer (sync.md §4.3)."""
@@ -215,6 +253,43 @@ class Checker:
         self._lost(at, node, replica)
 
     # -- at the end -------------------------------------------------------------------
+
+    def contents(self, at: int, node: int, identity: Identity, replica: Replica,
+                 stored: bytes | None = None,
+                 stored_contents: Collection[bytes] = ()) -> None:
+        """At the end: who reads which direct message, and no retracted content left
+        (`stored`: every byte of the node's store, `stored_contents` its contents)."""
+        reader = Reader(identity, replica.network)
+        me = identity.public_key
+        for op in replica.ops.values():
+            body = op.body
+            if isinstance(body, Retract):
+                if body.post in replica.contents:
+                    self.violations.add(at, f"node {node} holds the content of "
+                                        f"{body.post.hex()[:16]}, which it knows is retracted")
+                continue
+            if not isinstance(body, PostHeader):
+                continue
+            reading = reader.read(op, replica.contents)
+            post = self.registry.posts.get(op.id)
+            if post is None or body.channel != "direct":
+                continue
+            party = me in (op.author, post.to)
+            if reading.text is not None and (not party or reading.text != post.text):
+                self.violations.add(at, f"node {node} reads direct message "
+                                    f"{op.id.hex()[:16]} of {short_id(op.author)}"
+                                    + ("" if party else ", which is not addressed to it"))
+            elif reading.text is None and party and op.id in replica.contents:
+                self.violations.add(at, f"node {node} cannot read its own direct message "
+                                    f"{op.id.hex()[:16]}: {reading.unreadable}")
+        if stored is not None and _MARKER in stored:
+            self.violations.add(at, f"node {node}'s store holds a direct message's plaintext")
+        held = set(stored_contents)
+        for post_id in replica.contents.retracted:
+            post = self.registry.posts.get(post_id)
+            if post is not None and post.to is None and post.text.encode() in held:
+                self.violations.add(at, f"node {node}'s store still holds the text of "
+                                    f"retracted post {post_id.hex()[:16]}")
 
     def final(self, at: int, replicas: dict[int, Replica], refresh_ms: int) -> None:
         for node, replica in replicas.items():

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import msgpack
 
-from ..core.ops import Op, op_id
+from ..core.errors import Rejection
+from ..core.ops import Op, header_of, op_id
 from ..core.replica import Replica
 from .checkers import Registry
 
@@ -58,7 +59,10 @@ class Metrics:
         known = self.registry.ops
         sent, got = self.hops[sender], self.hops[receiver]
         for wire in wires:
-            oid = op_id(wire)
+            try:
+                oid = op_id(header_of(wire))  # a carried form is known by its header
+            except Rejection:
+                continue
             if oid not in known:
                 continue
             self.copies[oid] = self.copies.get(oid, 0) + 1
@@ -67,10 +71,13 @@ class Metrics:
                 if hop is not None:
                     got[oid] = hop + 1
 
-    def dissemination(self, replicas: list[Replica]) -> Dissemination:
+    def dissemination(self, replicas: list[Replica],
+                      authors: set[bytes] | None = None) -> Dissemination:
         """Over the ops that must reach everyone: published (an own write that died with
-        its node before its commit never was) and not voided by an equivocation."""
-        ops = [op for op in self.registry.published.values() if not self.registry.voidable(op)]
+        its node before its commit never was), not voided by an equivocation, and, with
+        `authors`, written by one of them (the nodes expected to converge)."""
+        ops = [op for op in self.registry.published.values() if not self.registry.voidable(op)
+               and (authors is None or op.author in authors)]
         if not ops or not replicas:
             return Dissemination(1.0, 0, 0.0, 0.0)
         held = sum(1 for r in replicas for op in ops if op.id in r.ops)

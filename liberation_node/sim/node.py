@@ -27,14 +27,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..core.connections import Connections
+from ..core.contents import Retention, RetentionConfig
 from ..core.events import Changed
 from ..core.identity import Identity
 from ..core.mesh import Mesh, MeshConfig
 from ..core.ops import Op, op_id
 from ..core.peering import Peering, PeeringConfig, Source
+from ..core.reading import Reader
 from ..core.replica import Replica
 from ..store.base import Store
-from ..store.loader import open_replica
+from ..store.loader import apply_retention, open_replica
 
 T = TypeVar("T")
 
@@ -55,7 +57,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 class SimNode:
     def __init__(self, index: int, identity: Identity, store: Store, rng: random.Random,
                  mesh_config: MeshConfig, network: str, *, byzantine: bool,
-                 skew_ms: int = 0, peering: PeeringConfig | None = None,
+                 skew_ms: int = 0, retain_bytes: int | None = None,
+                 peering: PeeringConfig | None = None,
                  bootstrap: tuple[tuple[bytes, str], ...] = ()) -> None:
         self.index = index
         self.identity = identity
@@ -71,6 +74,7 @@ class SimNode:
         self.unstored: list[Changed] = []  # batches the next group commit writes
         self.commit_due = False
         self.acks: list[tuple[int, Op]] = []  # (ticket, own write) awaiting the commit
+        self.retain_bytes = retain_bytes
         self.peering_config = peering or PeeringConfig()
         self.bootstrap = bootstrap  # (node id, URL) the node starts knowing
         self.connections: Connections | None = None
@@ -96,6 +100,11 @@ class SimNode:
         writing (sync.md §10.2), as a daemon does unless it just made its identity."""
         now = self.now(world_ms)
         replica = run_sync(open_replica(self.store, self.network, now=now))
+        if self.retain_bytes is not None:  # as the daemon does on start (node.py)
+            policy = Retention(RetentionConfig(), self.identity.public_key,
+                               Reader(self.identity, self.network).opens)
+            policy.max_bytes = self.retain_bytes
+            run_sync(apply_retention(self.store, replica, policy, now))
         if hook is not None:
             hook(self.index, replica)
         config = dataclasses.replace(
@@ -124,7 +133,7 @@ class SimNode:
     def persist(self, changed: Changed) -> None:
         """Write one `Changed` event to the store, as the daemon does (one batch)."""
         run_sync(self.store.write(changed.applied, changed.excluded, changed.records,
-                                  changed.dropped_records))
+                                  changed.dropped_records, contents=changed.contents))
 
     def commit(self) -> tuple[list[Changed], list[Op]]:
         """The group commit: store every queued batch, tell the mesh; returns the batches

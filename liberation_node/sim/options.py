@@ -125,6 +125,9 @@ class SimConfig:
     # Memoize Ed25519 verification (exact inputs -> result) for speed at scale;
     # results are identical, see sim/sigcache.py.
     memo_verify: bool = False
+    # Each node keeps other people's post contents within this many bytes, newest
+    # first (ops.md §12.5: its retention); None: every node keeps every content.
+    retain_bytes: int | None = None
 
     def check(self) -> None:
         """Refuse options that cannot make a meaningful run (ValueError, one line)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from ..core.bodies import CHANNELS, Body, Claim, Post, Register, Retract, Transfer
+from ..core.bodies import CHANNELS, Body, Claim, Post, Register, Retract, Transfer, is_post
 from ..core.ledger import iso_week
 from ..core.replica import Replica
 
@@ -28,7 +28,7 @@ def choose_body(rng: random.Random, replica: Replica, me: bytes, now: int) -> Bo
         if have > 0 and payees:
             return Transfer(rng.choice(payees), rng.randint(1, min(have, 10_000)), "sim")
     if roll < 0.50:
-        posts = [op.id for op in replica.feed_ops(me) if isinstance(op.body, Post)]
+        posts = [op.id for op in replica.feed_ops(me) if is_post(op.body)]
         if posts:
             return Retract(rng.choice(posts))
     channel = rng.choice(CHANNELS)
@@ -39,4 +39,10 @@ def choose_body(rng: random.Random, replica: Replica, me: bytes, now: int) -> Bo
             channel = "social"
         else:
             to = rng.choice(others)
-    return Post(channel, f"message {rng.getrandbits(32):08x}", rng.randint(1, 10), to)
+    # A direct message's text is marked, so that the checkers can look for it where
+    # only ciphertext should be (sim/checkers.py).
+    marker = DM_MARKER if to is not None else "message "
+    return Post(channel, f"{marker}{rng.getrandbits(48):012x}", rng.randint(1, 10), to)
+
+
+DM_MARKER = "secret dm "

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from ..core.errors import LocalError, NotWritable
 from ..core.events import (
+    Banned,
     Changed,
     ConnId,
     Event,
@@ -59,7 +60,7 @@ from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
 from .metrics import Metrics
 from .network import Endpoint, Network
-from .node import ReplicaHook, SimNode
+from .node import ReplicaHook, SimNode, run_sync
 from .options import SimConfig
 from .report import SimResult, command_line
 from .sigcache import memoized_verify
@@ -116,8 +117,12 @@ class World:
             self.nodes.append(SimNode(
                 i, identity, make_store(i), random.Random(seed.getrandbits(64)), mesh,
                 config.network_name, byzantine=i in byzantine, skew_ms=skews[i],
-                peering=peering,
+                retain_bytes=config.retain_bytes, peering=peering,
                 bootstrap=tuple((identities[j].public_key, node_url(j)) for j in known)))
+        # The nodes expected to converge: the honest ones. A byzantine node is banned by
+        # its peers (sync.md §4.7) and may well stay apart; an honest node whose first
+        # peers were liars finds others by peer exchange (transport.md §7).
+        self.expected = {i for i in range(config.nodes) if i not in byzantine}
         self.network = Network(config.network, net_rng, self.clock, self.queue,
                                self._on_frame, self._on_closed)
         self.adversary = Adversary(byz_rng, config.network_name)
@@ -296,6 +301,10 @@ class World:
             self.metrics.count("sync_rounds")
         elif isinstance(event, SignalReceived):
             self._on_signal(node, event)
+        elif isinstance(event, Banned):
+            self.metrics.count("bans")
+            self.checker.banned(at, node.index, event,
+                                honest={n.index for n in self.nodes if not n.byzantine})
 
     def _commit(self, node: SimNode, starts: int) -> None:
         """The node's writer commits what is queued; own writes are acknowledged."""
@@ -308,7 +317,7 @@ class World:
             self.violations.add(at, f"node {node.index}: store refused a write: {exc}")
             return
         for changed in batches:
-            self.checker.persisted(node.index, changed)
+            self.checker.persisted(node.index, changed, at)
         for op in acked:
             self.checker.wrote(at, node.index, op, byzantine=node.byzantine)
         node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
@@ -340,7 +349,10 @@ class World:
         other = self.nodes[target]
         if node.starts != starts or not node.alive:
             return
-        if other.connections is None or self.network.cut(node.index, target) \
+        # The peer port refuses a banned address (403) and, when full, everyone (503).
+        if other.connections is None or other.mesh is None \
+                or self.network.cut(node.index, target) \
+                or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)) \
                 or not other.connections.accepts(len(other.connecting)):
             self._dial_failed(node, dial, starts)
             return
@@ -413,8 +425,9 @@ class World:
             peer = self.nodes[end.node]
             assert peer.mesh is not None
             peer.connecting.add(end.conn)
+            far = target if initiator else node.index  # its address: where it dials from
             peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
-                                      rtt_hint=rtt)
+                                      address=f"sim:{far}", rtt_hint=rtt)
             self.queue.push(now, functools.partial(self._flush, peer))
 
     # -- network callbacks --------------------------------------------------------------
@@ -453,7 +466,7 @@ class World:
             self.metrics.count("refused_byzantine" if node.byzantine else "refused_honest")
             return
         # Published (and counted as written) once committed: see `_commit`.
-        self.checker.signed(node.index, op, byzantine=node.byzantine)
+        self.checker.signed(node.index, op, byzantine=node.byzantine, body=body)
         node.acks.append((node.mesh.ticket, op))
         self.metrics.wrote(node.index, op)
         self.metrics.count("writes")
@@ -545,10 +558,13 @@ class World:
         self.queue.push(now + self.config.check_interval_ms, self._sample)
 
     def _all_equal(self) -> bool:
-        """Converged: every node alive, the same ops (op digests), and presence records
-        that agree by content (checkers.records_converged)."""
+        """Converged: every honest node alive, the same ops (op digests), and presence
+        records that agree by content (checkers.records_converged). A byzantine node is
+        left out: its peers ban it (sync.md §4.7), so it may well stay apart."""
         first: bytes | None = None
         for node in self.nodes:
+            if node.index not in self.expected:
+                continue
             if node.mesh is None:
                 return False
             digest = node.mesh.replica.ops_digest()
@@ -556,17 +572,28 @@ class World:
                 first = digest
             elif digest != first:
                 return False
-        return records_converged([n.replica for n in self.nodes],
+        return records_converged([n.replica for n in self.nodes if n.index in self.expected],
                                  self.config.mesh.record_refresh_ms) is True
 
     def _result(self) -> SimResult:
         cfg = self.config
-        replicas = {n.index: n.replica for n in self.nodes if n.alive}
+        replicas = {n.index: n.replica for n in self.nodes if n.alive and n.index in self.expected}
         end = self.clock.elapsed
         self.checker.final(end, replicas, cfg.mesh.record_refresh_ms)
-        diss = self.metrics.dissemination(list(replicas.values()))
-        converged = len(replicas) == cfg.nodes and self._all_equal()
-        digests = [n.replica.ops_digest().hex() if n.alive else "" for n in self.nodes]
+        for n in self.nodes:
+            if n.alive:
+                if n.unstored:  # what the writer would commit within commit_ms anyway
+                    self._commit(n, n.starts)
+                store = n.store
+                blob = store.stored_bytes() if isinstance(store, MemoryStore) else None
+                held = run_sync(store.load_contents())
+                self.checker.contents(end, n.index, n.identity, n.replica, blob,
+                                      [c for _, c in held])
+        diss = self.metrics.dissemination(list(replicas.values()), {
+            n.identity.public_key for n in self.nodes if n.index in self.expected})
+        converged = len(replicas) == len(self.expected) and self._all_equal()
+        digests = [n.replica.ops_digest().hex() if n.alive and n.index in self.expected else ""
+                   for n in self.nodes]
         convergence = None
         if converged and self.equal_since is not None:
             convergence = max(0, self.equal_since - self.last_disturbance)
@@ -577,6 +604,7 @@ class World:
                                                            "broken", "overflow")})
         faults.update({k: v for k, v in sorted(counts.items()) if k.startswith("byzantine_")})
         degrees = [len(n.mesh.peers()) for n in self.nodes if n.mesh is not None]
+        faults["bans"] = counts.get("bans", 0)
         traffic = {"frames": self.network.counts["frames"], "bytes": self.network.counts["bytes"],
                    **self.counts,
                    **{k: v for k, v in sorted(counts.items())
@@ -589,7 +617,8 @@ class World:
             last_delivery_hop=diss.last_delivery_hop, mean_hop=diss.mean_hop, rmr=diss.rmr,
             bytes_per_node=self.network.counts["bytes"] // cfg.nodes,
             violations=self.violations.lines(), writes=counts.get("writes", 0), end_ms=end,
-            digest=digests[0] if converged else None, faults=faults, traffic=traffic,
+            digest=next((d for d in digests if d), None) if converged else None, faults=faults,
+            traffic=traffic,
             closes=dict(sorted(self.metrics.closes.items())),
             misbehaved=dict(sorted(self.metrics.misbehaved.items())), digests=digests,
             command=command_line(cfg), p99_hop=diss.p99_hop)

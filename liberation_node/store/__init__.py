@@ -2,7 +2,7 @@
 and the loader that rebuilds a replica from a store (DESIGN.md §1, protocols/ops.md §5, §8)."""
 
 from .base import CorruptRow, SchemaTooNew, Store, StoreCounts, StoreError
-from .loader import bind_network, open_replica, persist
+from .loader import apply_retention, bind_network, open_replica, persist
 from .memory import MemoryStore
 from .sqlite import MIGRATIONS, SqliteStore
 
@@ -15,6 +15,7 @@ __all__ = [
     "Store",
     "StoreCounts",
     "StoreError",
+    "apply_retention",
     "bind_network",
     "open_replica",
     "persist",

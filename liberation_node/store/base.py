@@ -4,9 +4,11 @@ While a node runs, the replica (core/replica.py) is the truth; the store is
 what survives a restart. It keeps exactly the ops the replica holds, in the
 order the replica applied them, which is a causal order (protocols/ops.md §5):
 re-applying them in that order rebuilds the same replica, with the same digest.
-It also keeps the records the replica holds (§8), one per (author, kind), and,
-apart from both, the ops that a fork voided: evidence of an equivocation,
-never replicated, never reloaded.
+It also keeps the records the replica holds (§8), one per (author, kind), the
+post contents it holds (§12: apart from their headers, so that dropping one,
+for retention or because its post was retracted, deletes exactly its row) and,
+apart from all of these, the ops that a fork voided: evidence of an
+equivocation, never replicated, never reloaded.
 
 `MemoryStore` (simulation, unit tests) and `SqliteStore` (the node) share the
 row layouts and checks below, so that they behave alike row for row.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
+from ..core.contents import Change
 from ..core.errors import Void
 from ..core.ops import Op, op_id
 from ..core.records import Record
@@ -49,6 +52,17 @@ class StoreCounts:
     ops: int
     excluded: int
     records: int
+    contents: int = 0
+
+
+def final_contents(changes: Sequence[Change],
+                   excluded: Sequence[Op] = ()) -> dict[bytes, bytes | None]:
+    """What a batch's content changes come to, per op id (the last change wins): a
+    content to hold, or None to delete. The contents of excluded ops go too."""
+    out: dict[bytes, bytes | None] = {op.id: None for op in excluded}
+    for changed, content in changes:
+        out[changed] = content
+    return out
 
 
 def op_row(op: Op) -> OpRow:
@@ -106,9 +120,14 @@ class Store(Protocol):
         """Record wire bytes, ordered by (author, kind); raises `CorruptRow`."""
         ...
 
+    async def load_contents(self) -> list[tuple[bytes, bytes]]:
+        """(op id, content) of every post content held (protocols/ops.md §12)."""
+        ...
+
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False,
+                    contents: Sequence[Change] = ()) -> None:
         """Persist one batch in one transaction; returns only once it is durable.
 
         Durable means it survives a crash of this process. With `sync` it also
@@ -118,9 +137,11 @@ class Store(Protocol):
         In order: append `applied`; move `excluded` out of the ops into the
         forensic table; put each record in place of the held one for its
         (author, kind); delete each of `dropped_records` that is still the held
-        one. An applied op that is already stored refuses the whole batch
-        (`StoreError`, nothing written): the replica never applies an op twice,
-        so it means the store and the replica have parted.
+        one; then hold or delete post contents as `contents` says (the last change
+        of an op id wins; an excluded op's content goes too). An applied op that
+        is already stored refuses the whole batch (`StoreError`, nothing written):
+        the replica never applies an op twice, so it means the store and the
+        replica have parted.
         """
         ...
 
@@ -129,6 +150,11 @@ class Store(Protocol):
     async def meta_set(self, key: str, value: str) -> None: ...
 
     async def counts(self) -> StoreCounts: ...
+
+    async def checkpoint(self) -> None:
+        """Make deleted contents unrecoverable from the files (sqlite.py: the WAL's old
+        copies of their pages go); nothing to do for a store without files."""
+        ...
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ..core.contents import Change, Retention
 from ..core.errors import Rejection
-from ..core.ops import Op, op_id
+from ..core.ops import DEFAULT_GENESIS_MS, Op, content_problem, op_id
 from ..core.records import Record, decode_record
 from ..core.replica import Ingested, Replica
-from .base import Store, StoreError
+from .base import CorruptRow, Store, StoreError
 
 NETWORK_KEY = "network"
+GENESIS_KEY = "genesis"
 
 
-async def bind_network(store: Store, network: str) -> None:
-    """Tie the store to one network on first use, and refuse any other network after.
+async def bind_network(store: Store, network: str, genesis: int | None = None) -> int:
+    """Tie the store to one network and its genesis on first use, and refuse any other
+    after; returns the genesis (the stored one when `genesis` is None).
 
     Ops carry their network and are signed over it (protocols/ops.md §4): a
-    store from another network would not even decode.
+    store from another network would not even decode. The genesis is part of the
+    network's definition (ops.md §14): ops stored under one might be invalid under
+    another, so it cannot change under a store either.
     """
     held = await store.meta_get(NETWORK_KEY)
     if held is None:
@@ -32,13 +37,37 @@ async def bind_network(store: Store, network: str) -> None:
     elif held != network:
         raise StoreError(f"this store holds network {held!r}, not {network!r}; "
                          "use the data directory made for that network")
+    return await _bind_genesis(store, network, genesis, write=True)
 
 
-async def open_replica(store: Store, network: str, *, now: int | None = None) -> Replica:
+async def _bind_genesis(store: Store, network: str, genesis: int | None, *, write: bool) -> int:
+    held = await store.meta_get(GENESIS_KEY)
+    if held is None:
+        chosen = DEFAULT_GENESIS_MS if genesis is None else genesis
+        if write:
+            await store.meta_set(GENESIS_KEY, str(chosen))
+        return chosen
+    if genesis is not None and int(held) != genesis:
+        raise StoreError(f"this store holds network {network!r} with genesis {held}, not "
+                         f"{genesis} (protocols/ops.md §14: the genesis is part of the "
+                         "network); set genesis back, or use a new data directory")
+    return int(held)
+
+
+async def open_replica(store: Store, network: str, *, now: int | None = None,
+                       read_only: bool = False, genesis: int | None = None) -> Replica:
     """Build the replica a store holds. With `now` (ms), expired records are left out
-    and deleted from the store. Raises `StoreError` for a store that does not rebuild."""
-    await bind_network(store, network)
-    replica = Replica(network)
+    (and deleted from the store unless `read_only`). `genesis` is the network's (ops.md
+    §14); None takes the one the store holds. Raises `StoreError` for a store that does
+    not rebuild."""
+    if read_only:
+        held = await store.meta_get(NETWORK_KEY)
+        if held is not None and held != network:
+            raise StoreError(f"this store holds network {held!r}, not {network!r}")
+        chosen = await _bind_genesis(store, network, genesis, write=False)
+    else:
+        chosen = await bind_network(store, network, genesis)
+    replica = Replica(network, genesis=chosen)
     wires = await store.load_ops()
     for index, wire in enumerate(wires, 1):
         try:
@@ -61,9 +90,40 @@ async def open_replica(store: Store, network: str, *, now: int | None = None) ->
             expired.append(record)
         else:
             replica.add_record(record)
-    if expired:
+    if expired and not read_only:
         await store.write((), dropped_records=expired)
+    await _load_contents(store, replica, read_only)
     return replica
+
+
+async def _load_contents(store: Store, replica: Replica, read_only: bool) -> None:
+    """Hold the stored post contents. A content whose hash is not its header's is damage
+    (refused, like a corrupt row); one whose op is not held, or whose post is retracted,
+    is left over and deleted (ops.md §12.6)."""
+    stale: list[Change] = []
+    for n, (oid, content) in enumerate(await store.load_contents(), 1):
+        op = replica.ops.get(oid)
+        if op is None or oid in replica.contents.retracted:
+            stale.append((oid, None))
+            continue
+        problem = content_problem(op, content)
+        if problem is not None:
+            raise CorruptRow(f"contents row {n} (op {oid.hex()}) is corrupt: {problem}; "
+                             "restore the store from a backup or delete it to resync from "
+                             "peers")
+        replica.contents.load(oid, content)
+    if stale and not read_only:
+        await store.write((), contents=stale)
+
+
+async def apply_retention(store: Store, replica: Replica, policy: Retention | None,
+                          now: int) -> int:
+    """Set the node's retention policy and drop, and delete from the store, what it no
+    longer keeps (after a smaller budget, say); returns how many contents went."""
+    changes = replica.contents.configure(policy, replica.ops, now)
+    if changes:
+        await store.write((), contents=changes)
+    return len(changes)
 
 
 async def persist(store: Store, results: Iterable[Ingested], records: Sequence[Record] = (),
@@ -75,7 +135,9 @@ async def persist(store: Store, results: Iterable[Ingested], records: Sequence[R
     """
     applied: list[Op] = []
     excluded: list[Op] = []
+    contents: list[Change] = []
     for result in results:
         applied.extend(result.applied)
         excluded.extend(result.excluded)
-    await store.write(applied, excluded, records, dropped_records)
+        contents.extend(result.contents)
+    await store.write(applied, excluded, records, dropped_records, contents=contents)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..core.contents import Change
 from ..core.ops import Op
 from ..core.records import Record
 from .base import (
@@ -22,6 +23,7 @@ from .base import (
     StoreCounts,
     StoreError,
     check_row,
+    final_contents,
     op_row,
     record_row,
 )
@@ -34,6 +36,7 @@ class MemoryStore(Store):
         self._ops: dict[bytes, OpRow] = {}
         self._excluded: dict[bytes, tuple[OpRow, str]] = {}
         self._records: dict[tuple[bytes, str], RecordRow] = {}
+        self._contents: dict[bytes, bytes] = {}
         self._meta: dict[str, str] = {}
         self._open = False
 
@@ -61,9 +64,14 @@ class MemoryStore(Store):
         rows = [self._records[key] for key in sorted(self._records)]
         return [check_row("records", n, row[2], row[5]) for n, row in enumerate(rows, 1)]
 
+    async def load_contents(self) -> list[tuple[bytes, bytes]]:
+        self._check_open()
+        return list(self._contents.items())
+
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False,
+                    contents: Sequence[Change] = ()) -> None:
         self._check_open()
         ids = [op.id for op in applied]
         if len(set(ids)) != len(ids) or any(i in self._ops for i in ids):
@@ -79,6 +87,11 @@ class MemoryStore(Store):
             held = self._records.get(record.key)
             if held is not None and held[2] == record.id:
                 del self._records[record.key]
+        for op_id, content in final_contents(contents, excluded).items():
+            if content is None:
+                self._contents.pop(op_id, None)
+            else:
+                self._contents[op_id] = content
 
     async def meta_get(self, key: str) -> str | None:
         self._check_open()
@@ -90,4 +103,16 @@ class MemoryStore(Store):
 
     async def counts(self) -> StoreCounts:
         self._check_open()
-        return StoreCounts(len(self._ops), len(self._excluded), len(self._records))
+        return StoreCounts(len(self._ops), len(self._excluded), len(self._records),
+                           len(self._contents))
+
+    async def checkpoint(self) -> None:
+        self._check_open()
+
+    def stored_bytes(self) -> bytes:
+        """Every byte this store holds, for checks that grep a store (the simulator's)."""
+        parts = [row[4] for row in self._ops.values()]
+        parts += [row[4] for row, _ in self._excluded.values()]
+        parts += [row[5] for row in self._records.values()]
+        parts += list(self._contents.values())
+        return b"\x00".join(parts)

@@ -20,6 +20,13 @@ so that a downgrade can never damage the data of an upgrade.
 
 Order. `ops` is a rowid table and rows are only appended: SQLite gives a new
 row the largest rowid plus one, so rowid order is storage order, a causal order.
+
+Contents that go must be gone (protocols/ops.md §12.6: a retracted post's text).
+`secure_delete` makes SQLite overwrite a deleted row's bytes, and the pages it
+frees, with zeros; the WAL still holds older copies of those pages until a
+checkpoint that truncates it, which `checkpoint` runs (the writer calls it a
+little after a batch that deleted contents). VACUUM would do it too, but it
+rewrites the whole file (and needs as much free space again) for each purge.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..core.contents import Change
 from ..core.ops import Op
 from ..core.records import Record
 from .base import (
@@ -44,6 +52,7 @@ from .base import (
     StoreCounts,
     StoreError,
     check_row,
+    final_contents,
     op_row,
     record_row,
 )
@@ -64,6 +73,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         " version INTEGER NOT NULL, expires INTEGER NOT NULL, wire BLOB NOT NULL,"
         " PRIMARY KEY (author, kind)) STRICT, WITHOUT ROWID",
         f"PRAGMA application_id = {APPLICATION_ID}",
+    ),
+    (  # 2: post contents apart from their headers (op format 2, protocols/ops.md §12).
+        # Ops already stored are format 1 and keep their bodies inline: still valid.
+        "CREATE TABLE contents (id BLOB PRIMARY KEY, content BLOB NOT NULL) STRICT",
     ),
 )
 
@@ -137,6 +150,7 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: SQLite cannot use WAL here (journal mode {mode})")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA secure_delete = ON")  # deleted contents are zeroed
         for target in range(version + 1, latest + 1):
             await db.execute("BEGIN IMMEDIATE")
             try:
@@ -174,25 +188,33 @@ class SqliteStore(Store):
                 "SELECT id, wire FROM records ORDER BY author, kind")
         return [check_row("records", n, rid, wire) for n, (rid, wire) in enumerate(rows, 1)]
 
+    async def load_contents(self) -> list[tuple[bytes, bytes]]:
+        async with self._using() as db:
+            rows = await db.execute_fetchall("SELECT id, content FROM contents")
+        return [(bytes(i), bytes(c)) for i, c in rows]
+
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = (), *, sync: bool = False) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False,
+                    contents: Sequence[Change] = ()) -> None:
         async with self._using() as db:
-            if not (applied or excluded or records or dropped_records):
+            if not (applied or excluded or records or dropped_records or contents):
                 return
             if self.read_only:
                 raise StoreError(f"{self.path} is open read-only")
             if sync:
                 await db.execute("PRAGMA synchronous = FULL")
             try:
-                await self._transaction(db, applied, excluded, records, dropped_records)
+                await self._transaction(db, applied, excluded, records, dropped_records,
+                                        final_contents(contents, excluded))
             finally:
                 if sync:
                     await db.execute("PRAGMA synchronous = NORMAL")
 
     async def _transaction(self, db: aiosqlite.Connection, applied: Sequence[Op],
                            excluded: Sequence[Op], records: Sequence[Record],
-                           dropped_records: Sequence[Record]) -> None:
+                           dropped_records: Sequence[Record],
+                           contents: dict[bytes, bytes | None]) -> None:
         await db.execute("BEGIN IMMEDIATE")
         try:
             if applied:
@@ -208,6 +230,13 @@ class SqliteStore(Store):
                 await db.executemany(
                     "DELETE FROM records WHERE author = ? AND kind = ? AND id = ?",
                     [(r.author, r.kind, r.id) for r in dropped_records])
+            gone = [(i,) for i, c in contents.items() if c is None]
+            if gone:
+                await db.executemany("DELETE FROM contents WHERE id = ?", gone)
+            held = [(i, c) for i, c in contents.items() if c is not None]
+            if held:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO contents (id, content) VALUES (?, ?)", held)
             await db.commit()
         except BaseException as exc:
             # Also on cancellation: the statements already queued run first
@@ -238,7 +267,23 @@ class SqliteStore(Store):
             ops = await _first(db, "SELECT count(*) FROM ops")
             excluded = await _first(db, "SELECT count(*) FROM excluded_ops")
             records = await _first(db, "SELECT count(*) FROM records")
-        return StoreCounts(ops, excluded, records)
+            contents = await _first(db, "SELECT count(*) FROM contents")
+        return StoreCounts(ops, excluded, records, contents)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it to nothing, so that deleted
+        contents (zeroed in their pages by secure_delete) leave no older copy behind.
+        Raises `StoreError` when a reader holds an older snapshot (try again later)."""
+        async with self._using() as db:
+            if self.read_only:
+                return
+            try:
+                row = await db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"checkpoint of {self.path} failed: {exc}") from exc
+        busy = next(iter(row))[0] if row else 1
+        if busy:
+            raise StoreError(f"checkpoint of {self.path} could not finish: a reader is busy")
 
 
 async def _first(db: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()) -> Any:

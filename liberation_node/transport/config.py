@@ -95,6 +95,10 @@ class TransportConfig:
     ice_servers: tuple[str, ...] = ()  # STUN/TURN URLs, see the module docstring
     ice_addresses: tuple[str, ...] = ()  # local IPs for host candidates; () = all but loopback
     connect_timeout_s: float = 10.0  # dial or answer until the data channel is open
+    # ICE that has found no working candidate pair by then gives up (transport.md §2.6):
+    # an offer aimed at addresses that never answer must not hold its slot for the whole
+    # connect timeout. Loopback and LAN checks succeed in well under a second.
+    ice_timeout_s: float = 4.0
     high_water: int = 1 * MiB  # above this many buffered bytes a link is congested
     low_water: int = 256 * KiB  # wait_writable() returns once at or below this
     max_message_bytes: int = 64 * KiB  # largest message sent or accepted (sync.md §2)
@@ -111,6 +115,8 @@ class TransportConfig:
                 raise ValueError(f"ice_addresses: {address!r} is not an IP address") from None
         if not self.connect_timeout_s > 0:
             raise ValueError("connect_timeout_s must be positive")
+        if not self.ice_timeout_s > 0:
+            raise ValueError("ice_timeout_s must be positive")
         if not 0 <= self.low_water < self.high_water:
             raise ValueError("need 0 <= low_water < high_water")
         if not 0 < self.max_message_bytes <= MAX_MESSAGE_LIMIT:

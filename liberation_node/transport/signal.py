@@ -86,11 +86,81 @@ def parse(message: object, expected_type: str, ignore: frozenset[str] = frozense
     return check_sdp(kind, sdp, ignore)
 
 
+# What "parses as SDP" means (transport.md §3.10): RFC 8866 lines, and for the lines a
+# node reads, the grammar of their RFC, exactly. Everything else is left to the stack.
+_TYPES = frozenset("vosiuepcbtrzkam")  # RFC 8866 §9
+_TOKEN = r"[\x21-\x7e]+"
+_GRAMMAR = {
+    "m": re.compile(rf"m=[a-z]+ ([0-9]{{1,5}})(?:/[0-9]{{1,5}})? [A-Za-z0-9/]+(?: {_TOKEN})+"),
+    "c": re.compile(rf"c=IN IP[46] {_TOKEN}"),  # RFC 8866 §5.7
+}
+_ATTRIBUTE = re.compile(r"a=([A-Za-z0-9-]+)(?::(.*))?")  # RFC 8866 §5.13, att-field
+_VALUES = {
+    # RFC 8839 §5.1: foundation, component, transport, priority, address, port, typ, type
+    "candidate": re.compile(rf"[A-Za-z0-9+/]{{1,32}} [0-9]{{1,3}} [A-Za-z]+ ([0-9]{{1,10}}) "
+                            rf"{_TOKEN} ([0-9]{{1,5}}) typ [A-Za-z]+(?: {_TOKEN} {_TOKEN})*"),
+    "fingerprint": re.compile(r"[A-Za-z0-9-]+ [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*"),  # RFC 8122
+    "ice-ufrag": re.compile(r"[A-Za-z0-9+/]{4,256}"),  # RFC 8839 §5.4
+    "ice-pwd": re.compile(r"[A-Za-z0-9+/]{22,256}"),
+    "setup": re.compile(r"active|passive|actpass|holdconn"),  # RFC 4145 §4
+    "sctp-port": re.compile(r"([0-9]{1,5})"),  # RFC 8841 §5
+    "max-message-size": re.compile(r"[0-9]{1,10}"),
+}
+_RTP = frozenset({"rtpmap", "fmtp", "rtcp", "rtcp-fb", "ssrc", "ssrc-group", "extmap"})
+
+
+def _grammar(kind: str, sdp: str) -> None:
+    """Refuse an SDP that is not, line for line, in the grammar of transport.md §3.10."""
+    lines = sdp.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the line end of the last line
+    for number, raw in enumerate(lines, 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        why = _line_error(line, number)
+        if why is not None:
+            raise SignalError(f"{kind}: unparseable SDP (line {number}: {why})")
+
+
+def _line_error(line: str, number: int) -> str | None:
+    if not line or not all(" " <= c <= "~" for c in line):
+        return "empty, or not printable ASCII"
+    if len(line) < 2 or line[1] != "=" or line[0] not in _TYPES:
+        return "not <type>=<value> with a type of RFC 8866"
+    if number == 1 and line != "v=0":
+        return "the first line is not v=0"
+    shape = _GRAMMAR.get(line[0])
+    if shape is not None:
+        match = shape.fullmatch(line)
+        if match is None or (line[0] == "m" and int(match.group(1)) > 65535):
+            return f"not an {line[0]}= line"
+        return None
+    if line[0] != "a":
+        return None
+    attribute = _ATTRIBUTE.fullmatch(line)
+    if attribute is None:
+        return "not an attribute"
+    name, value = attribute.group(1), attribute.group(2)
+    if name in _RTP:
+        return f"a={name} is an RTP attribute: no data channel has one"
+    pattern = _VALUES.get(name)
+    if pattern is None:
+        return None
+    match = pattern.fullmatch(value or "")
+    if match is None:
+        return f"a={name} does not follow its grammar"
+    if name == "candidate" and (int(match.group(1)) > 2**32 - 1 or int(match.group(2)) > 65535):
+        return "a=candidate priority or port out of range"
+    if name == "sctp-port" and int(match.group(1)) > 65535:
+        return "a=sctp-port out of range"
+    return None
+
+
 def check_sdp(kind: str, sdp: str, ignore: frozenset[str] = frozenset()) -> Description:
     """Check the SDP of an offer or answer (ours too); raises SignalError."""
     size = len(sdp.encode("utf-8", "surrogatepass"))
     if size > MAX_SDP_BYTES:
         raise SignalError(f"{kind}: SDP of {size} bytes, at most {MAX_SDP_BYTES}")
+    _grammar(kind, sdp)
     try:
         session = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser asserts and unpacks freely

@@ -159,10 +159,12 @@ class Link:
 class _Connection:
     """One RTCPeerConnection, from creation until it is closed."""
 
-    def __init__(self, transport: WebRtcTransport, initiator: bool, tag: object = None) -> None:
+    def __init__(self, transport: WebRtcTransport, initiator: bool, tag: object = None,
+                 origin: str | None = None) -> None:
         self.transport = transport
         self.initiator = initiator
         self.tag = tag
+        self.origin = origin  # who sent the offer we answer (an address), for fairness
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=transport._ice_servers))
         self.local: signal.Description | None = None
         self.remote: signal.Description | None = None
@@ -172,6 +174,7 @@ class _Connection:
         self.reason = ""
         self.ended = asyncio.Event()  # the peer connection is closed
         self._expiry: asyncio.TimerHandle | None = None
+        self._ice_check: asyncio.TimerHandle | None = None
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("datachannel", self._incoming)
 
@@ -218,6 +221,20 @@ class _Connection:
         if not transport._call("on_open", link):
             self.shut("on_open failed")
 
+    def watch_ice(self) -> None:
+        """Both descriptions are set: ICE runs now. Give up early if it finds no working
+        pair within `ice_timeout_s` (transport.md §2.6), instead of holding a slot until
+        the connect timeout: an offer whose candidates point at addresses that never
+        answer costs this node little."""
+        config = self.transport.config
+        timeout = min(config.ice_timeout_s, config.connect_timeout_s)
+        self._ice_check = asyncio.get_running_loop().call_later(timeout, self._ice_due, timeout)
+
+    def _ice_due(self, timeout: float) -> None:
+        self._ice_check = None
+        if self.link is None and self.pc.iceConnectionState not in ("completed", "closed"):
+            self.shut(f"ICE found no working path within {timeout:g} s")
+
     def expire_at(self, deadline: float) -> None:
         """Close unless the channel has opened by `deadline` (loop time)."""
         if self.link is None and self.closing is None:
@@ -231,6 +248,8 @@ class _Connection:
         self.reason = reason
         if self._expiry is not None:
             self._expiry.cancel()
+        if self._ice_check is not None:
+            self._ice_check.cancel()
         if not self.opened.done():
             self.opened.set_result(None)
         self.closing = self.transport._spawn(self._close())
@@ -284,6 +303,11 @@ class WebRtcTransport:
         """Peer connections dialed or answered whose channel has not opened yet."""
         return sum(c.link is None and c.closing is None for c in self._conns)
 
+    def connecting_from(self, origin: str) -> int:
+        """Answered connections from `origin` (see `answer`) not open yet."""
+        return sum(c.link is None and c.closing is None and c.origin == origin
+                   for c in self._conns)
+
     async def dial(self, exchange: Exchange, tag: object = None) -> Link:
         """Connect to a peer: send our offer through `exchange`, which returns its answer.
 
@@ -295,14 +319,16 @@ class WebRtcTransport:
         conn = self._connection(initiator=True, tag=tag)
         return await self._attempt(conn, lambda: self._dial(conn, exchange), "dial")
 
-    async def answer(self, offer: dict[str, str]) -> dict[str, str]:
+    async def answer(self, offer: dict[str, str], origin: str | None = None) -> dict[str, str]:
         """Answer a peer's offer; the Link is reported to on_open once its channel opens.
 
         Raises SignalError for a bad offer (before anything is created). If the
-        channel does not open within `connect_timeout_s`, the connection is closed.
+        channel does not open within `connect_timeout_s`, or ICE finds no path within
+        `ice_timeout_s`, the connection is closed. `origin` names who sent the offer
+        (`connecting_from` counts its attempts).
         """
         remote = signal.parse(offer, "offer", self._ignore)
-        conn = self._connection(initiator=False)
+        conn = self._connection(initiator=False, origin=origin)
         conn.remote = remote
         deadline = asyncio.get_running_loop().time() + self.config.connect_timeout_s
         answer = await self._attempt(conn, lambda: self._answer(conn), "answer", deadline)
@@ -337,6 +363,7 @@ class WebRtcTransport:
             raise TransportError(f"dial: the offer exchange failed: {exc!r}") from exc
         conn.remote = signal.parse(answer, "answer", self._ignore)
         await self._set_remote(pc, conn.remote)
+        conn.watch_ice()
         link = await conn.opened
         if link is None:
             raise TransportError(f"dial: {conn.reason}")
@@ -349,6 +376,7 @@ class WebRtcTransport:
         restrict_host_addresses(pc, self.config.ice_addresses)
         await pc.setLocalDescription(await pc.createAnswer())
         conn.local = self._check_local(pc)
+        conn.watch_ice()
         return conn.local.as_dict()
 
     async def _attempt(self, conn: _Connection, work: Callable[[], Coroutine[Any, Any, T]],
@@ -387,10 +415,11 @@ class WebRtcTransport:
             raise TransportError(f"{what}: the transport closed")
         return task.result()
 
-    def _connection(self, initiator: bool, tag: object = None) -> _Connection:
+    def _connection(self, initiator: bool, tag: object = None,
+                    origin: str | None = None) -> _Connection:
         if self._closed:
             raise TransportError("the transport is closed")
-        conn = _Connection(self, initiator, tag)
+        conn = _Connection(self, initiator, tag, origin)
         self._conns.add(conn)
         return conn
 

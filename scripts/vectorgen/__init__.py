@@ -1,11 +1,22 @@
 """The protocol vector generator behind scripts/make_vectors.py (protocols/ops.md, sync.md,
-transport.md)."""
+transport.md, discovery.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import binding, encoding, feeds, frames, identity, ledger, ops, records
+from . import (
+    binding,
+    bodies,
+    discovery,
+    encoding,
+    feeds,
+    frames,
+    identity,
+    ledger,
+    ops,
+    records,
+)
 
 
 def build_all() -> dict[str, dict[str, Any]]:
@@ -31,4 +42,6 @@ def build_all() -> dict[str, dict[str, Any]]:
         "forks.json": ledger.build_forks(),
         "frames.json": frames.build(),
         "binding.json": binding.build(),
+        "discovery.json": discovery.build(),
+        "bodies.json": bodies.build(),
     }

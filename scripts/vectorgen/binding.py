@@ -267,6 +267,33 @@ def _sdp_cases() -> list[tuple[str, str, str, Any]]:
          with_candidates(ip, _candidate(2, "::", 5000))),
         ("port_0_candidate", "a candidate with port 0", "offer",
          with_candidates(ip, _candidate(2, "192.0.2.11", 0))),
+        # the grammar of §3.10
+        ("non_ascii", "a character that is not printable ASCII (in s=)", "offer",
+         msg(_replace(offer, "s=", "s=caf\u00e9"))),
+        ("line_separator_in_a_line", "U+2028 inside a line: only LF ends a line, and it is "
+         "not printable ASCII", "offer", msg(_replace(offer, "s=", "s=-\u2028x=1"))),
+        ("empty_line", "an empty line", "offer", msg(_replace(offer, "s=", "s=-\r\n"))),
+        ("first_line_not_v0", "the first line is not v=0", "offer",
+         msg(["v=1", *offer[1:]])),
+        ("unknown_line_type", "a line type RFC 8866 does not define", "offer",
+         msg([*offer, "x=1"])),
+        ("candidate_without_typ", "an a=candidate line without 'typ' (RFC 8839 §5.1)", "offer",
+         with_candidates("a=candidate:1 1 udp 2130706431 192.0.2.10 50000 host")),
+        ("candidate_priority_over_32_bits", "a candidate priority above 2^32 - 1", "offer",
+         with_candidates(_candidate(1, "192.0.2.10", 50000, priority=2**32))),
+        ("candidate_port_over_65535", "a candidate port above 65535", "offer",
+         with_candidates(ip, _candidate(2, "192.0.2.11", 65536))),
+        ("m_port_over_65535", "an m= port above 65535", "offer",
+         msg(_replace(offer, "m=application", "m=application 70000 UDP/DTLS/SCTP "
+                      "webrtc-datachannel"))),
+        ("rtp_attribute", "an a=rtpmap line: RTP attributes have no place in a data channel's "
+         "SDP", "offer", msg([*offer, "a=rtpmap:111 opus/48000/2"])),
+        ("ice_pwd_too_short", "an a=ice-pwd of 21 characters (RFC 8839 §5.4: 22 to 256)",
+         "offer", msg(_replace(offer, "a=ice-pwd", "a=ice-pwd:" + "p" * 21))),
+        ("setup_unknown", "an a=setup value RFC 4145 does not define", "offer",
+         msg(_replace(offer, "a=setup", "a=setup:whenever"))),
+        ("fingerprint_not_hex", "an a=fingerprint value that is not hex pairs (RFC 8122 §5)",
+         "offer", msg(_replace(offer, "a=fingerprint", "a=fingerprint:sha-256 XY:ZZ"))),
     ]
 
 

@@ -7,15 +7,25 @@ seed, every timestamp is a constant, and Ed25519 signatures are deterministic
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from liberation_node.core import codec
-from liberation_node.core.bodies import Body, Claim, Post, Register, Retract, Transfer, dump_body
+from liberation_node.core.bodies import (
+    Body,
+    Claim,
+    Post,
+    PostHeader,
+    Register,
+    Retract,
+    Transfer,
+    dump_body,
+)
 from liberation_node.core.errors import Rejection
 from liberation_node.core.identity import Identity, id_to_text
 from liberation_node.core.ledger import Ledger
-from liberation_node.core.ops import OP_DOMAIN, Dep, Op, create_op
+from liberation_node.core.ops import OP_DOMAIN, OP_FORMAT, Dep, Op, create_op
 from liberation_node.core.records import RECORD_DOMAIN
 from liberation_node.core.replica import Ingested, Replica
 
@@ -98,12 +108,22 @@ def rejection_reason(fn: Any, *args: Any, **kwargs: Any) -> str | None:
 
 # -- feeds --------------------------------------------------------------------------------
 
-class Writer:
-    """Writes one author's feed with `create_op` (so also ops a careful node would refuse)."""
+def seal_for(identity: Identity, seq: int, timestamp: int) -> bytes:
+    """The 'fresh randomness' of a vector's direct message: fixed, so the vectors are
+    reproducible (a real writer draws it from its entropy source, ops.md §13.3)."""
+    return hashlib.blake2b(b"vector seal" + identity.public_key + seq.to_bytes(8, "big")
+                           + timestamp.to_bytes(8, "big"), digest_size=32).digest()
 
-    def __init__(self, identity: Identity, network: str = NETWORK) -> None:
+
+class Writer:
+    """Writes one author's feed with `create_op` (so also ops a careful node would refuse),
+    in op format `format` (ops.md §12: 2, or 1 for the legacy vectors)."""
+
+    def __init__(self, identity: Identity, network: str = NETWORK,
+                 format: int = OP_FORMAT) -> None:
         self.identity = identity
         self.network = network
+        self.format = format
         self.head: Op | None = None
 
     def write(self, body: Body, timestamp: int, deps: Iterable[Dep] = ()) -> Op:
@@ -113,9 +133,11 @@ class Writer:
 
     def after(self, prev: Op | None, body: Body, timestamp: int, deps: Iterable[Dep] = ()) -> Op:
         """An op following `prev` without moving the head: how forks are written."""
-        return create_op(self.identity, network=self.network,
-                         seq=prev.seq + 1 if prev else 1, prev=prev.id if prev else None,
-                         timestamp=timestamp, body=body, deps=tuple(deps))
+        seq = prev.seq + 1 if prev else 1
+        return create_op(self.identity, network=self.network, seq=seq,
+                         prev=prev.id if prev else None, timestamp=timestamp, body=body,
+                         deps=tuple(deps), format=self.format,
+                         seal=seal_for(self.identity, seq, timestamp))
 
 
 def dep_json(dep: Dep) -> dict[str, Any]:
@@ -135,7 +157,7 @@ def describe_body(body: Body) -> str:
         return f"claim week {body.week}"
     if isinstance(body, Transfer):
         return f"transfer {body.amount} cents to {NAMES.get(body.to, h(body.to)[:8])}"
-    if isinstance(body, Post):
+    if isinstance(body, Post | PostHeader):
         return f"post on {body.channel}"
     assert isinstance(body, Retract)
     return f"retract {h(body.post)[:8]}"

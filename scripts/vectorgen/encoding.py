@@ -64,6 +64,21 @@ def _structural(name: str, hex_: str, refused_by: str, note: str) -> dict[str, A
             "refused_by": refused_by, "note": note}
 
 
+MAX_DEPTH = 1024  # nested arrays and maps a decoder MUST accept, and no more (§3.3.1)
+
+
+def _nested(name: str, depth: int, opener: bytes, note: str) -> dict[str, Any]:
+    """`depth` containers, each holding the next, around nil: given as hex only (a JSON
+    reader may not take the value nested that deep)."""
+    data = opener * depth + b"\xc0"
+    reason = rejection_reason(codec.unpack, data, LIMIT)
+    case: dict[str, Any] = {"name": name, "hex": h(data), "depth": depth,
+                            "canonical": reason is None, "decode": reason or "ok"}
+    assert (reason is None) == (depth <= MAX_DEPTH), (name, reason)
+    case["note"] = note
+    return case
+
+
 def _cases() -> list[dict[str, Any]]:
     keys_utf8 = {"z": 1, "\u00e9": 2, "\uff61": 3, "\U00010000": 4}
     return [
@@ -94,6 +109,9 @@ def _cases() -> list[dict[str, Any]]:
         _canonical("str_31", "a" * 31, "largest fixstr"),
         _canonical("str_32", "a" * 32, "str8"),
         _canonical("str_256", "a" * 256, "str16"),
+        _canonical("str_leading_bom", "\ufeffa", "U+FEFF (ef bb bf) at the start is part of "
+                   "the text: a decoder MUST keep it (JavaScript's TextDecoder drops it "
+                   "unless ignoreBOM is set; §3.6)"),
         _canonical("bin_empty", b"", "bin8 (there is no fixbin)"),
         _canonical("bin_32", bytes(range(32)), "a public key or op id"),
         _canonical("bin_256", bytes(256), "bin16"),
@@ -133,6 +151,14 @@ def _cases() -> list[dict[str, Any]]:
         _refused("str_utf8_surrogate", "a3eda080", "UTF-8 never encodes surrogates"),
         _refused("map_int_key", "810101", "map keys are text"),
         _refused("map_nil_key", "81c001", "map keys are text"),
+        _nested("array_nested_1024", MAX_DEPTH, b"\x91",
+                "1024 arrays, each the only element of the one around it, then nil: the "
+                "deepest nesting a decoder MUST accept (§3.3.1)"),
+        _nested("array_nested_1025", MAX_DEPTH + 1, b"\x91",
+                "1025 levels: MUST be refused as undecodable (§3.3.1), whatever the frame "
+                "or op around it"),
+        _nested("map_nested_1025", MAX_DEPTH + 1, b"\x81\xa1a",
+                "maps count as levels too: 1025 nested {\"a\": ...}"),
         _structural("map_unsorted_keys", "82a16201a16102", "ops_invalid.json:body_keys_unsorted",
                     "map keys out of order: refused as non_canonical when an op or record "
                     "body is parsed (the only maps in version 1)"),

@@ -12,7 +12,7 @@ rows did not all fit one frame (sync.md §6.3). For those the receiver compares
 only the feeds and record keys the sender listed (sync.md §6.4): `partial`
 shows that with the round's replicas, and `window` shows which rows the sender
 puts in when one bucket is too big (1,300 feeds in one bucket): the rows
-sorted, a cyclic window of at most 626 feed rows (512 record rows) starting at
+sorted, a cyclic window of at most 602 feed rows (512 record rows) starting at
 `rotate mod n`, `rotate` being the round salt's first 4 bytes as a big-endian
 integer.
 """
@@ -201,6 +201,9 @@ def _valid_cases() -> list[dict[str, Any]]:
         _valid("close_detail_256_code_points",
                "text limits count code points, not UTF-8 bytes (here 512 bytes, Appendix A.2)",
                frames.Close("protocol_error", "é" * 256)),
+        _valid("sync_heads_bucket_65535", "the largest bucket index a frame may carry "
+               "(bits 16; a sender uses at most 12, §6.3)",
+               frames.SyncHeads(1, 16, (65535,), (), (), (65535,))),
         _valid("sync_heads_4096_buckets", "a list of exactly MAX_ITEMS (4096) entries",
                frames.SyncHeads(1, 12, tuple(range(4096)), (), ())),
     ]
@@ -283,12 +286,12 @@ def _invalid_cases() -> list[dict[str, Any]]:
          enc([12, 1, 0, [0], [[a, 1, bytes(8), []]], [], []]), "malformed"),
         ("sync_heads_3_proofs", "SYNC_HEADS row with three proof prefixes",
          enc([12, 1, 0, [0], [[a[:8], 1, bytes(8), [bytes(8)] * 3]], [], []]), "malformed"),
-        ("sync_heads_bucket_65537", "SYNC_HEADS bucket index above 2^16",
-         enc([12, 1, 0, [65537], [], [], []]), "malformed"),
+        ("sync_heads_bucket_65536", "SYNC_HEADS bucket index 65536: 16 bits number buckets "
+         "0 to 65535", enc([12, 1, 16, [65536], [], [], []]), "malformed"),
         ("sync_heads_4097_buckets", "a list of MAX_ITEMS + 1 (4097) entries",
          enc([12, 1, 12, list(range(4097)), [], [], []]), "malformed"),
-        ("sync_heads_partial_65537", "SYNC_HEADS partial bucket index above 2^16",
-         enc([12, 1, 0, [0], [], [], [65537]]), "malformed"),
+        ("sync_heads_partial_65536", "SYNC_HEADS partial bucket index 65536",
+         enc([12, 1, 16, [0], [], [], [65536]]), "malformed"),
         ("sync_heads_partial_not_list", "SYNC_HEADS partial as one integer, not a list",
          enc([12, 1, 0, [0], [], [], 0]), "malformed"),
         ("sync_heads_5_fields", "SYNC_HEADS without its sixth field, partial (an earlier "

@@ -13,18 +13,20 @@ from typing import Any
 
 from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer
 from liberation_node.core.ledger import (
+    CLAIM_ARREARS_MS,
     HOUSING_CREDIT_CENTS,
     INVESTMENT_POOL_CENTS,
     POOL_TOTAL_CENTS,
     WEEKLY_FLOW_CENTS,
 )
-from liberation_node.core.ops import Op
+from liberation_node.core.ops import DEFAULT_GENESIS_MS, Op
 from liberation_node.core.replica import Replica
 
 from .common import (
     ALICE,
     BOB,
     CAROL,
+    DAVE,
     DAY,
     HOUR,
     MINUTE,
@@ -35,13 +37,15 @@ from .common import (
     op_row,
     state_json,
     step_json,
+    who,
 )
 
 AUTHORS = [ALICE.public_key, BOB.public_key, CAROL.public_key]
 
 
-def _final(replica: Replica, ops: Sequence[tuple[str, Op]]) -> dict[str, Any]:
-    state = state_json(replica, AUTHORS)
+def _final(replica: Replica, ops: Sequence[tuple[str, Op]],
+           authors: Sequence[bytes] = AUTHORS) -> dict[str, Any]:
+    state = state_json(replica, authors)
     state["effects"] = {label: effect_json(replica, op) for label, op in ops}
     return state
 
@@ -54,7 +58,8 @@ def _replay(ops: dict[str, Op], order: Sequence[str]) -> Replica:
 
 
 def scenario(name: str, description: str, ops: Sequence[tuple[str, Op]],
-             checkpoints: Sequence[int] = ()) -> dict[str, Any]:
+             checkpoints: Sequence[int] = (), authors: Sequence[bytes] = AUTHORS
+             ) -> dict[str, Any]:
     by_label = dict(ops)
     assert len(by_label) == len(ops)
     labels = [label for label, _ in ops]
@@ -64,11 +69,11 @@ def scenario(name: str, description: str, ops: Sequence[tuple[str, Op]],
     for i, (label, op) in enumerate(ops):
         steps.append(step_json(label, op.wire, replica.ingest(op.wire)))
         if i + 1 in checkpoints:
-            marks.append({"after_step": i + 1, **_final(replica, ops)})
-    final = _final(replica, ops)
+            marks.append({"after_step": i + 1, **_final(replica, ops, authors)})
+    final = _final(replica, ops, authors)
     orders = [labels[::-1], sorted(labels, key=lambda lb: by_label[lb].id)]
     for order in orders:
-        assert _final(_replay(by_label, order), ops) == final, (name, order)
+        assert _final(_replay(by_label, order), ops, authors) == final, (name, order)
     return {
         "name": name,
         "description": description,
@@ -123,6 +128,34 @@ def _ledger_scenario() -> dict[str, Any]:
         "transfers (valid, overdraft, valid only once deps acknowledge a credit, exactly the "
         "balance), a post and its retraction, an op before registering, a second register",
         ops)
+
+
+def _arrears_scenario() -> dict[str, Any]:
+    """Claims reach back at most CLAIM_ARREARS_MS before their own timestamp (§6.2.7)."""
+    d, e = Writer(DAVE), Writer(who(6))
+    week = 7 * DAY
+    late = T0 + 10 * week  # Monday 2026-03-16 12:00, week 202612; minus 28 days: 202608
+    assert late - CLAIM_ARREARS_MS == T0 + 6 * week
+    ops: list[tuple[str, Op]] = [
+        ("dave#1 register", d.write(Register("dave"), T0)),
+        ("dave#2 claim 202602 ten weeks later (beyond the arrears)",
+         d.write(Claim(202602), late)),
+        ("dave#3 claim 202607 (one week beyond the arrears)", d.write(Claim(202607), late)),
+        ("dave#4 claim 202608 (the oldest week within them)", d.write(Claim(202608), late)),
+        ("dave#5 claim 202612 (its own week)", d.write(Claim(202612), late)),
+        ("erin#1 register at the genesis", e.write(Register("erin"), DEFAULT_GENESIS_MS)),
+        ("erin#2 claim 202501 (the genesis week) dated 2026",
+         e.write(Claim(202501), T0)),
+        ("erin#3 claim 202602", e.write(Claim(202602), T0)),
+    ]
+    return scenario(
+        "claim_arrears",
+        "a claim covers a week from its author's register week, but at most "
+        "claim_arrears_ms (28 days) before the claim's own timestamp, up to that timestamp's "
+        "week (ops.md §6.2.7): dave claims ten weeks late and gets the last five weeks "
+        "only; erin, registered at the network's genesis (the earliest valid date, §14), "
+        "cannot claim the weeks since then from 2026",
+        ops, authors=[DAVE.public_key, who(6).public_key])
 
 
 def _fork_scenario() -> dict[str, Any]:
@@ -186,11 +219,12 @@ def build_ledger() -> dict[str, Any]:
                        "spendable, incoming; the pool; feed digest entries and digests). "
                        "Ingesting the ops in any order of 'orders' (labels) MUST give the "
                        "same 'final'. Amounts in cents.",
-        "spec": "protocols/ops.md §6.2, §10",
+        "spec": "protocols/ops.md §6.2, §6.2.7, §10, §14",
         "constants": {"pool_total": POOL_TOTAL_CENTS, "weekly_flow": WEEKLY_FLOW_CENTS,
                       "housing_credit": HOUSING_CREDIT_CENTS,
-                      "investment_pool": INVESTMENT_POOL_CENTS},
-        "cases": [_ledger_scenario()],
+                      "investment_pool": INVESTMENT_POOL_CENTS,
+                      "claim_arrears_ms": CLAIM_ARREARS_MS, "genesis": DEFAULT_GENESIS_MS},
+        "cases": [_ledger_scenario(), _arrears_scenario()],
     }
 
 

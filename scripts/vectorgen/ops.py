@@ -18,6 +18,8 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.identity import Identity
 from liberation_node.core.ops import (
+    DEFAULT_GENESIS_MS,
+    LEGACY_FORMAT,
     MAX_CLOCK_SKEW_MS,
     MAX_DEPS,
     MAX_OP_BYTES,
@@ -58,14 +60,15 @@ from .common import (
 def _valid(name: str, description: str, signer: Identity, op: Op) -> dict[str, Any]:
     _, body_map = dump_body(op.body)
     body_map = codec.sorted_map(body_map)
-    fields = [1, op.network, op.author, op.seq, op.prev,
+    fields = [op.format, op.network, op.author, op.seq, op.prev,
               [[d.author, d.seq, d.id] for d in op.deps], op.timestamp, op.kind, body_map]
     signed = OP_DOMAIN + codec.pack(fields)
     assert signed == OP_DOMAIN + b"\x99" + op.wire[1:-66]
     assert signer.sign(signed) == op.signature
-    return {
+    case: dict[str, Any] = {
         "name": name,
         "description": description,
+        "format": op.format,
         "input": {"seed": h(signer.seed), "network": op.network, "seq": op.seq,
                   "prev": hx(op.prev), "deps": [dep_json(d) for d in op.deps],
                   "timestamp": op.timestamp, "kind": op.kind, "body": body_json(op.body)},
@@ -77,10 +80,16 @@ def _valid(name: str, description: str, signer: Identity, op: Op) -> dict[str, A
         "wire_hex": h(op.wire),
         "id": h(op.id),
     }
+    if op.content is not None:  # a format-2 post: its content, and how it travels (§12.3)
+        case["content_hex"] = h(op.content)
+        case["carried_hex"] = h(op.carried)
+    return case
 
 
 def _valid_cases() -> list[dict[str, Any]]:
-    a, b, c, d = Writer(ALICE), Writer(BOB), Writer(CAROL), Writer(DAVE)
+    """Format-1 ops (still valid, §12.1): the examples of §4.5 and the ledger rules."""
+    a, b, c, d = (Writer(who, format=LEGACY_FORMAT) for who in (ALICE, BOB, CAROL, DAVE))
+    early = Writer(who(5), format=LEGACY_FORMAT)
     cases: list[dict[str, Any]] = []
 
     def add(name: str, description: str, w: Writer, op: Op) -> Op:
@@ -119,7 +128,7 @@ def _valid_cases() -> list[dict[str, Any]]:
     add("claim_seq1_with_deps", "valid as an op (its ledger effect is another matter)", d,
         d.after(None, Claim(202602), T0, (a3.ref,)))
     big = create_op(DAVE, network=NETWORK, seq=MAX_SEQ, prev=bytes([0xAB]) * 32,
-                    timestamp=MAX_TIMESTAMP_MS,
+                    timestamp=MAX_TIMESTAMP_MS, format=LEGACY_FORMAT,
                     body=Transfer(CAROL.public_key, MAX_AMOUNT_CENTS, ""),
                     deps=(Dep(ALICE.public_key, 2**32, bytes([0xCD]) * 32),))
     add("largest_numbers", "seq, timestamp and amount at their limits (uint64 encodings)",
@@ -127,6 +136,38 @@ def _valid_cases() -> list[dict[str, Any]]:
     add("claim_week_53", "week 53 of 2026, an ISO year with 53 weeks (valid as an op; its "
         "ledger effect depends on the claim window)", a,
         a.after(a.head, Claim(202653), T0 + 3 * HOUR))
+    add("post_text_leading_bom", "a text beginning with U+FEFF (ef bb bf): the BOM is part "
+        "of the value and of the signed bytes; a decoder that drops it (JavaScript's "
+        "TextDecoder does unless ignoreBOM) re-encodes other bytes (ops.md §3.6)", c,
+        c.after(c.head, Post("social", "\ufeffhello", 2, None), T0 + 4 * HOUR))
+    add("register_at_genesis", "dated exactly at the network's genesis (ops.md §14): the "
+        "earliest valid timestamp", early,
+        early.after(None, Register("early"), DEFAULT_GENESIS_MS))
+    return cases
+
+
+def _v2_cases() -> list[dict[str, Any]]:
+    """Format-2 ops (§12): what a node writes now."""
+    a, b, c = Writer(ALICE), Writer(BOB), Writer(CAROL)
+    cases: list[dict[str, Any]] = []
+
+    def add(name: str, description: str, w: Writer, op: Op) -> Op:
+        cases.append(_valid(name, description, w.identity, op))
+        w.head = op
+        return op
+
+    add("v2_register_seq1", "format 2: every kind but message.post keeps its format-1 body",
+        a, a.after(None, Register("alice"), T0))
+    b1 = add("v2_register_other", "another author", b, b.after(None, Register("bob"), T0))
+    post = add("v2_post_social", "a post's header names its content (the UTF-8 text) by size "
+               "and hash; the content travels as an 11th element (carried_hex)", c,
+               c.after(None, Post("social", "hello, mesh \u2713", 3, None), T0))
+    add("v2_post_direct", "a direct message: the content is the text sealed to bob and to "
+        "carol (§13), 434 bytes; the header does not name bob; one dep", c,
+        c.after(c.head, Post("direct", "see you at nine", 1, BOB.public_key), T0 + HOUR,
+                (b1.ref,)))
+    add("v2_retract", "a retract: its body stays in the header; holding it purges the post's "
+        "content (§12.6)", c, c.after(c.head, Retract(post.id), T0 + 2 * HOUR))
     return cases
 
 
@@ -150,10 +191,18 @@ def _transfer(**over: Any) -> list[Any]:
     return _fields(seq=2, prev=PREV, kind="ledger.transfer", body=body)
 
 
-def _post(**over: Any) -> list[Any]:
+def _post(format: int = 1, **over: Any) -> list[Any]:
     body: dict[str, Any] = {"channel": "social", "priority": 5, "text": "hi"}
     body.update(over)
-    return _fields(seq=2, prev=PREV, kind="message.post", body=codec.sorted_map(body))
+    return _fields(format=format, seq=2, prev=PREV, kind="message.post",
+                   body=codec.sorted_map(body))
+
+
+def _v2_post(**over: Any) -> list[Any]:
+    body: dict[str, Any] = {"channel": "social", "hash": bytes(32), "priority": 5, "size": 2}
+    body.update(over)
+    return _fields(format=2, seq=2, prev=PREV, kind="message.post",
+                   body=codec.sorted_map(body))
 
 
 def _signed(fields: list[Any], signer: Identity = ALICE) -> bytes:
@@ -275,13 +324,26 @@ def _decode_cases() -> list[DecodeCase]:
          "a dep's seq starts at 1"),
         ("dep_id_31_bytes", "malformed", _signed(_fields(deps=[[*_dep(2)[:2], PREV[:31]]])),
          "a dep's id is 32 bytes"),
-        ("format_2", "unsupported_format", _signed(_fields(format=2)), "format is 1"),
-        ("format_0", "unsupported_format", _signed(_fields(format=0)), "format is 1"),
+        ("format_3", "unsupported_format", _signed(_fields(format=3)), "format is 1 or 2"),
+        ("format_0", "unsupported_format", _signed(_fields(format=0)), "format is 1 or 2"),
         ("format_bool", "unsupported_format", _signed(_fields(format=True)),
          "true is not the integer 1"),
-        ("format_2_and_malformed", "unsupported_format",
-         _signed(_fields(format=2, seq=0, network="")),
+        ("format_3_and_malformed", "unsupported_format",
+         _signed(_fields(format=3, seq=0, network="")),
          "the format is checked before every other field"),
+        ("v2_post_with_text", "bad_body", _signed(_post(format=2)),
+         "a format-1 post body in format 2: its text is a content apart (§12.2)"),
+        ("v2_post_with_to", "bad_body",
+         _signed(_v2_post(channel="direct", size=434, to=BOB.public_key)),
+         "a format-2 direct post does not name its recipient (§13.1)"),
+        ("v2_post_size_zero", "bad_body", _signed(_v2_post(size=0)), "a text has 1 byte or more"),
+        ("v2_post_size_too_large", "bad_body", _signed(_v2_post(size=4097)),
+         "a text has at most 4096 bytes"),
+        ("v2_direct_size_not_sealed", "bad_body",
+         _signed(_v2_post(channel="direct", size=433)),
+         "a direct message's content has one of five sizes (§13.4)"),
+        ("v2_post_hash_31_bytes", "bad_body", _signed(_v2_post(hash=bytes(31))),
+         "hash is 32 bytes"),
         ("signature_flipped_bit", "bad_signature", flipped, "last signature bit flipped"),
         ("signed_by_other_key", "bad_signature", _signed(_fields(), signer=BOB),
          "author alice, signed by bob"),
@@ -356,6 +418,18 @@ def _decode_cases() -> list[DecodeCase]:
         ("deps_duplicate_author", "bad_deps",
          _signed(_fields(deps=[_dep(2), [who(2).public_key, 2, PREV]])),
          "at most one dep per author"),
+        ("dated_before_genesis", "before_genesis",
+         _signed(_fields(timestamp=DEFAULT_GENESIS_MS - 1)),
+         "1 ms before the network's genesis (ops.md §14; testnet's is the default, "
+         "1735689600000)"),
+        ("dated_1970", "before_genesis", _signed(_fields(timestamp=0)),
+         "a register dated 1970: it would open a claim window of 2,900 weeks"),
+        ("wrong_network_before_genesis", "wrong_network",
+         _signed(_fields(network=OTHER_NETWORK, timestamp=0)),
+         "the network is compared first: another network's genesis is not known"),
+        ("before_genesis_before_signature", "before_genesis",
+         _signed(_fields(timestamp=0))[:-1] + b"\x00",
+         "the genesis is checked before the signature (ops.md §7.6)"),
         ("dated_too_far_ahead", "from_the_future", _signed(_fields()),
          "the receiver's clock (now) is 15 min + 1 ms behind the op's timestamp",
          T0 - MAX_CLOCK_SKEW_MS - 1),
@@ -377,12 +451,13 @@ def _invalid_case(name: str, reason: str, wire: bytes, description: str,
 
 def build_valid() -> dict[str, Any]:
     return {
-        "description": "Valid ops: the inputs (seed, network, fields; body bin fields as hex), "
-                       "the canonical body map, the exact bytes signed (domain prefix "
-                       "included), the Ed25519 signature, the wire bytes and the op id "
-                       "(BLAKE2b-256 of the wire bytes).",
-        "spec": "protocols/ops.md §3, §4, §5, §6",
-        "cases": _valid_cases(),
+        "description": "Valid ops: the op format, the inputs (seed, network, fields; body bin "
+                       "fields as hex), the canonical body map, the exact bytes signed "
+                       "(domain prefix included), the Ed25519 signature, the wire bytes "
+                       "(the header) and the op id (BLAKE2b-256 of the wire bytes). Format-2 "
+                       "posts (v2_*) also give their content and carried form (§12.3).",
+        "spec": "protocols/ops.md §3, §4, §5, §6, §12, §14",
+        "cases": _valid_cases() + _v2_cases(),
     }
 
 

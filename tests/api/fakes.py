@@ -4,6 +4,7 @@ PeerPortHandler that answers by echoing."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,8 @@ from liberation_node.core.bodies import Body, Claim, Post, Register, Retract, Tr
 from liberation_node.core.errors import NotWritable
 from liberation_node.core.identity import Identity
 from liberation_node.core.ledger import iso_week
+from liberation_node.core.queries import Index, Topology
+from liberation_node.core.reading import Reader
 from liberation_node.core.replica import Replica
 from liberation_node.core.views import Views, build_views
 
@@ -28,29 +31,59 @@ class ReplicaNode:
 
     def __init__(self) -> None:
         self.replica = Replica(NETWORK)
+        self.reader = Reader(ME, NETWORK)
+        self._index = Index(self.replica, ME.public_key, self.reader)
         self.now = NOW
-        self.peers: list[dict[str, Any]] = []
+        self.peer_list: list[dict[str, Any]] = []  # as the node's peers() lists them
+        self.rtts: dict[bytes, int | None] = {}  # open sessions, for the topology
         self.queues: list[asyncio.Queue[dict[str, Any] | None]] = []
         self.paused: str | None = None  # why writes are refused (NotWritable), if they are
+        self.healthy = True
+        self.rejections: dict[str, int] = {}
+        self.views_built = 0
 
     def status(self) -> dict[str, Any]:
         ledger = self.replica.ledger
         return {"node_id": ME.text, "network": NETWORK, "version": "0.1.0",
-                "peers": self.peers, "ops": len(self.replica.ops),
+                "peers": [{"id": p["id"], "conn": i, "rtt_ms": p["rtt_ms"],
+                           "address": p["address"]} for i, p in enumerate(self.peer_list)],
+                "ops": len(self.replica.ops),
                 "records": len(self.replica.records), "pending": len(self.replica.pending),
                 "digest": self.replica.digest().hex(),
                 "pool_available_cents": ledger.pool_available,
                 "humans": sum(1 for a in ledger.accounts.values() if a.registered_at),
                 "uptime_s": 12.5}
 
+    def health_report(self) -> dict[str, Any]:
+        return {"ok": self.healthy, "checks": {"store": {"ok": True},
+                                               "degree": {"ok": self.healthy, "peers": 0}}}
+
+    def peers(self) -> list[dict[str, Any]]:
+        return self.peer_list
+
+    def counters(self) -> dict[str, Any]:
+        return {"bytes_received": 1234, "bytes_sent": 567, "messages_received": 8,
+                "messages_sent": 9, "links_opened": 2, "events_published": 3,
+                "events_dropped": 0, "rejections": dict(self.rejections)}
+
+    def index(self) -> Index:
+        return self._index
+
+    def topology(self) -> Topology:
+        return self._index.topology(self.now, self.rtts)
+
+    def now_ms(self) -> int:
+        return self.now
+
     def views(self) -> Views:
-        return build_views(self.replica, ME.public_key, self.now)
+        self.views_built += 1
+        return build_views(self.replica, ME.public_key, self.now, self.reader)
 
     def _write(self, body: Body) -> str:
         if self.paused is not None:
             raise NotWritable(self.paused)
         self.now += 1
-        return self.replica.append(ME, body, self.now).applied[0].id.hex()
+        return self.replica.append(ME, body, self.now, os.urandom(32)).applied[0].id.hex()
 
     async def register(self, name: str) -> str:
         return self._write(Register(name))

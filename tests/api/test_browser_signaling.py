@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from liberation_node.api.peer import LOG_BURST, LOG_EVERY_S, parse_origin, peer_app
+from liberation_node.api._http import LOG_BURST, LOG_RATE, Refusals
+from liberation_node.api.peer import parse_origin, peer_app
 
 from .fakes import NETWORK, OTHER, Clock, EchoHandler, error_of
 
@@ -114,8 +115,10 @@ def test_bad_origins_are_refused(bad: str) -> None:
 async def test_refused_offers_are_logged_once_each_and_rate_limited(
         handler: EchoHandler, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    async with TestClient(TestServer(peer_app(handler, burst=1000, clock=clock))) as c:
-        with caplog.at_level(logging.INFO, logger="liberation_node.api"):
+    refusals = Refusals(clock=clock)
+    app = peer_app(handler, burst=1000, clock=clock, refusals=refusals)
+    async with TestClient(TestServer(app)) as c:
+        with caplog.at_level(logging.INFO, logger="liberation_node.http"):
             for _ in range(LOG_BURST + 20):
                 await c.post("/v1/signal", json={**BODY, "network": "other"})
             said = [r.getMessage() for r in caplog.records]
@@ -123,33 +126,32 @@ async def test_refused_offers_are_logged_once_each_and_rate_limited(
             assert all("refused an offer from 127.0.0.1: 403 this node is on network" in m
                        for m in said)
             assert not any(r.exc_info for r in caplog.records)  # one line, no traceback
-            clock.t += LOG_EVERY_S
+            clock.t += 1 / LOG_RATE
             await c.post("/v1/signal", json=BODY, headers={"Origin": "https://evil.example"})
             last = caplog.records[-1].getMessage()
             assert "origin 'https://evil.example'" in last and "403 signaling from" in last
-            assert last.endswith("(20 more refusals not logged)")
+            assert last.endswith("(20 similar lines suppressed)")
             await c.get("/v1/info")
             await c.post("/v1/signal", json=BODY)  # answered: nothing to log
             assert len(caplog.records) == LOG_BURST + 1
+    assert refusals.counts["peer", 403] == LOG_BURST + 21
 
 
-def test_the_refusal_log_is_shared_and_counts_what_it_holds_back(
-        caplog: pytest.LogCaptureFixture) -> None:
-    """The node passes one LogLimiter to the peer port and to relayed offers: a flood of
-    either cannot flood the log."""
-    from liberation_node.api.peer import refusal_log
-
+def test_relayed_offers_share_the_log_and_its_limit(caplog: pytest.LogCaptureFixture) -> None:
+    """The node's one `Refusals` takes HTTP and relayed offers alike: a flood of either
+    cannot flood the log."""
     clock = Clock()
-    refusals = refusal_log(clock)
-    with caplog.at_level(logging.INFO, logger="liberation_node.api"):
+    refusals = Refusals(clock=clock)
+    with caplog.at_level(logging.INFO, logger="liberation_node.http"):
         for n in range(100):
-            refusals.info("refused a relayed offer from %s: %s", "lnx", f"reason {n}")
-        assert len(caplog.records) == LOG_BURST and refusals.held_back == 100 - LOG_BURST
-        clock.t += LOG_EVERY_S * 3  # room for three more lines
+            refusals.relayed_offer("lnx", f"reason {n}")
+        assert len(caplog.records) == LOG_BURST and refusals.suppressed == 100 - LOG_BURST
+        clock.t += 3 / LOG_RATE  # room for three more lines
         for n in range(5):
-            refusals.info("refused an offer from %s: %s", "127.0.0.1", f"late {n}")
+            refusals.relayed_offer("lny", f"late {n}")
     said = [r.getMessage() for r in caplog.records]
-    assert said[LOG_BURST] == f"refused an offer from 127.0.0.1: late 0 ({100 - LOG_BURST} " \
-                              "more refusals not logged)"
-    assert said[LOG_BURST + 1:] == ["refused an offer from 127.0.0.1: late 1",
-                                    "refused an offer from 127.0.0.1: late 2"]
+    assert said[LOG_BURST] == f"refused a relayed offer from lny: late 0 ({100 - LOG_BURST} " \
+                              "similar lines suppressed)"
+    assert said[LOG_BURST + 1:] == ["refused a relayed offer from lny: late 1",
+                                    "refused a relayed offer from lny: late 2"]
+    assert refusals.relayed == 105

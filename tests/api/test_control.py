@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from liberation_node.api.control import MAX_BODY_BYTES, MAX_SUBSCRIBERS, control_app
 from liberation_node.core.identity import id_to_text
 
-from .fakes import ME, NETWORK, OTHER, Clock, ReplicaNode, error_of
+from .fakes import ME, OTHER, Clock, ReplicaNode, error_of
 
 TOKEN = "5e" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -47,8 +46,8 @@ def port(client: Client) -> int:
 # -- reading --------------------------------------------------------------------------
 
 
-async def test_status_needs_no_token(client: Client, node: ReplicaNode) -> None:
-    response = await client.get("/api/v1/status")
+async def test_status_with_the_token(client: Client, node: ReplicaNode) -> None:
+    response = await client.get("/api/v1/status", headers=AUTH)
     assert response.status == 200
     assert await response.json() == node.status()
     assert response.headers["Server"] == "liberation-node"
@@ -57,7 +56,7 @@ async def test_status_needs_no_token(client: Client, node: ReplicaNode) -> None:
 
 async def test_views_are_the_dataclasses_as_json(client: Client, node: ReplicaNode) -> None:
     await node.register("ada")
-    views = await (await client.get("/api/v1/views")).json()
+    views = await (await client.get("/api/v1/views", headers=AUTH)).json()
     assert set(views) == {"humans", "transactions", "resource_pools", "truth_messages",
                           "channels", "message_spreads", "mesh_nodes", "node_connections",
                           "mesh_routes"}
@@ -66,16 +65,32 @@ async def test_views_are_the_dataclasses_as_json(client: Client, node: ReplicaNo
     assert [c["name"] for c in views["channels"]] == ["billboard", "social", "media", "direct"]
 
 
-async def test_index_links_to_the_api(client: Client) -> None:
+async def test_the_page_and_its_assets_are_served_with_a_strict_policy(client: Client) -> None:
     response = await client.get("/")
     assert response.status == 200
     assert response.content_type == "text/html"
-    assert 'href="/api/v1/status"' in await response.text()
+    page = await response.text()
+    assert '<script type="module" src="/static/app.js">' in page
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "<script>" not in page and " style=" not in page  # nothing inline: the CSP allows none
+    for name, kind in [("app.js", "text/javascript"), ("dom.js", "text/javascript"),
+                       ("mesh.js", "text/javascript"), ("style.css", "text/css")]:
+        asset = await client.get(f"/static/{name}")
+        assert (asset.status, asset.content_type) == (200, kind)
+        text = await asset.text()  # untrusted text goes in as text, never parsed as HTML
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text
+    assert (await client.get("/favicon.svg")).content_type == "image/svg+xml"
+    for missing in ("/static/../control.py", "/static/nothing.js", "/static/"):
+        assert (await client.get(missing)).status in (401, 404)  # not a file we serve
 
 
 async def test_unknown_paths_and_methods_are_json_errors(client: Client) -> None:
-    assert await error_of(await client.get("/api/v1/nothing"), 404) == "not found"
-    response = await client.get("/api/v1/register")
+    assert await error_of(await client.get("/api/v1/nothing", headers=AUTH), 404) == "not found"
+    response = await client.get("/api/v1/register", headers=AUTH)
     assert await error_of(response, 405) == "method not allowed"
     assert response.headers["Allow"] == "POST"
 
@@ -115,7 +130,8 @@ def test_an_empty_token_is_refused() -> None:
 @pytest.mark.parametrize("host", ["localhost:{p}", "LOCALHOST:{p}", "127.0.0.1:{p}",
                                   "127.1.2.3:{p}", "[::1]:{p}"])
 async def test_loopback_hosts_with_our_port_pass(client: Client, host: str) -> None:
-    response = await client.get("/api/v1/status", headers={"Host": host.format(p=port(client))})
+    response = await client.get("/api/v1/status", headers={**AUTH,
+                                                           "Host": host.format(p=port(client))})
     assert response.status == 200
 
 
@@ -126,7 +142,7 @@ async def test_loopback_hosts_with_our_port_pass(client: Client, host: str) -> N
 async def test_foreign_hosts_are_refused(client: Client, host: str) -> None:
     """DNS rebinding: a name that resolves to 127.0.0.1 still sends its own Host."""
     value = host.format(p=port(client), q=port(client) + 1)
-    for response in (await client.get("/api/v1/status", headers={"Host": value}),
+    for response in (await client.get("/api/v1/status", headers={**AUTH, "Host": value}),
                      await client.post("/api/v1/register", json={}, headers={**AUTH,
                                                                            "Host": value})):
         assert "Host" in await error_of(response, 403)
@@ -136,7 +152,8 @@ async def test_allowed_hosts_extend_the_loopback_names(node: ReplicaNode) -> Non
     app = control_app(node, TOKEN, allowed_hosts=["Node.Lan"])
     async with TestClient(TestServer(app)) as c:
         assert c.server.port is not None
-        ok = await c.get("/api/v1/status", headers={"Host": f"node.lan:{c.server.port}"})
+        ok = await c.get("/api/v1/status", headers={**AUTH,
+                                                    "Host": f"node.lan:{c.server.port}"})
         assert ok.status == 200
 
 
@@ -155,7 +172,7 @@ async def test_cross_origin_requests_are_refused(client: Client, node: ReplicaNo
     response = await client.post("/api/v1/register", json={}, headers={**AUTH, "Origin": value})
     assert "origin" in await error_of(response, 403)
     assert not node.replica.ops
-    await error_of(await client.get("/api/v1/status", headers={"Origin": value}), 403)
+    await error_of(await client.get("/api/v1/status", headers={**AUTH, "Origin": value}), 403)
 
 
 # -- bodies and fields ----------------------------------------------------------------
@@ -223,7 +240,16 @@ async def test_posts_and_retracts(client: Client, node: ReplicaNode) -> None:
 
     response = await client.post(f"/api/v1/messages/{post_id.upper()}/retract", headers=AUTH)
     assert response.status == 201
-    assert not next(m for m in node.views().truth_messages if m.id == post_id).active
+    retracted = next(m for m in node.views().truth_messages if m.id == post_id)
+    assert (retracted.active, retracted.content, retracted.unreadable) == (
+        False, None, "retracted")
+
+
+async def test_a_direct_message_needs_a_recipient_it_can_be_sealed_to(client: Client) -> None:
+    no_key = id_to_text(b"\xff" * 32)  # a well-formed id that is no Ed25519 key
+    response = await client.post("/api/v1/messages", headers=AUTH, json={
+        "text": "psst", "channel": "direct", "to": no_key})
+    assert "not a valid key" in await error_of(response, 409)
 
 
 @pytest.mark.parametrize("op_id", ["abc", "zz" * 32, "00" * 33])
@@ -375,74 +401,15 @@ async def test_shutdown_closes_event_streams(node: ReplicaNode) -> None:
         await client.close()
 
 
-# -- metrics --------------------------------------------------------------------------
-
-SAMPLE = re.compile(r'^liberation_[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? -?[0-9.e+]+$')
-
-
-def parse_metrics(text: str) -> dict[str, str]:
-    """Check the exposition format line by line; return {name{labels}: value}."""
-    assert text.endswith("\n")
-    samples: dict[str, str] = {}
-    declared: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            assert kind == "gauge" and name not in declared
-            declared.add(name)
-            continue
-        assert SAMPLE.match(line), line
-        series, value = line.rsplit(" ", 1)
-        assert series.split("{")[0] in declared, line  # TYPE comes before the samples
-        samples[series] = value
-    return samples
-
-
-async def test_metrics_in_prometheus_text_format(client: Client, node: ReplicaNode,
-                                                 clock: Clock) -> None:
-    await node.register("ada")
-    node.peers = [{"id": OTHER.text, "conn": 1, "rtt_ms": 12, "address": "127.0.0.1:5"},
-                  {"id": 'we"ird\\', "conn": 2, "rtt_ms": None, "address": None}]
-    response = await client.get("/metrics")
-    assert response.status == 200
-    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    samples = parse_metrics(await response.text())
-    assert samples[f'liberation_info{{node_id="{ME.text}",network="{NETWORK}",'
-                   'version="0.1.0"}'] == "1"
-    assert samples["liberation_peers"] == "2"
-    assert samples[f'liberation_peer_rtt_milliseconds{{peer="{OTHER.text}"}}'] == "12"
-    assert len([s for s in samples if s.startswith("liberation_peer_rtt")]) == 1
-    assert samples["liberation_ops"] == "1"
-    assert samples["liberation_pending_ops"] == "0"
-    assert samples["liberation_humans"] == "1"
-    assert samples["liberation_uptime_seconds"] == "12.5"
-    assert int(samples["liberation_pool_available_cents"]) == \
-        node.replica.ledger.pool_available
-
-
-async def test_metrics_digest_age(client: Client, node: ReplicaNode, clock: Clock) -> None:
-    async def age() -> float:
-        text = await (await client.get("/metrics")).text()
-        return float(parse_metrics(text)["liberation_digest_age_seconds"])
-
-    clock.t += 30  # since the app was made
-    assert await age() == 30.0
-    clock.t += 5
-    assert await age() == 35.0
-    await node.register("ada")  # a new digest: the age starts again at this scrape
-    clock.t += 1
-    assert await age() == 0.0
-    clock.t += 2
-    assert await age() == 2.0
-
-
-async def test_metrics_leave_out_what_status_lacks(node: ReplicaNode,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(node, "status", lambda: {"node_id": ME.text, "peers": [],
-                                                 "ops": 3, "digest": "00"})
-    async with TestClient(TestServer(control_app(node, TOKEN))) as c:
-        samples = parse_metrics(await (await c.get("/metrics")).text())
-    assert set(samples) == {f'liberation_info{{node_id="{ME.text}"}}', "liberation_peers",
-                            "liberation_ops", "liberation_digest_age_seconds"}
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/ledger/transfer", {"to": ME.text, "amount_cents": 100}),
+    ("/api/v1/messages", {"text": "note to self", "channel": "direct", "to": ME.text}),
+])
+async def test_paying_or_messaging_yourself_is_refused_not_a_crash(
+        client: Client, node: ReplicaNode, path: str, body: dict[str, Any]) -> None:
+    await client.post("/api/v1/register", json={"name": "ada"}, headers=AUTH)
+    await client.post("/api/v1/ledger/claim", headers=AUTH)
+    held = len(node.replica.ops)
+    message = await error_of(await client.post(path, json=body, headers=AUTH), 409)
+    assert "yourself" in message
+    assert len(node.replica.ops) == held

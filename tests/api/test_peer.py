@@ -275,3 +275,36 @@ async def test_send_offer_refuses_bad_replies(status: int, body: bytes, chunked:
         with pytest.raises(SignalError, match=message):
             await send_offer(str(c.make_url("/v1/signal")), NETWORK, OTHER.public_key, OFFER,
                              timeout=5)
+
+
+class _SlowToConnect(aiohttp.TCPConnector):
+    """Its first connection attempts never complete, as when SYNs are dropped."""
+
+    def __init__(self, stalls: int) -> None:
+        super().__init__()
+        self.stalls = stalls
+        self.attempts = 0
+
+    async def _wrap_create_connection(self, *args: Any, timeout: Any, **kw: Any) -> Any:
+        self.attempts += 1
+        if self.attempts <= self.stalls:  # as aiohttp bounds the real connect: sock_connect
+            async with asyncio.timeout(timeout.sock_connect):
+                await asyncio.sleep(3600)
+        return await super()._wrap_create_connection(*args, timeout=timeout, **kw)
+
+
+async def test_send_offer_connects_again_when_a_connection_stalls(client: Client) -> None:
+    """A dial under way when a partition heals should not wait for the kernel's next
+    SYN retransmission (up to 4 s later): it connects again every `connect_every`."""
+    url = str(client.make_url("/v1/signal"))
+    connector = _SlowToConnect(stalls=2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        answer = await send_offer(url, NETWORK, OTHER.public_key, OFFER, timeout=5,
+                                  session=session, connect_every=0.05)
+    assert answer["type"] == "answer" and connector.attempts == 3
+    stalled = _SlowToConnect(stalls=1000)
+    async with aiohttp.ClientSession(connector=stalled) as session:
+        with pytest.raises(SignalTimeout, match=r"no answer within 0\.3 s"):
+            await send_offer(url, NETWORK, OTHER.public_key, OFFER, timeout=0.3,
+                             session=session, connect_every=0.05)
+    assert 3 <= stalled.attempts <= 7

@@ -39,11 +39,13 @@ class Daemon:
     def __init__(self, data_dir: Path, *, name: str, bootstrap: list[str] | None = None,
                  extra: list[str] | None = None, network: str = NETWORK,
                  env: dict[str, str] | None = None, prefix: list[str] | None = None,
-                 root: Path | None = None, address: str = "127.0.0.1") -> None:
+                 root: Path | None = None, address: str = "127.0.0.1",
+                 cwd: Path | None = None) -> None:
         """`env` adds to the environment; `prefix` runs the command under another (e.g.
         `ip netns exec NS`, `unshare -m ...`); `root` is where this process sees the data
         directory when the daemon has a mount namespace of its own (e.g. /proc/PID/root);
-        `address` is its peer port's and ICE's address."""
+        `address` is its peer port's and ICE's address; `cwd` its working directory (with
+        `env` PYTHONPATH, the way to run another source tree: `-m` looks in it first)."""
         self.data_dir = data_dir
         self.name = name
         self.bootstrap = bootstrap or []
@@ -53,6 +55,7 @@ class Daemon:
         self.prefix = prefix or []
         self.root = root
         self.address = address
+        self.cwd = cwd
         self.proc: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
@@ -66,7 +69,7 @@ class Daemon:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.lines = queue.Queue()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, cwd=self.cwd)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
         self.wait_for_line(lambda line: " up on network " in line, timeout)

@@ -338,3 +338,49 @@ def test_clocks_apart_by_just_under_the_bound_converge(tmp_path: Path,
     assert abs(b.status()["clock_offset_ms"] - 14 * 60_000) < 5_000
     assert abs(a.status()["clock_offset_ms"] + 14 * 60_000) < 5_000
     assert "ahead of its peers" in b.status()["clock_warning"]
+
+
+def test_a_restore_with_no_peer_in_reach_forks_and_says_so(tmp_path: Path,
+                                                           daemons: list[Daemon]) -> None:
+    """What the check guards against, and what the node says when it happens anyway:
+    restored from a backup and started with no peer in reach, the node writes after
+    the grace period (with a warning); meeting its peer again, both find the fork."""
+    peer = start(daemons, tmp_path, "peer")
+    node = start(daemons, tmp_path, "node", bootstrap=[peer.peer_url])
+    for i in range(3):
+        node.api("POST", "/api/v1/messages", {"text": f"before the backup {i}"})
+    wait_until(lambda: converged([node, peer], ops=3), 30, "the peer to hold them")
+    backup = tmp_path / "backup"
+    shutil.copytree(node.data_dir, backup, ignore=shutil.ignore_patterns("run.json", "lock"))
+    node.api("POST", "/api/v1/messages", {"text": "after the backup"})
+    wait_until(lambda: converged([node, peer], ops=4), 30, "the peer to hold 4")
+    node.kill()
+    peer.stop()
+    shutil.rmtree(node.data_dir)
+    shutil.copytree(backup, node.data_dir)
+    alone = start(daemons, tmp_path, "node")  # no bootstrap, the peer is down
+    alone.wait_for_line(lambda line: "no peer could be reached" in line, 30)
+    alone.api("POST", "/api/v1/messages", {"text": "a second op at seq 4"})
+    again = Daemon(peer.data_dir, name="peer", bootstrap=[alone.peer_url])
+    daemons.append(again)
+    again.start()
+    alone.wait_for_line(lambda line: "THIS NODE'S IDENTITY HAS EQUIVOCATED" in line, 30)
+    again.wait_for_line(lambda line: " WARNING " in line and "equivocated at seq 4" in line,
+                        30)
+    status, body = alone.call("POST", "/api/v1/messages", {"text": "refused for good"})
+    assert status == 409 and "equivocated" in body["error"]
+
+
+def test_read_only_commands_work_beside_the_running_node(tmp_path: Path,
+                                                         daemons: list[Daemon]) -> None:
+    node = start(daemons, tmp_path, "n")
+    node.api("POST", "/api/v1/messages", {"text": "hello"})
+    cli = [sys.executable, "-m", "liberation_node"]
+    summary = subprocess.run([*cli, "summary", "--json", "--data-dir", str(node.data_dir)],
+                             capture_output=True, text=True, timeout=60)
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["ops"] == 1
+    status = subprocess.run([*cli, "status", "--json", "--data-dir", str(node.data_dir)],
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and json.loads(status.stdout)["ops"] == 1
+    assert node.call("POST", "/api/v1/messages", {"text": "still writing"})[0] == 201

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from liberation_node.core.bodies import Claim, Post
 from liberation_node.core.errors import Rejection
 from liberation_node.core.events import Changed, Misbehaved, PeerDown
@@ -232,7 +234,7 @@ def test_a_node_that_skips_signature_checks_is_caught() -> None:
         if index != 0:
             return
 
-        def ingest(wire: bytes, now: int | None = None) -> Ingested:
+        def ingest(wire: bytes, now: int | None = None, admit: object = None) -> Ingested:
             try:
                 op = decode_op(wire, replica.network, check_signature=False)
             except Rejection as rejection:
@@ -241,7 +243,8 @@ def test_a_node_that_skips_signature_checks_is_caught() -> None:
 
         replica.ingest = ingest  # type: ignore[method-assign]
 
-    config = small(nodes=4, degree=3, seed=13, liveness_ms=5_000,
+    # A seed where the liar forges to node 0 before its peers ban it (sync.md §4.7).
+    config = small(nodes=4, degree=3, seed=4, liveness_ms=5_000,
                    faults=FaultOptions(byzantine=1, byzantine_interval_ms=100))
     result = simulate(config, hooks=Hooks(replica=trusting))
     assert any("node 0 accepted op" in v and "forged or altered" in v for v in result.violations)
@@ -258,10 +261,12 @@ class ForgetfulStore(MemoryStore):
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
-                    dropped_records: Sequence[Record] = ()) -> None:
+                    dropped_records: Sequence[Record] = (), *, sync: bool = False,
+                    contents: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
         self.writes += 1
         if self.writes <= 6:
-            await super().write(applied, excluded, records, dropped_records)
+            await super().write(applied, excluded, records, dropped_records,
+                                contents=contents)
 
 
 def test_a_store_that_loses_writes_is_caught_at_crash_and_restart() -> None:
@@ -270,3 +275,37 @@ def test_a_store_that_loses_writes_is_caught_at_crash_and_restart() -> None:
     text = "\n".join(result.violations)
     assert "they parted before the crash" in text
     assert "that it had held" in text  # committed (so acknowledged), then lost
+
+
+# -- private and retracted texts (ops.md §12.6, §13) ---------------------------------------
+
+
+def test_a_seal_that_leaks_its_text_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct messages 'sealed' as plain padded text: stored plaintext, and messages
+    that nobody (not even their two parties) can open."""
+    from liberation_node.core import ops, sealing
+
+    def leaky(text: str, to: bytes, author: Identity, network: str, r: bytes) -> bytes:
+        return text.encode().ljust(sealing.DIRECT_SIZES[0], b"\x00")
+
+    monkeypatch.setattr(ops.sealing, "seal", leaky)
+    result = simulate(small(seed=5, ops=80))
+    text = "\n".join(result.violations)
+    assert "direct message's plaintext" in text
+    assert "cannot read its own direct message" in text
+
+
+def test_a_node_that_keeps_retracted_texts_is_caught() -> None:
+    def keeps(i: int, replica: Replica) -> None:
+        if i == 0:  # node 0 records the retraction but drops nothing
+            replica.contents.retract = lambda post_id: False  # type: ignore[method-assign]
+
+    result = simulate(small(seed=3, ops=120), hooks=Hooks(replica=keeps))
+    assert any(v.split(": ", 1)[1].startswith("node 0 holds the content of") for v in
+               result.violations), result.violations
+    assert all("node 0" in v for v in result.violations if "retracted" in v)
+
+
+def test_an_honest_run_keeps_texts_private_and_purged() -> None:
+    result = simulate(small(seed=3, ops=120))
+    assert result.violations == []

@@ -12,7 +12,9 @@ import asyncio
 import hashlib
 import random
 import re
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -173,7 +175,7 @@ async def test_an_answer_with_another_fingerprint_fails_the_dtls_check(
 
     async def tampering(offer: dict[str, str]) -> dict[str, str]:
         answer = await b.transport.answer(offer)
-        sdp = re.sub(r"^a=fingerprint:.*$", "", answer["sdp"], flags=re.M)
+        sdp = re.sub(r"^a=fingerprint:.*\r\n", "", answer["sdp"], flags=re.M)
         return {"type": "answer", "sdp": sdp.replace("a=setup:", forged + "\r\na=setup:")}
 
     with pytest.raises(TransportError, match="peer connection failed"):
@@ -336,7 +338,7 @@ BAD_OFFERS: dict[str, tuple[Callable[[dict[str, str]], object], str]] = {
     "garbage": (lambda offer: {**offer, "sdp": "m=nonsense"}, "unparseable|m=application"),
     "mDNS candidate": (_edit(r"127\.0\.0\.1 (\d+) typ", r"x.local \1 typ"),
                        "not an IP address"),
-    "no fingerprint": (_edit(r"^a=fingerprint:sha-256 .*$", ""), "one a=fingerprint"),
+    "no fingerprint": (_edit(r"^a=fingerprint:sha-256 .*\r\n", ""), "one a=fingerprint"),
     "multicast candidate": (_edit(r"^(a=candidate:\S+ 1 udp \d+) 127\.0\.0\.1 (\d+)",
                                   r"\1 224.0.0.251 \2"), "multicast address"),
     "port 0": (_edit(r"^(a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1) (\d+)", r"\1 0"),
@@ -429,3 +431,31 @@ async def test_an_answer_never_used_times_out_and_cleans_up(peers: tuple[Peer, P
         await conn.ended.wait()
     assert b.transport.connecting == 0 and b.opened == []
     await b.transport.close()
+
+
+async def test_ice_that_finds_no_path_gives_up_early(peers: tuple[Peer, Peer]) -> None:
+    """Issue 9, finding 4: an offer whose candidates point at a UDP port that never answers
+    used to hold its slot (`connecting`) for the whole connect timeout; ICE that finds no
+    working pair now gives up after `ice_timeout_s`."""
+    a, _ = peers
+    b = Peer("b", TransportConfig(ice_addresses=("127.0.0.1",), connect_timeout_s=10.0,
+                                  ice_timeout_s=0.5))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # swallows every STUN check
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    try:
+        offer = await offer_from(a)
+        lines = [re.sub(r"^(a=candidate:\S+ \d+ \S+ \d+ \S+ )\d+", rf"\g<1>{port}", line)
+                 for line in offer["sdp"].split("\r\n")]
+        started = time.monotonic()
+        await b.transport.answer({"type": "offer", "sdp": "\r\n".join(lines)}, "x")
+        assert b.transport.connecting_from("x") == 1
+        (conn,) = b.transport._conns
+        async with asyncio.timeout(WAIT_S):
+            await conn.ended.wait()
+        assert time.monotonic() - started < 3  # not the 10 s connect timeout
+        assert "ICE found no working path within 0.5 s" in conn.reason
+        assert b.transport.connecting_from("x") == 0 and b.opened == []
+    finally:
+        sink.close()
+        await b.transport.close()
