@@ -20,7 +20,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -38,6 +38,7 @@ from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
+from .core.connections import Connections
 from .core.contents import Retention
 from .core.errors import NotWritable
 from .core.events import (
@@ -58,7 +59,7 @@ from .core.ownfeed import OwnFeedConfig
 from .core.peering import Dial, Misdirected, Peering, Source
 from .core.queries import Index
 from .core.reading import Reader
-from .core.records import NodeInfo, Record
+from .core.relay import signal_payload
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .core.verified import Verdict
@@ -175,6 +176,7 @@ class Node(NodeReports):
                                dataclasses.replace(cfg.peering, scopes=scopes),
                                rand=lambda: int.from_bytes(os.urandom(4), "big") / 2**32,
                                scores=self.mesh.scores)
+        self.connections = Connections(self.mesh, self.peering)
         self.health = Health(self)
         self._writer = StoreWriter(self._store, self._on_commit, self._on_store_state,
                                    cfg.max_queued_ops)
@@ -199,7 +201,7 @@ class Node(NodeReports):
                                              "name": cfg.name or cfg.mesh.name})
         for peer in bootstrap:
             self.peering.learn(peer.node_id, [peer.url], Source.BOOTSTRAP, now)
-        self._learn_from_records(self.mesh.replica.records.values())
+        self.connections.learn_records(self.mesh.replica.records.values(), now)
         if cfg.mdns:
             self._start_lan(peer_port)
         runfile.write(self.dir.path, pid=os.getpid(), control_url=self.control_url,
@@ -354,7 +356,7 @@ class Node(NodeReports):
         self._service()
 
     def _arm(self, now: int) -> None:
-        times = [t for t in (self.mesh.get_timer(), self.peering.timer()) if t is not None]
+        times = [t for t in (self.mesh.get_timer(), self.connections.timer()) if t is not None]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -368,13 +370,15 @@ class Node(NodeReports):
         self._service()
 
     def _on_event(self, event: Any, now: int) -> None:
+        misdirected = self.connections.on_event(event, now)
+        if misdirected is not None:
+            self._misdirected(misdirected)
         if isinstance(event, Changed):
             assert self._writer is not None
             self._writer.put(event)
             if self._writer.congested:
                 self.mesh.paused = True
             self._publish_changes(event)
-            self._learn_from_records(event.records)
         elif isinstance(event, ForkFound):
             self._on_fork(event)
         elif isinstance(event, WritesOpened):
@@ -390,15 +394,11 @@ class Node(NodeReports):
                             "are open. If this data directory was restored from a backup, "
                             "stop the node and run it with --recover")
         elif isinstance(event, PeerUp):
-            misdirected = self.peering.session_up(event.conn, event.peer, now)
-            if misdirected is not None:
-                self._misdirected(misdirected)
             link = self._links.get(event.conn)
             log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
                      link.remote_address if link else "?")
             self.bus.publish("mesh.node.connected", {"peer": id_to_text(event.peer)})
         elif isinstance(event, PeerDown):
-            self.peering.session_down(event.conn, now)
             log.info("peer down: %s (link %d): %s%s %s", short_id(event.peer) if event.peer
                      else "?", event.conn, "peer " if event.by_peer else "", event.reason,
                      event.detail)
@@ -489,7 +489,7 @@ class Node(NodeReports):
         self._links[link.id] = link
         self.traffic.opened(link.id, clock.now_ms(), initiator=link.initiator)
         if isinstance(link.tag, Dial):  # before any frame: the session may open at once
-            self.peering.link_opened(link.tag, link.id, clock.now_ms())
+            self.connections.link_opened(link.tag, link.id, clock.now_ms())
             cand = self.peering.candidates.get(link.tag.key)
             self.traffic.found(link.id, "relay" if link.tag.url is None else
                                cand.source.name.lower() if cand else "record")
@@ -519,16 +519,11 @@ class Node(NodeReports):
     # -- dialing --------------------------------------------------------------------------
 
     def _dial(self, now: int) -> None:
-        peers = self.mesh.peers()
-        for dial in self.peering.due(now, len(peers), self.mesh.relay_path):
+        for dial in self.connections.step(now):
             self._spawn(self._dial_one(dial), name=f"dial {dial.key[:12]}")
-        rtts = {}
-        for conn, peer in peers.items():
-            session = self.mesh.session(conn)
-            rtts[peer] = session.rtt_ms if session else None
-        for worst in self.peering.surplus(rtts, now):
-            conn = next(c for c, p in peers.items() if p == worst)
-            self.mesh.close(conn, CloseReason.TOO_MANY_PEERS, "replacing the worst peers")
+        for url, scope, author in self.connections.refused():
+            log.info("not dialing %r announced by %s: %s address out of scope",
+                     url[:200], short_id(author), scope)
 
     async def _dial_one(self, dial: Dial) -> None:
         network, me = self.config.network, self.identity.public_key
@@ -560,7 +555,7 @@ class Node(NodeReports):
             if where not in said:
                 said = f"{where}: {said}"
             log.info("dial failed: %s", said)
-            self.peering.dial_failed(dial.key, clock.now_ms())
+            self.connections.dial_failed(dial.key, clock.now_ms())
             if not self.stopping:
                 self._service()
 
@@ -579,23 +574,21 @@ class Node(NodeReports):
             self._signals.pop(nonce, None)
 
     def _on_signal(self, event: SignalReceived) -> None:
-        try:
-            payload = json.loads(event.payload)
-        except ValueError:
+        signal = signal_payload(event.payload)
+        if signal is None:
             return
-        if not isinstance(payload, dict):
-            return
-        if payload.get("type") == "answer":
+        kind, fields = signal
+        if kind == "answer":
             future = self._signals.get(event.nonce)
             if future is not None and not future.done():
-                future.set_result({k: str(v) for k, v in payload.items()})
-        elif payload.get("type") == "offer" and not self.stopping:
-            self._spawn(self._answer_relayed(event, {k: str(v) for k, v in payload.items()}))
+                future.set_result(fields)
+        elif not self.stopping:
+            self._spawn(self._answer_relayed(event, fields))
 
     def _full(self) -> bool:
         """No room for another peer: open sessions plus handshakes under way (A.4)."""
         connecting = self._transport.connecting if self._transport is not None else 0
-        return len(self.mesh.peers()) + connecting >= self.config.peering.high + 2
+        return not self.connections.accepts(connecting)
 
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
         transport = await self.transport()
@@ -623,21 +616,6 @@ class Node(NodeReports):
         else:
             log.info("%s is still node %s, not %s", where, short_id(event.actual),
                      short_id(event.expected))
-
-    def _learn_from_records(self, records: Iterable[Record]) -> None:
-        """Peer exchange: every live node.info record is a candidate (DESIGN §4), its URLs
-        only where in scope (transport.md §7.7). Learned from the records held at start,
-        then from each record as it is taken in: not from every record held on every timer
-        tick, which let thousands of records from fresh identities burn the CPU for as long
-        as they lived (protocols/sync.md §9.1)."""
-        now = clock.now_ms()
-        for record in records:
-            if record.kind == "node.info" and record.expires > now \
-                    and isinstance(record.body, NodeInfo):
-                for url, scope in self.peering.learn(record.author, record.body.urls,
-                                                     Source.RECORD, now):
-                    log.info("not dialing %r announced by %s: %s address out of scope",
-                             url[:200], short_id(record.author), scope)
 
     # -- the peer port (api/peer.py PeerPortHandler) ----------------------------------------
 

@@ -11,7 +11,8 @@ anti-entropy. Not run by the tests (minutes at 1,000 nodes).
 Scenarios: `spaced` writes one op every --interval-ms (one broadcast in flight
 at a time, how the Plumtree paper measures); `busy` writes the same ops at
 random times over --busy-ms (many broadcasts in flight at once); `loss` is
-`busy` with 5% of frames lost.
+`busy` with 5% of frames lost on the way (each is retransmitted, as SCTP does:
+loss costs time, and after ten losses in a row the connection).
 
     .venv/test/bin/python scripts/bench_dissemination.py --nodes 1000 --degree 8
 """

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Seed sweep (issue #3): the simulator with every fault on, over many seeds.
 
-Each seed is one run of `liberation_node.sim.sweep.all_faults` (loss,
-duplication, reordering, a partition, crashes, byzantine nodes). Prints one
+Each seed is one run of `liberation_node.sim.sweep.all_faults` (loss and
+retransmissions, broken connections, a partition, crashes, byzantine nodes, clock
+skew, the production connection manager). Prints one
 line per failing seed with its violations and the command that reproduces it,
 then a summary. Exit status 1 if any seed failed. The tests run a small fixed
 set of seeds (tests/sim/test_sweep.py); this is for many.

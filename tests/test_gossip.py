@@ -39,6 +39,7 @@ def test_a_duplicate_on_the_tree_prunes_the_shortcut_not_the_tree() -> None:
     gossip = Gossip(GossipConfig())
     for conn in (1, 2):
         gossip.peer_up(conn, T0)
+        gossip.grafted(conn)
     gossip.parent = 2  # our way in from the beacon
     gossip.first(b"x" * 32, 1, 3, eager=True, now=T0)
     assert gossip.duplicate(b"x" * 32, 2, 3, T0) == 1
@@ -51,6 +52,7 @@ def test_a_duplicate_never_prunes_the_last_way_in_from_a_side() -> None:
     gossip = Gossip(GossipConfig())
     for conn in (1, 2, 3):
         gossip.peer_up(conn, T0)
+        gossip.grafted(conn)
     gossip.first(b"m" * 32, 1, 2, eager=True, now=T0)
     gossip.first(b"n" * 32, 2, 2, eager=True, now=T0)
     assert gossip.duplicate(b"m" * 32, 2, 2, T0) == 2  # plain Plumtree: prune the later
@@ -59,10 +61,20 @@ def test_a_duplicate_never_prunes_the_last_way_in_from_a_side() -> None:
     assert 3 in gossip.eager
 
 
+def test_a_new_link_starts_eager_only_for_a_node_with_none() -> None:
+    """A node already in the tree takes a new link lazy: eager, it would only close a
+    cycle, and the duplicates would prune some link (sync.md §5.1)."""
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(1, T0)
+    gossip.peer_up(2, T0)
+    assert gossip.eager == {1} and gossip.lazy == {2}
+
+
 def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> None:
     gossip = Gossip(GossipConfig())
     for conn in (1, 2):
         gossip.peer_up(conn, T0)
+        gossip.grafted(conn)
     beacon = b"\x00" * 32
     gossip.beacon = beacon
     item = (beacon, 0, b"r" * 32)

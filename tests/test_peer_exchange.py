@@ -312,17 +312,25 @@ def test_a_duplicate_session_does_not_mark_the_peer_gone() -> None:
     assert not p.candidates[X.hex()].connected
 
 
-def test_no_timer_while_enough_peers() -> None:
-    """With `low` peers, a due candidate must not make the node's timer fire at once,
-    again and again (a daemon spun at 100% CPU)."""
+def one_peer_of_two() -> tuple[Peering, Dial]:
+    """A node with `low` = 1 that knows two candidates and is connected to one."""
     p = peering(low=1)
     p.learn(X, [URL], Source.BOOTSTRAP)
     p.learn(Y, ["http://192.0.2.20:7411/v1/signal"], Source.BOOTSTRAP)
     (dial,) = p.due(0, 0, relay_never)
     p.link_opened(dial, 1, 0)
     p.session_up(1, dial.node_id or b"", 0)
+    return p, dial
+
+
+def test_no_timer_due_while_enough_peers() -> None:
+    """With `low` peers, a due candidate must not make the node's timer fire at once,
+    again and again (a daemon spun at 100% CPU)."""
+    p, _ = one_peer_of_two()
     assert p.due(0, 1, relay_never) == []
-    assert p.timer() is None
+    # Only the next exploring dial (peering.py), half a period away at the soonest.
+    assert (p.timer() or 0) >= p.config.explore_ms // 2
+    assert p.due(1_000, 1, relay_never) == []
     p.session_down(1, 5)
     p.due(5, 0, relay_never)
     assert p.timer() is not None
@@ -337,3 +345,18 @@ def test_a_peer_announcing_another_node_s_url_does_not_block_it() -> None:
     p.learn(Y, [URL], Source.RECORD)
     (dial,) = p.due(0, 1, relay_never)
     assert (dial.node_id, dial.url) == (X, URL)
+
+
+def test_between_the_marks_a_random_candidate_is_dialed_now_and_then() -> None:
+    """Exploring dials join the halves of a healed partition: with `low` peers and room
+    below `high`, one random candidate is dialed every `explore_ms` (jittered)."""
+    p, dial = one_peer_of_two()
+    assert p.due(0, 1, relay_never) == []
+    when = p.timer()
+    assert when is not None
+    (explore,) = p.due(when, 1, relay_never)
+    assert explore.node_id != dial.node_id
+    # Not at the high mark.
+    q = peering(low=1, high=1)
+    q.learn(X, [URL], Source.BOOTSTRAP)
+    assert q.due(0, 1, relay_never) == [] and q.due(10**9, 1, relay_never) == []

@@ -6,7 +6,7 @@ unexpected id, leaving no link at all."""
 
 from __future__ import annotations
 
-from liberation_node.core.events import PeerDown, PeerUp
+from liberation_node.core.connections import Connections
 from liberation_node.core.identity import Identity
 from liberation_node.core.peering import Peering, PeeringConfig, Source
 
@@ -18,14 +18,11 @@ STALE = Identity.from_seed(b"\x09" * 32).public_key
 
 
 def feed(net: Net, n: int, peering: Peering) -> list[object]:
-    """Hand node n's new mesh events to its connection manager, as node.py does."""
-    verdicts = []
+    """Hand node n's new mesh events to its connection manager (core/connections.py), as
+    node.py and the simulator do."""
+    conns = Connections(net.meshes[n], peering)
     events, net.events[n] = net.events[n], []
-    for event in events:
-        if isinstance(event, PeerUp):
-            verdicts.append(peering.session_up(event.conn, event.peer, net.now))
-        elif isinstance(event, PeerDown):
-            peering.session_down(event.conn, net.now)
+    verdicts = [conns.on_event(event, net.now) for event in events]
     return [v for v in verdicts if v is not None]
 
 

@@ -60,8 +60,10 @@ class GossipConfig:
     # for a duplicate (0: no hysteresis).
     keep_useful_ms: int = 0
     remember: int = 16_384  # items whose hop count and first sender are remembered
-    # New links start eager (Plumtree: the first broadcasts flood and build the tree)
-    # or lazy (the tree is built by grafts, one link per node that needs one).
+    # A new link starts eager while the node has no eager link (it must be reached),
+    # lazy once it has: the tree it is in already reaches it, and a new eager link would
+    # only make a cycle, whose duplicates prune some link (sync.md §5.1). False: all
+    # new links start lazy (the tree is built by grafts alone).
     start_eager: bool = True
 
 
@@ -118,7 +120,7 @@ class Gossip:
     # -- links ----------------------------------------------------------------------------
 
     def peer_up(self, conn: ConnId, now: int) -> None:
-        if self.config.start_eager:
+        if self.config.start_eager and not self.eager:
             self.eager.add(conn)
         else:
             self.lazy.add(conn)

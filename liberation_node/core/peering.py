@@ -12,7 +12,10 @@ an unknown RTT counting as the highest), never one of the `protected` slots kept
 for peers the operator, the bootstrap lists or mDNS named and for long-lived
 links (eclipse resistance, transport.md §7.8). A banned node (core/scoring.py)
 is not dialed. Candidates come from bootstrap lists, the `node.info` records of
-the replica (peer exchange), mDNS, or the operator.
+the replica (peer exchange), mDNS, or the operator. Between the low and the
+high mark a node still dials one random candidate every `explore_ms` (jittered):
+that mixes the topology, and it is what joins two halves of a mesh again after a
+partition healed, when every node has found enough peers on its own side.
 
 What other nodes announce is not trusted (§7.7): an announced URL is dialed
 only when its host is in scope (core/scope.py), at most a few times a minute
@@ -66,6 +69,7 @@ class PeeringConfig:
     dial_window_ms: int = 60_000  # ... in this window (transport.md §7.7)
     forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
     forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
+    explore_ms: int = 30_000  # one dial beyond the low mark this often (0: never)
     # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
     # for an hour or more (protocols/discovery.md §6).
     mdns_max_failures: int = 5
@@ -166,6 +170,7 @@ class Peering:
         self._by_announcer = _Rate(config.announced_dials, config.dial_window_ms)
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
+        self._next_explore: int | None = None  # when to dial beyond the low mark
         self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
         self._none_to_evict = False  # no candidate may be dropped (until a dial ends)
 
@@ -363,15 +368,36 @@ class Peering:
             ) -> list[Dial]:
         """Candidates to dial now. `relay_path(id)` says whether one of our peers links to
         that node (its node.links record), for candidates without a URL."""
+        cfg = self.config
+        explore = peer_count >= cfg.low
+        if explore:
+            # Enough peers: only the exploring dial may be due. (This is asked after every
+            # input; it must not cost a pass over every candidate.)
+            if not cfg.explore_ms or peer_count >= cfg.high:
+                self._next_explore = None  # the clock starts again when it may
+            elif self._next_explore is None:
+                self._next_explore = now + self._explore_wait()
+            if self._next_explore is None or now < self._next_explore:
+                self._wanted = False
+                return []
+            self._next_explore = now + self._explore_wait()
+        else:
+            self._next_explore = None
         dialing = sum(1 for c in self.candidates.values() if c.dialing)
-        want = min(self.config.low - peer_count - dialing, self.config.max_dialing - dialing)
-        self._wanted = want > 0
+        if explore:  # one dial, and none while another is in flight
+            want = 0 if dialing else 1
+        else:
+            want = min(cfg.low - peer_count - dialing, cfg.max_dialing - dialing)
+        self._wanted = want > 0 and not explore
         if want <= 0:
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and not self._banned(c, now)]
         ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
+        if explore and ready:  # anyone, by chance: the known best are mostly connected
+            start = int(self._rand() * len(ready)) % len(ready)
+            ready = ready[start:] + ready[:start]
         # URLs where a dial reached a node we are connected to: not a way to any other
         # candidate right now. (Only a dial is evidence: a peer that merely announced
         # another's URL must not stop us from dialing it.)
@@ -430,11 +456,15 @@ class Peering:
             self._by_destination.take(destination, now)
         return wait
 
+    def _explore_wait(self) -> int:
+        return int(self.config.explore_ms * (0.5 + self._rand()))
+
     def timer(self) -> int | None:
         """When `due` may have something new to say; None while no dial is wanted (a
-        session ending or a dial failing brings the node back to `due` anyway)."""
+        session ending or a dial failing brings the node back to `due` anyway), except
+        for the next exploring dial."""
         if not self._wanted:
-            return None
+            return self._next_explore
         waits = [max(c.next_attempt, self._ban_ends(c)) for c in self.candidates.values()
                  if not c.connected and not c.dialing]
         return min(waits) if waits else None

@@ -18,6 +18,7 @@ origin and `forward_per_s` in all.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -32,6 +33,18 @@ MAX_REMEMBERED = 4096  # (origin, nonce) pairs
 # escaped it stays well under this. Larger payloads are for us only, never relayed.
 MAX_RELAYED_PAYLOAD = 20_480
 ORIGINS_TRACKED = 1_024
+
+
+def signal_payload(payload: str) -> tuple[str, dict[str, str]] | None:
+    """A relayed signal's kind ("offer" or "answer") and its fields as text, or None
+    when it is neither: a SIGNAL is unsigned, so anything else is dropped quietly."""
+    try:
+        fields = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("type") not in ("offer", "answer"):
+        return None
+    return str(fields["type"]), {str(k): str(v) for k, v in fields.items()}
 
 
 class Relay:

@@ -10,7 +10,7 @@ cannot escape its record by making a new identity, nor an identity by moving.
 Each kind of wrong has a weight, chosen against what honest peers do: nothing an
 honest peer sends on a reliable, ordered channel is ever penalised, so an honest
 peer's score stays 0. Where a penalty can come from a fault that is not the peer's
-(a frame garbled by a simulated network, a request repeated because an answer was
+(a frame garbled by a faulty transport, a request repeated because an answer was
 slow), its weight is small enough, against the decay, that only a sustained stream
 of them reaches the threshold.
 
@@ -42,8 +42,8 @@ class Penalty(enum.StrEnum):
 
 WEIGHTS: dict[Penalty, float] = {
     Penalty.PROTOCOL_ERROR: 25.0,
-    # A reliable, ordered channel never reorders or repeats a frame, but the simulator's
-    # network does, and an honest peer must not be banned for it (sync.md §4.7).
+    # A reliable, ordered channel never reorders or repeats a frame; a faulty transport
+    # could, and an honest peer must not be banned for it (sync.md §4.7).
     Penalty.OUT_OF_ORDER: 5.0,
     Penalty.BAD_BINDING: 50.0,
     Penalty.RATE_LIMITED: 50.0,

@@ -14,12 +14,18 @@ the op, in one line. The simulator never stops on a violation; it collects them.
   with its node before its commit was never published, sync.md §10.1), no
   honest author is found forked by any node, no op is voided unless
   its author equivocated, and no honest peer is ever blamed for bad input or
-  has its session closed as broken (on a network that does not garble order), and
-  no honest node, nor the address it connects from, is ever banned (sync.md §4.7:
-  not even where the network loses, duplicates and reorders frames).
+  has its session closed as broken (the channel is reliable and ordered: loss
+  costs time, or the connection, never a frame), and no honest node, nor the
+  address it connects from, is ever banned (sync.md §4.7: not even where loss
+  breaks connections, or a liar shares its peers).
 - Convergence (liveness): once faults have healed and a quiet period passed,
-  every replica has the same digest.
-- Agreement: replicas with the same digest have the same derived state (ledger),
+  every replica holds the same ops (equal op digests), and the same presence
+  records up to the one refresh in flight: each node holds every record key
+  held anywhere, at most one republication behind the newest (records are
+  republished every minute with the production timers, so whole-replica digests
+  are rarely equal at one instant in a large mesh; comparing them by content is
+  what convergence means for last-writer-wins data).
+- Agreement: replicas with the same ops have the same derived state (ledger),
   which is the CRDT promise; a broken merge shows up here.
 - Privacy (ops.md §13): no node ever stores a direct message's plaintext (every
   batch a node commits is searched for the workload's marker), and at the end a
@@ -101,6 +107,28 @@ class Registry:
         """May a replica drop `op`? Only at or past a seq its author signed twice (§9.3)."""
         fork = self.equivocators.get(op.author)
         return fork is not None and op.seq >= fork
+
+
+def records_converged(replicas: list[Replica], refresh_ms: int, *,
+                      explain: bool = False) -> bool | str:
+    """Do the replicas agree on presence records, by content? Every record key held
+    anywhere is held everywhere, at a version at most one republication (1.25 x the
+    refresh period, its jitter included) behind the newest. With `explain`, a
+    disagreement is returned as a message instead of False."""
+    newest: dict[tuple[bytes, str], int] = {}
+    for replica in replicas:
+        for key, held in replica.records.items():
+            newest[key] = max(newest.get(key, held.version), held.version)
+    lag = refresh_ms * 5 // 4
+    for i, replica in enumerate(replicas):
+        for key, version in newest.items():
+            record = replica.records.get(key)
+            if record is None or record.version < version - lag:
+                if not explain:
+                    return False
+                what = "lacks" if record is None else f"is {version - record.version} ms behind on"
+                return f"replica {i} {what} {short_id(key[0])} {key[1]}"
+    return True
 
 
 def ledger_fingerprint(replica: Replica) -> bytes:
@@ -195,14 +223,9 @@ class Checker:
             self.violations.add(at, f"node {node} banned honest node {who} ({event.key[:20]}): "
                                 f"{event.reason}")
 
-    def closed(self, at: int, node: int, event: PeerDown, *, network_garbles: bool) -> None:
-        """An honest session closed for a reason that blames the peer (sync.md §4.3).
-
-        Duplicated or reordered frames can legitimately break a session (a second
-        HELLO, a frame before HELLO), so this only counts on a network that does not
-        do that to frames; loss alone never makes an honest peer look broken.
-        """
-        if network_garbles or event.by_peer or event.peer not in self.registry.honest:
+    def closed(self, at: int, node: int, event: PeerDown) -> None:
+        """An honest session closed for a reason that blames the peer (sync.md §4.3)."""
+        if event.by_peer or event.peer not in self.registry.honest:
             return
         if event.reason in _BLAMING:
             self.violations.add(at, f"node {node} closed its session with honest node "
@@ -268,7 +291,7 @@ class Checker:
                 self.violations.add(at, f"node {node}'s store still holds the text of "
                                     f"retracted post {post_id.hex()[:16]}")
 
-    def final(self, at: int, replicas: dict[int, Replica]) -> None:
+    def final(self, at: int, replicas: dict[int, Replica], refresh_ms: int) -> None:
         for node, replica in replicas.items():
             self._lost(at, node, replica)
             for op in replica.ops.values():
@@ -277,12 +300,15 @@ class Checker:
                                         "its author never signed")
         by_digest: dict[bytes, list[int]] = {}
         for node, replica in replicas.items():
-            by_digest.setdefault(replica.digest(), []).append(node)
+            by_digest.setdefault(replica.ops_digest(), []).append(node)
         if len(by_digest) > 1:
             groups = sorted(by_digest.values(), key=len, reverse=True)
             shown = "; ".join(f"{len(g)} node(s) e.g. {g[:5]}" for g in groups[:4])
-            self.violations.add(at, f"not converged: {len(by_digest)} different digests "
+            self.violations.add(at, f"not converged: {len(by_digest)} different op digests "
                                 f"({shown})")
+        lagging = records_converged(list(replicas.values()), refresh_ms, explain=True)
+        if lagging is not True:
+            self.violations.add(at, f"records not converged: {lagging}")
         for nodes in by_digest.values():
             prints: dict[bytes, list[int]] = {}
             for node in nodes:

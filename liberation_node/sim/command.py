@@ -7,6 +7,7 @@ command line that reproduces the run go to stderr), 2 for bad options.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -34,15 +35,21 @@ _probability = click.FloatRange(0.0, 1.0, max_open=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Decides everything in the run; the same seed gives the same run.")
 @click.option("--degree", type=click.IntRange(1), default=4, show_default=True,
-              help="Connections per node (a random ring plus random chords).")
+              help="Peers per node the connection manager aims at (between degree - 2 "
+                   "and degree + 2).")
+@click.option("--bootstrap", type=click.IntRange(1), default=3, show_default=True,
+              help="Other nodes each node knows at start; it finds the rest by peer "
+                   "exchange.")
 @click.option("--ops", type=click.IntRange(0), default=100, show_default=True,
               help="Ops written by random nodes during the run.")
-@click.option("--loss", type=_probability, default=0.0, help="Chance a frame is lost.")
-@click.option("--dup", type=_probability, default=0.0, help="Chance a frame arrives twice.")
-@click.option("--reorder", type=_probability, default=0.0,
-              help="Chance a frame overtakes or is overtaken on its connection.")
-@click.option("--unordered", is_flag=True,
-              help="Connections do not keep frames in order (latency jitter reorders).")
+@click.option("--loss", type=_probability, default=0.0,
+              help="Chance a frame is lost on the way and retransmitted (1 s later, then "
+                   "doubling; ten losses in a row break the connection, as SCTP does).")
+@click.option("--bandwidth", type=click.IntRange(0), default=None,
+              help="Bytes per second each way on a connection; 0: unlimited "
+                   "[default: 2500000].")
+@click.option("--breaks", type=click.IntRange(0), default=0,
+              help="Connections that break (their association dies) at random times.")
 @click.option("--latency-ms", default="10:100", show_default=True, callback=_latency,
               help="Per-frame latency, uniform in LO:HI ms.")
 @click.option("--jitter-ms", type=click.IntRange(0), default=None,
@@ -66,8 +73,8 @@ _probability = click.FloatRange(0.0, 1.0, max_open=True)
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def simulate(nodes: int, seed: int, degree: int, ops: int, loss: float, dup: float,
-             reorder: float, unordered: bool, latency_ms: tuple[int, int],
+def simulate(nodes: int, seed: int, degree: int, bootstrap: int, ops: int, loss: float,
+             bandwidth: int | None, breaks: int, latency_ms: tuple[int, int],
              jitter_ms: int | None, partition_at: int | None, heal_at: int | None,
              crashes: int, byzantine: int, clock_skew_ms: int, duration_ms: int,
              liveness_ms: int,
@@ -77,12 +84,14 @@ def simulate(nodes: int, seed: int, degree: int, ops: int, loss: float, dup: flo
     Exits 3 if a checker found a violation (the seed and the command that
     reproduces the run are printed on stderr).
     """
+    network = NetworkOptions(latency_ms=latency_ms, jitter_ms=jitter_ms, loss=loss)
+    if bandwidth is not None:
+        network = dataclasses.replace(network, bandwidth_bytes_s=bandwidth or None)
     config = SimConfig(
-        nodes=nodes, seed=seed, degree=degree, ops=ops, duration_ms=duration_ms,
-        liveness_ms=liveness_ms, memo_verify=memo_verify,
-        network=NetworkOptions(latency_ms=latency_ms, jitter_ms=jitter_ms, loss=loss,
-                               duplicate=dup, reorder=reorder, fifo=not unordered),
-        faults=FaultOptions(partition_at_ms=partition_at, heal_at_ms=heal_at,
+        nodes=nodes, seed=seed, degree=degree, bootstrap=bootstrap, ops=ops,
+        duration_ms=duration_ms, liveness_ms=liveness_ms, memo_verify=memo_verify,
+        network=network,
+        faults=FaultOptions(partition_at_ms=partition_at, heal_at_ms=heal_at, breaks=breaks,
                             crashes=crashes, byzantine=byzantine,
                             clock_skew_ms=clock_skew_ms))
     try:

@@ -11,6 +11,11 @@ and makes a new Mesh. The store is a `MemoryStore`, whose coroutines never wait
 on anything, so the simulator drives them to completion in place (`run_sync`)
 instead of running an event loop.
 
+While it runs, a node also has the production connection manager
+(core/connections.py over core/peering.py): it starts knowing its bootstrap
+entries, learns the others from presence records (peer exchange) and decides
+whom to dial and whom to drop; the world carries out the dials.
+
 Each node has its own clock: the world's time plus a fixed `skew_ms`.
 """
 
@@ -21,11 +26,13 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..core.connections import Connections
 from ..core.contents import Retention, RetentionConfig
 from ..core.events import Changed
 from ..core.identity import Identity
 from ..core.mesh import Mesh, MeshConfig
 from ..core.ops import Op, op_id
+from ..core.peering import Peering, PeeringConfig, Source
 from ..core.reading import Reader
 from ..core.replica import Replica
 from ..store.base import Store
@@ -50,7 +57,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 class SimNode:
     def __init__(self, index: int, identity: Identity, store: Store, rng: random.Random,
                  mesh_config: MeshConfig, network: str, *, byzantine: bool,
-                 skew_ms: int = 0, retain_bytes: int | None = None) -> None:
+                 skew_ms: int = 0, retain_bytes: int | None = None,
+                 peering: PeeringConfig | None = None,
+                 bootstrap: tuple[tuple[bytes, str], ...] = ()) -> None:
         self.index = index
         self.identity = identity
         self.store = store
@@ -66,6 +75,10 @@ class SimNode:
         self.commit_due = False
         self.acks: list[tuple[int, Op]] = []  # (ticket, own write) awaiting the commit
         self.retain_bytes = retain_bytes
+        self.peering_config = peering or PeeringConfig()
+        self.bootstrap = bootstrap  # (node id, URL) the node starts knowing
+        self.connections: Connections | None = None
+        self.connecting: set[int] = set()  # links up whose session is not open yet
         run_sync(store.open())
 
     @property
@@ -98,12 +111,20 @@ class SimNode:
             self.mesh_config, own_feed=dataclasses.replace(self.mesh_config.own_feed,
                                                            check=check_own))
         self.mesh = Mesh(self.identity, replica, config, self.rng.randbytes, now)
+        peering = Peering(self.identity.public_key, self.peering_config, rand=self.rng.random)
+        for node_id, url in self.bootstrap:
+            peering.learn(node_id, [url], Source.BOOTSTRAP, now)
+        self.connections = Connections(self.mesh, peering)
+        self.connections.learn_records(replica.records.values(), now)
+        self.connecting = set()
         self.timer_at = None
         self.starts += 1
         return self.mesh
 
     def crash(self) -> None:
         self.mesh = None
+        self.connections = None  # the connection manager's memory dies with the process
+        self.connecting = set()
         self.timer_at = None
         self.unstored = []  # never committed: gone with the process
         self.commit_due = False

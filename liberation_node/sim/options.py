@@ -9,23 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.mesh import MeshConfig
 from ..core.ops import MAX_CLOCK_SKEW_MS
-
-DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
 class NetworkOptions:
-    """How frames travel between two connected nodes.
+    """How frames travel between two connected nodes: a reliable, ordered channel, as the
+    WebRTC data channel (SCTP) it stands for.
 
-    Each frame takes a latency drawn uniformly from `latency_ms` (inclusive), or,
-    with `jitter_ms`, its connection's fixed base latency plus a jitter.
-    With `fifo` (the default) a connection delivers in order, like the reliable,
-    ordered WebRTC data channel it stands for: a frame never overtakes the one
-    sent before it in the same direction. `reorder` is then the chance that a
-    frame ignores that order and takes up to `latency_ms[1]` more; without
-    `fifo` the latency jitter alone reorders. `loss` drops a frame, `duplicate`
-    delivers it twice (the copy with its own latency).
+    Each frame waits for the connection's bandwidth (`bandwidth_bytes_s` per direction;
+    None: unlimited), then takes a latency drawn uniformly from `latency_ms` (inclusive)
+    or, with `jitter_ms`, its connection's fixed base latency plus a jitter, and never
+    arrives before the frame sent ahead of it. `loss` is the chance that a frame needs a
+    retransmission: it arrives `rto_min_ms` later (doubling for each further loss, at
+    most `rto_max_ms`) and holds up the frames behind it; a frame lost more than
+    `max_retransmits` times breaks the connection (aiortc: 1 s, 60 s, 10). The driver's
+    flow control sees the send buffer (`high_water`, `low_water` as the daemon's
+    transport); a send buffer past `max_buffer_bytes` breaks the connection.
     """
 
     latency_ms: tuple[int, int] = (10, 100)
@@ -34,9 +35,13 @@ class NetworkOptions:
     # it adds 0..J ms: links keep their speed, as real ones mostly do.
     jitter_ms: int | None = None
     loss: float = 0.0
-    duplicate: float = 0.0
-    reorder: float = 0.0
-    fifo: bool = True
+    bandwidth_bytes_s: int | None = 2_500_000  # 20 Mbit/s each way
+    high_water: int = 1024 * 1024
+    low_water: int = 256 * 1024
+    max_buffer_bytes: int = 16 * 1024 * 1024
+    rto_min_ms: int = 1_000
+    rto_max_ms: int = 60_000
+    max_retransmits: int = 10
 
     def check(self) -> None:
         lo, hi = self.latency_ms
@@ -44,14 +49,16 @@ class NetworkOptions:
             raise ValueError(f"latency {lo}:{hi} ms: want 0 <= LO <= HI")
         if self.jitter_ms is not None and self.jitter_ms < 0:
             raise ValueError(f"jitter {self.jitter_ms} ms: want >= 0")
-        for name in ("loss", "duplicate", "reorder"):
-            p = getattr(self, name)
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} probability {p}: want 0 <= P < 1")
+        if not 0.0 <= self.loss < 1.0:
+            raise ValueError(f"loss probability {self.loss}: want 0 <= P < 1")
+        if self.bandwidth_bytes_s is not None and self.bandwidth_bytes_s <= 0:
+            raise ValueError("bandwidth: want a positive number of bytes per second")
+        if not 0 <= self.low_water < self.high_water <= self.max_buffer_bytes:
+            raise ValueError("want 0 <= low water < high water <= max buffer")
 
     @property
     def faulty(self) -> bool:
-        return bool(self.loss or self.duplicate or self.reorder)
+        return bool(self.loss)
 
 
 @dataclass(frozen=True)
@@ -59,15 +66,17 @@ class FaultOptions:
     """Faults against nodes, all within the safety phase (times are ms into the run).
 
     A partition splits the nodes into two random halves at `partition_at_ms`
-    and heals at `heal_at_ms`. `crashes` crash events hit random honest nodes
-    at random times; each stays down for a time drawn from `downtime_ms` and
-    restarts from its store. `byzantine` nodes run the real node and also
+    and heals at `heal_at_ms`. `breaks` connections break at random times (the
+    association dies: both ends are told, no CLOSE). `crashes` crash events hit
+    random honest nodes at random times; each stays down for a time drawn from
+    `downtime_ms` and restarts from its store. `byzantine` nodes run the real node and also
     inject forged, altered, replayed and equivocating ops and garbage frames,
     one about every `byzantine_interval_ms`.
     """
 
     partition_at_ms: int | None = None
     heal_at_ms: int | None = None
+    breaks: int = 0
     crashes: int = 0
     downtime_ms: tuple[int, int] = (1_000, 8_000)
     byzantine: int = 0
@@ -78,7 +87,8 @@ class FaultOptions:
 
     @property
     def any(self) -> bool:
-        return self.partition_at_ms is not None or self.crashes > 0 or self.byzantine > 0
+        return (self.partition_at_ms is not None or self.crashes > 0 or self.byzantine > 0
+                or self.breaks > 0)
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,12 @@ class SimConfig:
 
     nodes: int = 10
     seed: int = 0
+    # The connection manager keeps each node's peers between degree - 2 and degree + 2
+    # (core/peering.py's low and high marks); each node starts knowing `bootstrap`
+    # random nodes that joined before it, and finds the rest by peer exchange (their
+    # presence records).
     degree: int = 4
+    bootstrap: int = 3
     ops: int = 100
     duration_ms: int = 20_000
     liveness_ms: int = 60_000
@@ -102,11 +117,9 @@ class SimConfig:
     # A node's writer commits what queued up meanwhile this long after the first
     # change (a group commit); a crash loses what is not committed yet.
     commit_ms: int = 2
-    # Presence records change the digest whenever they are republished; the
-    # defaults keep them still during a run so that "same digest" is reachable
-    # (the core's defaults are 60 s and 5 min). Restarts still republish.
-    presence_refresh_ms: int = 10 * 60_000
-    record_ttl_ms: int = DAY_MS
+    # The nodes' engine settings: the production defaults (record timers included)
+    # unless a test or a benchmark says otherwise.
+    mesh: MeshConfig = field(default_factory=MeshConfig)
     epoch_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z: what node clocks read at start
     network_name: str = "sim"
     # Memoize Ed25519 verification (exact inputs -> result) for speed at scale;
@@ -135,8 +148,10 @@ class SimConfig:
         if f.partition_at_ms is not None and f.heal_at_ms is not None \
                 and not 0 <= f.partition_at_ms < f.heal_at_ms <= self.duration_ms:
             raise ValueError("want 0 <= partition-at < heal-at <= duration-ms")
-        if f.crashes < 0 or not 0 <= f.byzantine < self.nodes - 1:
-            raise ValueError("want crashes >= 0 and 0 <= byzantine < nodes - 1")
+        if f.crashes < 0 or f.breaks < 0 or not 0 <= f.byzantine < self.nodes - 1:
+            raise ValueError("want crashes >= 0, breaks >= 0 and 0 <= byzantine < nodes - 1")
+        if self.bootstrap < 1:
+            raise ValueError("want bootstrap >= 1: a node must know someone to start")
         if not 0 < f.downtime_ms[0] <= f.downtime_ms[1] or f.byzantine_interval_ms <= 0:
             raise ValueError("want 0 < downtime LO <= HI and a positive byzantine interval")
         if not 0 <= f.clock_skew_ms < MAX_CLOCK_SKEW_MS or self.commit_ms < 0:

@@ -25,13 +25,14 @@ class SimResult:
     violations: list[str]
     writes: int
     end_ms: int  # virtual time when the run stopped
-    digest: str | None  # the common digest, when converged
+    digest: str | None  # the common op digest, when converged
     faults: dict[str, int] = field(default_factory=dict)
     traffic: dict[str, int] = field(default_factory=dict)
     closes: dict[str, int] = field(default_factory=dict)
     misbehaved: dict[str, int] = field(default_factory=dict)
     digests: list[str] = field(default_factory=list)  # per node, not in the JSON
     command: str = ""
+    p99_hop: int = 0
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "digests"}
@@ -48,7 +49,8 @@ class SimResult:
             f"{self.end_ms} ms simulated: {conv}, {ok}",
             f"delivery   {self.delivery_ratio:.4%} at the end "
             f"({self.delivery_ratio_at_heal:.4%} when faults stopped)",
-            f"hops       last {self.last_delivery_hop}, mean {self.mean_hop:.2f}",
+            f"hops       last {self.last_delivery_hop}, p99 {self.p99_hop}, "
+            f"mean {self.mean_hop:.2f}",
             f"redundancy rmr {self.rmr:.3f}",
             f"traffic    {self.bytes_per_node:,} bytes per node, "
             f"{self.traffic.get('frames', 0):,} frames",
@@ -73,21 +75,22 @@ def command_line(config: SimConfig) -> str:
         args += ["--latency-ms", f"{net.latency_ms[0]}:{net.latency_ms[1]}"]
     if net.jitter_ms is not None:
         args += ["--jitter-ms", str(net.jitter_ms)]
-    for flag, value, default in (("--loss", net.loss, d_net.loss),
-                                 ("--dup", net.duplicate, d_net.duplicate),
-                                 ("--reorder", net.reorder, d_net.reorder)):
-        if value != default:
-            args += [flag, repr(value)]
-    if not net.fifo:
-        args.append("--unordered")
+    if net.loss != d_net.loss:
+        args += ["--loss", repr(net.loss)]
+    if net.bandwidth_bytes_s != d_net.bandwidth_bytes_s:
+        args += ["--bandwidth", str(net.bandwidth_bytes_s or 0)]
     if f.partition_at_ms is not None:
         args += ["--partition-at", str(f.partition_at_ms), "--heal-at", str(f.heal_at_ms)]
+    if f.breaks != d_f.breaks:
+        args += ["--breaks", str(f.breaks)]
     if f.crashes != d_f.crashes:
         args += ["--crash", str(f.crashes)]
     if f.byzantine != d_f.byzantine:
         args += ["--byzantine", str(f.byzantine)]
     if f.clock_skew_ms != d_f.clock_skew_ms:
         args += ["--clock-skew-ms", str(f.clock_skew_ms)]
+    if config.bootstrap != d.bootstrap:
+        args += ["--bootstrap", str(config.bootstrap)]
     if config.liveness_ms != d.liveness_ms:
         args += ["--liveness-ms", str(config.liveness_ms)]
     if config.memo_verify:

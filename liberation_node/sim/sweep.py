@@ -16,15 +16,17 @@ from .world import simulate
 
 def all_faults(seed: int, nodes: int = 12, *, ops: int = 60, duration_ms: int = 15_000
                ) -> SimConfig:
-    """Every fault at once: loss, duplication, reordering, a partition, crashes (each
-    losing its uncommitted writes), byzantine nodes and clocks up to 10 minutes apart,
-    each at a rate the protocol must survive."""
+    """Every fault at once: loss (retransmissions), broken connections, a partition,
+    crashes (each losing its uncommitted writes), byzantine nodes and clocks up to 10
+    minutes apart, each at a rate the protocol must survive, with the production
+    connection manager finding and keeping every node's peers."""
     return SimConfig(
         nodes=nodes, seed=seed, degree=4, ops=ops, duration_ms=duration_ms,
-        network=NetworkOptions(loss=0.05, duplicate=0.02, reorder=0.02),
+        network=NetworkOptions(loss=0.05),
         faults=FaultOptions(partition_at_ms=duration_ms // 4, heal_at_ms=duration_ms // 2,
-                            crashes=max(1, nodes // 5), byzantine=max(1, nodes // 6),
-                            byzantine_interval_ms=500, clock_skew_ms=10 * 60_000))
+                            breaks=max(1, nodes // 3), crashes=max(1, nodes // 5),
+                            byzantine=max(1, nodes // 6), byzantine_interval_ms=500,
+                            clock_skew_ms=10 * 60_000))
 
 
 def sweep(seeds: Iterable[int], make: Callable[[int], SimConfig] = all_faults

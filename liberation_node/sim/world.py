@@ -1,23 +1,37 @@
 """The world: N real nodes on a virtual clock, a seeded faulty network, and the
 phases of a run (DESIGN §6; the shape of TigerBeetle's VOPR).
 
-    boot      every node starts from its (empty) store; dialers dial their edges
-    safety    users write ops; partitions, crashes, loss, duplication,
-              reordering and byzantine injections happen; checkers watch
+    boot      every node starts from its (empty) store knowing a few bootstrap
+              entries; its connection manager (the production one) dials them,
+              then others it learns of from presence records
+    safety    users write ops; partitions, crashes, loss (retransmissions),
+              broken connections and byzantine injections happen; checkers watch
     liveness  at `duration_ms` every fault stops: partitions heal, crashed nodes
-              restart, the network only delays; all replicas must reach the
-              same digest within `liveness_ms`
+              restart, the network only delays; all replicas must converge
+              within `liveness_ms`: the same ops, and every node's presence
+              records at most one refresh behind (they keep being republished)
 
 Everything happens as actions on one event queue. Each concern draws from its
 own RNG stream split off the seed, so a change in one (say, how many frames
 the network sees) does not reshuffle the others (who writes what, when
 crashes hit). The driver loop is the one in core/mesh.py's docstring: input,
-then `datagrams_to_send`, then drain `next_event`, then re-arm the timer.
+then `datagrams_to_send` (with the connection's send buffer as the budget, as
+node.py does), then drain `next_event` (handing each to the connection manager),
+then dial what it asks for, then re-arm the timer.
+
+Dials: a URL names a node (`node_url`); the offer takes a round trip of signaling,
+and fails when the node is down, refuses (no room: `Connections.accepts`, as the
+daemon's peer port answers 503) or is on the far side of a partition (after the
+transport's connect timeout). A dial without a URL goes by relayed signaling:
+the offer and answer travel in real SIGNAL frames through the mesh (sync.md
+§7.2). A dial that succeeds opens a connection a round trip later (ICE).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,18 +46,18 @@ from ..core.events import (
     Misbehaved,
     PeerDown,
     PeerUp,
+    SignalReceived,
     SyncFinished,
     WritesOpened,
 )
 from ..core.identity import Identity
-from ..core.mesh import MeshConfig
+from ..core.peering import Dial, PeeringConfig
+from ..core.relay import signal_payload
 from ..store.base import Store, StoreError
 from ..store.memory import MemoryStore
-from . import topology
 from .byzantine import Adversary
-from .checkers import Checker, Registry, Violations
+from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
-from .connmgr import ConnectionManager
 from .metrics import Metrics
 from .network import Endpoint, Network
 from .node import ReplicaHook, SimNode, run_sync
@@ -52,8 +66,15 @@ from .report import SimResult, command_line
 from .sigcache import memoized_verify
 from .workload import choose_body
 
-DRAIN_MS = 5  # how soon a transport with bulk data queued asks the mesh for more
+CONNECT_TIMEOUT_MS = 10_000  # a dial that gets no answer fails (TransportConfig)
 Progress = Callable[[int, int], None]  # (virtual ms done, virtual ms at most)
+
+
+def node_url(index: int) -> str:
+    """The signaling URL simulated node `index` announces: a private unicast address,
+    in scope for every node (core/scope.py)."""
+    n = index + 1
+    return f"http://10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}:7400/v1/signal"
 
 
 @dataclass(frozen=True)
@@ -71,33 +92,39 @@ class World:
         self.hooks = hooks or Hooks()
         seed = random.Random(config.seed)
         streams = [random.Random(seed.getrandbits(64)) for _ in range(6)]
-        topo_rng, net_rng, conn_rng, self._work_rng, self._fault_rng, byz_rng = streams
+        topo_rng, net_rng, self._dial_rng, self._work_rng, self._fault_rng, byz_rng = streams
         self.clock = Clock(config.epoch_ms)
         self.queue = EventQueue()
         self.violations = Violations()
         self.registry = Registry()
         self.checker = Checker(self.registry, self.violations)
         self.metrics = Metrics(config.nodes, self.registry)
-        mesh_config = MeshConfig(record_refresh_ms=config.presence_refresh_ms,
-                                 record_ttl_ms=config.record_ttl_ms)
         byzantine = set(self._fault_rng.sample(range(config.nodes), config.faults.byzantine))
         skew = config.faults.clock_skew_ms  # each clock is off by 0..skew: pairs differ by <= it
         skews = [self._fault_rng.randint(0, skew) if skew else 0 for _ in range(config.nodes)]
         make_store = self.hooks.store or (lambda i: MemoryStore())
-        self.nodes = [
-            SimNode(i, Identity.from_seed(seed.randbytes(32)), make_store(i),
-                    random.Random(seed.getrandbits(64)), mesh_config, config.network_name,
-                    byzantine=i in byzantine, skew_ms=skews[i],
-                    retain_bytes=config.retain_bytes)
-            for i in range(config.nodes)]
-        self.edges = topology.build(config.nodes, config.degree, topo_rng)
-        self.expected = _reachable_honest(config.nodes, self.edges, byzantine)
+        identities = [Identity.from_seed(seed.randbytes(32)) for _ in range(config.nodes)]
+        self.urls = {node_url(i): i for i in range(config.nodes)}
+        self._index = {identity.public_key: i for i, identity in enumerate(identities)}
+        peering = PeeringConfig(low=max(1, config.degree - 2), high=config.degree + 2)
+        self.nodes = []
+        for i, identity in enumerate(identities):
+            # As a mesh grows: each node is told of a few that joined before it (the
+            # first, of a few that come after), so the bootstrap graph is connected.
+            others = list(range(i)) if i else list(range(1, config.nodes))
+            known = topo_rng.sample(others, min(config.bootstrap, len(others)))
+            mesh = dataclasses.replace(config.mesh, urls=(node_url(i),), name=f"n{i}")
+            self.nodes.append(SimNode(
+                i, identity, make_store(i), random.Random(seed.getrandbits(64)), mesh,
+                config.network_name, byzantine=i in byzantine, skew_ms=skews[i],
+                retain_bytes=config.retain_bytes, peering=peering,
+                bootstrap=tuple((identities[j].public_key, node_url(j)) for j in known)))
+        # The nodes expected to converge: the honest ones. A byzantine node is banned by
+        # its peers (sync.md §4.7) and may well stay apart; an honest node whose first
+        # peers were liars finds others by peer exchange (transport.md §7).
+        self.expected = {i for i in range(config.nodes) if i not in byzantine}
         self.network = Network(config.network, net_rng, self.clock, self.queue,
                                self._on_frame, self._on_closed)
-        self.connmgr = ConnectionManager(
-            self.edges, conn_rng, self.clock, self.queue,
-            alive=lambda i: self.nodes[i].alive, reachable=lambda a, b: not self.network.cut(a, b),
-            signaling_delay=self.network.signaling_delay, connect=self._connect)
         self.adversary = Adversary(byz_rng, config.network_name)
         self.safety_end = self.clock.at(config.duration_ms)
         self.deadline = self.safety_end + config.liveness_ms
@@ -106,7 +133,10 @@ class World:
         self.last_disturbance = self.clock.epoch
         self.equal_since: int | None = None
         self.delivery_at_heal = 0.0
-        self._polls: dict[int, int] = {}  # node -> when a drain poll is due
+        self._drains: dict[int, int] = {}  # node -> when a drain poll is due
+        self._dials: dict[int, tuple[SimNode, Dial, int]] = {}  # relay nonce -> dial
+        self._dial_tag: dict[ConnId, Dial] = {}  # dialer's end -> the dial it serves
+        self.counts = {"dials": 0, "dial_failures": 0, "relayed_dials": 0, "connects": 0}
 
     # -- the run ----------------------------------------------------------------------
 
@@ -133,7 +163,8 @@ class World:
         cfg, faults, rng = self.config, self.config.faults, self._fault_rng
         push, at = self.queue.push, self.clock.at
         for node in self.nodes:
-            push(at(0), functools.partial(self._boot, node))
+            push(at(self._dial_rng.randint(0, cfg.boot_ms // 2)),
+                 functools.partial(self._boot, node))
         if cfg.write_interval_ms is not None:
             times = [cfg.boot_ms + i * cfg.write_interval_ms for i in range(cfg.ops)]
         else:
@@ -150,6 +181,8 @@ class World:
             downtime = rng.randint(*faults.downtime_ms)
             push(at(rng.randint(cfg.boot_ms, cfg.duration_ms - 1)),
                  functools.partial(self._crash, downtime))
+        for _ in range(faults.breaks):
+            push(at(rng.randint(cfg.boot_ms, cfg.duration_ms - 1)), self._break)
         for node in self.nodes:
             if node.byzantine:
                 push(at(cfg.boot_ms + rng.randint(0, faults.byzantine_interval_ms)),
@@ -158,9 +191,9 @@ class World:
         push(at(sample_from), self._sample)
 
     def _boot(self, node: SimNode) -> None:
-        self._start(node, self.config.boot_ms // 2)
+        self._start(node)
 
-    def _start(self, node: SimNode, spread_ms: int) -> bool:
+    def _start(self, node: SimNode) -> bool:
         try:
             # A node that starts again did not just make its identity: it checks its own
             # feed with its peers before writing (sync.md §10.2).
@@ -169,41 +202,53 @@ class World:
             self.violations.add(self.clock.elapsed, f"node {node.index} cannot start from its "
                                 f"store: {exc}")
             return False
-        self.connmgr.start(node.index, spread_ms)
         self._flush(node)
         return True
 
     # -- driving one node ---------------------------------------------------------------
 
     def _flush(self, node: SimNode) -> None:
-        """After any input: send what the mesh wants sent, act on its events, re-arm."""
-        mesh = node.mesh
-        if mesh is None:
+        """After any input: send what the mesh wants sent, act on its events, dial what
+        the connection manager asks for, re-arm."""
+        mesh, conns = node.mesh, node.connections
+        if mesh is None or conns is None:
             return
-        now = self.clock.now
-        for conn, data in mesh.datagrams_to_send(node.now(now)):
-            self.network.send(conn, data)
+        local = node.now(self.clock.now)
+        net = self.network
+        high = self.config.network.high_water
+        for conn, data in mesh.datagrams_to_send(
+                local, budget=lambda c: max(0, high - net.buffered(c))):
+            net.send(conn, data)
         while (event := mesh.next_event()) is not None:
             self._on_event(node, event)
+        for dial in conns.step(local):
+            self._dial(node, dial)
         self._arm(node)
-        if node.index not in self._polls and any(
-                mesh.backlog(conn) for conn in self.network.conns_of(node.index)):
-            # The mesh hands out sync ranges a budget at a time; a real transport
-            # asks again when its buffer drains, and so do we.
-            self._polls[node.index] = now + DRAIN_MS
-            self.queue.push(now + DRAIN_MS, functools.partial(self._poll, node, node.starts))
+        self._poll_drain(node)
 
-    def _poll(self, node: SimNode, starts: int) -> None:
-        self._polls.pop(node.index, None)
+    def _poll_drain(self, node: SimNode) -> None:
+        """Bulk data waits for the send buffer (the driver's budget); a real transport
+        says when the buffer drained below its low-water mark, and so do we."""
+        assert node.mesh is not None
+        backlog = [c for c in self.network.conns_of(node.index) if node.mesh.backlog(c)]
+        if not backlog or node.index in self._drains:
+            return
+        low = self.config.network.low_water
+        due = max(self.clock.now + 1, min(self.network.drained_at(c, low) for c in backlog))
+        self._drains[node.index] = due
+        self.queue.push(due, functools.partial(self._drained, node, node.starts))
+
+    def _drained(self, node: SimNode, starts: int) -> None:
+        self._drains.pop(node.index, None)
         if node.starts == starts:
             self._flush(node)
 
     def _arm(self, node: SimNode) -> None:
-        assert node.mesh is not None
-        due = node.mesh.get_timer()
-        if due is None:
+        assert node.mesh is not None and node.connections is not None
+        times = [t for t in (node.mesh.get_timer(), node.connections.timer()) if t is not None]
+        if not times:
             return
-        due = max(due - node.skew_ms, self.clock.now)  # the node's clock to the world's
+        due = max(min(times) - node.skew_ms, self.clock.now)  # the node's clock to the world's
         if node.timer_at is not None and node.timer_at <= due:
             return  # an earlier timer is armed; it re-arms when it fires
         node.timer_at = due
@@ -227,6 +272,8 @@ class World:
 
     def _on_event(self, node: SimNode, event: Event) -> None:
         at = self.clock.elapsed
+        assert node.connections is not None
+        node.connections.on_event(event, node.now(self.clock.now))
         if isinstance(event, Changed):
             node.unstored.append(event)
             self.checker.changed(at, node.index, event)
@@ -239,14 +286,12 @@ class World:
         elif isinstance(event, WritesOpened):
             self.metrics.count("writes_opened")
         elif isinstance(event, PeerUp):
-            self.connmgr.up(event.conn)
+            node.connecting.discard(event.conn)
             self.metrics.count("sessions_up")
         elif isinstance(event, PeerDown):
+            node.connecting.discard(event.conn)
             self.network.close(event.conn)
-            self.connmgr.down(event.conn)
-            net = self.config.network
-            self.checker.closed(at, node.index, event, network_garbles=bool(
-                net.duplicate or net.reorder or not net.fifo))
+            self.checker.closed(at, node.index, event)
             key = f"{event.reason}{' (by peer)' if event.by_peer else ''}"
             self.metrics.closes[key] = self.metrics.closes.get(key, 0) + 1
         elif isinstance(event, Misbehaved):
@@ -254,6 +299,8 @@ class World:
             self.checker.blamed(at, node.index, event)
         elif isinstance(event, SyncFinished):
             self.metrics.count("sync_rounds")
+        elif isinstance(event, SignalReceived):
+            self._on_signal(node, event)
         elif isinstance(event, Banned):
             self.metrics.count("bans")
             self.checker.banned(at, node.index, event,
@@ -276,19 +323,114 @@ class World:
         node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
         self._flush(node)
 
-    # -- network callbacks --------------------------------------------------------------
+    # -- dialing (what node.py does with the transport) ----------------------------------
 
-    def _connect(self, dialer: int, acceptor: int) -> ConnId:
-        ends = self.network.open(dialer, acceptor)
+    def _dial(self, node: SimNode, dial: Dial) -> None:
+        self.counts["dials"] += 1
+        starts = node.starts
+        if dial.url is None:
+            self._dial_by_relay(node, dial)
+            return
+        target = self.urls.get(dial.url)
+        rtt = self.network.signaling_delay()
+        if target is None or not self.nodes[target].alive:
+            # Nothing listens there: the connection is refused within a round trip.
+            self.queue.push(self.clock.now + rtt, functools.partial(
+                self._dial_failed, node, dial, starts))
+        elif self.network.cut(node.index, target):
+            self.queue.push(self.clock.now + CONNECT_TIMEOUT_MS, functools.partial(
+                self._dial_failed, node, dial, starts))
+        else:
+            self.queue.push(self.clock.now + rtt, functools.partial(
+                self._offered, node, dial, target, starts, rtt))
+
+    def _offered(self, node: SimNode, dial: Dial, target: int, starts: int, rtt: int) -> None:
+        """The offer reached `target`'s peer port: it answers if it has room (else 503)."""
+        other = self.nodes[target]
+        if node.starts != starts or not node.alive:
+            return
+        # The peer port refuses a banned address (403) and, when full, everyone (503).
+        if other.connections is None or other.mesh is None \
+                or self.network.cut(node.index, target) \
+                or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)) \
+                or not other.connections.accepts(len(other.connecting)):
+            self._dial_failed(node, dial, starts)
+            return
+        self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
+            self._open, node, dial, target, starts, other.starts, rtt))
+
+    def _dial_by_relay(self, node: SimNode, dial: Dial) -> None:
+        """Relayed signaling: the offer goes out in a SIGNAL frame (sync.md §7.2)."""
+        assert node.mesh is not None and dial.node_id is not None
+        self.counts["relayed_dials"] += 1
+        nonce = self._dial_rng.getrandbits(53)
+        offer = json.dumps({"type": "offer", "sim": nonce})
+        if not node.mesh.send_signal(dial.node_id, offer, nonce):
+            self._dial_failed(node, dial, node.starts)
+            return
+        self._dials[nonce] = (node, dial, node.starts)
+        self.queue.push(self.clock.now + CONNECT_TIMEOUT_MS,
+                        functools.partial(self._relay_timeout, nonce))
+        self._flush(node)
+
+    def _on_signal(self, node: SimNode, event: SignalReceived) -> None:
+        """An offer or answer relayed to `node`: what node.py's `_on_signal` does."""
+        assert node.mesh is not None and node.connections is not None
+        signal = signal_payload(event.payload)
+        if signal is None:
+            return
+        if signal[0] == "offer":
+            if node.connections.accepts(len(node.connecting)):
+                node.mesh.send_signal(event.origin, json.dumps({"type": "answer"}), event.nonce)
+        else:
+            pending = self._dials.pop(event.nonce, None)
+            if pending is None:
+                return
+            dialer, dial, starts = pending
+            target = self._index.get(event.origin)
+            if target is None or dialer is not node:
+                return
+            other = self.nodes[target]
+            self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
+                self._open, node, dial, target, starts, other.starts, None))
+
+    def _relay_timeout(self, nonce: int) -> None:
+        pending = self._dials.pop(nonce, None)
+        if pending is not None:
+            self._dial_failed(*pending)
+
+    def _dial_failed(self, node: SimNode, dial: Dial, starts: int) -> None:
+        if node.starts != starts or node.connections is None:
+            return
+        self.counts["dial_failures"] += 1
+        node.connections.dial_failed(dial.key, node.now(self.clock.now))
+        self._flush(node)
+
+    def _open(self, node: SimNode, dial: Dial, target: int, starts: int, target_starts: int,
+              rtt: int | None) -> None:
+        """ICE done: the data channel opens at both ends (or the dial failed meanwhile)."""
+        other = self.nodes[target]
+        if node.starts != starts or node.mesh is None or node.connections is None:
+            return
+        if other.starts != target_starts or other.mesh is None \
+                or self.network.cut(node.index, target):
+            self._dial_failed(node, dial, starts)
+            return
+        self.counts["connects"] += 1
+        ends = self.network.open(node.index, target)
         now = self.clock.now
+        # Before any frame: the session may open at once (node.py's _on_link_open).
+        node.connections.link_opened(dial, ends[0].conn, node.now(now))
         for end, initiator in ((ends[0], True), (ends[1], False)):
-            node = self.nodes[end.node]
-            assert node.mesh is not None
-            other = ends[1].node if end is ends[0] else ends[0].node
-            node.mesh.connection_made(end.conn, ends[2], node.now(now), initiator=initiator,
-                                      address=f"sim:{other}")
-            self.queue.push(now, functools.partial(self._flush, node))
-        return ends[0].conn
+            peer = self.nodes[end.node]
+            assert peer.mesh is not None
+            peer.connecting.add(end.conn)
+            far = target if initiator else node.index  # its address: where it dials from
+            peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
+                                      address=f"sim:{far}", rtt_hint=rtt)
+            self.queue.push(now, functools.partial(self._flush, peer))
+
+    # -- network callbacks --------------------------------------------------------------
 
     def _on_frame(self, sender: int, end: Endpoint, data: bytes) -> None:
         node = self.nodes[end.node]
@@ -341,6 +483,15 @@ class World:
         self.network.heal()
         self.last_disturbance = self.clock.now
 
+    def _break(self) -> None:
+        """A random open connection breaks (its association dies)."""
+        conns = sorted(self.network.endpoints)
+        if not conns or not self.in_safety:
+            return
+        self.network.abort(self._fault_rng.choice(conns))
+        self.metrics.count("breaks")
+        self.last_disturbance = self.clock.now
+
     def _crash(self, downtime: int) -> None:
         candidates = [n for n in self.nodes if n.alive and not n.byzantine]
         if not candidates or not self.in_safety:
@@ -350,14 +501,13 @@ class World:
                               node.stored_op_ids(), tuple(node.unstored))
         self.metrics.count("uncommitted_lost", sum(len(e.applied) for e in node.unstored))
         self.network.forget_node(node.index)
-        self.connmgr.crashed(node.index)
         node.crash()
         self.metrics.count("crashes")
         self.queue.push(min(self.clock.now + downtime, self.safety_end),
                         functools.partial(self._restart, node))
 
     def _restart(self, node: SimNode) -> None:
-        if node.alive or not self._start(node, 200):
+        if node.alive or not self._start(node):
             return
         self.checker.restarted(self.clock.elapsed, node.index, node.replica)
         self.metrics.count("restarts")
@@ -408,28 +558,28 @@ class World:
         self.queue.push(now + self.config.check_interval_ms, self._sample)
 
     def _all_equal(self) -> bool:
-        """Every honest node has the same digest. A byzantine node is left out: its
-        peers ban it (sync.md §4.7), so it may well stay apart; and so is an honest node
-        whose every edge leads to one (the simulator's topology is fixed: a real node
-        would find other peers, §7.8 of transport.md)."""
+        """Converged: every honest node alive, the same ops (op digests), and presence
+        records that agree by content (checkers.records_converged). A byzantine node is
+        left out: its peers ban it (sync.md §4.7), so it may well stay apart."""
         first: bytes | None = None
         for node in self.nodes:
             if node.index not in self.expected:
                 continue
             if node.mesh is None:
                 return False
-            digest = node.mesh.replica.digest()
+            digest = node.mesh.replica.ops_digest()
             if first is None:
                 first = digest
             elif digest != first:
                 return False
-        return True
+        return records_converged([n.replica for n in self.nodes if n.index in self.expected],
+                                 self.config.mesh.record_refresh_ms) is True
 
     def _result(self) -> SimResult:
         cfg = self.config
         replicas = {n.index: n.replica for n in self.nodes if n.alive and n.index in self.expected}
         end = self.clock.elapsed
-        self.checker.final(end, replicas)
+        self.checker.final(end, replicas, cfg.mesh.record_refresh_ms)
         for n in self.nodes:
             if n.alive:
                 if n.unstored:  # what the writer would commit within commit_ms anyway
@@ -442,25 +592,25 @@ class World:
         diss = self.metrics.dissemination(list(replicas.values()), {
             n.identity.public_key for n in self.nodes if n.index in self.expected})
         converged = len(replicas) == len(self.expected) and self._all_equal()
-        digests = [n.replica.digest().hex() if n.alive and n.index in self.expected else ""
+        digests = [n.replica.ops_digest().hex() if n.alive and n.index in self.expected else ""
                    for n in self.nodes]
         convergence = None
         if converged and self.equal_since is not None:
             convergence = max(0, self.equal_since - self.last_disturbance)
         counts = self.metrics.counts
         faults = {k: counts.get(k, 0) for k in ("partitions", "crashes", "restarts",
-                                                "uncommitted_lost")}
-        faults.update({k: self.network.counts[k] for k in ("lost", "duplicated", "reordered",
-                                                           "cut")})
+                                                "uncommitted_lost", "breaks")}
+        faults.update({k: self.network.counts[k] for k in ("lost", "retransmitted", "cut",
+                                                           "broken", "overflow")})
         faults.update({k: v for k, v in sorted(counts.items()) if k.startswith("byzantine_")})
-        if cfg.faults.byzantine:
-            faults["eclipsed"] = cfg.nodes - cfg.faults.byzantine - len(self.expected)
+        degrees = [len(n.mesh.peers()) for n in self.nodes if n.mesh is not None]
         faults["bans"] = counts.get("bans", 0)
         traffic = {"frames": self.network.counts["frames"], "bytes": self.network.counts["bytes"],
-                   **self.connmgr.counts,
+                   **self.counts,
                    **{k: v for k, v in sorted(counts.items())
                       if k.startswith(("refused", "sessions", "sync", "timer", "writes_"))},
-                   "acknowledged": self.checker.acknowledged}
+                   "acknowledged": self.checker.acknowledged,
+                   "mean_degree_x100": 100 * sum(degrees) // max(1, len(degrees))}
         return SimResult(
             seed=cfg.seed, nodes=cfg.nodes, converged=converged, convergence_ms=convergence,
             delivery_ratio=diss.delivery_ratio, delivery_ratio_at_heal=self.delivery_at_heal,
@@ -471,32 +621,7 @@ class World:
             traffic=traffic,
             closes=dict(sorted(self.metrics.closes.items())),
             misbehaved=dict(sorted(self.metrics.misbehaved.items())), digests=digests,
-            command=command_line(cfg))
-
-
-def _reachable_honest(nodes: int, edges: list[topology.Edge], byzantine: set[int]) -> set[int]:
-    """The honest nodes expected to converge: the largest group that honest edges join
-    (with no byzantine node, every node)."""
-    links: dict[int, set[int]] = {i: set() for i in range(nodes) if i not in byzantine}
-    for a, b in edges:
-        if a in links and b in links:
-            links[a].add(b)
-            links[b].add(a)
-    best: set[int] = set()
-    seen: set[int] = set()
-    for start in sorted(links):
-        if start in seen:
-            continue
-        group, todo = {start}, [start]
-        while todo:
-            for other in links[todo.pop()]:
-                if other not in group:
-                    group.add(other)
-                    todo.append(other)
-        seen |= group
-        if len(group) > len(best):
-            best = group
-    return best
+            command=command_line(cfg), p99_hop=diss.p99_hop)
 
 
 def simulate(config: SimConfig, progress: Progress | None = None,

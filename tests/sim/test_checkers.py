@@ -11,7 +11,7 @@ import pytest
 from liberation_node.core.bodies import Claim, Post
 from liberation_node.core.errors import Rejection
 from liberation_node.core.events import Changed, Misbehaved, PeerDown
-from liberation_node.core.identity import Identity
+from liberation_node.core.identity import Identity, short_id
 from liberation_node.core.ops import Op, create_op, decode_op
 from liberation_node.core.records import Record
 from liberation_node.core.replica import Ingested, Outcome, Replica
@@ -96,19 +96,18 @@ def test_blaming_an_honest_peer_is_reported() -> None:
     assert violations.lines() == ["at 2 ms: node 2 blamed honest node 4: bad_signature"]
 
 
-def test_closing_an_honest_session_as_broken_is_reported_unless_the_network_garbles() -> None:
+def test_closing_an_honest_session_as_broken_is_reported() -> None:
     checker, violations = fresh()
     checker.wrote(0, 4, post(ALICE, 1, None, "a"), byzantine=False)
     broken = PeerDown(9, ALICE.public_key, "protocol_error", "odd frame", False)
-    checker.closed(1, 2, broken, network_garbles=True)  # a duplicated HELLO can do that
-    checker.closed(2, 2, PeerDown(9, ALICE.public_key, "protocol_error", "", True),
-                   network_garbles=False)  # the peer closed: its own view
-    checker.closed(3, 2, PeerDown(9, ALICE.public_key, "timeout", "", False),
-                   network_garbles=False)  # says nothing bad about the peer
-    checker.closed(4, 2, PeerDown(9, BOB.public_key, "protocol_error", "", False),
-                   network_garbles=False)  # not an honest peer
+    checker.closed(2, 2, PeerDown(9, ALICE.public_key, "protocol_error", "", True)
+                   )  # the peer closed: its own view
+    checker.closed(3, 2, PeerDown(9, ALICE.public_key, "timeout", "", False)
+                   )  # says nothing bad about the peer
+    checker.closed(4, 2, PeerDown(9, BOB.public_key, "protocol_error", "", False)
+                   )  # not an honest peer
     assert len(violations) == 0
-    checker.closed(5, 2, broken, network_garbles=False)
+    checker.closed(5, 2, broken)
     assert violations.lines() == ["at 5 ms: node 2 closed its session with honest node 4: "
                                   "protocol_error (odd frame)"]
 
@@ -155,15 +154,42 @@ def test_final_reports_divergence_and_nondeterministic_merges() -> None:
     a1, b1 = post(ALICE, 1, None, "a1"), post(BOB, 1, None, "b1")
     for op in (a1, b1):
         checker.wrote(0, 0, op, byzantine=False)
-    checker.final(9, {0: holding(a1, b1), 1: holding(b1, a1)})
+    checker.final(9, {0: holding(a1, b1), 1: holding(b1, a1)}, 60_000)
     assert len(violations) == 0  # any order, same state
-    checker.final(10, {0: holding(a1, b1), 1: holding(a1)})
-    assert violations.lines()[0].startswith("at 10 ms: not converged: 2 different digests")
+    checker.final(10, {0: holding(a1, b1), 1: holding(a1)}, 60_000)
+    assert violations.lines()[0].startswith("at 10 ms: not converged: 2 different op digests")
     odd = holding(a1, b1)
     odd.ledger.account(ALICE.public_key).claimed += 1
-    checker.final(11, {0: holding(a1, b1), 1: odd})
+    checker.final(11, {0: holding(a1, b1), 1: odd}, 60_000)
     assert violations.lines()[-1] == ("at 11 ms: same digest, different ledgers: nodes [0] vs "
                                       "[1]: the merge is not deterministic")
+
+
+def test_records_converge_by_content_up_to_one_refresh() -> None:
+    """Presence records are republished every refresh: replicas agree when each holds
+    every key, at most one republication (1.25 refresh periods) behind the newest."""
+    from liberation_node.core.records import NodeLinks, create_record
+    from liberation_node.sim.checkers import records_converged
+
+    def record(version: int) -> Record:
+        return create_record(ALICE, network="sim", version=version, ttl_ms=3_600_000,
+                             body=NodeLinks(()))
+
+    def replica(*records: Record) -> Replica:
+        held = Replica("sim")
+        for r in records:
+            held.add_record(r)
+        return held
+
+    newest, previous, older = record(T + 120_000), record(T + 60_000), record(T)
+    assert records_converged([replica(newest), replica(previous)], 60_000) is True
+    assert records_converged([replica(newest), replica(older)], 60_000) is False
+    assert records_converged([replica(newest), replica()], 60_000, explain=True) == (
+        f"replica 1 lacks {short_id(ALICE.public_key)} node.links")
+    checker, violations = fresh()
+    checker.final(1, {0: replica(newest), 1: replica(older)}, 60_000)
+    assert violations.lines()[0].startswith("at 1 ms: records not converged: replica 1 is "
+                                            "120000 ms behind")
 
 
 def test_violations_keep_counts_and_a_bound() -> None:
@@ -196,11 +222,11 @@ def test_a_node_whose_ledger_skips_claims_is_caught() -> None:
 def test_a_node_with_a_broken_digest_is_caught() -> None:
     def break_node_3(index: int, replica: Replica) -> None:
         if index == 3:
-            replica.digest = lambda: bytes(32)  # type: ignore[method-assign]
+            replica.ops_digest = lambda: bytes(32)  # type: ignore[method-assign]
 
     result = simulate(small(seed=12, liveness_ms=5_000), hooks=Hooks(replica=break_node_3))
     assert not result.converged
-    assert any("not converged: 2 different digests" in v for v in result.violations)
+    assert any("not converged: 2 different op digests" in v for v in result.violations)
 
 
 def test_a_node_that_skips_signature_checks_is_caught() -> None:

@@ -59,11 +59,13 @@ def test_bad_options_are_usage_errors() -> None:
 def test_command_line_names_every_option_that_differs() -> None:
     config = SimConfig(nodes=9, seed=2, degree=3, ops=7, duration_ms=9000, liveness_ms=500,
                        memo_verify=True,
+                       bootstrap=2,
                        network=NetworkOptions(latency_ms=(1, 9), jitter_ms=2, loss=0.1,
-                                              duplicate=0.2, reorder=0.3, fifo=False),
+                                              bandwidth_bytes_s=1000),
                        faults=FaultOptions(partition_at_ms=1, heal_at_ms=2, crashes=3,
-                                           byzantine=1))
+                                           breaks=4, byzantine=1))
     assert command_line(config) == (
         "liberation-node simulate --nodes 9 --seed 2 --degree 3 --ops 7 --duration-ms 9000 "
-        "--latency-ms 1:9 --jitter-ms 2 --loss 0.1 --dup 0.2 --reorder 0.3 --unordered "
-        "--partition-at 1 --heal-at 2 --crash 3 --byzantine 1 --liveness-ms 500 --memo-verify")
+        "--latency-ms 1:9 --jitter-ms 2 --loss 0.1 --bandwidth 1000 --partition-at 1 "
+        "--heal-at 2 --breaks 4 --crash 3 --byzantine 1 --bootstrap 2 --liveness-ms 500 "
+        "--memo-verify")

@@ -12,8 +12,9 @@ from .common import small
 
 def test_nodes_keeping_different_contents_converge_on_the_headers() -> None:
     config = small(seed=4, ops=150, retain_bytes=150,
-                   network=NetworkOptions(loss=0.03, duplicate=0.03),
-                   faults=FaultOptions(crashes=2, partition_at_ms=2_000, heal_at_ms=6_000))
+                   network=NetworkOptions(loss=0.03),
+                   faults=FaultOptions(crashes=2, breaks=3, partition_at_ms=2_000,
+                                       heal_at_ms=6_000))
     world = World(config)
     result = world.run()
     assert result.converged and result.violations == []

@@ -15,9 +15,9 @@ from .common import small
 
 def busy(seed: int) -> SimConfig:
     return small(nodes=10, seed=seed, ops=50, duration_ms=12_000,
-                 network=NetworkOptions(loss=0.05, duplicate=0.02, reorder=0.02),
+                 network=NetworkOptions(loss=0.05),
                  faults=FaultOptions(partition_at_ms=3_000, heal_at_ms=7_000, crashes=2,
-                                     byzantine=1, byzantine_interval_ms=300))
+                                     breaks=3, byzantine=1, byzantine_interval_ms=300))
 
 
 def test_same_seed_same_result_and_digests() -> None:
@@ -37,7 +37,7 @@ def test_hash_randomization_does_not_leak_into_a_run() -> None:
     """Set iteration order of bytes differs between processes (PYTHONHASHSEED); a run
     must not depend on it, in the simulator or in the core it drives."""
     args = [sys.executable, "-m", "liberation_node", "simulate", "--nodes", "8", "--seed", "5",
-            "--ops", "40", "--duration-ms", "8000", "--loss", "0.05", "--dup", "0.02",
+            "--ops", "40", "--duration-ms", "8000", "--loss", "0.05", "--breaks", "2",
             "--partition-at", "2000", "--heal-at", "5000", "--crash", "1", "--byzantine", "1",
             "--json", "--no-progress"]
     outputs = []

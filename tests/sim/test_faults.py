@@ -30,7 +30,11 @@ def test_no_faults_everything_arrives() -> None:
     result = simulate(small(nodes=10, ops=60))
     clean(result)
     assert result.writes == 60
-    assert result.closes == {} and result.misbehaved == {}
+    # Two nodes that dial each other at once keep one link (sync.md §4.2), and a node
+    # over its high mark drops one: nothing else closes a session, nobody misbehaves.
+    assert set(result.closes) <= {"duplicate_peer", "duplicate_peer (by peer)",
+                                  "too_many_peers", "too_many_peers (by peer)"}
+    assert result.misbehaved == {}
     assert result.last_delivery_hop >= 1 and result.rmr >= 0
 
 
@@ -39,33 +43,34 @@ def test_latency_spread_and_per_link_jitter() -> None:
     clean(simulate(small(network=NetworkOptions(latency_ms=(20, 80), jitter_ms=10))))
 
 
-def test_loss_is_repaired_by_anti_entropy() -> None:
+def test_loss_costs_time_not_frames() -> None:
+    """A lost frame is retransmitted (sim/network.py, as SCTP does): nothing is missing,
+    no session breaks for a protocol error, and the rest is a matter of time."""
     result = simulate(small(network=NetworkOptions(loss=0.15), seed=2))
     clean(result)
-    assert result.faults["lost"] > 100
-    assert result.delivery_ratio_at_heal < 1.0  # something was missing before the quiet phase
+    assert result.faults["lost"] > 100 and result.faults["retransmitted"] > 100
+    assert "protocol_error" not in result.closes
 
 
-def test_duplicated_frames() -> None:
-    result = simulate(small(network=NetworkOptions(duplicate=0.1), seed=3))
+def test_broken_connections_are_replaced_by_the_connection_manager() -> None:
+    config = small(nodes=10, seed=3, duration_ms=15_000, faults=FaultOptions(breaks=8))
+    world = World(config)
+    result = world.run()
     clean(result)
-    assert result.faults["duplicated"] > 50
-    # A duplicated HELLO or CLOSE ends a session (a real channel never repeats
-    # one); the connection manager dials again.
-    assert result.traffic["connects"] > len(World(small(seed=3)).edges)
+    assert result.faults["breaks"] == 8 and result.faults["broken"] >= 8
+    assert result.closes.get("transport_closed (by peer)", 0) >= 8
+    assert all(len(n.mesh.peers()) > 0 for n in world.nodes if n.mesh is not None)
 
 
-def test_reordered_frames() -> None:
-    result = simulate(small(network=NetworkOptions(reorder=0.1), seed=4))
+def test_peers_are_found_by_peer_exchange() -> None:
+    """Each node starts knowing one other; the production connection manager finds the
+    rest from presence records and keeps every node between its low and high marks."""
+    world = World(small(nodes=16, degree=5, bootstrap=1, seed=4))
+    result = world.run()
     clean(result)
-    assert result.faults["reordered"] > 50
-
-
-def test_unordered_connections() -> None:
-    result = simulate(small(network=NetworkOptions(fifo=False, latency_ms=(5, 120)), seed=5))
-    clean(result)
-    # A frame that overtakes HELLO is a protocol error on the receiving session.
-    assert result.closes.get("protocol_error", 0) > 0
+    degrees = [len(n.mesh.peers()) for n in world.nodes if n.mesh is not None]
+    assert min(degrees) >= 3 and max(degrees) <= 7
+    assert result.traffic["dials"] > 16  # more than the bootstrap entries
 
 
 def test_partition_times_out_links_and_they_are_redialed_after_heal() -> None:
@@ -77,8 +82,9 @@ def test_partition_times_out_links_and_they_are_redialed_after_heal() -> None:
     assert result.faults["partitions"] == 1 and result.faults["cut"] > 0
     assert result.closes.get("timeout", 0) > 0  # the heartbeat noticed
     assert result.traffic["dial_failures"] > 0  # dials across the cut failed
-    assert result.traffic["connects"] > len(world.edges)  # and were made again after heal
-    assert all(world.connmgr.degree(n) > 0 for n in range(config.nodes))
+    ups = result.traffic["sessions_up"]
+    assert ups > 2 * world.config.nodes  # and links were made again after the heal
+    assert all(len(n.mesh.peers()) > 0 for n in world.nodes if n.mesh is not None)
 
 
 def test_crash_and_restart_rebuild_from_the_store() -> None:
@@ -136,15 +142,15 @@ def test_replayed_ops_are_only_duplicates() -> None:
     config = small(nodes=6, seed=9, faults=FaultOptions(byzantine=1, byzantine_interval_ms=100))
     result = simulate(config)
     clean(result)
-    assert result.faults["byzantine_replayed"] > 5  # until its peers ban it for its other acts
+    assert result.faults["byzantine_replayed"] >= 5  # until its peers ban it for its other acts
     assert "duplicate" not in result.misbehaved
 
 
 def test_everything_at_once() -> None:
     config = small(nodes=14, seed=10, ops=80, duration_ms=20_000,
-                   network=NetworkOptions(loss=0.05, duplicate=0.03, reorder=0.03),
+                   network=NetworkOptions(loss=0.05),
                    faults=FaultOptions(partition_at_ms=5_000, heal_at_ms=11_000, crashes=3,
-                                       byzantine=2, byzantine_interval_ms=400))
+                                       breaks=5, byzantine=2, byzantine_interval_ms=400))
     result = simulate(config)
     clean(result)
     assert result.convergence_ms is not None
@@ -168,13 +174,12 @@ def test_a_crash_loses_only_what_was_not_committed_and_no_acked_write() -> None:
 
 def test_clocks_apart_by_just_under_the_bound_converge() -> None:
     """ops.md §5.4, §8.4: with production record timers, clocks 14.9 minutes apart still
-    reach equal digests (records included); with the old 5-minute lifetime they did not."""
+    converge (records included); with the old 5-minute lifetime they did not."""
     production = MeshConfig()
 
     def run(record_ttl_ms: int) -> SimResult:
         world = World(small(nodes=4, degree=2, ops=8, duration_ms=20_000, liveness_ms=400_000,
-                            presence_refresh_ms=production.record_refresh_ms,
-                            record_ttl_ms=record_ttl_ms))
+                            mesh=MeshConfig(record_ttl_ms=record_ttl_ms)))
         for node, skew in zip(world.nodes, (0, 894_000, 300_000, 600_000), strict=True):
             node.skew_ms = skew
         return world.run()
@@ -183,13 +188,17 @@ def test_clocks_apart_by_just_under_the_bound_converge() -> None:
     assert not run(5 * 60_000).converged
 
 
-def test_honest_nodes_are_never_banned_on_a_garbling_network() -> None:
-    """sync.md §4.7: frames lost, duplicated and reordered (a second HELLO, a frame before
-    HELLO) cost honest peers a little score, never a ban; the liar is banned."""
+def test_honest_nodes_are_never_banned_on_a_lossy_network() -> None:
+    """sync.md §4.7: the channel is reliable and ordered (as SCTP is), so loss cannot
+    duplicate or reorder frames; what it does to honest peers is stall them (frames held
+    back for retransmission) and break their connections (too many retransmissions),
+    which they then dial again. That costs them a little score, never a ban, while the
+    liar among them is banned."""
     config = small(nodes=10, seed=21, ops=80, duration_ms=30_000,
-                   network=NetworkOptions(loss=0.1, duplicate=0.1, reorder=0.1),
-                   faults=FaultOptions(byzantine=1, byzantine_interval_ms=200))
+                   network=NetworkOptions(loss=0.2, max_retransmits=2),
+                   faults=FaultOptions(breaks=5, byzantine=1, byzantine_interval_ms=200))
     result = simulate(config)
     clean(result)  # the checker flags any ban of an honest node or of its address
     assert result.faults["bans"] > 0
-    assert result.closes.get("protocol_error", 0) > 0  # garbling did break sessions
+    assert result.faults["broken"] > result.faults["breaks"]  # loss did break connections
+    assert result.faults["retransmitted"] > 100

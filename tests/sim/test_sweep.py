@@ -22,6 +22,6 @@ def test_seed_with_every_fault(seed: int) -> None:
 
 def test_sweep_config_is_the_documented_one() -> None:
     config = all_faults(7)
-    assert config.seed == 7 and config.network.loss > 0 and config.network.duplicate > 0
-    assert config.network.reorder > 0 and config.faults.partition_at_ms is not None
+    assert config.seed == 7 and config.network.loss > 0 and config.faults.breaks > 0
+    assert config.faults.clock_skew_ms > 0 and config.faults.partition_at_ms is not None
     assert config.faults.crashes > 0 and config.faults.byzantine > 0

@@ -1,0 +1,96 @@
+"""The connection manager: the mesh's sessions and the peering decisions, together
+(DESIGN §4; protocols/transport.md §7).
+
+`Peering` (peering.py) decides whom to dial and whom to drop from what it is told;
+this module tells it, from the mesh's own events, and acts on its answers, so that
+the daemon (node.py) and the simulator drive the very same logic:
+
+    conns.on_event(event, now)      # every event drained from the mesh
+    conns.link_opened(dial, conn, now) / conns.dial_failed(key, now)
+    for dial in conns.step(now): ...   # dial these (closes surplus sessions itself)
+    conns.accepts(connecting)        # may an incoming offer become a connection?
+    conns.timer()                    # when `step` may have something new
+
+Peer exchange: every `node.info` record the replica takes in names a candidate and
+its URLs (only those in scope, transport.md §7.7); the URLs refused are reported
+once each (`refused()`), for the log. A dial that reached another node than it
+expected keeps that node as an ordinary peer (`Misdirected`, §7.4).
+
+Pure: time comes in as `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .events import Changed, Event, PeerDown, PeerUp
+from .mesh import Mesh
+from .peering import Dial, Misdirected, Peering, Source
+from .records import NodeInfo, Record
+from .session import CloseReason
+
+
+class Connections:
+    def __init__(self, mesh: Mesh, peering: Peering, *, spare: int = 2) -> None:
+        """`spare`: connections accepted beyond the peering's `high` mark (open sessions
+        and handshakes under way), so that a dial from a newcomer is taken and then the
+        worst peer shed, rather than refused (transport.md A.4)."""
+        self.mesh = mesh
+        self.peering = peering
+        self.spare = spare
+        self._refused: list[tuple[str, str, bytes]] = []  # (url, scope, announced by)
+
+    def learn_records(self, records: Iterable[Record], now: int) -> None:
+        """Peer exchange: live `node.info` records are candidates (DESIGN §4)."""
+        for record in records:
+            if record.kind == "node.info" and record.expires > now \
+                    and isinstance(record.body, NodeInfo):
+                for url, scope in self.peering.learn(record.author, record.body.urls,
+                                                     Source.RECORD, now):
+                    self._refused.append((url, scope, record.author))
+
+    def refused(self) -> list[tuple[str, str, bytes]]:
+        """Announced URLs not dialed for being out of scope, each reported once."""
+        out, self._refused = self._refused, []
+        return out
+
+    def on_event(self, event: Event, now: int) -> Misdirected | None:
+        """Tell the peering what the mesh reported."""
+        if isinstance(event, PeerUp):
+            return self.peering.session_up(event.conn, event.peer, now)
+        if isinstance(event, PeerDown):
+            self.peering.session_down(event.conn, now)
+        elif isinstance(event, Changed) and event.records:
+            self.learn_records(event.records, now)
+        return None
+
+    def link_opened(self, dial: Dial, conn: int, now: int) -> None:
+        self.peering.link_opened(dial, conn, now)
+
+    def dial_failed(self, key: str, now: int) -> None:
+        self.peering.dial_failed(key, now)
+
+    def step(self, now: int) -> list[Dial]:
+        """The dials due now; sessions above the high mark are closed (the worst ones:
+        not protected, lowest score, then slowest; peering.py)."""
+        peers = self.mesh.peers()
+        dials = self.peering.due(now, len(peers), self.mesh.relay_path)
+        if len(peers) <= self.peering.config.high:
+            return dials
+        rtts: dict[bytes, int | None] = {}
+        by_peer: dict[bytes, int] = {}
+        for conn, peer in peers.items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+            by_peer[peer] = conn
+        for worst in self.peering.surplus(rtts, now):
+            self.mesh.close(by_peer[worst], CloseReason.TOO_MANY_PEERS,
+                            "replacing the worst peers")
+        return dials
+
+    def accepts(self, connecting: int) -> bool:
+        """Room for another peer? Open sessions plus `connecting` handshakes under way."""
+        return len(self.mesh.peers()) + connecting < self.peering.config.high + self.spare
+
+    def timer(self) -> int | None:
+        return self.peering.timer()

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Gossip and simulator targets (issue 10), each next to a baseline from the same run.
+
+Runs the simulator's scenarios with this checkout's code and, with `--baseline DIR`,
+with the code of another checkout of the project (say, a detached worktree at the
+commit before a change), each run in its own process, and prints one row per
+figure: this tree, the baseline, their ratio, the target. Scenarios:
+
+- `busy`: N nodes, degree 8, 50 ops at random times over 5 s, latency 10-100 ms:
+  RMR <= 0.5, last hop <= 12, delivery when the writes end >= 99%;
+- `spaced`: one broadcast at a time (one op a second): RMR <= 0.1, last hop <= 10;
+- `slow`: the busy run at 2 s latency per frame: RMR <= 1, no session timeouts;
+- `speed`: no faults, a trickle of writes: simulated node-seconds per wall-second
+  (target >= 300 at 300 nodes).
+
+Without `--baseline` only this tree's figures are printed. Each run's full JSON goes
+to stderr. Minutes at 300 nodes; not run by the tests.
+
+    .venv/test/bin/python scripts/bench_gossip.py --nodes 300 --baseline ../base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+
+# Runs in the checkout under test: only SimConfig fields every version has.
+RUNNER = r"""
+import json, sys, time
+from liberation_node.runtime import tune_gc
+from liberation_node.sim import NetworkOptions, SimConfig, simulate
+import liberation_node
+a = json.loads(sys.argv[1])
+tune_gc()
+config = SimConfig(nodes=a["nodes"], seed=a["seed"], degree=a["degree"], ops=a["ops"],
+                   boot_ms=a["boot_ms"], write_interval_ms=a["interval_ms"],
+                   duration_ms=a["duration_ms"], liveness_ms=a["liveness_ms"],
+                   network=NetworkOptions(latency_ms=tuple(a["latency_ms"])), memo_verify=True)
+started = time.perf_counter()
+r = simulate(config)
+wall = time.perf_counter() - started
+print(json.dumps({
+    "code": str(liberation_node.__file__),
+    "rmr": round(r.rmr, 3), "last_hop": r.last_delivery_hop,
+    "p99_hop": getattr(r, "p99_hop", None), "mean_hop": round(r.mean_hop, 2),
+    "delivery_at_write_end": round(r.delivery_ratio_at_heal, 4),
+    "delivery": round(r.delivery_ratio, 4), "converged": r.converged,
+    "timeouts": sum(v for k, v in r.closes.items() if k.startswith("timeout")),
+    "closes": r.closes, "violations": len(r.violations),
+    "bytes_per_node": r.bytes_per_node, "end_ms": r.end_ms, "wall_s": round(wall, 1),
+    "node_s_per_wall_s": round(a["nodes"] * r.end_ms / 1000 / wall, 1),
+}))
+"""
+
+# The figures printed per scenario, with their targets (issue 10).
+FIGURES = {
+    "busy": [("rmr", "<= 0.5"), ("last_hop", "<= 12"), ("p99_hop", ""),
+             ("delivery_at_write_end", ">= 0.99"), ("violations", "0")],
+    "spaced": [("rmr", "<= 0.1"), ("last_hop", "<= 10"), ("p99_hop", ""),
+               ("violations", "0")],
+    "slow": [("rmr", "<= 1"), ("timeouts", "0"), ("last_hop", ""),
+             ("delivery_at_write_end", ""), ("violations", "0")],
+    "speed": [("node_s_per_wall_s", ">= 300 (300 nodes)")],  # too short to converge
+}
+
+
+def scenario(name: str, args: argparse.Namespace) -> dict[str, object]:
+    common = {"nodes": args.nodes, "seed": args.seed, "degree": args.degree,
+              "boot_ms": 1_000, "interval_ms": None, "liveness_ms": 20_000,
+              "latency_ms": [10, 100]}
+    if name == "busy":
+        return {**common, "ops": 50, "duration_ms": 5_000}
+    if name == "spaced":
+        ops = args.spaced_ops
+        return {**common, "ops": ops, "boot_ms": 3_000, "interval_ms": 1_000,
+                "duration_ms": 3_000 + ops * 1_000}
+    if name == "slow":
+        return {**common, "ops": 50, "duration_ms": 20_000, "liveness_ms": 60_000,
+                "latency_ms": [2_000, 2_000]}
+    if name == "speed":
+        return {**common, "ops": 5 * args.speed_s, "boot_ms": 2_000,
+                "duration_ms": args.speed_s * 1_000, "liveness_ms": 1}
+    raise SystemExit(f"unknown scenario {name!r}")
+
+
+def run(tree: Path, params: dict[str, object]) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    out = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(params)], cwd=tree,
+                         env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"run in {tree} failed:\n{out.stderr[-3000:]}")
+    row: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    if not str(row["code"]).startswith(str(tree)):
+        raise SystemExit(f"ran {row['code']}, not the code in {tree}")
+    print(json.dumps({"tree": str(tree), **params, **row}), file=sys.stderr, flush=True)
+    return row
+
+
+def cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=300)
+    parser.add_argument("--degree", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--spaced-ops", type=int, default=20)
+    parser.add_argument("--speed-s", type=int, default=20, help="virtual seconds")
+    parser.add_argument("--scenarios", default="busy,spaced,slow,speed")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of the project to compare with")
+    args = parser.parse_args()
+    trees = [HERE] + ([args.baseline.resolve()] if args.baseline else [])
+    print(f"{'scenario':8} {'figure':22} {'this':>10} {'baseline':>10} {'ratio':>7}  target")
+    for name in args.scenarios.split(","):
+        params = scenario(name, args)
+        rows = [run(tree, params) for tree in trees]
+        for figure, target in FIGURES[name]:
+            mine = rows[0].get(figure)
+            base = rows[1].get(figure) if len(rows) > 1 else None
+            ratio = "-"
+            if isinstance(mine, int | float) and isinstance(base, int | float) and base:
+                ratio = f"{mine / base:.2f}"
+            print(f"{name:8} {figure:22} {cell(mine):>10} {cell(base):>10} {ratio:>7}  "
+                  f"{target}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
