@@ -46,7 +46,7 @@ from liberation_node.core.identity import Identity, id_to_text
 from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, create_record
 from tests.daemon.harness import NETWORK, Daemon, converged
-from tests.daemon.hostile import LOOPBACK, Hostile, now_ms
+from tests.daemon.hostile import Hostile, now_ms, sink_offers
 
 MiB = 2**20
 
@@ -357,7 +357,7 @@ async def ice(tmp: Path, source: str | None) -> dict[str, Any]:
     try:
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
-        offers = await _sink_offers(6, sink.getsockname()[1])
+        offers = await sink_offers(6, sink.getsockname()[1])
         stop = asyncio.Event()
         statuses: dict[int, int] = {}
 
@@ -392,30 +392,6 @@ async def ice(tmp: Path, source: str | None) -> dict[str, Any]:
                 "answers": statuses}
     finally:
         run.close()
-
-
-async def _sink_offers(count: int, port: int) -> list[dict[str, str]]:
-    from liberation_node.transport import WebRtcTransport
-
-    transport = WebRtcTransport(LOOPBACK, lambda link: None, lambda link, data: None,
-                                lambda link: None)
-    offers = []
-    for _ in range(count):
-        captured: dict[str, str] = {}
-
-        async def capture(offer: dict[str, str], into: dict[str, str] = captured
-                          ) -> dict[str, str]:
-            into.update(offer)
-            raise LookupError("not dialing")
-
-        with contextlib.suppress(Exception):
-            await transport.dial(capture)
-        lines = [line if not line.startswith("a=candidate:") else
-                 " ".join([*line.split(" ")[:5], str(port), *line.split(" ")[6:]])
-                 for line in captured["sdp"].split("\r\n")]
-        offers.append({"type": "offer", "sdp": "\r\n".join(lines)})
-    await transport.close()
-    return offers
 
 
 async def sybils(tmp: Path, source: str | None) -> dict[str, Any]:
@@ -498,7 +474,7 @@ async def reflect(tmp: Path, source: str | None) -> dict[str, Any]:
             sink.bind(("127.0.0.1", 0))
             sink.setblocking(False)
             sinks.append(sink)
-        (offer,) = await _sink_offers(1, 9)
+        (offer,) = await sink_offers(1, 9)
         packets = {}
         status = await _offer_with(run, offer, [("127.0.0.1", s.getsockname()[1])
                                                 for s in sinks], "127.0.0.2")

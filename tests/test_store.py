@@ -77,15 +77,6 @@ def fork(ops: list[Op], who: Identity) -> Op:
                      timestamp=second.timestamp, body=Post("social", "other", 1, None))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    """A factory of unopened stores over the same data: a restart is a new store."""
-    if request.param == "memory":
-        shared = MemoryStore()
-        return lambda: shared
-    return lambda: SqliteStore(tmp_path / "replica.sqlite3")
-
-
 async def test_round_trip_rebuilds_the_same_replica(reopen: Callable[[], Store]) -> None:
     replica, results = deliver(history(), seed=1)
     records = [info(A, NOW), info(B, NOW + 1)]

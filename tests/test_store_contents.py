@@ -19,7 +19,6 @@ from liberation_node.core.replica import Replica
 from liberation_node.store import (
     MIGRATIONS,
     CorruptRow,
-    MemoryStore,
     SqliteStore,
     Store,
     apply_retention,
@@ -32,14 +31,6 @@ NOW = 1_795_000_000_000
 A, B, C = (Identity.from_seed(bytes([n]) * 32) for n in (1, 2, 3))
 SECRET = "the password is swordfish"
 PUBLIC = "meet at the square, nine o'clock, bring bread"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    if request.param == "memory":
-        shared = MemoryStore()
-        return lambda: shared
-    return lambda: SqliteStore(tmp_path / "replica.sqlite3")
 
 
 def written() -> tuple[Replica, list]:  # type: ignore[type-arg]

@@ -201,18 +201,7 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
 
 def send_records(session: Session, records: list[Item], *, eager: bool) -> int:
     """RECORDS frames of about TARGET_FRAME_BYTES each; returns the bytes of records."""
-    batch: list[Item] = []
-    size = sent = 0
-    for item in records:
-        if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
-            session.send(Records(eager, tuple(batch)))
-            sent += size
-            batch, size = [], 0
-        batch.append(item)
-        size += len(item[0]) + ENTRY_BYTES
-    if batch:
-        session.send(Records(eager, tuple(batch)))
-    return sent + size
+    return _batched(session, records, Records, eager)
 
 
 def produce(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit: int,
@@ -240,17 +229,24 @@ def produce(session: Session, owed: Owed, replica: Replica, own: OwnFeed, limit:
 
 
 def _pack(session: Session, items: list[Item], *, eager: bool) -> int:
+    return _batched(session, items, Ops, eager)
+
+
+def _batched(session: Session, items: list[Item], frame: type[Ops] | type[Records],
+             eager: bool) -> int:
+    """`items` (wire, hop count) as `frame`s of about TARGET_FRAME_BYTES each; returns
+    their bytes."""
     batch: list[Item] = []
     size = sent = 0
     for item in items:
         if batch and size + len(item[0]) + ENTRY_BYTES > TARGET_FRAME_BYTES:
-            session.send(Ops(eager, tuple(batch)))
+            session.send(frame(eager, tuple(batch)))
             sent += size
             batch, size = [], 0
         batch.append(item)
         size += len(item[0]) + ENTRY_BYTES
     if batch:
-        session.send(Ops(eager, tuple(batch)))
+        session.send(frame(eager, tuple(batch)))
     return sent + size
 
 

@@ -162,3 +162,26 @@ class Hostile:
 
 async def connect_many(url: str, count: int, **kw: object) -> list[Hostile]:
     return [await Hostile(**kw).connect(url) for _ in range(count)]  # type: ignore[arg-type]
+
+
+async def sink_offers(count: int, sink_port: int) -> list[dict[str, str]]:
+    """Genuine offers (made by aiortc, dials abandoned) whose candidates all point at
+    `sink_port` on loopback, where nothing answers."""
+    transport = WebRtcTransport(LOOPBACK, lambda link: None, lambda link, data: None,
+                                lambda link: None)
+    offers = []
+    for _ in range(count):
+        captured: dict[str, str] = {}
+
+        async def capture(offer: dict[str, str]) -> dict[str, str]:
+            captured.update(offer)  # noqa: B023
+            raise LookupError("not dialing")
+
+        with contextlib.suppress(Exception):
+            await transport.dial(capture)
+        lines = [line if not line.startswith("a=candidate:") else
+                 " ".join([*line.split(" ")[:5], str(sink_port), *line.split(" ")[6:]])
+                 for line in captured["sdp"].split("\r\n")]
+        offers.append({"type": "offer", "sdp": "\r\n".join(lines)})
+    await transport.close()
+    return offers

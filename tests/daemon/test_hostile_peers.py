@@ -6,7 +6,6 @@ before the fix each fails (scripts/attack.py measures both)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import socket
@@ -25,7 +24,7 @@ from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, create_record
 
 from .harness import NETWORK, Daemon, converged, start
-from .hostile import Hostile, now_ms
+from .hostile import Hostile, now_ms, sink_offers
 from .hostile import ops as ops_frame
 from .hostile import records as records_frame
 
@@ -223,7 +222,7 @@ async def test_offers_whose_ice_never_completes_do_not_keep_others_out(
     victim = start(daemons, tmp_path, "victim")
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    offers = await _offers(6, sink.getsockname()[1])
+    offers = await sink_offers(6, sink.getsockname()[1])
     stop = asyncio.Event()
     statuses: list[int] = []
 
@@ -253,33 +252,6 @@ async def test_offers_whose_ice_never_completes_do_not_keep_others_out(
     sink.close()
     assert joined < 15, f"the honest node took {joined:.1f} s to join"
     assert 200 in statuses and 503 in statuses  # answered, then refused per address
-
-
-async def _offers(count: int, sink_port: int) -> list[dict[str, str]]:
-    """Genuine offers (made by aiortc, dials abandoned) whose candidates all point at
-    `sink_port` on loopback, where nothing answers."""
-    from liberation_node.transport import WebRtcTransport
-
-    from .hostile import LOOPBACK
-
-    transport = WebRtcTransport(LOOPBACK, lambda link: None, lambda link, data: None,
-                                lambda link: None)
-    offers = []
-    for _ in range(count):
-        captured: dict[str, str] = {}
-
-        async def capture(offer: dict[str, str]) -> dict[str, str]:
-            captured.update(offer)  # noqa: B023
-            raise LookupError("not dialing")
-
-        with contextlib.suppress(Exception):
-            await transport.dial(capture)
-        lines = [line if not line.startswith("a=candidate:") else
-                 " ".join([*line.split(" ")[:5], str(sink_port), *line.split(" ")[6:]])
-                 for line in captured["sdp"].split("\r\n")]
-        offers.append({"type": "offer", "sdp": "\r\n".join(lines)})
-    await transport.close()
-    return offers
 
 
 async def test_sybils_do_not_push_out_vouched_peers_and_bans_hold(
