@@ -588,7 +588,7 @@ class Node(NodeReports):
     def _full(self) -> bool:
         """No room for another peer: open sessions plus handshakes under way (A.4)."""
         connecting = self._transport.connecting if self._transport is not None else 0
-        return not self.connections.accepts(connecting)
+        return not self.connections.accepts(connecting, clock.now_ms())
 
     async def _answer_relayed(self, event: SignalReceived, offer: dict[str, str]) -> None:
         transport = await self.transport()

@@ -81,12 +81,13 @@ def test_reconnects_after_a_drop_and_sheds_the_worst() -> None:
 
 def test_an_unknown_rtt_counts_as_the_worst() -> None:
     """Issue 9, finding 6: a peer that never answers PING used to count as the fastest
-    (unknown as 0 ms) and was shed last; now it is shed first."""
-    p = Peering(ME, PeeringConfig(high=2), rand=lambda: 0.5)
+    (unknown as 0 ms) and was shed last; now it is shed first (once past the newcomers'
+    grace, when it has had time to answer)."""
+    p = Peering(ME, PeeringConfig(high=2, newcomer_grace_ms=10_000), rand=lambda: 0.5)
     a, b, c = ids(3)
     for peer in (a, b, c):
         connect(p, peer)  # they dialed us: strangers, nothing protects them
-    assert p.surplus({a: 10, b: 600_000, c: None}) == [c]
+    assert p.surplus({a: 10, b: 600_000, c: None}, 10_000) == [c]
 
 
 def test_protected_slots_keep_vouched_and_long_lived_peers() -> None:
@@ -230,3 +231,61 @@ def test_a_full_table_with_nothing_to_drop_is_not_scanned_per_new_candidate() ->
     newcomer = bytes([3]) + bytes(31)
     p.learn(newcomer, [], Source.RECORD)
     assert newcomer.hex() in p.candidates and known[7].hex() not in p.candidates
+
+
+def test_a_newcomer_is_kept_and_the_worst_established_peer_shed() -> None:
+    """transport.md §7.6: a full node takes a newcomer and sheds its worst *other* peer.
+    The newcomer has not answered a PING yet; its unknown RTT used to make it the worst,
+    so a mesh of full nodes shed every node that dialed it, and a node whose bootstrap
+    peers were full stayed cut off for the whole run (20 daemons, issue 10)."""
+    p = Peering(ME, PeeringConfig(high=3, newcomer_grace_ms=10_000), rand=lambda: 0.5)
+    a, b, c, new = ids(4)
+    for peer in (a, b, c):
+        connect(p, peer, now=0)
+    connect(p, new, now=60_000)
+    rtts: dict[bytes, int | None] = {a: 10, b: 300, c: 20, new: None}
+    assert p.surplus(rtts, 60_000) == [b]  # the slowest established one
+    assert p.surplus(rtts, 69_999) == [b]
+    # Past the grace, a peer that still never answered a PING is the worst (§7.5).
+    assert p.surplus(rtts, 70_000) == [new]
+    # A newcomer that answered a PING is judged by its RTT like any other peer.
+    assert p.surplus({**rtts, new: 900}, 60_000) == [new]
+    assert p.replaceable(rtts, 60_000) == 3 and p.replaceable({**rtts, new: 900}, 60_000) == 4
+    # Only newcomers: they are ranked among themselves.
+    q = Peering(ME, PeeringConfig(high=1, newcomer_grace_ms=10_000), rand=lambda: 0.5)
+    for peer in (a, b):
+        connect(q, peer, now=0)
+    assert q.surplus({a: None, b: None}, 1_000) == [a]
+    assert q.replaceable({a: None, b: None}, 1_000) == 0
+
+
+def test_a_peer_that_sheds_us_is_backed_off_like_a_refusal() -> None:
+    """A `too_many_peers` close from the peer says what a 503 says: it is full. The
+    dialer used to redial it after 0.5-1.5 s, be shed again, and so on for minutes,
+    rather than try its other candidates."""
+    p = Peering(ME, PeeringConfig(low=2, high=4, max_dialing=1), rand=lambda: 0.5)
+    full, other = ids(2)
+    p.learn(full, ["http://full/v1/signal"], Source.BOOTSTRAP)
+    p.learn(other, ["http://192.0.2.2:7411/v1/signal"], Source.MDNS)
+    later = p.candidates[other.hex()]
+    later.next_attempt = 10**9  # not due: `full` (bootstrap) is the one dialed
+    now, waits = 0, []
+    for _ in range(4):
+        [dial] = p.due(now, 0, relay_path=no_relay)
+        assert dial.node_id == full
+        conn = connect(p, full, dial, now)
+        p.session_down(conn, now, shed=True)
+        waits.append(p.candidates[full.hex()].next_attempt - now)
+        now = p.candidates[full.hex()].next_attempt
+        # With `other` due too, the node that shed us comes after it.
+        later.next_attempt = now
+        [dial] = p.due(now, 0, relay_path=no_relay)
+        assert dial.node_id == other
+        p.dial_failed(dial.key, now)
+        later.failures, later.next_attempt = 0, 10**9
+    assert waits == [1_000, 2_000, 4_000, 8_000]
+    # A session it ends for another reason (or we end) forgets the sheds.
+    [dial] = p.due(now, 0, relay_path=no_relay)
+    conn = connect(p, full, dial, now)
+    p.session_down(conn, now)
+    assert p.candidates[full.hex()].shed == 0

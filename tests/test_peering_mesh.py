@@ -49,3 +49,42 @@ def test_a_stale_expected_id_keeps_the_replacing_link() -> None:
     # The URL leads to a connected peer now: not dialed again for the stale id.
     for step in range(1, 600):
         assert a.due(net.now + step * 1_000, 1, relay_path=lambda node: False) == []
+
+
+def test_a_full_node_takes_a_newcomer_in_place_of_an_established_peer() -> None:
+    """transport.md §7.6. A full node took a newcomer beyond `high` and then shed the
+    newcomer itself (its RTT was still unknown, which counted as the worst): with 20
+    daemons, a node whose bootstrap peers were full was taken and shed every second for
+    the whole run and never got an op. Now it replaces the worst established peer, and
+    while every peer is a newcomer the offer is refused (no handshake to shed)."""
+    who = [identity(i) for i in range(6)]
+    net = Net.of(who)
+    hub = Connections(net.meshes[0], Peering(who[0].public_key, PeeringConfig(low=1, high=3),
+                                             rand=lambda: 0.5))
+
+    def drain() -> None:
+        events, net.events[0] = net.events[0], []
+        for event in events:
+            hub.on_event(event, net.now)
+        hub.step(net.now)
+        net.pump()
+        events, net.events[0] = net.events[0], []
+        for event in events:
+            hub.on_event(event, net.now)
+
+    for i in (1, 2, 3):
+        net.connect(i, 0)  # strangers dialed the hub: nothing protects them
+    drain()
+    assert not hub.accepts(0, net.now)  # full of newcomers: one more would be shed
+    net.advance(20_000)  # every peer answered PINGs: established
+    drain()
+    assert hub.accepts(0, net.now) and hub.accepts(1, net.now)
+    assert not hub.accepts(2, net.now)  # the spare slots are taken
+    net.connect(4, 0)
+    drain()
+    peers = set(net.meshes[0].peers().values())
+    assert who[4].public_key in peers and len(peers) == 3
+    # The newcomer stays while its RTT is unknown; a second one replaces another.
+    net.connect(5, 0)
+    drain()
+    assert {who[4].public_key, who[5].public_key} <= set(net.meshes[0].peers().values())

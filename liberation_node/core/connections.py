@@ -8,7 +8,7 @@ the daemon (node.py) and the simulator drive the very same logic:
     conns.on_event(event, now)      # every event drained from the mesh
     conns.link_opened(dial, conn, now) / conns.dial_failed(key, now)
     for dial in conns.step(now): ...   # dial these (closes surplus sessions itself)
-    conns.accepts(connecting)        # may an incoming offer become a connection?
+    conns.accepts(connecting, now)   # may an incoming offer become a connection?
     conns.timer()                    # when `step` may have something new
 
 Peer exchange: every `node.info` record the replica takes in names a candidate and
@@ -59,7 +59,8 @@ class Connections:
         if isinstance(event, PeerUp):
             return self.peering.session_up(event.conn, event.peer, now)
         if isinstance(event, PeerDown):
-            self.peering.session_down(event.conn, now)
+            self.peering.session_down(event.conn, now, shed=event.by_peer and
+                                      event.reason == CloseReason.TOO_MANY_PEERS)
         elif isinstance(event, Changed) and event.records:
             self.learn_records(event.records, now)
         return None
@@ -72,25 +73,39 @@ class Connections:
 
     def step(self, now: int) -> list[Dial]:
         """The dials due now; sessions above the high mark are closed (the worst ones:
-        not protected, lowest score, then slowest; peering.py)."""
+        not protected, not newcomers, lowest score, then slowest; peering.py)."""
         peers = self.mesh.peers()
         dials = self.peering.due(now, len(peers), self.mesh.relay_path)
         if len(peers) <= self.peering.config.high:
             return dials
-        rtts: dict[bytes, int | None] = {}
-        by_peer: dict[bytes, int] = {}
-        for conn, peer in peers.items():
-            session = self.mesh.session(conn)
-            rtts[peer] = session.rtt_ms if session else None
-            by_peer[peer] = conn
-        for worst in self.peering.surplus(rtts, now):
+        by_peer = {peer: conn for conn, peer in peers.items()}
+        for worst in self.peering.surplus(self._rtts(peers), now):
             self.mesh.close(by_peer[worst], CloseReason.TOO_MANY_PEERS,
                             "replacing the worst peers")
         return dials
 
-    def accepts(self, connecting: int) -> bool:
-        """Room for another peer? Open sessions plus `connecting` handshakes under way."""
-        return len(self.mesh.peers()) + connecting < self.peering.config.high + self.spare
+    def _rtts(self, peers: dict[int, bytes]) -> dict[bytes, int | None]:
+        rtts: dict[bytes, int | None] = {}
+        for conn, peer in peers.items():
+            session = self.mesh.session(conn)
+            rtts[peer] = session.rtt_ms if session else None
+        return rtts
+
+    def accepts(self, connecting: int, now: int) -> bool:
+        """Room for another peer? Open sessions, session handshakes under way and
+        `connecting` connections being set up (dialed or answered, no link yet):
+        below `high`, yes; up to `spare` more only while as many peers could be shed to
+        make room, neither protected nor newcomers (transport.md §7.6). A newcomer taken
+        beyond the mark when no such peer is left would be shed at once: that cost a
+        handshake and a `too_many_peers` close where a refusal costs a round trip, and
+        the dialer, shed again each time it came back, never got in."""
+        peers = self.mesh.peers()
+        taken = len(peers) + self.mesh.handshakes() + connecting
+        high = self.peering.config.high
+        if taken < high:
+            return True
+        return taken < high + self.spare \
+            and self.peering.replaceable(self._rtts(peers), now) > taken - high
 
     def timer(self) -> int | None:
         return self.peering.timer()

@@ -210,6 +210,10 @@ class Mesh:
         return {c: p.session.peer for c, p in self._peers.items()
                 if p.session.state is State.OPEN and p.session.peer is not None}
 
+    def handshakes(self) -> int:
+        """Connections whose session handshake is under way."""
+        return sum(p.session.state is State.HANDSHAKE for p in self._peers.values())
+
     def backlog(self, conn: ConnId) -> int:
         """Answers still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)

@@ -77,6 +77,9 @@ class PeeringConfig:
     # bootstrap lists or mDNS first, then links open for `long_lived_ms`, oldest first.
     protected: int = 4
     long_lived_ms: int = 600_000
+    # A session whose RTT is unknown (its first PING not answered yet) and younger than
+    # this is a newcomer: not shed while another peer can be (§7.6).
+    newcomer_grace_ms: int = 10_000
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Candidate:
     announced: frozenset[str] = frozenset()  # URLs only node.info records named
     was_peer: bool = False  # a session with it was open once
     since: int = 0  # when its current session came up
+    shed: int = 0  # its sessions it closed as `too_many_peers`, in a row: it is full
 
 
 @dataclass(frozen=True)
@@ -282,8 +286,10 @@ class Peering:
         self._forgotten.pop(cand.key, None)
         return verdict
 
-    def session_down(self, conn: int, now: int) -> None:
-        """Link `conn` is gone, whether its session had opened or not."""
+    def session_down(self, conn: int, now: int, shed: bool = False) -> None:
+        """Link `conn` is gone, whether its session had opened or not. `shed`: the peer
+        closed it as `too_many_peers`: it is full, which a dialer takes as it takes a 503
+        (backoff growing with each shed in a row, and other candidates first, §7.3)."""
         pending = self._pending.pop(conn, None)
         if pending is not None:  # closed before HELLO went through: the dial failed
             cand = self.candidates.get(pending.key)
@@ -298,8 +304,9 @@ class Peering:
             cand.connected = False
             cand.dialing = False
             self._none_to_evict = False
+            cand.shed = cand.shed + 1 if shed else 0
             # Not at once: a peer that just dropped us may be restarting or overloaded.
-            cand.next_attempt = now + self._backoff(max(cand.failures, 1))
+            cand.next_attempt = now + self._backoff(max(cand.failures, cand.shed, 1))
 
     def dial_failed(self, key: str, now: int) -> None:
         cand = self.candidates.get(key)
@@ -361,6 +368,10 @@ class Peering:
 
     # -- decisions ------------------------------------------------------------------------
 
+    def dialing(self) -> int:
+        """Our dials under way that have no link yet."""
+        return sum(1 for c in self.candidates.values() if c.dialing)
+
     def is_connected(self, node_id: bytes) -> bool:
         return node_id in self._sessions.values()
 
@@ -383,7 +394,7 @@ class Peering:
             self._next_explore = now + self._explore_wait()
         else:
             self._next_explore = None
-        dialing = sum(1 for c in self.candidates.values() if c.dialing)
+        dialing = self.dialing()
         if explore:  # one dial, and none while another is in flight
             want = 0 if dialing else 1
         else:
@@ -394,7 +405,7 @@ class Peering:
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and not self._banned(c, now)]
-        ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
+        ready.sort(key=lambda c: (c.failures, c.shed, c.source, self._rank(c.key)))
         if explore and ready:  # anyone, by chance: the known best are mostly connected
             start = int(self._rand() * len(ready)) % len(ready)
             ready = ready[start:] + ready[:start]
@@ -478,20 +489,36 @@ class Peering:
         return cand.node_id is not None and self.scores.banned(id_key(cand.node_id), now)
 
     def surplus(self, peers: dict[bytes, int | None], now: int = 0) -> list[bytes]:
-        """Above `high`: the peers to drop, worst first: not protected, then the lowest
-        score, then the highest RTT, an unknown RTT counting as the highest (a peer that
-        never answered a PING is not the best one), then the smaller id."""
+        """Above `high`: the peers to drop, worst first: not protected, then not a
+        newcomer (§7.6: the node took it to replace its worst peer, not to shed it before
+        it could answer a PING), then the lowest score, then the highest RTT, an unknown
+        RTT counting as the highest (a peer that never answered a PING is not the best
+        one), then the smaller id."""
         extra = len(peers) - self.config.high
         if extra <= 0:
             return []
         protected = self.protected(peers, now)
 
-        def worst_first(peer: bytes) -> tuple[bool, float, float, bytes]:
+        def worst_first(peer: bytes) -> tuple[bool, bool, float, float, bytes]:
             rtt = peers[peer]
-            return (peer in protected, self.scores.score(id_key(peer), now),
+            return (peer in protected, self._newcomer(peer, rtt, now),
+                    self.scores.score(id_key(peer), now),
                     -(float("inf") if rtt is None else rtt), peer)
 
         return sorted(peers, key=worst_first)[:extra]
+
+    def _newcomer(self, peer: bytes, rtt: int | None, now: int) -> bool:
+        """A session not yet judged: no RTT measured, and younger than the grace."""
+        cand = self.candidates.get(peer.hex())
+        return rtt is None and cand is not None and cand.connected \
+            and now - cand.since < self.config.newcomer_grace_ms
+
+    def replaceable(self, peers: dict[bytes, int | None], now: int) -> int:
+        """How many of `peers` (with their RTTs) a newcomer may replace (§7.6): neither
+        protected nor newcomers themselves."""
+        protected = self.protected(peers, now)
+        return sum(1 for peer, rtt in peers.items()
+                   if peer not in protected and not self._newcomer(peer, rtt, now))
 
     def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
         """The peers in the protected slots (transport.md §7.8): up to `protected` of them,

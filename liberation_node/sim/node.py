@@ -78,7 +78,9 @@ class SimNode:
         self.peering_config = peering or PeeringConfig()
         self.bootstrap = bootstrap  # (node id, URL) the node starts knowing
         self.connections: Connections | None = None
-        self.connecting: set[int] = set()  # links up whose session is not open yet
+        # Connections being set up, dialed or answered, with no link yet (what the
+        # daemon's `transport.connecting` counts): key -> when the attempt times out.
+        self.connecting: dict[tuple[str, int | str], int] = {}
         run_sync(store.open())
 
     @property
@@ -89,6 +91,12 @@ class SimNode:
     def replica(self) -> Replica:
         assert self.mesh is not None, f"node {self.index} is down"
         return self.mesh.replica
+
+    def attempts(self, world_ms: int) -> int:
+        """Connections being set up (`connecting`) that have not timed out."""
+        for key in [k for k, until in self.connecting.items() if until <= world_ms]:
+            del self.connecting[key]
+        return len(self.connecting)
 
     def now(self, world_ms: int) -> int:
         """What this node's clock reads when the world's reads `world_ms`."""
@@ -116,7 +124,7 @@ class SimNode:
             peering.learn(node_id, [url], Source.BOOTSTRAP, now)
         self.connections = Connections(self.mesh, peering)
         self.connections.learn_records(replica.records.values(), now)
-        self.connecting = set()
+        self.connecting = {}
         self.timer_at = None
         self.starts += 1
         return self.mesh
@@ -124,7 +132,7 @@ class SimNode:
     def crash(self) -> None:
         self.mesh = None
         self.connections = None  # the connection manager's memory dies with the process
-        self.connecting = set()
+        self.connecting = {}
         self.timer_at = None
         self.unstored = []  # never committed: gone with the process
         self.commit_due = False

@@ -286,10 +286,8 @@ class World:
         elif isinstance(event, WritesOpened):
             self.metrics.count("writes_opened")
         elif isinstance(event, PeerUp):
-            node.connecting.discard(event.conn)
             self.metrics.count("sessions_up")
         elif isinstance(event, PeerDown):
-            node.connecting.discard(event.conn)
             self.network.close(event.conn)
             self.checker.closed(at, node.index, event)
             key = f"{event.reason}{' (by peer)' if event.by_peer else ''}"
@@ -328,6 +326,7 @@ class World:
     def _dial(self, node: SimNode, dial: Dial) -> None:
         self.counts["dials"] += 1
         starts = node.starts
+        node.connecting[("dial", dial.key)] = self.clock.now + CONNECT_TIMEOUT_MS
         if dial.url is None:
             self._dial_by_relay(node, dial)
             return
@@ -353,9 +352,11 @@ class World:
         if other.connections is None or other.mesh is None \
                 or self.network.cut(node.index, target) \
                 or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)) \
-                or not other.connections.accepts(len(other.connecting)):
+                or not other.connections.accepts(other.attempts(self.clock.now),
+                                                 other.now(self.clock.now)):
             self._dial_failed(node, dial, starts)
             return
+        other.connecting[("answer", node.index)] = self.clock.now + CONNECT_TIMEOUT_MS
         self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
             self._open, node, dial, target, starts, other.starts, rtt))
 
@@ -380,7 +381,10 @@ class World:
         if signal is None:
             return
         if signal[0] == "offer":
-            if node.connections.accepts(len(node.connecting)):
+            origin = self._index.get(event.origin)
+            if origin is not None and node.connections.accepts(
+                    node.attempts(self.clock.now), node.now(self.clock.now)):
+                node.connecting[("answer", origin)] = self.clock.now + CONNECT_TIMEOUT_MS
                 node.mesh.send_signal(event.origin, json.dumps({"type": "answer"}), event.nonce)
         else:
             pending = self._dials.pop(event.nonce, None)
@@ -402,6 +406,7 @@ class World:
     def _dial_failed(self, node: SimNode, dial: Dial, starts: int) -> None:
         if node.starts != starts or node.connections is None:
             return
+        node.connecting.pop(("dial", dial.key), None)
         self.counts["dial_failures"] += 1
         node.connections.dial_failed(dial.key, node.now(self.clock.now))
         self._flush(node)
@@ -410,12 +415,15 @@ class World:
               rtt: int | None) -> None:
         """ICE done: the data channel opens at both ends (or the dial failed meanwhile)."""
         other = self.nodes[target]
+        if other.starts == target_starts:
+            other.connecting.pop(("answer", node.index), None)
         if node.starts != starts or node.mesh is None or node.connections is None:
             return
         if other.starts != target_starts or other.mesh is None \
                 or self.network.cut(node.index, target):
             self._dial_failed(node, dial, starts)
             return
+        node.connecting.pop(("dial", dial.key), None)
         self.counts["connects"] += 1
         ends = self.network.open(node.index, target)
         now = self.clock.now
@@ -424,7 +432,6 @@ class World:
         for end, initiator in ((ends[0], True), (ends[1], False)):
             peer = self.nodes[end.node]
             assert peer.mesh is not None
-            peer.connecting.add(end.conn)
             far = target if initiator else node.index  # its address: where it dials from
             peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
                                       address=f"sim:{far}", rtt_hint=rtt)
