@@ -277,6 +277,7 @@ def test_a_peer_that_sheds_us_is_backed_off_like_a_refusal() -> None:
         p.session_down(conn, now, shed=True)
         waits.append(p.candidates[full.hex()].next_attempt - now)
         now = p.candidates[full.hex()].next_attempt
+        assert p.timer() == now  # with no peer left, it is dialed again then
         # With `other` due too, the node that shed us comes after it.
         later.next_attempt = now
         [dial] = p.due(now, 0, relay_path=no_relay)

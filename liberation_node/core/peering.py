@@ -7,10 +7,12 @@ next; `rand()` is injected for jitter. Keeps the number of peers between `low`
 and `high`: below `low` it dials known candidates, never one already connected
 or being dialed, backing off exponentially (with jitter) on each failure, so a
 partitioned node re-dials by itself and a dead address costs less and less;
-above `high` it names the worst peers to drop (lowest score, then highest RTT,
-an unknown RTT counting as the highest), never one of the `protected` slots kept
-for peers the operator, the bootstrap lists or mDNS named and for long-lived
-links (eclipse resistance, transport.md §7.8). A banned node (core/scoring.py)
+above `high` it names the worst peers to drop (newcomers last, then lowest score,
+then highest RTT, an unknown RTT counting as the highest), never one of the
+`protected` slots kept for peers the operator, the bootstrap lists or mDNS named
+and for long-lived links (eclipse resistance, transport.md §7.8). A peer that
+closes our session as `too_many_peers` is backed off from like one that refused
+the offer (transport.md §7.3). A banned node (core/scoring.py)
 is not dialed. Candidates come from bootstrap lists, the `node.info` records of
 the replica (peer exchange), mDNS, or the operator. Between the low and the
 high mark a node still dials one random candidate every `explore_ms` (jittered):
