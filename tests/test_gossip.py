@@ -70,6 +70,25 @@ def test_a_new_link_starts_eager_only_for_a_node_with_none() -> None:
     assert gossip.eager == {1} and gossip.lazy == {2}
 
 
+def test_pushes_on_a_link_that_is_lazy_here_are_pruned() -> None:
+    """The ends of a new link may start it differently (sync.md §5.1): the peer, with no
+    eager link, pushes; we, in the tree already, take it lazy. A duplicate there used
+    to prune nothing, and the peer pushed every op on it for the rest of the run: at 2 s
+    of latency a third of all duplicates came over such links."""
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(1, T0)
+    gossip.peer_up(2, T0)
+    assert gossip.lazy == {2}
+    gossip.first(b"x" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"x" * 32, 2, 3, T0) == 2  # PRUNE it
+    gossip.first(b"y" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"y" * 32, 2, 3, T0) is None  # once: it is on its way
+    gossip.grafted(2)  # eager again, then pruned by the peer: lazy both ways
+    gossip.pruned(2, T0, by_peer=True)
+    gossip.first(b"z" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"z" * 32, 2, 3, T0) == 2
+
+
 def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> None:
     gossip = Gossip(GossipConfig())
     for conn in (1, 2):

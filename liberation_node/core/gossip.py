@@ -120,6 +120,7 @@ class Gossip:
         self._deadlines: list[tuple[int, bytes]] = []  # heap of (deadline, op id)
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()  # bounded, oldest first
         self._useful: dict[ConnId, int] = {}  # link -> when it last brought a first copy
+        self._prune_sent: set[ConnId] = set()  # lazy links we sent PRUNE on since
         self._reshape = Reshape()  # GRAFT/PRUNE owed for the tree (taken by `reshaped`)
         self.counts = {"pruned": 0, "reshaped": 0, "grafted": 0}
 
@@ -141,6 +142,7 @@ class Gossip:
         self._offers.pop(conn, None)
         self._announce.pop(conn, None)
         self._useful.pop(conn, None)
+        self._prune_sent.discard(conn)
         for missing in self._missing.values():
             if conn in missing.announcers:
                 missing.announcers.remove(conn)
@@ -153,6 +155,8 @@ class Gossip:
         if conn in self.eager:
             self.eager.discard(conn)
             self.lazy.add(conn)
+        if not by_peer and conn in self.lazy:
+            self._prune_sent.add(conn)
         self.children.discard(conn)
         if by_peer and conn == self.parent:
             # Our parent never prunes a child: it sent this before our GRAFT reached it
@@ -166,6 +170,7 @@ class Gossip:
         if conn in self.lazy or conn in self.eager:
             self.lazy.discard(conn)
             self.eager.add(conn)
+            self._prune_sent.discard(conn)
             if child:
                 self.children.add(conn)
 
@@ -304,7 +309,13 @@ class Gossip:
         if self._tree_item(item):
             self._offer(conn, hops, now)
         if conn not in self.eager:
-            return None  # lazy already: our PRUNE is on its way to the sender
+            # Lazy here, yet the peer pushes: the two ends started the link differently
+            # (§5.1: it had no eager link, we had one), or our PRUNE is on its way.
+            # Nothing else would ever tell it: PRUNE once, until the link is eager again.
+            if conn in self.lazy and conn not in self._prune_sent:
+                self._prune_sent.add(conn)
+                return conn
+            return None
         if self._protected(conn):
             # The tree brought it too, after a link outside the tree: that shortcut is
             # the redundant one (the tree spans every node).
