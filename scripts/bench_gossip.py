@@ -97,7 +97,8 @@ print(json.dumps({**extra,
 # The figures printed per scenario, with their targets (issue 10).
 FIGURES = {
     "busy": [("rmr", "<= 0.5"), ("last_hop", "<= 12"), ("p99_hop", ""),
-             ("delivery_at_write_end", ">= 0.99"), ("delivery_at_write_end_bound", "(most possible)"),
+             ("delivery_at_write_end", ">= 0.99"),
+             ("delivery_at_write_end_bound", "(most possible)"),
              ("delivery_at_write_end_1s", "(ops >= 1 s old)"), ("violations", "0")],
     "spaced": [("rmr", "<= 0.1"), ("last_hop", "<= 10"), ("p99_hop", ""),
                ("violations", "0")],
