@@ -7,7 +7,11 @@ commit before a change), each run in its own process, and prints one row per
 figure: this tree, the baseline, their ratio, the target. Scenarios:
 
 - `busy`: N nodes, degree 8, 50 ops at random times over 5 s, latency 10-100 ms:
-  RMR <= 0.5, last hop <= 12, delivery when the writes end >= 99%;
+  RMR <= 0.5, last hop <= 12, delivery when the writes end >= 99%. Also printed: the
+  most any dissemination could have delivered by then (an op reaches a node d links
+  away no sooner than its commit plus d times the lowest latency: with seed 7 the last
+  op is written 7 ms before the end, so no code can pass 98%), and the delivery of the
+  ops written at least 1 s before the end;
 - `spaced`: one broadcast at a time (one op a second): RMR <= 0.1, last hop <= 10;
 - `slow`: the busy run at 2 s latency per frame: RMR <= 1, no session timeouts;
 - `speed`: no faults, a trickle of writes: simulated node-seconds per wall-second
@@ -32,9 +36,10 @@ HERE = Path(__file__).resolve().parent.parent
 
 # Runs in the checkout under test: only SimConfig fields every version has.
 RUNNER = r"""
-import json, sys, time
+import collections, json, sys, time
 from liberation_node.runtime import tune_gc
-from liberation_node.sim import NetworkOptions, SimConfig, simulate
+from liberation_node.sim import NetworkOptions, SimConfig
+from liberation_node.sim.world import World
 import liberation_node
 a = json.loads(sys.argv[1])
 tune_gc()
@@ -42,10 +47,45 @@ config = SimConfig(nodes=a["nodes"], seed=a["seed"], degree=a["degree"], ops=a["
                    boot_ms=a["boot_ms"], write_interval_ms=a["interval_ms"],
                    duration_ms=a["duration_ms"], liveness_ms=a["liveness_ms"],
                    network=NetworkOptions(latency_ms=tuple(a["latency_ms"])), memo_verify=True)
+world = World(config)
+written = {}  # op id -> (when written, writer)
+wrote = world.metrics.wrote
+def watch(node, op):
+    written[op.id] = (world.clock.now, node)
+    wrote(node, op)
+world.metrics.wrote = watch
+extra = {}
+def at_write_end():
+    # When the writes end: ops written at least 1 s earlier (a gossip's worth of time:
+    # 10 hops at the top latency) that are not everywhere yet, and the most any
+    # dissemination could have delivered: an op reaches a node at distance d in the
+    # overlay no sooner than the commit plus d times the lowest latency.
+    now = world.clock.now
+    nodes = [n for n in world.nodes if n.alive and n.mesh is not None]
+    old = [o for o, (t, _) in written.items() if now - t >= 1_000]
+    if old:
+        held = sum(1 for n in nodes for o in old if o in n.mesh.replica.ops)
+        extra["delivery_at_write_end_1s"] = round(held / (len(old) * len(nodes)), 4)
+    graph = collections.defaultdict(set)
+    for end in world.network.endpoints.values():
+        other = world.network.endpoints.get(end.peer)
+        if other is not None:
+            graph[end.node].add(other.node)
+    hop_ms, reach = a["latency_ms"][0], 0
+    for t, writer in written.values():
+        budget, seen, frontier, d = now - t - config.commit_ms, {writer}, [writer], 0
+        while frontier and (d + 1) * hop_ms <= budget:
+            d += 1
+            frontier = [v for u in frontier for v in graph[u] if v not in seen]
+            seen.update(frontier)
+        reach += len(seen)
+    if written:
+        extra["delivery_at_write_end_bound"] = round(reach / (len(written) * len(nodes)), 4)
+world.queue.push(world.safety_end, at_write_end)
 started = time.perf_counter()
-r = simulate(config)
+r = world.run()
 wall = time.perf_counter() - started
-print(json.dumps({
+print(json.dumps({**extra,
     "code": str(liberation_node.__file__),
     "rmr": round(r.rmr, 3), "last_hop": r.last_delivery_hop,
     "p99_hop": getattr(r, "p99_hop", None), "mean_hop": round(r.mean_hop, 2),
@@ -61,7 +101,9 @@ print(json.dumps({
 # The figures printed per scenario, with their targets (issue 10).
 FIGURES = {
     "busy": [("rmr", "<= 0.5"), ("last_hop", "<= 12"), ("p99_hop", ""),
-             ("delivery_at_write_end", ">= 0.99"), ("violations", "0")],
+             ("delivery_at_write_end", ">= 0.99"),
+             ("delivery_at_write_end_bound", "(most possible)"),
+             ("delivery_at_write_end_1s", "(ops >= 1 s old)"), ("violations", "0")],
     "spaced": [("rmr", "<= 0.1"), ("last_hop", "<= 10"), ("p99_hop", ""),
                ("violations", "0")],
     "slow": [("rmr", "<= 1"), ("timeouts", "0"), ("last_hop", ""),
@@ -118,7 +160,7 @@ def main() -> int:
                         help="another checkout of the project to compare with")
     args = parser.parse_args()
     trees = [HERE] + ([args.baseline.resolve()] if args.baseline else [])
-    print(f"{'scenario':8} {'figure':22} {'this':>10} {'baseline':>10} {'ratio':>7}  target")
+    print(f"{'scenario':8} {'figure':28} {'this':>10} {'baseline':>10} {'ratio':>7}  target")
     for name in args.scenarios.split(","):
         params = scenario(name, args)
         rows = [run(tree, params) for tree in trees]
@@ -128,7 +170,7 @@ def main() -> int:
             ratio = "-"
             if isinstance(mine, int | float) and isinstance(base, int | float) and base:
                 ratio = f"{mine / base:.2f}"
-            print(f"{name:8} {figure:22} {cell(mine):>10} {cell(base):>10} {ratio:>7}  "
+            print(f"{name:8} {figure:28} {cell(mine):>10} {cell(base):>10} {ratio:>7}  "
                   f"{target}", flush=True)
     return 0
 

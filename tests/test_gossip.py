@@ -70,6 +70,25 @@ def test_a_new_link_starts_eager_only_for_a_node_with_none() -> None:
     assert gossip.eager == {1} and gossip.lazy == {2}
 
 
+def test_pushes_on_a_link_that_is_lazy_here_are_pruned() -> None:
+    """The ends of a new link may start it differently (sync.md §5.1): the peer, with no
+    eager link, pushes; we, in the tree already, take it lazy. A duplicate there used
+    to prune nothing, and the peer pushed every op on it for the rest of the run: at 2 s
+    of latency a third of all duplicates came over such links."""
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(1, T0)
+    gossip.peer_up(2, T0)
+    assert gossip.lazy == {2}
+    gossip.first(b"x" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"x" * 32, 2, 3, T0) == 2  # PRUNE it
+    gossip.first(b"y" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"y" * 32, 2, 3, T0) is None  # once: it is on its way
+    gossip.grafted(2)  # eager again, then pruned by the peer: lazy both ways
+    gossip.pruned(2, T0, by_peer=True)
+    gossip.first(b"z" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"z" * 32, 2, 3, T0) == 2
+
+
 def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> None:
     gossip = Gossip(GossipConfig())
     for conn in (1, 2):
@@ -78,7 +97,7 @@ def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> No
     beacon = b"\x00" * 32
     gossip.beacon = beacon
     item = (beacon, 0, b"r" * 32)
-    gossip.track(item)
+    gossip.track(item, T0)
     gossip.first(item[2], 1, 5, eager=True, now=T0)  # first copy: 6 hops via link 1
     assert gossip.parent == 1 and gossip.distance == 6
     assert gossip.reshaped().graft == {1}  # tell it: we are its child
@@ -93,12 +112,81 @@ def test_the_peer_offering_fewer_hops_from_the_beacon_becomes_the_parent() -> No
     assert announce[1] == [(*item, 3)]
 
 
+def test_a_shorter_way_announced_before_the_beacons_record_arrives_is_taken() -> None:
+    """A lazy peer's IHAVE of the beacon's new record can come before the push that
+    brings it (the push came the long way round). Its hop count is an offer all the
+    same: dropped, the node keeps the longer way, and so does every node below it; at
+    300 nodes 20 nodes had a neighbour offering a shorter way and 30% of nodes sat 1-4
+    hops deeper than their distance from the beacon (sync.md §5.9)."""
+    gossip = Gossip(GossipConfig())
+    for conn in (1, 2):
+        gossip.peer_up(conn, T0)
+    assert gossip.eager == {1} and gossip.lazy == {2}
+    beacon = b"\x00" * 32
+    gossip.beacon = beacon
+    item = (beacon, 0, b"r" * 32)
+    gossip.announced(2, [(*item, 1)], set(), T0, 500)  # not held yet: 2 hops by link 2
+    gossip.track(item, T0 + 10)  # the push arrives by link 1, 5 hops out
+    gossip.first(item[2], 1, 4, eager=True, now=T0 + 10)
+    assert gossip.parent == 2 and gossip.distance == 2
+    assert gossip.reshaped().graft == {2} and 2 in gossip.eager
+
+
+def _tracking(conns: tuple[int, ...]) -> tuple[Gossip, tuple[bytes, int, bytes]]:
+    gossip = Gossip(GossipConfig())
+    for conn in conns:
+        gossip.peer_up(conn, T0)
+    gossip.beacon = b"\x00" * 32
+    item = (gossip.beacon, 0, b"r" * 32)
+    gossip.track(item, T0)
+    return gossip, item
+
+
+def test_a_peer_that_offers_a_longer_way_is_told_ours() -> None:
+    """Our distance went out when the peer could not use it (before it held the item or
+    knew the beacon) and is never sent again unless it changes: the peer's own offer
+    shows it, and we tell it again. Without this, a node next to the beacon stayed 3
+    hops from it for the whole run (sync.md §5.9)."""
+    gossip, item = _tracking((1, 2))
+    gossip.first(item[2], 1, 1, eager=True, now=T0)  # we are 2 from the beacon
+    gossip.due(T0 + 1_000, 500)
+    gossip.announced(2, [(*item, 4)], {item[2]}, T0 + 1_000, 500)  # it is 4 hops away
+    announce, _ = gossip.due(T0 + 2_000, 500)
+    assert announce.get(2) == [(*item, 2)]
+    gossip.announced(2, [(*item, 3)], {item[2]}, T0 + 2_000, 500)  # one more than ours
+    announce, _ = gossip.due(T0 + 3_000, 500)
+    assert 2 not in announce
+
+
+def test_when_the_parents_way_gets_longer_a_shorter_offer_is_taken() -> None:
+    gossip, item = _tracking((1, 2))
+    gossip.first(item[2], 1, 1, eager=True, now=T0)  # parent 1: we are 2 away
+    gossip.announced(2, [(*item, 2)], {item[2]}, T0, 500)  # 2 offers 3: not shorter
+    assert gossip.parent == 1 and gossip.reshaped().graft == {1}
+    gossip.announced(1, [(*item, 4)], {item[2]}, T0, 500)  # our parent is 4 away now
+    assert gossip.parent == 2 and gossip.distance == 3
+    reshape = gossip.reshaped()
+    assert reshape.graft == {2} and reshape.prune == {1}
+
+
+def test_a_node_whose_parent_goes_never_takes_a_child_as_its_way_in() -> None:
+    """A child's offer is older than its being our child: it hangs below us, and taking
+    it would make a loop that counts up to MAX_HOPS."""
+    gossip, item = _tracking((1, 2, 3))
+    gossip.announced(2, [(*item, 3)], {item[2]}, T0, 500)  # 2 offers 4
+    gossip.first(item[2], 1, 0, eager=True, now=T0)  # parent 1, next to the beacon
+    gossip.grafted(2, child=True)  # 2 took us as its way in since
+    gossip.announced(3, [(*item, 5)], {item[2]}, T0, 500)
+    gossip.peer_down(1, T0 + 10)
+    assert gossip.parent == 3 and gossip.distance == 6
+
+
 def test_a_child_that_sends_the_beacons_item_back_is_not_a_child() -> None:
     gossip = Gossip(GossipConfig())
     gossip.peer_up(1, T0)
     gossip.beacon = b"\x00" * 32
     item = (gossip.beacon, 0, b"r" * 32)
-    gossip.track(item)
+    gossip.track(item, T0)
     gossip.grafted(1, child=True)
     assert gossip.children == {1}
     gossip.first(item[2], 1, 2, eager=True, now=T0)

@@ -67,6 +67,9 @@ class GossipConfig:
     start_eager: bool = True
 
 
+_EARLY_ITEMS = 4  # the beacon's records (node.info, node.links) announced, not yet held
+
+
 @dataclass
 class _Missing:
     deadline: int
@@ -108,12 +111,16 @@ class Gossip:
         self.distance: int | None = None  # our hops from the beacon, by `parent`
         self._tracked: Ref | None = None  # the beacon item whose hop counts we compare
         self._offers: dict[ConnId, int] = {}  # distance each peer offers for it
+        # Offers in IHAVEs of the beacon's records not held yet (by record id): one may
+        # be the new tracked item, whose push comes later, the long way round.
+        self._early: dict[bytes, dict[ConnId, int]] = {}
         self._announce: dict[ConnId, list[Announced]] = {}
         self._announce_due: int | None = None
         self._missing: dict[bytes, _Missing] = {}  # op id -> who announced it
         self._deadlines: list[tuple[int, bytes]] = []  # heap of (deadline, op id)
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()  # bounded, oldest first
         self._useful: dict[ConnId, int] = {}  # link -> when it last brought a first copy
+        self._prune_sent: set[ConnId] = set()  # lazy links we sent PRUNE on since
         self._reshape = Reshape()  # GRAFT/PRUNE owed for the tree (taken by `reshaped`)
         self.counts = {"pruned": 0, "reshaped": 0, "grafted": 0}
 
@@ -135,6 +142,7 @@ class Gossip:
         self._offers.pop(conn, None)
         self._announce.pop(conn, None)
         self._useful.pop(conn, None)
+        self._prune_sent.discard(conn)
         for missing in self._missing.values():
             if conn in missing.announcers:
                 missing.announcers.remove(conn)
@@ -147,6 +155,8 @@ class Gossip:
         if conn in self.eager:
             self.eager.discard(conn)
             self.lazy.add(conn)
+        if not by_peer and conn in self.lazy:
+            self._prune_sent.add(conn)
         self.children.discard(conn)
         if by_peer and conn == self.parent:
             # Our parent never prunes a child: it sent this before our GRAFT reached it
@@ -160,6 +170,7 @@ class Gossip:
         if conn in self.lazy or conn in self.eager:
             self.lazy.discard(conn)
             self.eager.add(conn)
+            self._prune_sent.discard(conn)
             if child:
                 self.children.add(conn)
 
@@ -180,14 +191,18 @@ class Gossip:
         if beacon != self._beacon:  # distances to another node say nothing: start over
             self._beacon = beacon
             self.parent = self.distance = self._tracked = None
-            self._offers = {}
+            self._offers, self._early = {}, {}
             self.children.clear()
 
-    def track(self, ref: Ref) -> None:
+    def track(self, ref: Ref, now: int) -> None:
         """`ref` names the beacon's newest presence record, now held: the item whose hop
-        counts shape the tree (one item, so that all nodes compare the same counts)."""
+        counts shape the tree (one item, so that all nodes compare the same counts).
+        Peers that announced it before it was held made offers too (sync.md §5.9)."""
         if self._tracked is None or self._tracked[2] != ref[2]:
             self._tracked, self._offers = ref, {}
+            for conn, hops in self._early.pop(ref[2], {}).items():
+                if conn in self.eager or conn in self.lazy:
+                    self._offer(conn, hops, now)
 
     def _tree_item(self, item: bytes) -> bool:
         return self._tracked is not None and self._tracked[2] == item \
@@ -200,28 +215,57 @@ class Gossip:
         # does has another way in now (its PRUNE was lost to a restart, a new beacon...).
         self.children.discard(conn)
         if hops >= MAX_HOPS or self.distance == 0:
+            self._tell(conn, hops, now)
             return
         offered = hops + 1
         self._offers[conn] = offered
         if conn == self.parent:
             if offered != self.distance:
+                # Our way in got longer (or shorter): another peer may offer better now.
                 self.distance = offered
+                self._choose(now)
                 self._announce_distance(now)
         elif self.distance is None or offered + self.config.tree_hops <= self.distance:
-            old = self.parent
-            self.parent, self.distance = conn, offered
-            self.grafted(conn)
-            self._reshape.graft.add(conn)
-            if old is not None and (old in self.eager or old in self.lazy):
-                # Always tell the old parent, eager or not: it counts us as a child.
-                self.pruned(old)
-                self._reshape.prune.add(old)
-            self.counts["reshaped"] += 1
+            self._take(conn, offered, now)
             self._announce_distance(now)
+        else:
+            self._tell(conn, hops, now)
+
+    def _take(self, conn: ConnId, offered: int, now: int) -> None:
+        old = self.parent
+        self.parent, self.distance = conn, offered
+        self.grafted(conn)
+        self._reshape.graft.add(conn)
+        if old is not None and old != conn and (old in self.eager or old in self.lazy):
+            # Always tell the old parent, eager or not: it counts us as a child.
+            self.pruned(old)
+            self._reshape.prune.add(old)
+        self.counts["reshaped"] += 1
+
+    def _choose(self, now: int) -> None:
+        """Our parent's offer changed: take the peer with the shortest offer if it is at
+        least `tree_hops` shorter (children's offers are stale: they hang below us)."""
+        assert self.parent is not None and self.distance is not None
+        offers = {c: d for c, d in self._offers.items()
+                  if (c in self.eager or c in self.lazy) and c not in self.children}
+        best = min(offers, key=lambda c: (offers[c], c), default=None)
+        if best is not None and best != self.parent \
+                and offers[best] + self.config.tree_hops <= self.distance:
+            self._take(best, offers[best], now)
+
+    def _tell(self, conn: ConnId, hops: int, now: int) -> None:
+        """`conn` offers `hops` when we are closer by two or more: our announcement came
+        when it could not use it (before it held the item or knew the beacon). Tell it
+        again: Bellman-Ford relaxes only over offers that arrive where they can be used
+        (sync.md §5.9). Once per offer of the peer's, which makes one per change."""
+        if self._tracked is None or self.distance is None or hops <= self.distance + 1:
+            return
+        self._queue_announce({conn}, None, self._tracked, self.distance, now)
 
     def _reparent(self, now: int) -> None:
         """Our parent is gone: the peer that offered the fewest hops is our way in."""
-        offers = {c: d for c, d in self._offers.items() if c in self.eager or c in self.lazy}
+        offers = {c: d for c, d in self._offers.items()
+                  if (c in self.eager or c in self.lazy) and c not in self.children}
         if offers:
             best = min(offers, key=lambda c: (offers[c], c))
             self.parent, self.distance = best, offers[best]
@@ -265,7 +309,13 @@ class Gossip:
         if self._tree_item(item):
             self._offer(conn, hops, now)
         if conn not in self.eager:
-            return None  # lazy already: our PRUNE is on its way to the sender
+            # Lazy here, yet the peer pushes: the two ends started the link differently
+            # (§5.1: it had no eager link, we had one), or our PRUNE is on its way.
+            # Nothing else would ever tell it: PRUNE once, until the link is eager again.
+            if conn in self.lazy and conn not in self._prune_sent:
+                self._prune_sent.add(conn)
+                return conn
+            return None
         if self._protected(conn):
             # The tree brought it too, after a link outside the tree: that shortcut is
             # the redundant one (the tree spans every node).
@@ -303,6 +353,12 @@ class Gossip:
                 if self._tree_item(op_id):
                     self._offer(conn, ref[3], now)
                 continue
+            if ref[1] == 0 and ref[0] == self._beacon and self.config.tree_hops > 0:
+                # Perhaps the beacon's next tracked item: keep the offer for `track`.
+                early = self._early.setdefault(op_id, {})
+                early[conn] = min(ref[3], early.get(conn, MAX_HOPS))
+                while len(self._early) > _EARLY_ITEMS:
+                    del self._early[next(iter(self._early))]
             missing = self._missing.get(op_id)
             if missing is None:
                 if len(self._missing) >= self.config.max_missing:

@@ -455,7 +455,7 @@ class Mesh:
                 taken.append(record)
                 self.quotas.held(record)
                 if record.kind == "node.info":
-                    self._new_presence(record)
+                    self._new_presence(record, now)
                 gossip.first(record.id, conn, hops, eager=frame.eager, now=now)
             elif result.outcome is Outcome.DUPLICATE:
                 if frame.eager and result.id is not None:
@@ -506,7 +506,7 @@ class Mesh:
                 send_records(target.session, [(by_id[i].wire, hops) for i, hops in items],
                              eager=True)
 
-    def _new_presence(self, record: Record) -> None:
+    def _new_presence(self, record: Record, now: int) -> None:
         """A `node.info` record is newly held: its author may be the beacon now (the node
         with the lowest id among those with a presence record), and the beacon's newest
         one is what shapes the gossip tree (gossip.py)."""
@@ -514,7 +514,7 @@ class Mesh:
         if beacon is None or record.author < beacon:
             self.gossip.beacon = record.author
         if record.author == self.gossip.beacon:
-            self.gossip.track((record.author, 0, record.id))
+            self.gossip.track((record.author, 0, record.id), now)
 
     def _count_rejection(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -579,7 +579,7 @@ class Mesh:
             self._events.append(Changed((), (), (record,), (), None))
             self.quotas.held(record)
             if record.kind == "node.info":
-                self._new_presence(record)
+                self._new_presence(record, now)
             self.gossip.own(record.id)
             self._spread_records([record], None, now)
         return record

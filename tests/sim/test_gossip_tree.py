@@ -1,0 +1,52 @@
+"""The gossip tree in a whole mesh: breadth-first around the beacon (sync.md §5.9).
+
+Each node's distance from the beacon by its parent must be its distance in the
+overlay once the mesh has formed: a node deeper than that makes every op that
+crosses it take longer ways (the last hop of issue 10 was twice the overlay's
+diameter and more)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from liberation_node.sim import NetworkOptions, World
+
+from .common import small
+
+
+def _overlay(world: World) -> dict[int, set[int]]:
+    graph: dict[int, set[int]] = {n.index: set() for n in world.nodes}
+    for end in world.network.endpoints.values():
+        other = world.network.endpoints.get(end.peer)
+        if other is not None:
+            graph[end.node].add(other.node)
+    return graph
+
+
+def test_every_node_sits_at_its_distance_from_the_beacon() -> None:
+    world = World(small(nodes=60, degree=8, ops=10, seed=7, boot_ms=3_000,
+                        write_interval_ms=300, duration_ms=8_000, liveness_ms=10_000,
+                        network=NetworkOptions(latency_ms=(10, 100))))
+    found: dict[str, object] = {}
+
+    def look() -> None:
+        graph = _overlay(world)
+        meshes = {n.index: n.mesh for n in world.nodes if n.mesh is not None}
+        beacons = {m.gossip.beacon for m in meshes.values()}
+        root = next(i for i, m in meshes.items() if m.gossip.distance == 0)
+        depth, queue = {root: 0}, deque([root])
+        while queue:
+            u = queue.popleft()
+            for v in graph[u]:
+                if v not in depth:
+                    depth[v] = depth[u] + 1
+                    queue.append(v)
+        found["beacons"] = len(beacons)
+        found["off"] = {i: (m.gossip.distance, depth.get(i)) for i, m in meshes.items()
+                        if m.gossip.distance != depth.get(i)}
+
+    world.queue.push(world.clock.at(7_999), look)
+    result = world.run()
+    assert result.violations == [] and result.converged
+    assert found["beacons"] == 1
+    assert found["off"] == {}
