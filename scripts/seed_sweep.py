@@ -6,14 +6,18 @@ retransmissions, broken connections, a partition, crashes, byzantine nodes, cloc
 skew, the production connection manager). Prints one
 line per failing seed with its violations and the command that reproduces it,
 then a summary. Exit status 1 if any seed failed. The tests run a small fixed
-set of seeds (tests/sim/test_sweep.py); this is for many.
+set of seeds (tests/sim/test_sweep.py); this is for many. With `--each`, one line
+per seed (wall time, convergence, faults, violations): the way to time one large
+run with every fault (issue 10: 1,000 nodes in under 10 minutes):
 
     .venv/test/bin/python scripts/seed_sweep.py --seeds 200
+    .venv/test/bin/python scripts/seed_sweep.py --nodes 1000 --seeds 1 --each --memo-verify
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -27,13 +31,26 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=0, help="the first seed")
     parser.add_argument("--nodes", type=int, default=12)
     parser.add_argument("--ops", type=int, default=60)
+    parser.add_argument("--each", action="store_true",
+                        help="a line per seed: wall time, convergence, faults, violations")
+    parser.add_argument("--memo-verify", action="store_true",
+                        help="memoize signature checks (same results; for hundreds of nodes)")
     args = parser.parse_args()
     tune_gc()
     started = time.perf_counter()
     failing: list[int] = []
     slowest = (0, -1)
     seeds = range(args.start, args.start + args.seeds)
-    for result in sweep(seeds, lambda s: all_faults(s, args.nodes, ops=args.ops)):
+    last = started
+    for result in sweep(seeds, lambda s: all_faults(s, args.nodes, ops=args.ops,
+                                                    memo_verify=args.memo_verify)):
+        if args.each:
+            now = time.perf_counter()
+            print(f"seed {result.seed}: {now - last:.1f} s wall, {args.nodes} nodes, "
+                  f"{result.end_ms} ms simulated, converged {result.converged} "
+                  f"(in {result.convergence_ms} ms), {len(result.violations)} violation(s); "
+                  f"faults {json.dumps(result.faults)}", flush=True)
+            last = now
         if result.convergence_ms is not None:
             slowest = max(slowest, (result.convergence_ms, result.seed))
         if result.violations:

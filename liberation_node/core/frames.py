@@ -202,11 +202,24 @@ def _text(most: int) -> Check:
 
 
 def _list(item: Check, most: int = MAX_ITEMS) -> Check:
-    return lambda v: type(v) is tuple and len(v) <= most and all(item(x) for x in v)
+    return lambda v: type(v) is tuple and len(v) <= most and all(map(item, v))
 
 
 def _row(*items: Check) -> Check:
-    return lambda v: type(v) is tuple and len(v) == len(items) and all(
+    # Rows of 2 to 4 fields are checked field by field without a loop: a busy frame
+    # (IHAVE, OPS, RECORDS) has hundreds of them, and every frame is checked.
+    n = len(items)
+    if n == 2:
+        a, b = items
+        return lambda v: type(v) is tuple and len(v) == 2 and a(v[0]) and b(v[1])
+    if n == 3:
+        a, b, c = items
+        return lambda v: type(v) is tuple and len(v) == 3 and a(v[0]) and b(v[1]) and c(v[2])
+    if n == 4:
+        a, b, c, d = items
+        return lambda v: (type(v) is tuple and len(v) == 4 and a(v[0]) and b(v[1])
+                          and c(v[2]) and d(v[3]))
+    return lambda v: type(v) is tuple and len(v) == n and all(
         c(x) for c, x in zip(items, v, strict=True))
 
 

@@ -105,10 +105,11 @@ class SessionClosed(Exception):
 class Session:
     def __init__(self, identity: Identity, network: str, binding: bytes, now: int,
                  config: SessionConfig, nonce: int, *, rtt_hint: int | None = None,
-                 notify: Callable[[], None] | None = None) -> None:
+                 notify: Callable[[], None] | None = None,
+                 changed: Callable[[], None] | None = None) -> None:
         """`rtt_hint`: a round-trip time the driver measured while connecting (the
         signaling exchange), before the session measures its own; `notify` is called
-        whenever a frame is queued for output."""
+        whenever a frame is queued for output, `changed` whenever `state` changes."""
         self.identity = identity
         self.network = network
         self.binding = binding
@@ -126,6 +127,7 @@ class Session:
         self.rtt_ms: int | None = None
         self._rtt_hint = rtt_hint
         self._notify = notify
+        self._changed = changed
         # The peer's clock minus ours, from the last PONG: its clock reading against
         # the midpoint of our PING's round trip (sync.md §4.4). None until measured.
         self.clock_offset_ms: int | None = None
@@ -158,8 +160,14 @@ class Session:
             self._close(CloseReason.PROTOCOL_ERROR,
                         f"{event.value} not allowed in {self.state.value}", by_peer=False)
             return self.state
-        self.state = nxt
+        self._enter(nxt)
         return nxt
+
+    def _enter(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            if self._changed is not None:
+                self._changed()
 
     def _close(self, reason: str, detail: str, by_peer: bool) -> None:
         if self.state is State.CLOSED and self.close_reason is not None:
@@ -168,8 +176,8 @@ class Session:
             self.outbox.append(frames.encode(Close(reason, detail[:256])))
             if self._notify is not None:
                 self._notify()
-        self.state = State.CLOSED
         self.close_reason = (reason, detail, by_peer)
+        self._enter(State.CLOSED)
 
     def close(self, reason: str, detail: str = "") -> None:
         """Close from our side: a CLOSE frame goes out, then nothing else."""
@@ -178,8 +186,8 @@ class Session:
 
     def transport_lost(self) -> None:
         if self.state is not State.CLOSED:
-            self.state = State.CLOSED
             self.close_reason = (CloseReason.TRANSPORT_CLOSED, "", True)
+            self._enter(State.CLOSED)
 
     # -- input --------------------------------------------------------------------------
 

@@ -230,7 +230,8 @@ class World:
         """Bulk data waits for the send buffer (the driver's budget); a real transport
         says when the buffer drained below its low-water mark, and so do we."""
         assert node.mesh is not None
-        backlog = [c for c in self.network.conns_of(node.index) if node.mesh.backlog(c)]
+        ends = self.network.endpoints
+        backlog = [c for c in node.mesh.backlogged() if c in ends]
         if not backlog or node.index in self._drains:
             return
         low = self.config.network.low_water
