@@ -409,14 +409,15 @@ class Peering:
         else:
             want = min(cfg.low - peer_count - dialing, cfg.max_dialing - dialing)
         self._wanted = want > 0 and not explore
-        if want <= 0:
-            self._quiet = (self._version, peer_count, None)  # until a dial ends
+        if want <= 0:  # until a dial ends, or the next exploring dial
+            self._quiet = (self._version, peer_count, self._next_explore if explore else None)
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and not self._banned(c, now)]
         if not ready:  # none before the first may be dialed (as `timer` says)
-            self._quiet = (self._version, peer_count, self._first_ready())
+            self._quiet = (self._version, peer_count,
+                           self._next_explore if explore else self._first_ready())
             return []
         ready.sort(key=lambda c: (c.failures, c.source, self._rank(c.key)))
         if explore and ready:  # anyone, by chance: the known best are mostly connected
