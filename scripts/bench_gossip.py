@@ -42,9 +42,9 @@ config = SimConfig(nodes=a["nodes"], seed=a["seed"], degree=a["degree"], ops=a["
                    boot_ms=a["boot_ms"], write_interval_ms=a["interval_ms"],
                    duration_ms=a["duration_ms"], liveness_ms=a["liveness_ms"],
                    network=NetworkOptions(latency_ms=tuple(a["latency_ms"])), memo_verify=True)
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 r = simulate(config)
-wall = time.perf_counter() - started
+wall, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({
     "code": str(liberation_node.__file__),
     "rmr": round(r.rmr, 3), "last_hop": r.last_delivery_hop,
@@ -55,6 +55,7 @@ print(json.dumps({
     "closes": r.closes, "violations": len(r.violations),
     "bytes_per_node": r.bytes_per_node, "end_ms": r.end_ms, "wall_s": round(wall, 1),
     "node_s_per_wall_s": round(a["nodes"] * r.end_ms / 1000 / wall, 1),
+    "node_s_per_cpu_s": round(a["nodes"] * r.end_ms / 1000 / cpu, 1),
 }))
 """
 
@@ -66,7 +67,9 @@ FIGURES = {
                ("violations", "0")],
     "slow": [("rmr", "<= 1"), ("timeouts", "0"), ("last_hop", ""),
              ("delivery_at_write_end", ""), ("violations", "0")],
-    "speed": [("node_s_per_wall_s", ">= 300 (300 nodes)")],  # too short to converge
+    # Per CPU second too: on a machine shared with other work, wall time says more about
+    # the others than about this code.
+    "speed": [("node_s_per_wall_s", ">= 300 (300 nodes)"), ("node_s_per_cpu_s", "")],
 }
 
 

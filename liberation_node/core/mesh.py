@@ -693,35 +693,38 @@ class Mesh:
 
     def _retime(self) -> None:
         """Recompute the timers of the connections touched since the last call."""
+        peers, dues, sync = self._peers, self._due, self.sync
         for conn in self._touched:
-            peer = self._peers.get(conn)
+            peer = peers.get(conn)
             due = None
             if peer is not None:
-                due = peer.session.timer()
-                if due is not None and peer.session.state is State.OPEN:
-                    due = min(due, self.sync.timer(peer))
-                ready = peer.owed.ready_at(self._now, self.config.serve)
-                if ready is not None and due is not None:  # answers waiting for the budget
-                    due = min(due, ready)
+                session = peer.session
+                due = session.timer()
+                if due is not None and session.state is _OPEN:
+                    due = min(due, sync.timer(peer))
+                if peer.owed.answers:
+                    ready = peer.owed.ready_at(self._now, self.config.serve)
+                    if ready is not None and due is not None:  # answers waiting for budget
+                        due = min(due, ready)
             if due is None:
-                self._due.pop(conn, None)
-            elif self._due.get(conn) != due:
-                self._due[conn] = due
+                dues.pop(conn, None)
+            elif dues.get(conn) != due:
+                dues[conn] = due
                 heapq.heappush(self._timers, (due, conn))
         self._touched.clear()
 
     def get_timer(self) -> int | None:
         self._retime()
-        timers = self._timers
-        while timers and self._due.get(timers[0][1]) != timers[0][0]:
+        timers, dues = self._timers, self._due
+        while timers and dues.get(timers[0][1]) != timers[0][0]:
             heapq.heappop(timers)  # stale: the connection's timer moved, or it is gone
-        times = [self._next_records, self._next_want_sweep]
-        if timers:
-            times.append(timers[0][0])
+        first = min(self._next_records, self._next_want_sweep)
+        if timers and timers[0][0] < first:
+            first = timers[0][0]
         for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
-            if t is not None:
-                times.append(t)
-        return min(times)
+            if t is not None and t < first:
+                first = t
+        return first
 
     def handle_timer(self, now: int) -> None:
         self._retime()

@@ -39,6 +39,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+_OPEN = State.OPEN  # read on every input: a global, not an enum class attribute
+
+
 class Input(enum.Enum):
     HELLO_OK = "hello ok"
     HELLO_BAD = "hello bad"
@@ -316,12 +319,13 @@ class Session:
         return interval - (self._nonce % 1024) * interval // 4096
 
     def timer(self) -> int | None:
-        if self.state is State.CLOSED:
-            return None
-        if self.state is State.HANDSHAKE:
+        state = self.state
+        if state is _OPEN:  # the common case first: asked after every input
+            return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms,
+                       self._pinged_at + self.config.measure_every_ms)
+        if state is State.HANDSHAKE:
             return self.opened_at + self.hello_timeout_ms
-        return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms,
-                   self._pinged_at + self.config.measure_every_ms)
+        return None
 
     def handle_timer(self, now: int) -> None:
         if self.state is State.HANDSHAKE and now >= self.opened_at + self.hello_timeout_ms:
