@@ -41,9 +41,9 @@ def test_the_open_count_follows_every_session_change() -> None:
     assert hub.peer_count() == _open(hub) == 1
     net.pump()
     assert hub.peer_count() == _open(hub) == 1
-    _, far = net.connect(3, 0)
+    c30, _ = net.connect(3, 0)
     assert hub.peer_count() == _open(hub) == 2
-    net.meshes[3].close(_, CloseReason.SHUTDOWN)  # closed by the peer
+    net.meshes[3].close(c30, CloseReason.SHUTDOWN)  # closed by the peer
     net.pump()
     assert hub.peer_count() == _open(hub) == 1
     net.lose(0, 2)  # the transport went
@@ -132,8 +132,8 @@ def test_due_answers_as_without_the_memo() -> None:
     """Two connection managers told the same things, one of which forgets its memo
     before every question, dial the same candidates at the same times."""
     def fresh(p: Peering) -> None:
-        p._quiet = None  # noqa: SLF001 -- the memo under test
-        p._timer = None  # noqa: SLF001
+        p._quiet = None  # the memo under test
+        p._timer = None
 
     a = Peering(ME, PeeringConfig(low=3, high=6, explore_ms=5_000), rand=_rng(1))
     b = Peering(ME, PeeringConfig(low=3, high=6, explore_ms=5_000), rand=_rng(1))
