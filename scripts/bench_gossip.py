@@ -82,9 +82,9 @@ def at_write_end():
     if written:
         extra["delivery_at_write_end_bound"] = round(reach / (len(written) * len(nodes)), 4)
 world.queue.push(world.safety_end, at_write_end)
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 r = world.run()
-wall = time.perf_counter() - started
+wall, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({**extra,
     "code": str(liberation_node.__file__),
     "rmr": round(r.rmr, 3), "last_hop": r.last_delivery_hop,
@@ -95,6 +95,7 @@ print(json.dumps({**extra,
     "closes": r.closes, "violations": len(r.violations),
     "bytes_per_node": r.bytes_per_node, "end_ms": r.end_ms, "wall_s": round(wall, 1),
     "node_s_per_wall_s": round(a["nodes"] * r.end_ms / 1000 / wall, 1),
+    "node_s_per_cpu_s": round(a["nodes"] * r.end_ms / 1000 / cpu, 1),
 }))
 """
 
@@ -108,7 +109,9 @@ FIGURES = {
                ("violations", "0")],
     "slow": [("rmr", "<= 1"), ("timeouts", "0"), ("last_hop", ""),
              ("delivery_at_write_end", ""), ("violations", "0")],
-    "speed": [("node_s_per_wall_s", ">= 300 (300 nodes)")],  # too short to converge
+    # Per CPU second too: on a machine shared with other work, wall time says more about
+    # the others than about this code.
+    "speed": [("node_s_per_wall_s", ">= 300 (300 nodes)"), ("node_s_per_cpu_s", "")],
 }
 
 

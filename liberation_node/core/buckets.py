@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 
 from .reconcile import BUCKET_HASH_BYTES, MAX_BITS, PREFIX_BYTES, bucket_of
@@ -90,11 +91,11 @@ class BucketIndex:
     def authors(self, buckets: Iterable[int], bits: int) -> Iterator[bytes]:
         """Authors with a feed or a record in `buckets` (at `bits`), ascending per bucket."""
         shift = MAX_BITS - bits
+        fine = self._fine
         for b in sorted(set(buckets)):
             if not 0 <= b < (1 << bits):
                 continue
-            for fine in range(b << shift, (b + 1) << shift):
-                yield from self._fine[fine]
+            yield from itertools.chain.from_iterable(fine[b << shift : (b + 1) << shift])
 
     @property
     def author_count(self) -> int:

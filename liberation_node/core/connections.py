@@ -74,10 +74,11 @@ class Connections:
     def step(self, now: int) -> list[Dial]:
         """The dials due now; sessions above the high mark are closed (the worst ones:
         not protected, not newcomers, lowest score, then slowest; peering.py)."""
-        peers = self.mesh.peers()
-        dials = self.peering.due(now, len(peers), self.mesh.relay_path)
-        if len(peers) <= self.peering.config.high:
+        count = self.mesh.peer_count()
+        dials = self.peering.due(now, count, self.mesh.relay_path)
+        if count <= self.peering.config.high:
             return dials
+        peers = self.mesh.peers()
         by_peer = {peer: conn for conn, peer in peers.items()}
         for worst in self.peering.surplus(self._rtts(peers), now):
             self.mesh.close(by_peer[worst], CloseReason.TOO_MANY_PEERS,

@@ -90,6 +90,7 @@ __all__ = ["Entropy", "Mesh", "MeshConfig"]
 # Rejections that say nothing bad about the peer that relayed the op.
 _BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
 _FIRST = (Outcome.APPLIED, Outcome.PENDING, Outcome.FORK)  # the first copy of an op
+_OPEN = State.OPEN  # read on every input: a global, not an enum class attribute
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -168,6 +169,7 @@ class Mesh:
         # may have moved; per-connection timers in a heap of (due, conn), where an
         # entry is live while `_due[conn]` still says so.
         self._dirty: dict[ConnId, None] = {}
+        self._open: dict[ConnId, None] = {}  # connections whose session is OPEN
         self._touched: set[ConnId] = set()
         self._timers: list[tuple[int, ConnId]] = []
         self._due: dict[ConnId, int] = {}
@@ -188,7 +190,8 @@ class Mesh:
         address): scores and bans hold for it as for the peer's node id (§4.7)."""
         nonce = int.from_bytes(self._entropy(6), "big")
         session = Session(self.identity, self.network, binding, now, self.config.session, nonce,
-                          rtt_hint=rtt_hint, notify=lambda: self._mark(conn))
+                          rtt_hint=rtt_hint, notify=lambda: self._mark(conn),
+                          changed=lambda: self._state_changed(conn))
         self._peers[conn] = Peer(conn, session, initiator, address)
         self._mark(conn)
         if address is not None and self.scores.banned(address_key(address), now):
@@ -208,7 +211,12 @@ class Mesh:
     def peers(self) -> dict[ConnId, bytes]:
         """Open sessions: connection -> peer node id."""
         return {c: p.session.peer for c, p in self._peers.items()
-                if p.session.state is State.OPEN and p.session.peer is not None}
+                if p.session.state is _OPEN and p.session.peer is not None}
+
+    def peer_count(self) -> int:
+        """How many sessions are open: `len(peers())`, without a look at each (the
+        connection manager asks after every input)."""
+        return len(self._open)
 
     def handshakes(self) -> int:
         """Connections whose session handshake is under way."""
@@ -218,6 +226,12 @@ class Mesh:
         """Answers still owed to the peer on `conn` (sent as its link drains)."""
         peer = self._peers.get(conn)
         return peer.owed.answers if peer else 0
+
+    def backlogged(self) -> list[ConnId]:
+        """The connections with answers still owed (`backlog(conn) > 0`), without a look
+        at the others: after `datagrams_to_send` they are all still marked to send."""
+        peers = self._peers
+        return [c for c in self._dirty if (p := peers.get(c)) is not None and p.owed.answers]
 
     def banned(self, address: str, now: int) -> bool:
         """Is `address` (as the driver names addresses) banned now? (sync.md §4.7)"""
@@ -240,6 +254,7 @@ class Mesh:
 
     def _drop(self, peer: Peer, now: int) -> None:
         self._peers.pop(peer.conn, None)
+        self._open.pop(peer.conn, None)
         self._dirty.pop(peer.conn, None)
         self._due.pop(peer.conn, None)
         self.gossip.peer_down(peer.conn, now)
@@ -249,6 +264,13 @@ class Mesh:
         reason, detail, by_peer = peer.session.close_reason or (CloseReason.SHUTDOWN, "", False)
         self.conduct.closed(peer, reason, by_peer, now)
         self._events.append(PeerDown(peer.conn, peer.session.peer, reason, detail, by_peer))
+
+    def _state_changed(self, conn: ConnId) -> None:
+        peer = self._peers.get(conn)
+        if peer is not None and peer.session.state is _OPEN:
+            self._open[conn] = None
+        else:
+            self._open.pop(conn, None)
 
     def _mark(self, conn: ConnId) -> None:
         """`conn` may have something to send, and its timer may have moved."""
@@ -675,35 +697,38 @@ class Mesh:
 
     def _retime(self) -> None:
         """Recompute the timers of the connections touched since the last call."""
+        peers, dues, sync = self._peers, self._due, self.sync
         for conn in self._touched:
-            peer = self._peers.get(conn)
+            peer = peers.get(conn)
             due = None
             if peer is not None:
-                due = peer.session.timer()
-                if due is not None and peer.session.state is State.OPEN:
-                    due = min(due, self.sync.timer(peer))
-                ready = peer.owed.ready_at(self._now, self.config.serve)
-                if ready is not None and due is not None:  # answers waiting for the budget
-                    due = min(due, ready)
+                session = peer.session
+                due = session.timer()
+                if due is not None and session.state is _OPEN:
+                    due = min(due, sync.timer(peer))
+                if peer.owed.answers:
+                    ready = peer.owed.ready_at(self._now, self.config.serve)
+                    if ready is not None and due is not None:  # answers waiting for budget
+                        due = min(due, ready)
             if due is None:
-                self._due.pop(conn, None)
-            elif self._due.get(conn) != due:
-                self._due[conn] = due
+                dues.pop(conn, None)
+            elif dues.get(conn) != due:
+                dues[conn] = due
                 heapq.heappush(self._timers, (due, conn))
         self._touched.clear()
 
     def get_timer(self) -> int | None:
         self._retime()
-        timers = self._timers
-        while timers and self._due.get(timers[0][1]) != timers[0][0]:
+        timers, dues = self._timers, self._due
+        while timers and dues.get(timers[0][1]) != timers[0][0]:
             heapq.heappop(timers)  # stale: the connection's timer moved, or it is gone
-        times = [self._next_records, self._next_want_sweep]
-        if timers:
-            times.append(timers[0][0])
+        first = min(self._next_records, self._next_want_sweep)
+        if timers and timers[0][0] < first:
+            first = timers[0][0]
         for t in (self.gossip.timer(), self.own.timer(), self.bodies.timer()):
-            if t is not None:
-                times.append(t)
-        return min(times)
+            if t is not None and t < first:
+                first = t
+        return first
 
     def handle_timer(self, now: int) -> None:
         self._retime()

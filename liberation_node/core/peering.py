@@ -179,6 +179,14 @@ class Peering:
         self._next_explore: int | None = None  # when to dial beyond the low mark
         self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
         self._none_to_evict = False  # no candidate may be dropped (until a dial ends)
+        # `due` and `timer` are asked after every input; most inputs change nothing they
+        # depend on. `_version` counts the changes that may (every call that reports
+        # something); while it stands, `due` knows it has nothing to dial before
+        # `_quiet`'s time, and `timer` keeps its last answer (bans only ever lengthen,
+        # and the mesh's Scores count their own changes).
+        self._version = 0
+        self._quiet: tuple[int, int, int | None] | None = None  # (version, peers, until)
+        self._timer: tuple[int, int, int | None] | None = None  # (version, scores, timer)
 
     @staticmethod
     def key_of(node_id: bytes | None, url: str | None) -> str:
@@ -192,6 +200,7 @@ class Peering:
         out of scope are dropped; returns those not reported before, as (url, scope)."""
         if node_id == self.me:
             return []
+        self._version += 1
         urls = tuple(dict.fromkeys(urls))
         refused: list[tuple[str, str]] = []
         if source is Source.RECORD:
@@ -260,6 +269,7 @@ class Peering:
     def link_opened(self, dial: Dial, conn: int, now: int) -> None:
         """The transport connected for `dial`; the session handshake decides the rest
         (`session_up` or `session_down`). Until then the candidate is not dialed again."""
+        self._version += 1
         self._pending[conn] = _Pending(dial.key, dial.node_id, dial.url)
         cand = self.candidates.get(dial.key)
         if cand is not None:
@@ -269,6 +279,7 @@ class Peering:
 
     def session_up(self, conn: int, peer: bytes, now: int) -> Misdirected | None:
         """A session is OPEN with `peer` on link `conn` (dialed or answered)."""
+        self._version += 1
         pending = self._pending.pop(conn, None)
         self._sessions[conn] = peer
         verdict = None
@@ -292,6 +303,7 @@ class Peering:
         """Link `conn` is gone, whether its session had opened or not. `shed`: the peer
         closed it as `too_many_peers`: it is full, which a dialer takes as it takes a 503
         (backoff growing with each shed in a row, and other candidates first, §7.3)."""
+        self._version += 1
         pending = self._pending.pop(conn, None)
         if pending is not None:  # closed before HELLO went through: the dial failed
             cand = self.candidates.get(pending.key)
@@ -316,6 +328,7 @@ class Peering:
             self._failed(cand, now)
 
     def _failed(self, cand: Candidate, now: int) -> None:
+        self._version += 1
         cand.dialing = False
         cand.failures += 1
         self._none_to_evict = False
@@ -339,6 +352,7 @@ class Peering:
         """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
         the candidate if that source is the best we had and it is neither connected nor
         being dialed (a live connection is the node's own evidence). True if dropped."""
+        self._version += 1
         cand = self.candidates.get(node_id.hex())
         if cand is None or cand.source != source or cand.connected or cand.dialing:
             return False
@@ -381,6 +395,11 @@ class Peering:
             ) -> list[Dial]:
         """Candidates to dial now. `relay_path(id)` says whether one of our peers links to
         that node (its node.links record), for candidates without a URL."""
+        quiet = self._quiet
+        if quiet is not None and quiet[0] == self._version and quiet[1] == peer_count \
+                and (quiet[2] is None or now < quiet[2]):
+            return []  # nothing changed since a call that found nothing due before then
+        self._version += 1
         cfg = self.config
         explore = peer_count >= cfg.low
         if explore:
@@ -392,6 +411,7 @@ class Peering:
                 self._next_explore = now + self._explore_wait()
             if self._next_explore is None or now < self._next_explore:
                 self._wanted = False
+                self._quiet = (self._version, peer_count, self._next_explore)
                 return []
             self._next_explore = now + self._explore_wait()
         else:
@@ -402,11 +422,16 @@ class Peering:
         else:
             want = min(cfg.low - peer_count - dialing, cfg.max_dialing - dialing)
         self._wanted = want > 0 and not explore
-        if want <= 0:
+        if want <= 0:  # until a dial ends, or the next exploring dial
+            self._quiet = (self._version, peer_count, self._next_explore if explore else None)
             return []
         ready = [c for c in self.candidates.values()
                  if not c.connected and not c.dialing and c.next_attempt <= now
                  and not self._banned(c, now)]
+        if not ready:  # none before the first may be dialed (as `timer` says)
+            self._quiet = (self._version, peer_count,
+                           self._next_explore if explore else self._first_ready())
+            return []
         ready.sort(key=lambda c: (c.failures, c.shed, c.source, self._rank(c.key)))
         if explore and ready:  # anyone, by chance: the known best are mostly connected
             start = int(self._rand() * len(ready)) % len(ready)
@@ -478,6 +503,13 @@ class Peering:
         for the next exploring dial."""
         if not self._wanted:
             return self._next_explore
+        cached = self._timer
+        if cached is None or cached[0] != self._version or cached[1] != self.scores.version:
+            cached = self._timer = (self._version, self.scores.version, self._first_ready())
+        return cached[2]
+
+    def _first_ready(self) -> int | None:
+        """When the first candidate neither connected nor being dialed may be dialed."""
         waits = [max(c.next_attempt, self._ban_ends(c)) for c in self.candidates.values()
                  if not c.connected and not c.dialing]
         return min(waits) if waits else None

@@ -32,6 +32,7 @@ about each address it would connect to.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -116,8 +117,11 @@ def url_destination(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
+@functools.lru_cache(maxsize=4096)
 def url_scope(url: str) -> str | None:
-    """The scope of an http(s) URL's host; None for something that is not such a URL."""
+    """The scope of an http(s) URL's host; None for something that is not such a URL.
+    Remembered for the last few thousand URLs: every `node.info` record taken in asks
+    about its URLs (peer exchange), and the same few come again and again."""
     host = url_host(url)
     return host_scope(host) if host is not None else None
 

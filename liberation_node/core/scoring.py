@@ -101,6 +101,7 @@ class Scores:
         self.config = config or ScoringConfig()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.penalties: dict[str, int] = {}  # penalty -> times applied (cumulative)
+        self.version = 0  # counts changes: what depends on bans may keep its answer meanwhile
 
     def _decayed(self, entry: _Entry, now: int) -> float:
         elapsed = max(0, now - entry.at)
@@ -114,6 +115,7 @@ class Scores:
                  count: bool = True) -> Ban | None:
         """Lower `key`'s score; returns the new ban when this crossed the threshold.
         `count`: add to `penalties` (once per wrong, however many keys it lowers)."""
+        self.version += 1
         if count:
             self.penalties[penalty.value] = self.penalties.get(penalty.value, 0) + 1
         entry = self._entries.pop(key, None) or _Entry(at=now)

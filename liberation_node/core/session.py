@@ -39,6 +39,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+_OPEN = State.OPEN  # read on every input: a global, not an enum class attribute
+
+
 class Input(enum.Enum):
     HELLO_OK = "hello ok"
     HELLO_BAD = "hello bad"
@@ -105,10 +108,11 @@ class SessionClosed(Exception):
 class Session:
     def __init__(self, identity: Identity, network: str, binding: bytes, now: int,
                  config: SessionConfig, nonce: int, *, rtt_hint: int | None = None,
-                 notify: Callable[[], None] | None = None) -> None:
+                 notify: Callable[[], None] | None = None,
+                 changed: Callable[[], None] | None = None) -> None:
         """`rtt_hint`: a round-trip time the driver measured while connecting (the
         signaling exchange), before the session measures its own; `notify` is called
-        whenever a frame is queued for output."""
+        whenever a frame is queued for output, `changed` whenever `state` changes."""
         self.identity = identity
         self.network = network
         self.binding = binding
@@ -126,6 +130,7 @@ class Session:
         self.rtt_ms: int | None = None
         self._rtt_hint = rtt_hint
         self._notify = notify
+        self._changed = changed
         # The peer's clock minus ours, from the last PONG: its clock reading against
         # the midpoint of our PING's round trip (sync.md §4.4). None until measured.
         self.clock_offset_ms: int | None = None
@@ -158,8 +163,14 @@ class Session:
             self._close(CloseReason.PROTOCOL_ERROR,
                         f"{event.value} not allowed in {self.state.value}", by_peer=False)
             return self.state
-        self.state = nxt
+        self._enter(nxt)
         return nxt
+
+    def _enter(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            if self._changed is not None:
+                self._changed()
 
     def _close(self, reason: str, detail: str, by_peer: bool) -> None:
         if self.state is State.CLOSED and self.close_reason is not None:
@@ -168,8 +179,8 @@ class Session:
             self.outbox.append(frames.encode(Close(reason, detail[:256])))
             if self._notify is not None:
                 self._notify()
-        self.state = State.CLOSED
         self.close_reason = (reason, detail, by_peer)
+        self._enter(State.CLOSED)
 
     def close(self, reason: str, detail: str = "") -> None:
         """Close from our side: a CLOSE frame goes out, then nothing else."""
@@ -178,8 +189,8 @@ class Session:
 
     def transport_lost(self) -> None:
         if self.state is not State.CLOSED:
-            self.state = State.CLOSED
             self.close_reason = (CloseReason.TRANSPORT_CLOSED, "", True)
+            self._enter(State.CLOSED)
 
     # -- input --------------------------------------------------------------------------
 
@@ -308,12 +319,13 @@ class Session:
         return interval - (self._nonce % 1024) * interval // 4096
 
     def timer(self) -> int | None:
-        if self.state is State.CLOSED:
-            return None
-        if self.state is State.HANDSHAKE:
+        state = self.state
+        if state is _OPEN:  # the common case first: asked after every input
+            return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms,
+                       self._pinged_at + self.config.measure_every_ms)
+        if state is State.HANDSHAKE:
             return self.opened_at + self.hello_timeout_ms
-        return min(self.last_heard + self.dead_after_ms, self.last_sent + self.ping_after_ms,
-                   self._pinged_at + self.config.measure_every_ms)
+        return None
 
     def handle_timer(self, now: int) -> None:
         if self.state is State.HANDSHAKE and now >= self.opened_at + self.hello_timeout_ms:

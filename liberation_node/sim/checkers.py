@@ -115,6 +115,10 @@ def records_converged(replicas: list[Replica], refresh_ms: int, *,
     anywhere is held everywhere, at a version at most one republication (1.25 x the
     refresh period, its jitter included) behind the newest. With `explain`, a
     disagreement is returned as a message instead of False."""
+    if not explain and len({len(r.records) for r in replicas}) > 1:
+        # Some replica lacks a key another holds: sampled every 100 ms of a run, this
+        # spares a walk over every record of every replica (1000 x 2000 at 1000 nodes).
+        return False
     newest: dict[tuple[bytes, str], int] = {}
     for replica in replicas:
         for key, held in replica.records.items():

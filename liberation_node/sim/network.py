@@ -153,14 +153,16 @@ class Network:
         if end is None:
             return
         opts, now = self.options, self._clock.now
-        self.counts["frames"] += 1
-        self.counts["bytes"] += len(data)
-        if self.buffered(conn) + len(data) > opts.max_buffer_bytes:
-            self.counts["overflow"] += 1
+        counts = self.counts
+        counts["frames"] += 1
+        counts["bytes"] += len(data)
+        rate = opts.bandwidth_bytes_s
+        buffered = max(0, end.sent_until - now) * rate // 1000 if rate else 0  # `buffered`
+        if buffered + len(data) > opts.max_buffer_bytes:
+            counts["overflow"] += 1
             self.abort(conn)
             return
         start = max(now, end.sent_until)
-        rate = opts.bandwidth_bytes_s
         end.sent_until = start + (len(data) * 1000 // rate if rate else 0)
         due = max(end.sent_until + self._latency(end), end.last_arrival)
         end.last_arrival = due

@@ -146,14 +146,15 @@ class World:
             total = self.deadline - self.clock.epoch
             step = max(1, total // 200)
             shown = 0
+            pop, clock, deadline = self.queue.pop, self.clock, self.deadline
             while self.queue and not self.done:
-                at, action = self.queue.pop()
-                if at > self.deadline:
+                at, action = pop()
+                if at > deadline:
                     break
-                self.clock.now = at
+                clock.now = at
                 action()
-                if progress is not None and at - self.clock.epoch >= shown + step:
-                    shown = at - self.clock.epoch
+                if progress is not None and at - clock.epoch >= shown + step:
+                    shown = at - clock.epoch
                     progress(shown, total)
             if progress is not None:
                 progress(total, total)
@@ -213,12 +214,13 @@ class World:
         mesh, conns = node.mesh, node.connections
         if mesh is None or conns is None:
             return
-        local = node.now(self.clock.now)
+        local = self.clock.now + node.skew_ms  # node.now()
         net = self.network
         high = self.config.network.high_water
+        send = net.send
         for conn, data in mesh.datagrams_to_send(
                 local, budget=lambda c: max(0, high - net.buffered(c))):
-            net.send(conn, data)
+            send(conn, data)
         while (event := mesh.next_event()) is not None:
             self._on_event(node, event)
         for dial in conns.step(local):
@@ -230,7 +232,8 @@ class World:
         """Bulk data waits for the send buffer (the driver's budget); a real transport
         says when the buffer drained below its low-water mark, and so do we."""
         assert node.mesh is not None
-        backlog = [c for c in self.network.conns_of(node.index) if node.mesh.backlog(c)]
+        ends = self.network.endpoints
+        backlog = [c for c in node.mesh.backlogged() if c in ends]
         if not backlog or node.index in self._drains:
             return
         low = self.config.network.low_water

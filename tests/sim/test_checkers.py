@@ -186,6 +186,11 @@ def test_records_converge_by_content_up_to_one_refresh() -> None:
     assert records_converged([replica(newest), replica(older)], 60_000) is False
     assert records_converged([replica(newest), replica()], 60_000, explain=True) == (
         f"replica 1 lacks {short_id(ALICE.public_key)} node.links")
+    assert records_converged([replica(newest), replica()], 60_000) is False
+    assert records_converged([replica(), replica(newest)], 60_000) is False
+    other = create_record(BOB, network="sim", version=T + 120_000, ttl_ms=3_600_000,
+                          body=NodeLinks(()))
+    assert records_converged([replica(newest), replica(other)], 60_000) is False  # same count
     checker, violations = fresh()
     checker.final(1, {0: replica(newest), 1: replica(older)}, 60_000)
     assert violations.lines()[0].startswith("at 1 ms: records not converged: replica 1 is "
