@@ -38,9 +38,10 @@ from .ops import (
     carry,
     content_problem,
     create_op,
+    decode_fields,
     decode_op,
     op_id,
-    split_carried,
+    open_carried,
 )
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
@@ -143,10 +144,10 @@ class Replica:
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
-        header, content = wire, None
-        if wire[:1] == b"\x9b":  # an 11-element array: a carried form
+        header, content, fields = wire, None, None
+        if wire[:1] == b"\x9b":  # an 11-element array: a carried form, decoded once
             try:
-                header, content = split_carried(wire)
+                header, content, fields = open_carried(wire)
             except Rejection as rejection:
                 return Ingested(Outcome.REJECTED, rejection=rejection)
         oid = op_id(header)
@@ -158,8 +159,12 @@ class Replica:
                 self._take(held, content, now, result)
             return result
         try:
-            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis,
-                           verdict=verdict)
+            if fields is None:
+                op = decode_op(header, self.network, known_id=oid, now=now,
+                               genesis=self.genesis, verdict=verdict)
+            else:
+                op = decode_fields(fields, header, self.network, known_id=oid, now=now,
+                                   genesis=self.genesis, verdict=verdict)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         if admit is not None and (why := admit(op)) is not None:
