@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from .core.verified import Verdict, check_frame
 
@@ -47,6 +48,36 @@ MIN_POOLED_OPS = 4
 _OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
+
+
+class Pool(Protocol):
+    """Where the checks run: worker processes (verifiers.py, the node's) or threads."""
+
+    def submit(self, data: bytes) -> Future[list[Verdict]]: ...
+
+    def wait(self, job: Future[list[Verdict]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Threads:
+    """Checks on worker threads (simple; slower than processes while the loop is busy,
+    verifiers.py says why)."""
+
+    def __init__(self, workers: int = WORKERS,
+                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._job = job
+
+    def submit(self, data: bytes) -> Future[list[Verdict]]:
+        return self._pool.submit(self._job, data)
+
+    def wait(self, job: Future[list[Verdict]]) -> None:
+        with contextlib.suppress(Exception):  # cancelled at shutdown: no verdicts
+            job.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ops_in(data: bytes) -> int:
@@ -71,11 +102,11 @@ class Inbound:
 
     def __init__(self, deliver: Deliver, *, workers: int = WORKERS,
                  max_queued: int = MAX_QUEUED,
-                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
+                 job: Callable[[bytes], list[Verdict]] = check_frame,
+                 pool: Pool | None = None) -> None:
         self._deliver = deliver
-        self._job = job
         self.max_queued = max_queued
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._pool: Pool = pool if pool is not None else Threads(workers, job)
         self._queues: dict[int, deque[_Waiting]] = {}
         self.queued = 0  # frames (and closings) waiting, all links
         self.checked = 0  # frames whose ops were checked on the workers
@@ -97,7 +128,7 @@ class Inbound:
             return
         check = None
         if ops:
-            check = self._pool.submit(self._job, data)
+            check = self._pool.submit(data)
             self._loop = self._loop or asyncio.get_running_loop()
             check.add_done_callback(lambda _: self._checked(conn))
         self._queues.setdefault(conn, deque()).append(_Waiting(data, check))
@@ -136,6 +167,8 @@ class Inbound:
                 continue
             verdicts: list[Verdict] = []
             if head.check is not None:
+                if wait:
+                    self._pool.wait(head.check)
                 try:
                     verdicts = head.check.result()
                 except Exception:  # cancelled at shutdown: the core checks them itself
@@ -152,7 +185,7 @@ class Inbound:
         self._closed = True
         queues, self._queues = self._queues, {}
         self.queued = 0
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         for queue in queues.values():
             for waiting in queue:
                 if waiting.then is not None:

@@ -64,6 +64,17 @@ def unpack(data: bytes, max_bytes: int, *, lists: bool = True) -> Any:
     return obj
 
 
+def peek(data: bytes) -> Any:
+    """Decode loosely: arrays as tuples, no canonical check, None for bytes that do not
+    decode at all. Only for work whose outcome depends on no encoding rule (signature
+    checks keyed by the hash of the exact bytes, core/verified.py); never raises."""
+    try:
+        return msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=False,
+                               timestamp=0)
+    except Exception:  # any bad bytes: nothing to look at
+        return None
+
+
 def check_map_keys_sorted(value: dict[Any, Any]) -> bool:
     """True when a decoded map's keys are all text, in canonical order (hence unique)."""
     if not all(type(k) is str for k in value):
