@@ -210,6 +210,25 @@ def _row(*items: Check) -> Check:
         c(x) for c, x in zip(items, v, strict=True))
 
 
+def _with_hops(most: int) -> Check:
+    """`_list(_row(_bin(most=most), _uint(MAX_HOPS)))` in one function: OPS and RECORDS
+    carry up to thousands of these rows, and the composed checks cost a call per field."""
+
+    def check(v: Any) -> bool:
+        if type(v) is not tuple or len(v) > MAX_ITEMS:
+            return False
+        for row in v:
+            if type(row) is not tuple or len(row) != 2:
+                return False
+            wire, hops = row
+            if (type(wire) is not bytes or len(wire) > most or type(hops) is not int
+                    or not 0 <= hops <= MAX_HOPS):
+                return False
+        return True
+
+    return check
+
+
 _ref = _row(_bin(32), _uint(), _bin(32))
 _announced = _row(_bin(32), _uint(), _bin(32), _uint(MAX_HOPS))
 _author: Check = lambda v: type(v) is bytes and len(v) in (8, 32)  # noqa: E731
@@ -221,11 +240,11 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     1: (Close, (_text(64), _text(256))),
     2: (Ping, (_uint(),)),
     3: (Pong, (_uint(), _uint())),
-    4: (Ops, (_bool, _list(_row(_bin(most=8192), _uint(MAX_HOPS))))),
+    4: (Ops, (_bool, _with_hops(8192))),
     5: (IHave, (_list(_announced),)),
     6: (Graft, (_list(_ref),)),
     7: (Prune, ()),
-    8: (Records, (_bool, _list(_row(_bin(most=16384), _uint(MAX_HOPS))))),
+    8: (Records, (_bool, _with_hops(16384))),
     9: (SyncOpen, (_uint(), _bin(32), _uint(), _bin(8))),
     10: (SyncSame, (_uint(),)),
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),
