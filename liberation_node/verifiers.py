@@ -18,7 +18,9 @@ and the core verifies those ops itself, as before the pool existed (slower,
 never wrong: a verdict only spares work).
 
 Workers start with the first job (a node that never catches up never starts
-them) and stop when their stdin closes: when the node stops, or dies.
+them: gossip pushes of a few ops are checked on the loop, inbound.py), stop after
+`idle_s` without a job (each holds about 24 MiB), and stop when their stdin
+closes: when the node stops, or dies.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .core.verified import Verdict, check_frame
 log = logging.getLogger(__name__)
 
 WORKERS = max(1, min(4, os.cpu_count() or 1))  # one per core: a worker is all CPU
+IDLE_S = 60.0  # workers with no job for this long stop (started again when needed)
 _ROW = 65  # op id 32, key 32, valid 1
 _MAX_ANSWER = 4 + _ROW * 4096  # frames.MAX_ITEMS ops at most
 
@@ -59,19 +62,24 @@ class _Worker:
 class Verifiers:
     """Checks OPS frames in `workers` processes; `submit` is called on the loop."""
 
-    def __init__(self, workers: int = WORKERS, command: list[str] | None = None) -> None:
+    def __init__(self, workers: int = WORKERS, command: list[str] | None = None, *,
+                 idle_s: float = IDLE_S) -> None:
         self.workers = workers
         self.command = command or [sys.executable, "-m", "liberation_node.verifiers"]
+        self.idle_s = idle_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: list[_Worker] = []
         self._started = False
         self._closed = False
-        self._next = 0
+        self._jobs = 0  # submitted so far: the idle check sees whether any came
+        self._idle: asyncio.TimerHandle | None = None
+        self.starts = 0  # times the workers were started (a figure for tests)
 
     def submit(self, data: bytes) -> Future[list[Verdict]]:
         """Check `data` (an OPS frame) in a worker; the future is set on the loop."""
         job: Future[list[Verdict]] = Future()
-        if not self._started:
+        self._jobs += 1
+        if not self._started and not self._closed:
             self._start()
         if self._closed or not self._running or len(data) > MAX_FRAME_BYTES:
             job.set_result([])
@@ -102,17 +110,35 @@ class Verifiers:
     def close(self) -> None:
         """Stop the workers; jobs not answered yet get no verdicts."""
         self._closed = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         for worker in list(self._running):
             self._drop(worker, None)
+        self._started = False
+
+    def _check_idle(self, seen: int) -> None:
+        """Stop the workers if no job came since the last look and none is pending."""
+        self._idle = None
+        if seen == self._jobs and not any(w.jobs for w in self._running):
+            self._stop()
+        elif self._loop is not None and self._running:
+            self._idle = self._loop.call_later(self.idle_s, self._check_idle, self._jobs)
 
     # -- the pipes ------------------------------------------------------------------
 
     def _start(self) -> None:
         self._started = True
+        self.starts += 1
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None  # no loop: `wait` pumps the pipes itself
+        else:
+            self._idle = self._loop.call_later(self.idle_s, self._check_idle, self._jobs)
         for _ in range(self.workers):
             try:
                 process = subprocess.Popen(self.command, stdin=subprocess.PIPE,

@@ -107,3 +107,19 @@ async def test_through_inbound_order_and_reasons_are_kept() -> None:
     assert [i for i, r in enumerate(results) if r.rejection is not None] == [13]
     assert results[13].rejection is not None
     assert results[13].rejection.reason is Reason.BAD_SIGNATURE
+
+
+async def test_idle_workers_stop_and_start_again_when_needed() -> None:
+    data = ops_frame(*signed_ops(4))
+    pool = Verifiers(1, idle_s=0.05)
+    try:
+        assert await answers(pool, [data]) == [check_frame(data)]
+        worker = pool._running[0]
+        async with asyncio.timeout(WAIT_S):
+            while pool._running:
+                await asyncio.sleep(0.02)
+        assert worker.process.poll() is not None  # stopped, not left behind
+        assert await answers(pool, [data]) == [check_frame(data)]
+        assert pool.starts == 2
+    finally:
+        pool.close()
