@@ -1,11 +1,11 @@
 """Frames from peers on their way into the mesh: the signatures of OPS frames are checked
-on worker threads first, and every link's frames still reach the mesh in the order
-they arrived (issue 10, parallel verification; core/verified.py).
+by workers first (processes in the node, verifiers.py; or threads), and every link's
+frames still reach the mesh in the order they arrived (issue 10, parallel
+verification; core/verified.py).
 
-Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py)
-and PyNaCl releases the GIL while it runs, so worker threads check an OPS frame's
-signatures while the event loop applies the frames before it, runs WebRTC and
-commits. The sans-IO core stays synchronous: the verdicts travel with the frame
+Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py),
+so workers check an OPS frame's signatures while the event loop applies the frames
+before it, runs WebRTC and commits. The sans-IO core stays synchronous: the verdicts travel with the frame
 into `Mesh.data_received` and merely spare the replica the work.
 
 Order. Each link has a queue: a frame that arrives while earlier frames of its

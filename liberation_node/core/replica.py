@@ -117,7 +117,7 @@ class Replica:
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
         self.pending = pending if pending is not None else PendingSet()
-        # Signature checks a driver did ahead of `ingest` (on worker threads): verified.py.
+        # Signature checks a driver did ahead of `ingest` (by workers): verified.py.
         self.verified = Verified()
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}

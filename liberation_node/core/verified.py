@@ -2,8 +2,8 @@
 (protocols/ops.md §6.1; issue 10, parallel verification).
 
 Ed25519 verification is most of the cost of taking in an op, and it is a pure
-function of the op's bytes, so a driver may run it for a whole OPS frame on
-worker threads (PyNaCl releases the GIL) while its loop does the rest: `check`
+function of the op's bytes, so a driver may run it for a whole OPS frame in
+worker processes (verifiers.py) while its loop does the rest: `check_frame`
 is what a worker runs; its verdicts go into the replica's `Verified` memo just
 before the frame itself is handed to the mesh, in the frame's order.
 
