@@ -4,9 +4,10 @@ frames still reach the mesh in the order they arrived (issue 10, parallel
 verification; core/verified.py).
 
 Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py),
-so workers check an OPS frame's signatures while the event loop applies the frames
-before it, runs WebRTC and commits. The sans-IO core stays synchronous: the verdicts travel with the frame
-into `Mesh.data_received` and merely spare the replica the work.
+so workers check the signatures of an OPS (or RECORDS) frame while the event loop
+applies the frames before it, runs WebRTC and commits. The sans-IO core stays
+synchronous: the verdicts travel with the frame into `Mesh.data_received` and
+merely spare the replica the work.
 
 Order. Each link has a queue: a frame that arrives while earlier frames of its
 link are still being checked waits behind them, whatever its type, and so does
@@ -45,7 +46,7 @@ MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (fra
 # wake-ups (on a busy machine, two waits for a core) into the latency of gossip, whose
 # pushes carry an op or two (sync.md §5).
 MIN_POOLED_OPS = 4
-_OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
+_OPS, _RECORDS = 4, 8  # the OPS and RECORDS frames' type codes (frames.py, sync.md §3)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
 
@@ -81,10 +82,10 @@ class Threads:
 
 
 def ops_in(data: bytes) -> int:
-    """How many ops this frame carries if it is an OPS frame, [4, eager, [[wire, hops],
-    ...]], else 0: a cheap look at its first bytes (16 for 16 or more). A wrong guess
-    only moves the work."""
-    if len(data) < 5 or data[0] != 0x93 or data[1] != _OPS:
+    """How many ops or records this frame carries if it is an OPS or RECORDS frame, [4 or
+    8, eager, [[wire, hops], ...]], else 0: a cheap look at its first bytes (16 for 16
+    or more). A wrong guess only moves the work."""
+    if len(data) < 5 or data[0] != 0x93 or data[1] not in (_OPS, _RECORDS):
         return 0
     head = data[3]
     return head & 0x0F if 0x90 <= head <= 0x9F else 16 if head in (0xDC, 0xDD) else 0

@@ -74,6 +74,8 @@ def test_ops_are_counted_from_the_first_bytes() -> None:
     assert [ops_in(ops_frame(*wires[:n])) for n in (0, 1, 4, 15, 16, 20)] == [
         0, 1, 4, 15, 16, 16]
     assert ops_in(PING) == 0 and ops_in(b"") == 0
+    records = frames.encode(frames.Records(False, tuple((w, 1) for w in wires[:5])))
+    assert ops_in(records) == 5  # records are checked ahead too
 
 
 async def test_a_frame_of_few_ops_is_left_to_the_loop_at_once() -> None:

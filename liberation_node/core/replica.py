@@ -423,12 +423,14 @@ class Replica:
     def ingest_record(self, wire: bytes, now: int) -> Ingested:
         # Records are flooded, so most arrivals are copies of what we hold: spot them
         # by id before paying for a signature check (as `ingest` does for ops).
+        verdict = None
         if isinstance(wire, bytes) and len(wire) <= MAX_RECORD_BYTES:
             rid = record_id(wire)
+            verdict = self.verified.take(rid)  # before the duplicate check: none left behind
             if rid in self._record_ids:
                 return Ingested(Outcome.DUPLICATE, rid)
         try:
-            record = decode_record(wire, self.network, now)
+            record = decode_record(wire, self.network, now, verdict=verdict)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, rejection=rejection)
         return self.add_record(record)
