@@ -355,3 +355,14 @@ def test_a_carried_op_is_decoded_once_on_ingest(monkeypatch: pytest.MonkeyPatch)
     got = Replica(NETWORK).ingest(CARRIED[1])
     assert got.outcome is Outcome.APPLIED
     assert calls == [len(CARRIED[1])]
+
+
+def test_with_content_is_replace() -> None:
+    from liberation_node.core.ops import with_content
+
+    op = create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                   body=Post("social", "hello", 1, None))
+    assert op.content is not None
+    for content in (None, b"x", op.content):
+        assert with_content(op, content) == op._replace(content=content)
+        assert type(with_content(op, content)) is type(op)

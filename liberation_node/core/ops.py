@@ -104,6 +104,12 @@ class Op(NamedTuple):
         return carry(self.wire, self.content) if self.content is not None else self.wire
 
 
+def with_content(op: Op, content: bytes | None) -> Op:
+    """`op._replace(content=content)`, in a tenth of the time: it runs twice for every
+    carried op taken in (the content comes with it, then is held apart)."""
+    return Op._make((*op[:-1], content))
+
+
 def carry(header: bytes, content: bytes) -> bytes:
     """The carried form (§12.3): the header's ten elements and the content as an 11th."""
     return b"\x9b" + header[1:] + codec.pack(content)
@@ -216,7 +222,7 @@ def decode_carried(wire: bytes, network: str, *, known_id: bytes | None = None,
     problem = content_problem(op, content)
     if problem is not None:
         return op, Rejection(Reason.BAD_CONTENT, problem)
-    return op._replace(content=content), None
+    return with_content(op, content), None
 
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
@@ -298,6 +304,8 @@ def decode_fields(raw: Any, wire: bytes, network: str, *, check_signature: bool 
 
 
 def _parse_deps(raw: Any, author: bytes) -> tuple[Dep, ...]:
+    if raw == [] and type(raw) is list:  # most ops name no dependency
+        return ()
     if type(raw) is not list or len(raw) > MAX_DEPS:
         raise Rejection(Reason.MALFORMED, f"deps is an array of at most {MAX_DEPS}")
     deps: list[Dep] = []

@@ -42,6 +42,7 @@ from .ops import (
     decode_op,
     op_id,
     open_carried,
+    with_content,
 )
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
@@ -173,7 +174,7 @@ class Replica:
         if content is not None:
             problem = content_problem(op, content)
             if problem is None:
-                op = op._replace(content=content)
+                op = with_content(op, content)
             else:  # the header is judged alone, whatever came with it (§12.4)
                 refused = Rejection(Reason.BAD_CONTENT, problem)
         result = self.add(op, now)
@@ -285,7 +286,7 @@ class Replica:
         """Hold `op`'s header (its content apart); returns the op as held."""
         content = op.content
         if content is not None:
-            op = op._replace(content=None)
+            op = with_content(op, None)
         feed = self.feeds.get(op.author)
         if feed is None:
             feed = self.feeds[op.author] = Feed()
@@ -318,7 +319,7 @@ class Replica:
         """`op` conflicts with a held op at its seq: keep proof, void the author from there."""
         content = op.content
         if content is not None:
-            op = op._replace(content=None)
+            op = with_content(op, None)
         feed = self.feeds[op.author]
         seq = op.seq
         if feed.fork_seq is None or seq < feed.fork_seq:
