@@ -15,10 +15,12 @@ the link's closing; frames of other links never wait for it.
 
 Bounds (a flood must not queue without limit, sync.md §4.5). At most `max_queued`
 frames wait in all, hence at most that many checks in the pool's queue. A frame
-that arrives beyond that is the loop's own work again, as without the pool: its
-link's queue is emptied first, the loop waiting on those checks (it is the
-back-pressure a busy loop gave before: the peer's frames wait in the transport's
-buffers), then the frame goes in and the core verifies it itself.
+that arrives beyond that is the loop's own work again, as without the pool: it
+gets no check, and its link's oldest waiting frame is handed on at once, checked
+or not, so the core verifies what was not (it is the back-pressure a busy loop
+gave before: the peer's frames wait in the transport's buffers). The loop never
+blocks on the workers: waiting for a pool that was still starting, or busy with
+64 frames, stalled it for seconds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -56,8 +58,6 @@ class Pool(Protocol):
 
     def submit(self, data: bytes) -> Future[list[Verdict]]: ...
 
-    def wait(self, job: Future[list[Verdict]]) -> None: ...
-
     def close(self) -> None: ...
 
 
@@ -72,10 +72,6 @@ class Threads:
 
     def submit(self, data: bytes) -> Future[list[Verdict]]:
         return self._pool.submit(self._job, data)
-
-    def wait(self, job: Future[list[Verdict]]) -> None:
-        with contextlib.suppress(Exception):  # cancelled at shutdown: no verdicts
-            job.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -123,9 +119,17 @@ class Inbound:
             self._deliver(conn, data, [])  # nothing to wait for: at once
             return
         if self.queued >= self.max_queued:
+            # Past the bound: no new check. The frame goes in behind its link's, and
+            # the link's oldest frame is handed on now, checked or not (the core checks
+            # what was not); one in, one out, and never a wait for the workers, which
+            # may be busy or still starting (verifiers.py).
             self.inline += ops
-            self._drain(conn, wait=True)
-            self._deliver(conn, data, [])
+            if queue is None:
+                self._deliver(conn, data, [])
+                return
+            queue.append(_Waiting(data, None))
+            self.queued += 1
+            self._drain(conn, force=True)
             return
         check = None
         if ops:
@@ -151,13 +155,16 @@ class Inbound:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopping
                 loop.call_soon_threadsafe(self._drain, conn)
 
-    def _drain(self, conn: int, wait: bool = False) -> None:
+    def _drain(self, conn: int, force: bool = False) -> None:
         """Hand on `conn`'s frames from the head of its queue while their checks are
-        done (all of them, waiting on the checks, when `wait`)."""
+        done; with `force`, the first one in any case (without its verdicts if its
+        check is not done: the core checks those ops itself)."""
         while (queue := self._queues.get(conn)):
             head = queue[0]
-            if head.check is not None and not head.check.done() and not wait:
+            ready = head.check is None or head.check.done()
+            if not ready and not force:
                 return
+            force = False
             queue.popleft()
             self.queued -= 1
             if not queue:
@@ -167,9 +174,9 @@ class Inbound:
                     head.then()
                 continue
             verdicts: list[Verdict] = []
-            if head.check is not None:
-                if wait:
-                    self._pool.wait(head.check)
+            if head.check is not None and not ready:
+                self.inline += 1  # its check comes too late to be used
+            elif head.check is not None:
                 try:
                     verdicts = head.check.result()
                 except Exception:  # cancelled at shutdown: the core checks them itself

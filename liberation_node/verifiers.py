@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -91,22 +90,6 @@ class Verifiers:
         self._write(worker)
         return job
 
-    def wait(self, job: Future[list[Verdict]]) -> None:
-        """Block until `job` is answered (the loop's back-pressure, inbound.py): the
-        pipes are read and written here, since the loop cannot run meanwhile."""
-        while not job.done():
-            worker = next((w for w in self._running if job in w.jobs), None)
-            if worker is None:  # dropped meanwhile, its jobs answered
-                return
-            ready, writable, _ = select.select([worker.stdout],
-                                               [worker.stdin] if worker.out else [], [], 5.0)
-            if writable:
-                self._write(worker)
-            if ready:
-                self._read(worker)
-            if not ready and not writable:
-                self._drop(worker, "no answer for 5 s")
-
     def close(self) -> None:
         """Stop the workers; jobs not answered yet get no verdicts."""
         self._closed = True
@@ -131,14 +114,13 @@ class Verifiers:
     # -- the pipes ------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._started = True
-        self.starts += 1
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._loop = None  # no loop: `wait` pumps the pipes itself
-        else:
-            self._idle = self._loop.call_later(self.idle_s, self._check_idle, self._jobs)
+            return  # answers are read by the loop: without one, no workers (no verdicts)
+        self._started = True
+        self.starts += 1
+        self._idle = self._loop.call_later(self.idle_s, self._check_idle, self._jobs)
         for _ in range(self.workers):
             try:
                 process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
@@ -150,8 +132,7 @@ class Verifiers:
             worker = _Worker(process, process.stdin.fileno(), process.stdout.fileno())
             os.set_blocking(worker.stdin, False)
             os.set_blocking(worker.stdout, False)
-            if self._loop is not None:
-                self._loop.add_reader(worker.stdout, self._read, worker)
+            self._loop.add_reader(worker.stdout, self._read, worker)
             self._running.append(worker)
 
     def _write(self, worker: _Worker) -> None:

@@ -163,7 +163,7 @@ async def parallel(data: list[bytes], count: int, batch: int, workers: int,
 
         pool: Pool = Verifiers(workers) if processes else Threads(workers)
         if processes:  # started and ready, as in a node that has caught up once already
-            pool.wait(pool.submit(data[0]))
+            await asyncio.wrap_future(pool.submit(data[0]))
         inbound = Inbound(deliver, pool=pool)
         start = time.perf_counter()
         for frame in data:

@@ -67,19 +67,6 @@ async def test_a_worker_that_answers_nonsense_is_dropped() -> None:
         pool.close()
 
 
-async def test_waiting_on_a_job_blocks_the_loop_until_it_is_answered() -> None:
-    wires = signed_ops(40)
-    data = [ops_frame(*wires[i : i + 4]) for i in range(0, 40, 4)]
-    pool = Verifiers(1)
-    try:
-        jobs = [pool.submit(d) for d in data]
-        pool.wait(jobs[-1])  # the loop does not run: the pipes are pumped here
-        assert all(j.done() for j in jobs)
-        assert [j.result() for j in jobs] == [check_frame(d) for d in data]
-    finally:
-        pool.close()
-
-
 async def test_through_inbound_order_and_reasons_are_kept() -> None:
     wires = signed_ops(40)
     wires[13] = bad_signature(wires[13])
