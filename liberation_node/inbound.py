@@ -129,6 +129,7 @@ class Inbound:
                 return
             queue.append(_Waiting(data, None))
             self.queued += 1
+            self._loop = self._loop or asyncio.get_running_loop()
             self._drain(conn, force=True)
             return
         check = None
@@ -156,15 +157,20 @@ class Inbound:
                 loop.call_soon_threadsafe(self._drain, conn)
 
     def _drain(self, conn: int, force: bool = False) -> None:
-        """Hand on `conn`'s frames from the head of its queue while their checks are
-        done; with `force`, the first one in any case (without its verdicts if its
-        check is not done: the core checks those ops itself)."""
+        """Hand on the frame at the head of `conn`'s queue if its check is done (with
+        `force`, in any case: without its verdicts if not, and the core checks those
+        ops itself), and the closings behind it. One frame per call: if the next one
+        is ready too, it goes in a later callback, so that the loop runs WebRTC and
+        timers in between (the workers may have finished many frames at once; taking
+        them all in one go stalled the loop)."""
+        delivered = False
         while (queue := self._queues.get(conn)):
             head = queue[0]
             ready = head.check is None or head.check.done()
-            if not ready and not force:
+            if head.data is not None and (delivered or not (ready or force)):
+                if delivered and ready and self._loop is not None:
+                    self._loop.call_soon(self._drain, conn)
                 return
-            force = False
             queue.popleft()
             self.queued -= 1
             if not queue:
@@ -173,6 +179,7 @@ class Inbound:
                 if head.then is not None:
                     head.then()
                 continue
+            delivered = True
             verdicts: list[Verdict] = []
             if head.check is not None and not ready:
                 self.inline += 1  # its check comes too late to be used

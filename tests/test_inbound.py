@@ -178,12 +178,13 @@ async def test_past_the_bound_the_loop_never_waits_for_the_workers() -> None:
         for data in sent:
             inbound.received(1, data)  # returns at once, or the test hangs here
             assert inbound.queued <= 4
-        # One out for each one in: the first four, unchecked; the next four, which got
-        # no check, behind them; then the queue was empty and the last four wait for
-        # their checks as usual.
-        assert [d for _, d, _ in got.got] == sent[:8]
+        # One out for each one in, while the loop has not run: the first four went
+        # unchecked, then the next four, which got no check; the last four follow.
+        assert [d for _, d, _ in got.got] == sent[:8] and inbound.queued == 4
+        await got.until(len(sent))
+        assert [d for _, d, _ in got.got] == sent
         assert all(v == [] for _, _, v in got.got)  # unchecked: the core checks them
-        assert inbound.inline == 8 and inbound.queued == 4
+        assert inbound.inline == len(sent) and inbound.queued == 0
         replica = Replica(NETWORK)
         for _, data, verdicts in got.got:
             replica.verified.learn(verdicts)
