@@ -1,12 +1,13 @@
 """Frames from peers on their way into the mesh: the signatures of OPS frames are checked
-on worker threads first, and every link's frames still reach the mesh in the order
-they arrived (issue 10, parallel verification; core/verified.py).
+by workers first (processes in the node, verifiers.py; or threads), and every link's
+frames still reach the mesh in the order they arrived (issue 10, parallel
+verification; core/verified.py).
 
-Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py)
-and PyNaCl releases the GIL while it runs, so worker threads check an OPS frame's
-signatures while the event loop applies the frames before it, runs WebRTC and
-commits. The sans-IO core stays synchronous: the verdicts travel with the frame
-into `Mesh.data_received` and merely spare the replica the work.
+Ed25519 verification is most of the cost of taking in ops (scripts/bench_ingest.py),
+so workers check the signatures of an OPS (or RECORDS) frame while the event loop
+applies the frames before it, runs WebRTC and commits. The sans-IO core stays
+synchronous: the verdicts travel with the frame into `Mesh.data_received` and
+merely spare the replica the work.
 
 Order. Each link has a queue: a frame that arrives while earlier frames of its
 link are still being checked waits behind them, whatever its type, and so does
@@ -14,10 +15,12 @@ the link's closing; frames of other links never wait for it.
 
 Bounds (a flood must not queue without limit, sync.md §4.5). At most `max_queued`
 frames wait in all, hence at most that many checks in the pool's queue. A frame
-that arrives beyond that is the loop's own work again, as without the pool: its
-link's queue is emptied first, the loop waiting on those checks (it is the
-back-pressure a busy loop gave before: the peer's frames wait in the transport's
-buffers), then the frame goes in and the core verifies it itself.
+that arrives beyond that is the loop's own work again, as without the pool: it
+gets no check, and its link's oldest waiting frame is handed on at once, checked
+or not, so the core verifies what was not (it is the back-pressure a busy loop
+gave before: the peer's frames wait in the transport's buffers). The loop never
+blocks on the workers: waiting for a pool that was still starting, or busy with
+64 frames, stalled it for seconds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from .core.verified import Verdict, check_frame
 
@@ -44,16 +48,40 @@ MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (fra
 # wake-ups (on a busy machine, two waits for a core) into the latency of gossip, whose
 # pushes carry an op or two (sync.md §5).
 MIN_POOLED_OPS = 4
-_OPS = 4  # the OPS frame's type code (frames.py, sync.md §3)
+_OPS, _RECORDS = 4, 8  # the OPS and RECORDS frames' type codes (frames.py, sync.md §3)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
 
 
+class Pool(Protocol):
+    """Where the checks run: worker processes (verifiers.py, the node's) or threads."""
+
+    def submit(self, data: bytes) -> Future[list[Verdict]]: ...
+
+    def close(self) -> None: ...
+
+
+class Threads:
+    """Checks on worker threads (simple; slower than processes while the loop is busy,
+    verifiers.py says why)."""
+
+    def __init__(self, workers: int = WORKERS,
+                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._job = job
+
+    def submit(self, data: bytes) -> Future[list[Verdict]]:
+        return self._pool.submit(self._job, data)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def ops_in(data: bytes) -> int:
-    """How many ops this frame carries if it is an OPS frame, [4, eager, [[wire, hops],
-    ...]], else 0: a cheap look at its first bytes (16 for 16 or more). A wrong guess
-    only moves the work."""
-    if len(data) < 5 or data[0] != 0x93 or data[1] != _OPS:
+    """How many ops or records this frame carries if it is an OPS or RECORDS frame, [4 or
+    8, eager, [[wire, hops], ...]], else 0: a cheap look at its first bytes (16 for 16
+    or more). A wrong guess only moves the work."""
+    if len(data) < 5 or data[0] != 0x93 or data[1] not in (_OPS, _RECORDS):
         return 0
     head = data[3]
     return head & 0x0F if 0x90 <= head <= 0x9F else 16 if head in (0xDC, 0xDD) else 0
@@ -71,11 +99,11 @@ class Inbound:
 
     def __init__(self, deliver: Deliver, *, workers: int = WORKERS,
                  max_queued: int = MAX_QUEUED,
-                 job: Callable[[bytes], list[Verdict]] = check_frame) -> None:
+                 job: Callable[[bytes], list[Verdict]] = check_frame,
+                 pool: Pool | None = None) -> None:
         self._deliver = deliver
-        self._job = job
         self.max_queued = max_queued
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+        self._pool: Pool = pool if pool is not None else Threads(workers, job)
         self._queues: dict[int, deque[_Waiting]] = {}
         self.queued = 0  # frames (and closings) waiting, all links
         self.checked = 0  # frames whose ops were checked on the workers
@@ -91,13 +119,22 @@ class Inbound:
             self._deliver(conn, data, [])  # nothing to wait for: at once
             return
         if self.queued >= self.max_queued:
+            # Past the bound: no new check. The frame goes in behind its link's, and
+            # the link's oldest frame is handed on now, checked or not (the core checks
+            # what was not); one in, one out, and never a wait for the workers, which
+            # may be busy or still starting (verifiers.py).
             self.inline += ops
-            self._drain(conn, wait=True)
-            self._deliver(conn, data, [])
+            if queue is None:
+                self._deliver(conn, data, [])
+                return
+            queue.append(_Waiting(data, None))
+            self.queued += 1
+            self._loop = self._loop or asyncio.get_running_loop()
+            self._drain(conn, force=True)
             return
         check = None
         if ops:
-            check = self._pool.submit(self._job, data)
+            check = self._pool.submit(data)
             self._loop = self._loop or asyncio.get_running_loop()
             check.add_done_callback(lambda _: self._checked(conn))
         self._queues.setdefault(conn, deque()).append(_Waiting(data, check))
@@ -119,12 +156,20 @@ class Inbound:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopping
                 loop.call_soon_threadsafe(self._drain, conn)
 
-    def _drain(self, conn: int, wait: bool = False) -> None:
-        """Hand on `conn`'s frames from the head of its queue while their checks are
-        done (all of them, waiting on the checks, when `wait`)."""
+    def _drain(self, conn: int, force: bool = False) -> None:
+        """Hand on the frame at the head of `conn`'s queue if its check is done (with
+        `force`, in any case: without its verdicts if not, and the core checks those
+        ops itself), and the closings behind it. One frame per call: if the next one
+        is ready too, it goes in a later callback, so that the loop runs WebRTC and
+        timers in between (the workers may have finished many frames at once; taking
+        them all in one go stalled the loop)."""
+        delivered = False
         while (queue := self._queues.get(conn)):
             head = queue[0]
-            if head.check is not None and not head.check.done() and not wait:
+            ready = head.check is None or head.check.done()
+            if head.data is not None and (delivered or not (ready or force)):
+                if delivered and ready and self._loop is not None:
+                    self._loop.call_soon(self._drain, conn)
                 return
             queue.popleft()
             self.queued -= 1
@@ -134,8 +179,11 @@ class Inbound:
                 if head.then is not None:
                     head.then()
                 continue
+            delivered = True
             verdicts: list[Verdict] = []
-            if head.check is not None:
+            if head.check is not None and not ready:
+                self.inline += 1  # its check comes too late to be used
+            elif head.check is not None:
                 try:
                     verdicts = head.check.result()
                 except Exception:  # cancelled at shutdown: the core checks them itself
@@ -152,7 +200,7 @@ class Inbound:
         self._closed = True
         queues, self._queues = self._queues, {}
         self.queued = 0
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         for queue in queues.values():
             for waiting in queue:
                 if waiting.then is not None:

@@ -70,6 +70,7 @@ from .store.base import Store
 from .store.loader import apply_retention, open_replica
 from .traffic import Traffic
 from .transport import TransportError
+from .verifiers import Verifiers
 from .writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -123,8 +124,9 @@ class Node(NodeReports):
         self._signals: dict[int, asyncio.Future[dict[str, str]]] = {}  # relayed dials
         self._draining: set[int] = set()  # links we wait on to drain (flow control)
         # Frames from peers reach the mesh through this: their ops' signatures are
-        # checked on worker threads first, each link's frames kept in order.
-        self._inbound = Inbound(self._take_frame)
+        # checked in worker processes first (started at the first batch of ops),
+        # each link's frames kept in order.
+        self._inbound = Inbound(self._take_frame, pool=Verifiers())
         self._runners: list[web.AppRunner] = []
         self._transport: WebRtcTransport | None = None
         self._lan: LanDiscovery | None = None  # mDNS (protocols/discovery.md)

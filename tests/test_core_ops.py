@@ -286,3 +286,83 @@ def test_a_held_record_arriving_again_is_not_verified_again(monkeypatch: object)
                         lambda *a: calls.append(a) or real(*a))
     assert replica.ingest_record(record.wire, T0).outcome is Outcome.DUPLICATE
     assert calls == []
+
+
+def _old_decode_carried(wire: bytes) -> tuple[bytes, bytes] | Rejection:
+    """How a carried form was decoded before it was decoded once: the whole form, then
+    its header again on its own (the reference `open_carried` must agree with)."""
+    try:
+        raw = codec.unpack(wire, MAX_OP_BYTES)
+        if type(raw) is not list or len(raw) != 11:
+            raise Rejection(Reason.MALFORMED, "a carried op is an 11-element array")
+        content = raw[10]
+        if type(content) is not bytes:
+            raise Rejection(Reason.MALFORMED, "a carried op's 11th element is its content, bin")
+        n = len(content)
+        header = b"\x9a" + wire[1 : len(wire) - (n + (2 if n <= 0xFF else 3 if n <= 0xFFFF
+                                                      else 5))]
+        return decode_op(header, NETWORK).wire, content
+    except Rejection as rejection:
+        return rejection
+
+
+CARRIED = [create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                     body=Post("social", "hello " * n, 1, None)).carried for n in (1, 60)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(CARRIED), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)),
+                                          max_size=3),
+       st.integers(0, 10_000), st.binary(max_size=8))
+def test_a_carried_form_decoded_once_gives_what_two_decodes_gave(
+    wire: bytes, flips: list[tuple[int, int]], cut: int, tail: bytes
+) -> None:
+    """One canonical decode of a carried form stands for its header's (issue 10): every
+    outcome and reason, for any mutation, is the one the two decodes gave."""
+    data = bytearray(wire)
+    for pos, val in flips:
+        data[pos % len(data)] = val
+    mutated = bytes(data[: max(1, len(data) - cut % 4)]) + tail
+    old = _old_decode_carried(mutated)
+    try:
+        op, bad_content = decode_carried(mutated, NETWORK)
+        new: tuple[bytes, bytes] | Rejection = (op.wire, split_carried(mutated)[1])
+    except Rejection as rejection:
+        new, bad_content = rejection, None
+    got = Replica(NETWORK).ingest(mutated)
+    if isinstance(old, Rejection):
+        assert isinstance(new, Rejection)
+        assert (new.reason, new.detail) == (old.reason, old.detail)
+        assert got.outcome is Outcome.REJECTED and got.rejection is not None
+        assert (got.rejection.reason, got.rejection.detail) == (old.reason, old.detail)
+    else:
+        assert new == old
+        assert got.outcome is Outcome.APPLIED
+        assert (got.content_rejection is None) == (bad_content is None)
+
+
+def test_a_carried_op_is_decoded_once_on_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest decodes (and re-encodes for the canonical check) a carried form once, not
+    once whole and again for its header (issue 10: each decode is CPU on the loop)."""
+    calls: list[int] = []
+    unpack = codec.unpack
+
+    def counted(data: bytes, max_bytes: int, *, lists: bool = True) -> object:
+        calls.append(len(data))
+        return unpack(data, max_bytes, lists=lists)
+
+    monkeypatch.setattr(codec, "unpack", counted)
+    got = Replica(NETWORK).ingest(CARRIED[1])
+    assert got.outcome is Outcome.APPLIED
+    assert calls == [len(CARRIED[1])]
+
+
+def test_with_content_is_replace() -> None:
+    from liberation_node.core.ops import with_content
+
+    op = create_op(ALICE, network=NETWORK, seq=1, prev=None, timestamp=T0,
+                   body=Post("social", "hello", 1, None))
+    assert op.content is not None
+    for content in (None, b"x", op.content):
+        assert with_content(op, content) == op._replace(content=content)
+        assert type(with_content(op, content)) is type(op)

@@ -1,5 +1,5 @@
 """The frame field checks written out by hand for speed (core/frames.py: `_ref`,
-`_announced`, `_item`) accept exactly what the general combinators accept."""
+`_announced`, `_with_hops`) accept exactly what the general combinators accept."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liberation_node.core import frames
-from liberation_node.core.frames import MAX_HOPS, _announced, _bin, _item, _ref, _row, _uint
+from liberation_node.core.frames import MAX_HOPS, _announced, _bin, _list, _ref, _row, _uint, _with_hops
 
 _scalar = st.one_of(
     st.binary(min_size=0, max_size=40), st.integers(min_value=-2, max_value=2**54),
@@ -25,7 +25,7 @@ def test_written_out_checks_agree_with_the_combinators(value: Any) -> None:
     assert _ref(value) == _row(_bin(32), _uint(), _bin(32))(value)
     assert _announced(value) == _row(_bin(32), _uint(), _bin(32), _uint(MAX_HOPS))(value)
     for most in (8, 8192):
-        assert _item(most)(value) == _row(_bin(most=most), _uint(MAX_HOPS))(value)
+        assert _with_hops(most)(value) == _list(_row(_bin(most=most), _uint(MAX_HOPS)))(value)
 
 
 @settings(max_examples=300, deadline=None)

@@ -74,6 +74,8 @@ def test_ops_are_counted_from_the_first_bytes() -> None:
     assert [ops_in(ops_frame(*wires[:n])) for n in (0, 1, 4, 15, 16, 20)] == [
         0, 1, 4, 15, 16, 16]
     assert ops_in(PING) == 0 and ops_in(b"") == 0
+    records = frames.encode(frames.Records(False, tuple((w, 1) for w in wires[:5])))
+    assert ops_in(records) == 5  # records are checked ahead too
 
 
 async def test_a_frame_of_few_ops_is_left_to_the_loop_at_once() -> None:
@@ -160,6 +162,39 @@ async def test_the_waiting_is_bounded_and_a_flood_is_checked_by_the_loop() -> No
     assert inbound.inline > 0 and inbound.checked + inbound.inline == len(sent)
     for conn in (1, 2):  # each link's frames in the order they came
         assert [d for c, d, _ in got.got if c == conn] == sent[conn - 1 :: 2]
+
+
+async def test_past_the_bound_the_loop_never_waits_for_the_workers() -> None:
+    """A pool that does not answer (still starting, or busy) must not stall the loop:
+    past the bound, each new frame hands its link's oldest one on at once, unchecked,
+    and the core checks it (a wait on the pool here once stalled a loaded node's loop
+    for 2 s)."""
+    wires = signed_ops(12 * MIN_POOLED_OPS)
+    sent = [ops_frame(*wires[i : i + MIN_POOLED_OPS])
+            for i in range(0, len(wires), MIN_POOLED_OPS)]
+    gate, got = Gate(), Recorder()  # the gate stays shut: no check ends
+    inbound = Inbound(got, job=gate, max_queued=4)
+    try:
+        for data in sent:
+            inbound.received(1, data)  # returns at once, or the test hangs here
+            assert inbound.queued <= 4
+        # One out for each one in, while the loop has not run: the first four went
+        # unchecked, then the next four, which got no check; the last four follow.
+        assert [d for _, d, _ in got.got] == sent[:8] and inbound.queued == 4
+        await got.until(len(sent))
+        assert [d for _, d, _ in got.got] == sent
+        assert all(v == [] for _, _, v in got.got)  # unchecked: the core checks them
+        assert inbound.inline == len(sent) and inbound.queued == 0
+        replica = Replica(NETWORK)
+        for _, data, verdicts in got.got:
+            replica.verified.learn(verdicts)
+            frame = frames.decode(data)
+            assert isinstance(frame, Ops)
+            assert all(replica.ingest(w, T0 + 60_000).rejection is None for w in frame.wires)
+    finally:
+        for data in sent:
+            gate.open(data)
+        inbound.close()
 
 
 async def test_after_close_frames_go_straight_through_and_closings_are_told() -> None:

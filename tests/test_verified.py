@@ -121,3 +121,57 @@ def test_any_bytes_give_verdicts_that_change_no_outcome(data: bytes) -> None:
         without = Replica(NETWORK).ingest(wire)
         assert (with_.outcome, with_.rejection and with_.rejection.reason) == (
             without.outcome, without.rejection and without.rejection.reason)
+
+
+def records() -> list[bytes]:
+    from liberation_node.core.records import NodeInfo, NodeLinks, create_record
+
+    return [create_record(A, network=NETWORK, version=T0, ttl_ms=60_000,
+                          body=NodeLinks(((B.public_key, 3),))).wire,
+            create_record(B, network=NETWORK, version=T0 + 1, ttl_ms=60_000,
+                          body=NodeInfo("b", "liberation-node/0.1", (), (), ())).wire]
+
+
+def test_records_are_checked_ahead_like_ops() -> None:
+    from liberation_node.core import frames
+    from liberation_node.core.records import record_id
+    from liberation_node.core.verified import check_frame
+
+    wires = records()
+    forged = wires[1][:-1] + bytes([wires[1][-1] ^ 1])
+    frame = frames.encode(frames.Records(True, ((wires[0], 1), (forged, 1), (wires[1], 2))))
+    verdicts = check_frame(frame)
+    assert verdicts == [(record_id(wires[0]), A.public_key, True),
+                        (record_id(forged), B.public_key, False),
+                        (record_id(wires[1]), B.public_key, True)]
+    replica = Replica(NETWORK)
+    replica.verified.learn(verdicts)
+    got = [replica.ingest_record(w, T0 + 1000) for w in (wires[0], forged, wires[1])]
+    assert replica.verified.used == 3
+    assert [r.outcome for r in got] == [Outcome.APPLIED, Outcome.REJECTED, Outcome.APPLIED]
+    assert got[1].rejection is not None and got[1].rejection.reason is Reason.BAD_SIGNATURE
+
+
+def test_a_record_verdict_for_another_key_is_not_trusted() -> None:
+    from liberation_node.core.records import record_id
+
+    wire = records()[0]
+    forged = wire[:-1] + bytes([wire[-1] ^ 1])
+    replica = Replica(NETWORK)
+    replica.verified.learn([(record_id(forged), B.public_key, True)])
+    got = replica.ingest_record(forged, T0 + 1000)
+    assert got.rejection is not None and got.rejection.reason is Reason.BAD_SIGNATURE
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_record_verdicts_that_change_no_outcome(data: bytes) -> None:
+    from liberation_node.core.verified import check_records
+
+    wires = [data, b"\x98" + data, records()[0][:40] + data]
+    replica = Replica(NETWORK)
+    replica.verified.learn(check_records(wires))  # never raises
+    for wire in wires:
+        with_ = replica.ingest_record(wire, T0)
+        without = Replica(NETWORK).ingest_record(wire, T0)
+        assert (with_.outcome, with_.rejection and with_.rejection.reason) == (
+            without.outcome, without.rejection and without.rejection.reason)

@@ -16,7 +16,6 @@ values (protocols/ops.md §3).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,9 +75,26 @@ def unpack(data: bytes, max_bytes: int, *, lists: bool = True) -> Any:
     return obj
 
 
+def peek(data: bytes) -> Any:
+    """Decode loosely: arrays as tuples, no canonical check, None for bytes that do not
+    decode at all. Only for work whose outcome depends on no encoding rule (signature
+    checks keyed by the hash of the exact bytes, core/verified.py); never raises."""
+    try:
+        return msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=False,
+                               timestamp=0)
+    except Exception:  # any bad bytes: nothing to look at
+        return None
+
+
 def check_map_keys_sorted(value: dict[Any, Any]) -> bool:
     """True when a decoded map's keys are all text, in canonical order (hence unique)."""
-    if not all(type(k) is str for k in value):
+    keys = list(value)
+    if not {*map(type, keys)} <= {str}:
         return False  # msgpack allows binary keys; our canonical form does not (§3)
-    keys = [k.encode("utf-8") for k in value]
-    return all(a < b for a, b in itertools.pairwise(keys))
+    # UTF-8 orders strings as their code points do, so this is the bytewise order
+    # without encoding every key (this runs for every op and record taken in); a
+    # decoded map's keys are distinct, so sorted means strictly increasing.
+    try:
+        return keys == sorted(keys)
+    except TypeError:  # defensive: not all text after all
+        return False

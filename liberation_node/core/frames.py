@@ -242,10 +242,23 @@ def _announced(v: Any) -> bool:
             and len(v[2]) == 32 and type(v[3]) is int and 0 <= v[3] <= MAX_HOPS)
 
 
-def _item(most: int) -> Check:
-    """(wire, hops) of OPS and RECORDS: `_row(_bin(most=most), _uint(MAX_HOPS))` written out."""
-    return lambda v: (type(v) is tuple and len(v) == 2 and type(v[0]) is bytes
-                      and len(v[0]) <= most and type(v[1]) is int and 0 <= v[1] <= MAX_HOPS)
+def _with_hops(most: int) -> Check:
+    """`_list(_row(_bin(most=most), _uint(MAX_HOPS)))` in one function: OPS and RECORDS
+    carry up to thousands of these rows, and the composed checks cost a call per field."""
+
+    def check(v: Any) -> bool:
+        if type(v) is not tuple or len(v) > MAX_ITEMS:
+            return False
+        for row in v:
+            if type(row) is not tuple or len(row) != 2:
+                return False
+            wire, hops = row
+            if (type(wire) is not bytes or len(wire) > most or type(hops) is not int
+                    or not 0 <= hops <= MAX_HOPS):
+                return False
+        return True
+
+    return check
 
 
 _author: Check = lambda v: type(v) is bytes and len(v) in (8, 32)  # noqa: E731
@@ -257,11 +270,11 @@ _TABLE: dict[int, tuple[type, tuple[Check, ...]]] = {
     1: (Close, (_text(64), _text(256))),
     2: (Ping, (_uint(),)),
     3: (Pong, (_uint(), _uint())),
-    4: (Ops, (_bool, _list(_item(8192)))),
+    4: (Ops, (_bool, _with_hops(8192))),
     5: (IHave, (_list(_announced),)),
     6: (Graft, (_list(_ref),)),
     7: (Prune, ()),
-    8: (Records, (_bool, _list(_item(16384)))),
+    8: (Records, (_bool, _with_hops(16384))),
     9: (SyncOpen, (_uint(), _bin(32), _uint(), _bin(8))),
     10: (SyncSame, (_uint(),)),
     11: (SyncBuckets, (_uint(), _uint(16), _bin(most=MAX_FRAME_BYTES))),

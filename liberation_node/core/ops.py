@@ -104,6 +104,12 @@ class Op(NamedTuple):
         return carry(self.wire, self.content) if self.content is not None else self.wire
 
 
+def with_content(op: Op, content: bytes | None) -> Op:
+    """`op._replace(content=content)`, in a tenth of the time: it runs twice for every
+    carried op taken in (the content comes with it, then is held apart)."""
+    return Op._make((*op[:-1], content))
+
+
 def carry(header: bytes, content: bytes) -> bytes:
     """The carried form (§12.3): the header's ten elements and the content as an 11th."""
     return b"\x9b" + header[1:] + codec.pack(content)
@@ -118,22 +124,33 @@ def header_of(wire: bytes) -> bytes:
 def split_carried(wire: bytes) -> tuple[bytes, bytes]:
     """(header, content) of a carried form, the header taken from the bytes received
     (no re-encoding, §3.5); `Rejection` when `wire` is no 11-element carried form."""
+    header, content, _ = open_carried(wire)
+    return header, content
+
+
+def open_carried(wire: bytes) -> tuple[bytes, bytes, list[Any]]:
+    """`split_carried`, and the header's ten elements as decoded: the one canonical
+    decode of the whole carried form also stands for its header's (each element of a
+    canonical array is encoded canonically), so `decode_fields` takes them as they are
+    instead of decoding the header again."""
     raw = codec.unpack(wire, MAX_OP_BYTES)
     if type(raw) is not list or len(raw) != 11:
         raise Rejection(Reason.MALFORMED, "a carried op is an 11-element array")
-    content = raw[10]
+    content = raw.pop()
     if type(content) is not bytes:
         raise Rejection(Reason.MALFORMED, "a carried op's 11th element is its content, bin")
     n = len(content)
     tail = n + (2 if n <= 0xFF else 3 if n <= 0xFFFF else 5)  # its bin8/16/32 encoding
-    return b"\x9a" + bytes(wire[1 : len(wire) - tail]), content
+    return b"\x9a" + bytes(wire[1 : len(wire) - tail]), content, raw
 
 
 def valid_network(name: Any) -> bool:
     """Network names are 1-64 bytes of lowercase ASCII letters, digits, '-', '.' and '_'."""
     if type(name) is not str or not 1 <= len(name) <= MAX_NETWORK_BYTES:
         return False
-    return all(c in "abcdefghijklmnopqrstuvwxyz0123456789-._" for c in name)
+    # Every character is allowed exactly when stripping the allowed ones leaves nothing
+    # (one C call: this runs for every op and record taken in).
+    return not name.strip("abcdefghijklmnopqrstuvwxyz0123456789-._")
 
 
 def _signed_fields(
@@ -200,12 +217,12 @@ def decode_carried(wire: bytes, network: str, *, known_id: bytes | None = None,
     for the header, as `decode_op`."""
     if wire[:1] != b"\x9b":
         return decode_op(wire, network, known_id=known_id, now=now, genesis=genesis), None
-    header, content = split_carried(wire)
-    op = decode_op(header, network, known_id=known_id, now=now, genesis=genesis)
+    header, content, fields = open_carried(wire)
+    op = decode_fields(fields, header, network, known_id=known_id, now=now, genesis=genesis)
     problem = content_problem(op, content)
     if problem is not None:
         return op, Rejection(Reason.BAD_CONTENT, problem)
-    return op._replace(content=content), None
+    return with_content(op, content), None
 
 
 def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
@@ -225,7 +242,17 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
     the key checked against, and whether it passed); it stands in for verifying only
     when that key is this op's author.
     """
-    raw = codec.unpack(wire, MAX_OP_BYTES)
+    return decode_fields(codec.unpack(wire, MAX_OP_BYTES), wire, network,
+                         check_signature=check_signature, known_id=known_id, now=now,
+                         genesis=genesis, verdict=verdict)
+
+
+def decode_fields(raw: Any, wire: bytes, network: str, *, check_signature: bool = True,
+                  known_id: bytes | None = None, now: int | None = None,
+                  genesis: int = DEFAULT_GENESIS_MS,
+                  verdict: tuple[bytes, bool] | None = None) -> Op:
+    """`decode_op` for a header already decoded canonically into `raw` (`open_carried`):
+    the same checks, in the same order, with the same reasons."""
     if type(raw) is not list or len(raw) != 10:
         raise Rejection(Reason.MALFORMED, "an op is a 10-element array")
     fmt, net, author, seq, prev, deps_raw, ts, kind, body_raw, sig = raw
@@ -277,6 +304,8 @@ def decode_op(wire: bytes, network: str, *, check_signature: bool = True,
 
 
 def _parse_deps(raw: Any, author: bytes) -> tuple[Dep, ...]:
+    if raw == [] and type(raw) is list:  # most ops name no dependency
+        return ()
     if type(raw) is not list or len(raw) > MAX_DEPS:
         raise Rejection(Reason.MALFORMED, f"deps is an array of at most {MAX_DEPS}")
     deps: list[Dep] = []

@@ -128,8 +128,11 @@ def create_record(identity: Identity, *, network: str, version: int, ttl_ms: int
     return decode_record(codec.pack([*fields, signature]), network, now=None)
 
 
-def decode_record(wire: bytes, network: str, now: int | None) -> Record:
-    """Decode and check a record; with `now`, also refuse one expired or from the future."""
+def decode_record(wire: bytes, network: str, now: int | None, *,
+                  verdict: tuple[bytes, bool] | None = None) -> Record:
+    """Decode and check a record; with `now`, also refuse one expired or from the future.
+    `verdict` is a signature check already done on exactly these bytes, as for
+    `ops.decode_op` (core/verified.py): taken only when its key is this record's author."""
     raw = codec.unpack(wire, MAX_RECORD_BYTES)
     if type(raw) is not list or len(raw) != 8:
         raise Rejection(Reason.MALFORMED, "a record is an 8-element array")
@@ -155,7 +158,8 @@ def decode_record(wire: bytes, network: str, now: int | None) -> Record:
     if net != network:
         raise Rejection(Reason.WRONG_NETWORK, f"record is for network {net!r}"[:80])
     signed = RECORD_DOMAIN + b"\x97" + bytes(wire[1 : len(wire) - (2 + SIGNATURE_BYTES)])
-    if not verify(author, signed, sig):
+    if not (verdict[1] if verdict is not None and verdict[0] == author
+            else verify(author, signed, sig)):
         raise Rejection(Reason.BAD_SIGNATURE)
     if now is not None and expires <= now:
         raise Rejection(Reason.RECORD_EXPIRED)

@@ -38,9 +38,11 @@ from .ops import (
     carry,
     content_problem,
     create_op,
+    decode_fields,
     decode_op,
     op_id,
-    split_carried,
+    open_carried,
+    with_content,
 )
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
@@ -116,7 +118,7 @@ class Replica:
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
         self.order: list[Op] = []  # held ops in the order applied: a causal order
         self.pending = pending if pending is not None else PendingSet()
-        # Signature checks a driver did ahead of `ingest` (on worker threads): verified.py.
+        # Signature checks a driver did ahead of `ingest` (by workers): verified.py.
         self.verified = Verified()
         self.ledger = Ledger()
         self.records: dict[tuple[bytes, str], Record] = {}
@@ -143,10 +145,10 @@ class Replica:
         if not isinstance(wire, bytes) or len(wire) > MAX_OP_BYTES:
             size = len(wire) if isinstance(wire, bytes) else -1
             return Ingested(Outcome.REJECTED, rejection=Rejection(Reason.OVERSIZE, f"{size}"))
-        header, content = wire, None
-        if wire[:1] == b"\x9b":  # an 11-element array: a carried form
+        header, content, fields = wire, None, None
+        if wire[:1] == b"\x9b":  # an 11-element array: a carried form, decoded once
             try:
-                header, content = split_carried(wire)
+                header, content, fields = open_carried(wire)
             except Rejection as rejection:
                 return Ingested(Outcome.REJECTED, rejection=rejection)
         oid = op_id(header)
@@ -158,8 +160,12 @@ class Replica:
                 self._take(held, content, now, result)
             return result
         try:
-            op = decode_op(header, self.network, known_id=oid, now=now, genesis=self.genesis,
-                           verdict=verdict)
+            if fields is None:
+                op = decode_op(header, self.network, known_id=oid, now=now,
+                               genesis=self.genesis, verdict=verdict)
+            else:
+                op = decode_fields(fields, header, self.network, known_id=oid, now=now,
+                                   genesis=self.genesis, verdict=verdict)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, oid, rejection)
         if admit is not None and (why := admit(op)) is not None:
@@ -168,7 +174,7 @@ class Replica:
         if content is not None:
             problem = content_problem(op, content)
             if problem is None:
-                op = op._replace(content=content)
+                op = with_content(op, content)
             else:  # the header is judged alone, whatever came with it (§12.4)
                 refused = Rejection(Reason.BAD_CONTENT, problem)
         result = self.add(op, now)
@@ -280,7 +286,7 @@ class Replica:
         """Hold `op`'s header (its content apart); returns the op as held."""
         content = op.content
         if content is not None:
-            op = op._replace(content=None)
+            op = with_content(op, None)
         feed = self.feeds.get(op.author)
         if feed is None:
             feed = self.feeds[op.author] = Feed()
@@ -313,7 +319,7 @@ class Replica:
         """`op` conflicts with a held op at its seq: keep proof, void the author from there."""
         content = op.content
         if content is not None:
-            op = op._replace(content=None)
+            op = with_content(op, None)
         feed = self.feeds[op.author]
         seq = op.seq
         if feed.fork_seq is None or seq < feed.fork_seq:
@@ -418,12 +424,14 @@ class Replica:
     def ingest_record(self, wire: bytes, now: int) -> Ingested:
         # Records are flooded, so most arrivals are copies of what we hold: spot them
         # by id before paying for a signature check (as `ingest` does for ops).
+        verdict = None
         if isinstance(wire, bytes) and len(wire) <= MAX_RECORD_BYTES:
             rid = record_id(wire)
+            verdict = self.verified.take(rid)  # before the duplicate check: none left behind
             if rid in self._record_ids:
                 return Ingested(Outcome.DUPLICATE, rid)
         try:
-            record = decode_record(wire, self.network, now)
+            record = decode_record(wire, self.network, now, verdict=verdict)
         except Rejection as rejection:
             return Ingested(Outcome.REJECTED, rejection=rejection)
         return self.add_record(record)

@@ -2,8 +2,8 @@
 (protocols/ops.md §6.1; issue 10, parallel verification).
 
 Ed25519 verification is most of the cost of taking in an op, and it is a pure
-function of the op's bytes, so a driver may run it for a whole OPS frame on
-worker threads (PyNaCl releases the GIL) while its loop does the rest: `check`
+function of the op's bytes, so a driver may run it for a whole OPS frame in
+worker processes (verifiers.py) while its loop does the rest: `check_frame`
 is what a worker runs; its verdicts go into the replica's `Verified` memo just
 before the frame itself is handed to the mesh, in the frame's order.
 
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import frames
-from .errors import Rejection
+from . import codec, frames
 from .identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify
-from .ops import OP_DOMAIN, op_id, split_carried
+from .ops import OP_DOMAIN, op_id
+from .records import MAX_RECORD_BYTES, RECORD_DOMAIN, record_id
 
 Verdict = tuple[bytes, bytes, bool]  # (op id, the key checked against, valid)
+_OPS, _RECORDS = 4, 8  # frame type codes (frames.py): [code, eager, [[wire, hops], ...]]
 MEMO_SIZE = 8192  # verdicts held: two full OPS frames' worth (frames.MAX_ITEMS = 4096)
 
 
@@ -59,13 +60,23 @@ class Verified:
 
 
 def check_frame(data: bytes) -> list[Verdict]:
-    """A worker's job: the verdicts on an OPS frame's ops (none for anything else: the
-    session judges a bad frame itself, in its turn). Never raises."""
-    try:
-        frame = frames.decode(data)
-    except Rejection:
+    """A worker's job: the verdicts on an OPS frame's ops or a RECORDS frame's records
+    (none for anything else: the session judges a bad frame itself, in its turn).
+    Never raises.
+
+    The frame is read loosely, without the canonical re-encoding that `frames.decode`
+    does: a verdict depends on no encoding rule (it is keyed by the hash of the exact
+    header bytes, and taken only for the author `decode_op` parses), and the session
+    checks the frame in full when its turn comes."""
+    if len(data) > frames.MAX_FRAME_BYTES:
         return []
-    return check(frame.wires) if isinstance(frame, frames.Ops) else []
+    raw = codec.peek(data)
+    if (type(raw) is not tuple or len(raw) != 3 or raw[0] not in (_OPS, _RECORDS)
+            or type(raw[2]) is not tuple):
+        return []
+    wires = (item[0] for item in raw[2]
+             if type(item) is tuple and len(item) == 2 and type(item[0]) is bytes)
+    return check(wires) if raw[0] == _OPS else check_records(wires)
 
 
 def check(wires: Iterable[bytes]) -> list[Verdict]:
@@ -74,12 +85,9 @@ def check(wires: Iterable[bytes]) -> list[Verdict]:
     them in full. Never raises."""
     verdicts = []
     for wire in wires:
-        header = wire
-        if wire[:1] == b"\x9b":
-            try:
-                header = split_carried(wire)[0]
-            except Rejection:
-                continue
+        header = wire if wire[:1] != b"\x9b" else _header(wire)
+        if header is None:
+            continue
         author = _author(header)
         if author is None or len(header) < 2 + SIGNATURE_BYTES + PUBLIC_KEY_BYTES:
             continue
@@ -91,10 +99,40 @@ def check(wires: Iterable[bytes]) -> list[Verdict]:
     return verdicts
 
 
-def _author(header: bytes) -> bytes | None:
-    """The author key of an op header, read at its offset: [format (fixint), network
-    (fixstr or str8), author (bin8 of 32), ...]; None for any other layout."""
-    if len(header) < 40 or header[0] != 0x9A or header[1] > 0x7F:
+def check_records(wires: Iterable[bytes]) -> list[Verdict]:
+    """`check` for records (ops.md §8): keyed by record id, the hash of the record's
+    bytes, so that they can share the memo with ops (an op header and a record differ
+    in their first byte, hence in their hash). Never raises."""
+    verdicts = []
+    for wire in wires:
+        author = _author(wire, 0x98)
+        if author is None or len(wire) > MAX_RECORD_BYTES:
+            continue
+        # The bytes `decode_record` checks: the first seven elements as a 7-element array.
+        signed = RECORD_DOMAIN + b"\x97" + wire[1 : len(wire) - (2 + SIGNATURE_BYTES)]
+        verdicts.append((record_id(wire), author,
+                         verify(author, signed, wire[len(wire) - SIGNATURE_BYTES :])))
+    return verdicts
+
+
+def _header(wire: bytes) -> bytes | None:
+    """The header of a carried form, cut as `ops.split_carried` cuts it but without its
+    canonical check (see `check_frame`); None when it is no 11-element array ending in
+    a bin."""
+    raw = codec.peek(wire)
+    if type(raw) is not tuple or len(raw) != 11 or type(raw[10]) is not bytes:
+        return None
+    n = len(raw[10])
+    tail = n + (2 if n <= 0xFF else 3 if n <= 0xFFFF else 5)
+    return b"\x9a" + wire[1 : len(wire) - tail]
+
+
+def _author(header: bytes, array: int = 0x9A) -> bytes | None:
+    """The author key of an op header (or with `array` 0x98, a record), read at its
+    offset: [format (fixint), network (fixstr or str8), author (bin8 of 32), ...]; None
+    for any other layout."""
+    if (len(header) < 2 + SIGNATURE_BYTES + PUBLIC_KEY_BYTES or header[0] != array
+            or header[1] > 0x7F):
         return None
     tag = header[2]
     if 0xA0 <= tag <= 0xBF:

@@ -29,9 +29,22 @@ from . import _nomedia  # noqa: F401
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aioice.turn
 from aiortc import RTCPeerConnection
 
 from .errors import TransportError
+
+# The receive buffer of every ICE socket (SO_RCVBUF), which aioice sets from this
+# module constant when it binds one (256 KiB by default). SCTP lets a peer have up
+# to its receive window, 1 MiB in aiortc, in flight; while our loop is busy for a
+# few milliseconds (a batch of ops being applied) a 256 KiB socket buffer overflows
+# on a fast link, and every datagram dropped there is a loss to SCTP: its window
+# halves, the sender walks its sent queue on every SACK with gaps, and a bulk
+# transfer ran at a fifth of what the channel carries (scripts/bench_streaming.py).
+# The kernel caps it at net.core.rmem_max; it is memory only while data waits.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+aioice.turn.UDP_SOCKET_BUFFER_SIZE = max(aioice.turn.UDP_SOCKET_BUFFER_SIZE,
+                                         UDP_RECEIVE_BUFFER)
 
 
 def _connection(pc: RTCPeerConnection) -> Any:
