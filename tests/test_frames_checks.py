@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liberation_node.core import frames
-from liberation_node.core.frames import MAX_HOPS, _announced, _bin, _list, _ref, _row, _uint, _with_hops
+from liberation_node.core.frames import (
+    MAX_HOPS,
+    _announced,
+    _bin,
+    _list,
+    _ref,
+    _row,
+    _uint,
+    _with_hops,
+)
 
 _scalar = st.one_of(
     st.binary(min_size=0, max_size=40), st.integers(min_value=-2, max_value=2**54),
