@@ -529,12 +529,14 @@ class Node(NodeReports):
 
     async def _dial_one(self, dial: Dial) -> None:
         network, me = self.config.network, self.identity.public_key
+        full = False  # the peer answered 503: alive, no room (transport.md §7.3)
         try:
             if dial.url is not None:
                 # An announced URL's host must resolve into scope too (§7.7).
                 scopes = self.peering.config.scopes if dial.announced else None
 
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
+                    nonlocal full
                     assert dial.url is not None
                     try:
                         return await send_offer(
@@ -542,6 +544,7 @@ class Node(NodeReports):
                             timeout=self.config.transport.connect_timeout_s,
                             connect_every=SIGNAL_CONNECT_EVERY_S)
                     except OfferFailed as exc:  # its message is for the operator as it is
+                        full = exc.status == 503
                         raise TransportError(str(exc)) from None
             else:
                 assert dial.node_id is not None
@@ -557,7 +560,7 @@ class Node(NodeReports):
             if where not in said:
                 said = f"{where}: {said}"
             log.info("dial failed: %s", said)
-            self.connections.dial_failed(dial.key, clock.now_ms())
+            self.connections.dial_failed(dial.key, clock.now_ms(), full)
             if not self.stopping:
                 self._service()
 

@@ -290,3 +290,28 @@ def test_a_peer_that_sheds_us_is_backed_off_like_a_refusal() -> None:
     conn = connect(p, full, dial, now)
     p.session_down(conn, now)
     assert p.candidates[full.hex()].shed == 0
+
+
+def test_a_lone_node_refused_for_want_of_room_retries_at_the_first_step() -> None:
+    """A full peer's 503 is no failure: the peer is alive. A node with no session at all
+    retries it after the first backoff step every time (at boot, 2 of 300 simulated nodes
+    were still alone after 4 s, backing off 1, 2, 4 s from refusals), is never made to
+    forget it, and a node that has peers backs off from it as from a shed."""
+    p = Peering(ME, PeeringConfig(low=2, high=4, max_dialing=1, mdns_max_failures=3),
+                rand=lambda: 0.5)
+    full, friend = ids(2)
+    p.learn(full, ["http://192.0.2.1:7411/v1/signal"], Source.MDNS)
+    now = 0
+    for _ in range(6):  # more refusals than `forget_after` failures
+        [dial] = p.due(now, 0, relay_path=no_relay)
+        assert dial.node_id == full
+        p.dial_failed(dial.key, now, full=True)
+        cand = p.candidates[full.hex()]
+        assert cand.next_attempt - now == 1_000 and cand.failures == 0
+        now = cand.next_attempt
+    assert full.hex() in p.candidates  # an mDNS candidate, not forgotten: it answered
+    # With a peer, the refusals in a row count as sheds do: the 7th, 64 s, capped at 60 s.
+    connect(p, friend)
+    [dial] = p.due(now, 1, relay_path=no_relay)
+    p.dial_failed(dial.key, now, full=True)
+    assert p.candidates[full.hex()].next_attempt - now == 60_000

@@ -68,8 +68,9 @@ class Connections:
     def link_opened(self, dial: Dial, conn: int, now: int) -> None:
         self.peering.link_opened(dial, conn, now)
 
-    def dial_failed(self, key: str, now: int) -> None:
-        self.peering.dial_failed(key, now)
+    def dial_failed(self, key: str, now: int, full: bool = False) -> None:
+        """`full`: the peer refused for want of room (503, transport.md §7.3)."""
+        self.peering.dial_failed(key, now, full)
 
     def step(self, now: int) -> list[Dial]:
         """The dials due now; sessions above the high mark are closed (the worst ones:

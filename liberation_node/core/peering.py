@@ -322,10 +322,26 @@ class Peering:
             # Not at once: a peer that just dropped us may be restarting or overloaded.
             cand.next_attempt = now + self._backoff(max(cand.failures, cand.shed, 1))
 
-    def dial_failed(self, key: str, now: int) -> None:
+    def dial_failed(self, key: str, now: int, full: bool = False) -> None:
+        """A dial to `key` failed. `full`: the peer answered that it has no room (503): it
+        is alive, so this is no failure that leads to forgetting it; it counts as a shed
+        (other candidates first) and backs off as one, except while this node has no
+        session at all: then it retries after the first step (0.5-1.5 s). A lone node
+        has nothing to lose, a refusal costs the full peer one round trip, and its
+        newcomers become replaceable within about a second (§7.5), while a growing
+        backoff left nodes alone for seconds at boot (transport.md §7.3)."""
         cand = self.candidates.get(key)
-        if cand is not None:
+        if cand is None:
+            return
+        if not full:
             self._failed(cand, now)
+            return
+        self._version += 1
+        cand.dialing = False
+        cand.shed += 1
+        self._none_to_evict = False
+        steps = 1 if not self._sessions else max(cand.failures, cand.shed, 1)
+        cand.next_attempt = now + self._backoff(steps)
 
     def _failed(self, cand: Candidate, now: int) -> None:
         self._version += 1

@@ -354,10 +354,12 @@ class World:
         # The peer port refuses a banned address (403) and, when full, everyone (503).
         if other.connections is None or other.mesh is None \
                 or self.network.cut(node.index, target) \
-                or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)) \
-                or not other.connections.accepts(other.attempts(self.clock.now),
-                                                 other.now(self.clock.now)):
+                or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)):
             self._dial_failed(node, dial, starts)
+            return
+        if not other.connections.accepts(other.attempts(self.clock.now),
+                                         other.now(self.clock.now)):
+            self._dial_failed(node, dial, starts, full=True)
             return
         other.connecting[("answer", node.index)] = self.clock.now + CONNECT_TIMEOUT_MS
         self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
@@ -406,12 +408,12 @@ class World:
         if pending is not None:
             self._dial_failed(*pending)
 
-    def _dial_failed(self, node: SimNode, dial: Dial, starts: int) -> None:
+    def _dial_failed(self, node: SimNode, dial: Dial, starts: int, full: bool = False) -> None:
         if node.starts != starts or node.connections is None:
             return
         node.connecting.pop(("dial", dial.key), None)
         self.counts["dial_failures"] += 1
-        node.connections.dial_failed(dial.key, node.now(self.clock.now))
+        node.connections.dial_failed(dial.key, node.now(self.clock.now), full)
         self._flush(node)
 
     def _open(self, node: SimNode, dial: Dial, target: int, starts: int, target_starts: int,
