@@ -35,12 +35,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from .core.frames import Ops, Records, type_code
 from .core.verified import Verdict, check_frame
 
 log = logging.getLogger(__name__)
 
-# Worker threads: one per core, at most 4 (verification scales with cores; more
-# threads only contend for the GIL the rest of the node needs).
+# Workers (processes, verifiers.py, or threads): one per core, at most 4 (verification
+# scales with cores; a worker is all CPU, and more only contend with the node itself).
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (frames.py)
 # An OPS frame with fewer ops is checked on the loop, as any frame with nothing to wait
@@ -48,7 +49,7 @@ MAX_QUEUED = 64  # frames waiting in all links' queues: at most 64 x 64 KiB (fra
 # wake-ups (on a busy machine, two waits for a core) into the latency of gossip, whose
 # pushes carry an op or two (sync.md §5).
 MIN_POOLED_OPS = 4
-_OPS, _RECORDS = 4, 8  # the OPS and RECORDS frames' type codes (frames.py, sync.md §3)
+_OPS, _RECORDS = type_code(Ops), type_code(Records)
 
 Deliver = Callable[[int, bytes, list[Verdict]], None]
 

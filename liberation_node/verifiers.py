@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 
 from .core.frames import MAX_FRAME_BYTES
 from .core.verified import Verdict, check_frame
+from .inbound import WORKERS
 
 log = logging.getLogger(__name__)
 
-WORKERS = max(1, min(4, os.cpu_count() or 1))  # one per core: a worker is all CPU
 IDLE_S = 60.0  # workers with no job for this long stop (started again when needed)
 _ROW = 65  # op id 32, key 32, valid 1
 _MAX_ANSWER = 4 + _ROW * 4096  # frames.MAX_ITEMS ops at most

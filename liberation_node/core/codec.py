@@ -38,11 +38,8 @@ def pack(obj: Any) -> bytes:
         packer = _packers.pop()
     except IndexError:
         packer = msgpack.Packer(**_packer_options)
-    try:
-        data: bytes = packer.pack(obj)
-    except BaseException:
-        raise  # the packer may hold part of `obj`: it is not given back
-    _packers.append(packer)
+    data: bytes = packer.pack(obj)  # a packer that raised is not given back (it may hold
+    _packers.append(packer)  # part of `obj`)
     return data
 
 

@@ -289,6 +289,11 @@ _TABLE[14] = (Signal, (_bin(32), _bin(32), _uint(), _uint(8), _text(32 * 1024)))
 _CODE: dict[type, int] = {cls: code for code, (cls, _) in _TABLE.items()}
 
 
+def type_code(cls: type) -> int:
+    """The type code a frame of class `cls` starts with (sync.md §3)."""
+    return _CODE[cls]
+
+
 def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
     """A frame's fields in wire order, read in one call (encode is on every hot path)."""
     names = [f.name for f in fields(cls)]

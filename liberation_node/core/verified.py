@@ -27,7 +27,8 @@ from .ops import OP_DOMAIN, op_id
 from .records import MAX_RECORD_BYTES, RECORD_DOMAIN, record_id
 
 Verdict = tuple[bytes, bytes, bool]  # (op id, the key checked against, valid)
-_OPS, _RECORDS = 4, 8  # frame type codes (frames.py): [code, eager, [[wire, hops], ...]]
+# [code, eager, [[wire, hops], ...]]: the frames whose items workers check
+_OPS, _RECORDS = frames.type_code(frames.Ops), frames.type_code(frames.Records)
 MEMO_SIZE = 8192  # verdicts held: two full OPS frames' worth (frames.MAX_ITEMS = 4096)
 
 
