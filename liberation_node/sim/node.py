@@ -119,7 +119,10 @@ class SimNode:
             self.mesh_config, own_feed=dataclasses.replace(self.mesh_config.own_feed,
                                                            check=check_own))
         self.mesh = Mesh(self.identity, replica, config, self.rng.randbytes, now)
-        peering = Peering(self.identity.public_key, self.peering_config, rand=self.rng.random)
+        # The mesh's scores, as the daemon passes them (node.py): a simulated dialer
+        # sees its own bans and low scores (transport.md §7.3).
+        peering = Peering(self.identity.public_key, self.peering_config, rand=self.rng.random,
+                          scores=self.mesh.scores)
         for node_id, url in self.bootstrap:
             peering.learn(node_id, [url], Source.BOOTSTRAP, now)
         self.connections = Connections(self.mesh, peering)

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from liberation_node.core.bodies import Post, Register
 from liberation_node.core.events import Changed
 from liberation_node.core.identity import Identity
 from liberation_node.core.mesh import MeshConfig
+from liberation_node.core.peering import Dial
+from liberation_node.core.scoring import id_key
 from liberation_node.sim import FaultOptions, NetworkOptions, SimResult, World, simulate
 from liberation_node.sim.node import SimNode
 from liberation_node.store.memory import MemoryStore
@@ -202,3 +206,29 @@ def test_honest_nodes_are_never_banned_on_a_lossy_network() -> None:
     assert result.faults["bans"] > 0
     assert result.faults["broken"] > result.faults["breaks"]  # loss did break connections
     assert result.faults["retransmitted"] > 100
+
+
+def test_a_simulated_node_does_not_dial_whom_it_bans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator runs the connection manager as the daemon builds it (node.py): with
+    the mesh's scores, so a node does not dial a peer it banned until the ban ends
+    (transport.md §7.3). Built without them, honest nodes dialed the liar again and
+    again, each time for a session their mesh refused at once."""
+    config = small(nodes=12, seed=0, ops=80, duration_ms=30_000,
+                   faults=FaultOptions(byzantine=2, byzantine_interval_ms=200))
+    world = World(config)
+    dial = world._dial
+    dials = {"banned": 0, "other": 0}  # dials by honest and byzantine nodes alike
+
+    def watch(node: SimNode, d: Dial) -> None:
+        if node.mesh is not None and d.node_id is not None and node.mesh.scores.banned(
+                id_key(d.node_id), node.now(world.clock.now)):
+            dials["banned"] += 1
+        else:
+            dials["other"] += 1
+        dial(node, d)
+
+    monkeypatch.setattr(world, "_dial", watch)
+    result = world.run()
+    clean(result)
+    assert result.faults["bans"] > 0 and dials["other"] > 0
+    assert dials["banned"] == 0
