@@ -337,8 +337,11 @@ class Node(NodeReports):
                     self.traffic.sent(conn, len(data))
                 except (TransportError, ValueError, ConnectionError) as exc:
                     log.warning("send to link %d failed: %s", conn, exc)
-        for conn, link in self._links.items():  # flow control: resume when drained
-            if self.mesh.backlog(conn) and link.congested and conn not in self._draining:
+        # Flow control: resume when drained. Only the links with answers owed, not every
+        # link after every input (per-input work in proportion to what changed).
+        for conn in self.mesh.backlogged():
+            link = self._links.get(conn)
+            if link is not None and link.congested and conn not in self._draining:
                 self._draining.add(conn)
                 self._spawn(self._drain(conn, link))
         while (event := self.mesh.next_event()) is not None:  # sending can close sessions
