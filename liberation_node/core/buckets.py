@@ -41,7 +41,11 @@ class BucketIndex:
         replica.watchers.append(self._touched)
 
     def _touched(self, author: bytes, kind: str | None) -> None:
-        if kind is not None:
+        kinds_held = self._kinds.get(author)
+        if kind is not None and not (kinds_held is not None and kind in kinds_held
+                                     and (author, kind) in self.replica.records):
+            # A record of a new key, or one gone (a newer version of a held key, the
+            # usual change, leaves the author's kinds as they are).
             kinds = [k for k in self._kinds.get(author, []) if k != kind]
             if (author, kind) in self.replica.records:
                 kinds = sorted([*kinds, kind], key=lambda k: k.encode("utf-8"))
@@ -50,15 +54,15 @@ class BucketIndex:
             else:
                 self._kinds.pop(author, None)
         present = author in self.replica.feeds or author in self._kinds
-        fine = self._fine[bucket_of(author, MAX_BITS)]
+        index = bucket_of(author, MAX_BITS)
         if present and author not in self._known:
             self._known.add(author)
-            bisect.insort(fine, author)
+            bisect.insort(self._fine[index], author)
         elif not present and author in self._known:
             self._known.discard(author)
-            fine.remove(author)
-        for bits, inputs in self._inputs.items():
-            inputs[bucket_of(author, bits)] = None
+            self._fine[index].remove(author)
+        for bits, inputs in self._inputs.items():  # bucket_of(author, bits), from the fine one
+            inputs[index >> (MAX_BITS - bits)] = None
 
     def hashes(self, bits: int, salt: bytes) -> bytes:
         """Every bucket's salted hash at `bits` (sync.md §6.3), bucket 0 first: the same

@@ -58,6 +58,7 @@ from ..store.memory import MemoryStore
 from .byzantine import Adversary
 from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
+from .decodecache import memoized_records
 from .metrics import Metrics
 from .network import Endpoint, Network
 from .node import ReplicaHook, SimNode, run_sync
@@ -141,7 +142,8 @@ class World:
     # -- the run ----------------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> SimResult:
-        with memoized_verify(self.config.memo_verify):
+        memo = self.config.memo_verify
+        with memoized_verify(memo), memoized_records(memo):
             self._schedule()
             total = self.deadline - self.clock.epoch
             step = max(1, total // 200)
