@@ -1,4 +1,4 @@
-"""Memoized record decoding, for the whole of a run.
+"""Memoized decoding of records and frames, for large runs.
 
 Every node decodes every presence record it is sent: at 300 nodes each record's
 exact bytes are decoded by every node, most of them more than once, and the
@@ -11,6 +11,13 @@ immutable `Record` (or the rejection), and runs only the clock checks
 same reason, as if it had decoded the bytes itself. The core modules are not
 edited: `replica.decode_record` is swapped for the memoized one during the run and
 restored afterwards, as sigcache.py does for signature checks.
+
+Frames are the same story on a shorter time scale: a node that pushes records or
+announces ids sends the same bytes to several peers at once (a RECORDS push to each
+eager peer, one IHAVE per lazy peer with the same rows), and `frames.decode` is a
+pure function of the bytes (its frames are immutable). The frames decoded lately
+are kept (the cache is emptied when it holds `FRAMES_KEPT`), so a copy that
+arrives at another peer a few milliseconds later is not decoded again.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ..core import replica
+from ..core import frames, replica
 from ..core.errors import Rejection
+from ..core.frames import Frame
 from ..core.records import Record, check_times, decode_record
 
 
@@ -60,3 +68,43 @@ def memoized_records(enabled: bool = True) -> Iterator[dict[str, int]]:
         yield stats
     finally:
         setattr(replica, "decode_record", saved)  # noqa: B010
+
+
+FRAMES_KEPT = 4_096
+
+
+@contextlib.contextmanager
+def memoized_frames(enabled: bool = True) -> Iterator[dict[str, int]]:
+    """Within the block, `frames.decode` is memoized over the frames decoded lately;
+    yields hit/miss counts."""
+    stats = {"hits": 0, "misses": 0}
+    if not enabled:
+        yield stats
+        return
+    real = frames.decode
+    cache: dict[bytes, Frame | Rejection] = {}
+
+    def decode(data: bytes) -> Frame:
+        if type(data) is not bytes:
+            return real(data)
+        hit = cache.get(data)
+        if hit is None:
+            stats["misses"] += 1
+            try:
+                hit = real(data)
+            except Rejection as rejection:
+                hit = rejection
+            if len(cache) >= FRAMES_KEPT:
+                cache.clear()
+            cache[data] = hit
+        else:
+            stats["hits"] += 1
+        if isinstance(hit, Rejection):
+            raise Rejection(hit.reason, hit.detail)
+        return hit
+
+    frames.decode = decode
+    try:
+        yield stats
+    finally:
+        frames.decode = real

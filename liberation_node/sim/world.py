@@ -58,7 +58,7 @@ from ..store.memory import MemoryStore
 from .byzantine import Adversary
 from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
-from .decodecache import memoized_records
+from .decodecache import memoized_frames, memoized_records
 from .metrics import Metrics
 from .network import Endpoint, Network
 from .node import ReplicaHook, SimNode, run_sync
@@ -143,7 +143,8 @@ class World:
 
     def run(self, progress: Progress | None = None) -> SimResult:
         memo = self.config.memo_verify
-        with memoized_verify(memo), memoized_records(memo):
+        with memoized_verify(memo), memoized_records(memo), \
+                memoized_frames(memo):
             self._schedule()
             total = self.deadline - self.clock.epoch
             step = max(1, total // 200)

@@ -14,7 +14,9 @@ from liberation_node.core.ops import MAX_CLOCK_SKEW_MS
 from liberation_node.core.records import NodeLinks, Record, create_record, decode_record
 from liberation_node.core.replica import Outcome, Replica
 from liberation_node.sim import FaultOptions, NetworkOptions, simulate
-from liberation_node.sim.decodecache import memoized_records
+from liberation_node.core import frames
+from liberation_node.core.frames import IHave, Ping
+from liberation_node.sim.decodecache import FRAMES_KEPT, memoized_frames, memoized_records
 
 from ..history import NETWORK, identity
 from .common import small
@@ -60,6 +62,28 @@ def test_a_replica_takes_the_same_records_through_it() -> None:
             assert memo.ingest_record(r.wire, T).outcome is Outcome.APPLIED
             assert memo.ingest_record(r.wire, T).outcome is Outcome.DUPLICATE
     assert memo.records == plain.records
+
+
+def test_frames_decode_as_they_would() -> None:
+    ihave = frames.encode(IHave(((bytes(32), 0, bytes(32), 3),)))
+    wires = [ihave, frames.encode(Ping(7)), b"\x91\x63", b"\xc1", ihave[:-1]]
+
+    def outcome(data: bytes) -> object:
+        try:
+            return frames.decode(data)
+        except Rejection as rejection:
+            return (rejection.reason, rejection.detail)
+
+    real = [outcome(w) for w in wires]
+    with memoized_frames() as stats:
+        assert [outcome(w) for w in wires] == real
+        assert [outcome(bytes(w)) for w in wires] == real  # equal bytes, another object
+        for i in range(FRAMES_KEPT):  # the cache holds the latest frames only
+            frames.decode(frames.encode(Ping(10**6 + i)))
+        assert outcome(ihave) == real[0]  # decoded again
+    assert stats["misses"] == len(wires) + FRAMES_KEPT + 1 and stats["hits"] == len(wires)
+    assert frames.decode(ihave) == real[0]  # the real one is back
+    assert all(isinstance(r, tuple) for r in real[2:])
 
 
 @pytest.mark.parametrize("seed", [21, 4])
