@@ -29,11 +29,13 @@ the offer and answer travel in real SIGNAL frames through the mesh (sync.md
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..core.errors import LocalError, NotWritable
@@ -68,7 +70,24 @@ from .sigcache import memoized_verify
 from .workload import choose_body
 
 CONNECT_TIMEOUT_MS = 10_000  # a dial that gets no answer fails (TransportConfig)
+# The collector's thresholds during a run. A run holds millions of long-lived objects
+# (every node's replica) and allocates a few short-lived ones per frame; examining
+# the young generation less often leaves the middle one nearly empty, and the time
+# spent in collections of it falls by ~90% (a 300-node run: 0.92 s of 40 s CPU to
+# 0.06 s). Cycles are still collected: crashed nodes' meshes are cyclic garbage.
+GC_THRESHOLDS = (100_000, 20, 50)
 Progress = Callable[[int, int], None]  # (virtual ms done, virtual ms at most)
+
+
+@contextlib.contextmanager
+def collector(thresholds: tuple[int, int, int]) -> Iterator[None]:
+    """The garbage collector's thresholds within the block, restored after it."""
+    saved = gc.get_threshold()
+    gc.set_threshold(*thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 def node_url(index: int) -> str:
@@ -143,8 +162,8 @@ class World:
 
     def run(self, progress: Progress | None = None) -> SimResult:
         memo = self.config.memo_verify
-        with memoized_verify(memo), memoized_records(memo), \
-                memoized_frames(memo):
+        with memoized_verify(memo), memoized_records(memo), memoized_frames(memo), \
+                collector(GC_THRESHOLDS):
             self._schedule()
             total = self.deadline - self.clock.epoch
             step = max(1, total // 200)

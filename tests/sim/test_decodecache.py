@@ -4,6 +4,7 @@ same reason and detail, the clock checks made against each receiver's own clock.
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -17,6 +18,7 @@ from liberation_node.core.records import NodeLinks, Record, create_record, decod
 from liberation_node.core.replica import Outcome, Replica
 from liberation_node.sim import FaultOptions, NetworkOptions, simulate
 from liberation_node.sim.decodecache import FRAMES_KEPT, memoized_frames, memoized_records
+from liberation_node.sim.world import GC_THRESHOLDS, Hooks
 
 from ..history import NETWORK, identity
 from .common import small
@@ -99,3 +101,12 @@ def test_memoization_changes_no_run(seed: int) -> None:
         report.pop("command")
         return report
     assert json.dumps(run(True)) == json.dumps(run(False))
+
+
+def test_a_run_sets_its_collector_thresholds_and_restores_them() -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    simulate(small(nodes=4, ops=2, duration_ms=1_000, liveness_ms=1_000),
+             hooks=Hooks(replica=lambda i, r: seen.append(gc.get_threshold())))
+    assert seen and set(seen) == {GC_THRESHOLDS}
+    assert gc.get_threshold() == before
