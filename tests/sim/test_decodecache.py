@@ -106,7 +106,7 @@ def test_memoization_changes_no_run(seed: int) -> None:
 def test_a_run_sets_its_collector_thresholds_and_restores_them() -> None:
     before = gc.get_threshold()
     seen: list[tuple[int, int, int]] = []
-    simulate(small(nodes=4, ops=2, duration_ms=1_000, liveness_ms=1_000),
+    simulate(small(nodes=4, ops=2, duration_ms=2_000, liveness_ms=1_000),
              hooks=Hooks(replica=lambda i, r: seen.append(gc.get_threshold())))
     assert seen and set(seen) == {GC_THRESHOLDS}
     assert gc.get_threshold() == before
