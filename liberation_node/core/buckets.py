@@ -4,8 +4,8 @@ answering a round costs the difference, not the replica (protocols/sync.md §6.3
 
 `reconcile.bucket_hashes` sorts every feed and record and hashes every bucket on
 each call: 40 ms for 8,000 feeds, 290 ms for 20,000, and any peer can ask for it
-with a 47-byte SYNC_OPEN. Here the authors are kept sorted in the 4,096 buckets
-of the finest split (MAX_BITS), and each coarser split's bucket inputs
+with a 47-byte SYNC_OPEN. Here the authors are kept in one sorted list (a bucket
+at any split is a range of ids, found by bisection), and each split's bucket inputs
 (`input(b)` of §6.3) are joined once and kept until a feed or record in that
 bucket changes. A SYNC_OPEN then costs one salted 4-byte BLAKE2b per bucket, over
 bytes already joined; SYNC_HEADS and WANT find the feeds of a few buckets, or of
@@ -18,30 +18,35 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 from collections.abc import Iterable, Iterator
 
 from .reconcile import BUCKET_HASH_BYTES, MAX_BITS, PREFIX_BYTES, bucket_of
 from .replica import Replica
 
-FINE = 1 << MAX_BITS
-
 
 class BucketIndex:
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
-        self._fine: list[list[bytes]] = [[] for _ in range(FINE)]  # sorted authors
+        # Every author with a feed or a record, ascending: a bucket at any split is
+        # the slice between two 2-byte prefixes (a bucket is a range of author ids).
+        self._sorted: list[bytes] = []
         self._kinds: dict[bytes, list[str]] = {}  # author -> kinds of its held records
         self._known: set[bytes] = set()  # authors with a feed or a record
         self._inputs: dict[int, list[bytes | None]] = {}  # bits -> input(b), None: stale
-        for author in replica.feeds:
-            self._touched(author, None)
         for author, kind in replica.records:
-            self._touched(author, kind)
+            self._kinds.setdefault(author, []).append(kind)
+        for kinds in self._kinds.values():
+            kinds.sort(key=lambda k: k.encode("utf-8"))
+        self._known.update(replica.feeds, self._kinds)
+        self._sorted = sorted(self._known)
         replica.watchers.append(self._touched)
 
     def _touched(self, author: bytes, kind: str | None) -> None:
-        if kind is not None:
+        kinds_held = self._kinds.get(author)
+        if kind is not None and not (kinds_held is not None and kind in kinds_held
+                                     and (author, kind) in self.replica.records):
+            # A record of a new key, or one gone (a newer version of a held key, the
+            # usual change, leaves the author's kinds as they are).
             kinds = [k for k in self._kinds.get(author, []) if k != kind]
             if (author, kind) in self.replica.records:
                 kinds = sorted([*kinds, kind], key=lambda k: k.encode("utf-8"))
@@ -50,15 +55,15 @@ class BucketIndex:
             else:
                 self._kinds.pop(author, None)
         present = author in self.replica.feeds or author in self._kinds
-        fine = self._fine[bucket_of(author, MAX_BITS)]
+        index = bucket_of(author, MAX_BITS)
         if present and author not in self._known:
             self._known.add(author)
-            bisect.insort(fine, author)
+            bisect.insort(self._sorted, author)
         elif not present and author in self._known:
             self._known.discard(author)
-            fine.remove(author)
-        for bits, inputs in self._inputs.items():
-            inputs[bucket_of(author, bits)] = None
+            del self._sorted[bisect.bisect_left(self._sorted, author)]
+        for bits, inputs in self._inputs.items():  # bucket_of(author, bits), from the fine one
+            inputs[index >> (MAX_BITS - bits)] = None
 
     def hashes(self, bits: int, salt: bytes) -> bytes:
         """Every bucket's salted hash at `bits` (sync.md §6.3), bucket 0 first: the same
@@ -90,12 +95,15 @@ class BucketIndex:
 
     def authors(self, buckets: Iterable[int], bits: int) -> Iterator[bytes]:
         """Authors with a feed or a record in `buckets` (at `bits`), ascending per bucket."""
-        shift = MAX_BITS - bits
-        fine = self._fine
+        shift = 16 - bits  # bucket b holds the ids from prefix b << shift (2 bytes) on
+        ids = self._sorted
         for b in sorted(set(buckets)):
             if not 0 <= b < (1 << bits):
                 continue
-            yield from itertools.chain.from_iterable(fine[b << shift : (b + 1) << shift])
+            start = bisect.bisect_left(ids, (b << shift).to_bytes(2, "big")) if b else 0
+            hi = (b + 1) << shift
+            end = len(ids) if hi > 0xFFFF else bisect.bisect_left(ids, hi.to_bytes(2, "big"))
+            yield from ids[start:end]
 
     @property
     def author_count(self) -> int:
@@ -109,11 +117,10 @@ class BucketIndex:
         """Authors held (a feed or a record) whose id starts with the 8 bytes `prefix`."""
         if len(prefix) != PREFIX_BYTES:
             return []
-        fine = self._fine[bucket_of(prefix, MAX_BITS)]
-        start = bisect.bisect_left(fine, prefix)
+        ids = self._sorted
         out = []
-        for author in fine[start:]:
-            if not author.startswith(prefix):
+        for i in range(bisect.bisect_left(ids, prefix), len(ids)):
+            if not ids[i].startswith(prefix):
                 break
-            out.append(author)
+            out.append(ids[i])
         return out

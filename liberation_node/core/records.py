@@ -161,12 +161,21 @@ def decode_record(wire: bytes, network: str, now: int | None, *,
     if not (verdict[1] if verdict is not None and verdict[0] == author
             else verify(author, signed, sig)):
         raise Rejection(Reason.BAD_SIGNATURE)
-    if now is not None and expires <= now:
-        raise Rejection(Reason.RECORD_EXPIRED)
-    if now is not None and version > now + MAX_CLOCK_SKEW_MS:
-        raise Rejection(Reason.FROM_THE_FUTURE, f"version {version - now} ms ahead of our clock")
     wire = bytes(wire)
-    return Record(net, author, kind, version, expires, body, sig, wire, record_id(wire))
+    record = Record(net, author, kind, version, expires, body, sig, wire, record_id(wire))
+    if now is not None:
+        check_times(record, now)
+    return record
+
+
+def check_times(record: Record, now: int) -> None:
+    """The checks of `decode_record` that depend on the receiver's clock, last: refuse a
+    record expired or from the future (ops.md §7.5, §8.5)."""
+    if record.expires <= now:
+        raise Rejection(Reason.RECORD_EXPIRED)
+    if record.version > now + MAX_CLOCK_SKEW_MS:
+        raise Rejection(Reason.FROM_THE_FUTURE,
+                        f"version {record.version - now} ms ahead of our clock")
 
 
 def record_id(wire: bytes) -> bytes:

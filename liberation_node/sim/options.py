@@ -122,8 +122,8 @@ class SimConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     epoch_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z: what node clocks read at start
     network_name: str = "sim"
-    # Memoize Ed25519 verification (exact inputs -> result) for speed at scale;
-    # results are identical, see sim/sigcache.py.
+    # Memoize Ed25519 verification (exact inputs -> result) and record decoding for
+    # speed at scale; results are identical, see sim/sigcache.py, sim/decodecache.py.
     memo_verify: bool = False
     # Each node keeps other people's post contents within this many bytes, newest
     # first (ops.md §12.5: its retention); None: every node keeps every content.

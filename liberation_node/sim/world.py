@@ -29,11 +29,13 @@ the offer and answer travel in real SIGNAL frames through the mesh (sync.md
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..core.errors import LocalError, NotWritable
@@ -58,6 +60,7 @@ from ..store.memory import MemoryStore
 from .byzantine import Adversary
 from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
+from .decodecache import memoized_frames, memoized_records
 from .metrics import Metrics
 from .network import Endpoint, Network
 from .node import ReplicaHook, SimNode, run_sync
@@ -67,7 +70,24 @@ from .sigcache import memoized_verify
 from .workload import choose_body
 
 CONNECT_TIMEOUT_MS = 10_000  # a dial that gets no answer fails (TransportConfig)
+# The collector's thresholds during a run. A run holds millions of long-lived objects
+# (every node's replica) and allocates a few short-lived ones per frame; examining
+# the young generation less often leaves the middle one nearly empty (300 nodes for
+# 10 virtual s: 1 collection of it instead of 17, 0.26 s instead of 0.84 s of CPU).
+# Cycles are still collected: crashed nodes' meshes are cyclic garbage.
+GC_THRESHOLDS = (100_000, 20, 50)
 Progress = Callable[[int, int], None]  # (virtual ms done, virtual ms at most)
+
+
+@contextlib.contextmanager
+def collector(thresholds: tuple[int, int, int]) -> Iterator[None]:
+    """The garbage collector's thresholds within the block, restored after it."""
+    saved = gc.get_threshold()
+    gc.set_threshold(*thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 def node_url(index: int) -> str:
@@ -141,7 +161,9 @@ class World:
     # -- the run ----------------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> SimResult:
-        with memoized_verify(self.config.memo_verify):
+        memo = self.config.memo_verify
+        with memoized_verify(memo), memoized_records(memo), memoized_frames(memo), \
+                collector(GC_THRESHOLDS):
             self._schedule()
             total = self.deadline - self.clock.epoch
             step = max(1, total // 200)
