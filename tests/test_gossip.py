@@ -252,6 +252,28 @@ def test_a_missing_record_announced_by_ihave_is_grafted() -> None:
     assert any(r[1] == 0 and r[2] == record.id for r in refs)
 
 
+def test_the_answer_to_a_graft_of_the_last_announcer_is_gossip() -> None:
+    """An item announced by one peer only is grafted from it; the answer is gossip
+    (§5.1), pushed along our eager links. It was taken for a repair (announced to every
+    peer, pushed to none) because the timer forgot the item the moment its last
+    announcer was grafted: an op one node fetched by anti-entropy then crawled a graft
+    timeout per hop (issue 10: an op 1.6 s old held by 15 of 300 nodes)."""
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(2, T0)  # eager: our way in
+    gossip.peer_up(1, T0)  # lazy
+    gossip.peer_up(3, T0)
+    gossip.announced(1, [(*REF, 255)], set(), T0, 500)
+    assert gossip.timer() == T0 + 500
+    _, graft = gossip.due(T0 + 500, 500)
+    assert graft == {1: [REF]}
+    assert gossip.timer() == T0 + 1_000  # still awaited: the answer is on its way
+    gossip.first(REF[2], 1, 255, eager=False, now=T0 + 600)
+    push = gossip.delivered([(REF[2], REF)], 1, T0 + 600)
+    assert set(push) == {2}  # pushed on the tree; announced only to the lazy link 3
+    announce, _ = gossip.due(T0 + 700, 500)
+    assert set(announce) == {3}
+
+
 def test_a_round_leaves_ops_in_flight_to_gossip() -> None:
     """sync.md §6.5: an op applied just now is on its way along the tree: a round that
     meets it does not send it; once it has settled, one does."""

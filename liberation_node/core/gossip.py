@@ -413,11 +413,12 @@ class Gossip:
         while self._deadlines:
             deadline, op_id = self._deadlines[0]
             missing = self._missing.get(op_id)
-            if missing is not None and missing.deadline == deadline and missing.announcers:
-                break
-            heapq.heappop(self._deadlines)  # stale: arrived, rescheduled, or no announcer
             if missing is not None and missing.deadline == deadline:
-                del self._missing[op_id]
+                # Even with no announcer left: the last one was grafted and its answer
+                # is on the way, and it must be taken as gossip (§5.1). `due` forgets
+                # the item at this deadline.
+                break
+            heapq.heappop(self._deadlines)  # stale: arrived or rescheduled
         candidates = [t for t in (self._announce_due,
                                   self._deadlines[0][0] if self._deadlines else None)
                       if t is not None]
