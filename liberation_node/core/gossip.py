@@ -380,8 +380,10 @@ class Gossip:
             if missing is None:
                 if len(self._missing) >= self.config.max_missing:
                     continue  # anti-entropy will find it; never grow without bound
-                # With no eager link at all, nothing is on its way: graft at once.
-                wait = timeout if self.eager else 0
+                # Graft at once when nothing is on its way: with no eager link but the
+                # announcer's, which pushes whatever it has by gossip (it got this by
+                # repair, §5.4), or none at all.
+                wait = timeout if self.eager - {conn} else 0
                 missing = self._missing[op_id] = _Missing(now + wait, ref=ref[:3])
                 heapq.heappush(self._deadlines, (missing.deadline, op_id))
             if conn not in missing.announcers:
