@@ -17,7 +17,10 @@ up twice as deep as the graph; every source pays for that on every op. So the
 shared tree is shaped by the hop counts of one source that every node agrees
 on, the **beacon**: the node with the lowest id among those whose presence
 record is held (its records are republished every minute, so the tree is
-re-shaped as the mesh changes). For the beacon's items, a node takes as its way
+re-shaped as the mesh changes). The beacon's newest record, the tracked item, is
+pushed to every peer, so that each node hears all its neighbours' hop counts as
+soon as it has gone round (the tree must form fast: writes start while the
+overlay forms). For the beacon's items, a node takes as its way
 in the link that offers the fewest hops — by a duplicate push, or by an IHAVE
 from a lazy peer (Plumtree's §3.8 optimisation), grafting that link and
 pruning the longer one — and announces its improved hop count to its peers, who
@@ -67,7 +70,9 @@ class GossipConfig:
     start_eager: bool = True
 
 
-_EARLY_ITEMS = 4  # the beacon's records (node.info, node.links) announced, not yet held
+# Records of the beacon, or of a node with a lower id (the beacon to be), announced, not
+# held yet: the lowest authors' are kept.
+_EARLY_ITEMS = 8
 
 
 @dataclass
@@ -111,9 +116,10 @@ class Gossip:
         self.distance: int | None = None  # our hops from the beacon, by `parent`
         self._tracked: Ref | None = None  # the beacon item whose hop counts we compare
         self._offers: dict[ConnId, int] = {}  # distance each peer offers for it
-        # Offers in IHAVEs of the beacon's records not held yet (by record id): one may
-        # be the new tracked item, whose push comes later, the long way round.
-        self._early: dict[bytes, dict[ConnId, int]] = {}
+        # Offers in IHAVEs of the beacon's records not held yet (by record id: author,
+        # offers), or of a lower id's (not known to be the beacon yet): one may be the
+        # new tracked item, whose push comes later, the long way round.
+        self._early: dict[bytes, tuple[bytes, dict[ConnId, int]]] = {}
         self._announce: dict[ConnId, list[Announced]] = {}
         self._announce_due: int | None = None
         self._missing: dict[bytes, _Missing] = {}  # op id -> who announced it
@@ -190,9 +196,13 @@ class Gossip:
     def beacon(self, beacon: bytes | None) -> None:
         if beacon != self._beacon:  # distances to another node say nothing: start over
             self._beacon = beacon
-            self.parent = self.distance = self._tracked = None
-            self._offers, self._early = {}, {}
+            # The parent stays until another is taken, which prunes it (`_take`): dropped
+            # here, its link stayed eager for good outside the tree.
+            self.distance = self._tracked = None
+            self._offers = {}
             self.children.clear()
+            if beacon is not None:  # offers for the new beacon's records still count
+                self._early = {i: e for i, e in self._early.items() if e[0] <= beacon}
 
     def track(self, ref: Ref, now: int) -> None:
         """`ref` names the beacon's newest presence record, now held: the item whose hop
@@ -200,7 +210,7 @@ class Gossip:
         Peers that announced it before it was held made offers too (sync.md §5.9)."""
         if self._tracked is None or self._tracked[2] != ref[2]:
             self._tracked, self._offers = ref, {}
-            for conn, hops in self._early.pop(ref[2], {}).items():
+            for conn, hops in self._early.pop(ref[2], (b"", {}))[1].items():
                 if conn in self.eager or conn in self.lazy:
                     self._offer(conn, hops, now)
 
@@ -291,8 +301,11 @@ class Gossip:
         self._remember(item, _Seen(min(MAX_HOPS, hops + 1), conn, eager))
         if conn is not None and eager:
             self._useful[conn] = now
-            if self._tree_item(item):
-                self._offer(conn, hops, now)
+        if conn is not None and self._tree_item(item):
+            # A repair's hop count is an offer as good as a push's (the sender's distance,
+            # `hops`): at boot the beacon's record mostly comes by the rounds that start
+            # with each session, and a node that took it so had no distance (§5.9).
+            self._offer(conn, hops, now)
 
     def own(self, item: bytes) -> None:
         """`item` is ours: hop 0."""
@@ -309,6 +322,8 @@ class Gossip:
         if self._tree_item(item):
             self._offer(conn, hops, now)
         if conn not in self.eager:
+            if self._tree_item(item):
+                return None  # pushed to every peer on purpose (`delivered`)
             # Lazy here, yet the peer pushes: the two ends started the link differently
             # (§5.1: it had no eager link, we had one), or our PRUNE is on its way.
             # Nothing else would ever tell it: PRUNE once, until the link is eager again.
@@ -353,18 +368,22 @@ class Gossip:
                 if self._tree_item(op_id):
                     self._offer(conn, ref[3], now)
                 continue
-            if ref[1] == 0 and ref[0] == self._beacon and self.config.tree_hops > 0:
-                # Perhaps the beacon's next tracked item: keep the offer for `track`.
-                early = self._early.setdefault(op_id, {})
+            if ref[1] == 0 and self.config.tree_hops > 0 \
+                    and (self._beacon is None or ref[0] <= self._beacon):
+                # Perhaps the beacon's next tracked item (or the first of a beacon with a
+                # lower id, whose record we do not hold yet): keep the offer for `track`.
+                early = self._early.setdefault(op_id, (ref[0], {}))[1]
                 early[conn] = min(ref[3], early.get(conn, MAX_HOPS))
                 while len(self._early) > _EARLY_ITEMS:
-                    del self._early[next(iter(self._early))]
+                    del self._early[max(self._early, key=lambda i: (self._early[i][0], i))]
             missing = self._missing.get(op_id)
             if missing is None:
                 if len(self._missing) >= self.config.max_missing:
                     continue  # anti-entropy will find it; never grow without bound
-                # With no eager link at all, nothing is on its way: graft at once.
-                wait = timeout if self.eager else 0
+                # Graft at once when nothing is on its way: with no eager link but the
+                # announcer's, which pushes whatever it has by gossip (it got this by
+                # repair, §5.4), or none at all.
+                wait = timeout if self.eager - {conn} else 0
                 missing = self._missing[op_id] = _Missing(now + wait, ref=ref[:3])
                 heapq.heappush(self._deadlines, (missing.deadline, op_id))
             if conn not in missing.announcers:
@@ -378,12 +397,22 @@ class Gossip:
         item in IHAVE (an op's (author, seq, id); a record's (author, 0, id)), or None to
         never announce it. Returns what to push eagerly, per peer, as `(id, hops)`;
         queues announcements: gossip to lazy peers, repair (not by gossip) to every
-        peer."""
+        peer. The tracked item is pushed to every peer (§5.9)."""
         push: dict[ConnId, list[tuple[bytes, int]]] = {}
         for item, ref in items:
             self._missing.pop(item, None)
             seen = self._seen.get(item)
-            hops = seen.hops if seen is not None else MAX_HOPS
+            hops = self.hops(item)
+            if self._tree_item(item):
+                # One record a minute for the whole mesh: each copy is an offer, so every
+                # node hears each neighbour's distance at once, and the tree is
+                # breadth-first as soon as the record has gone round. Sent like the
+                # rest, by the tree and IHAVE-then-GRAFT, it went round while the overlay
+                # formed in 1-2 s, and ops written meanwhile crossed 13-15 links.
+                for conn in self.eager | self.lazy:
+                    if conn != source:
+                        push.setdefault(conn, []).append((item, hops))
+                continue
             if seen is not None and not seen.eager:  # repair: announce to all, push to none
                 if ref is not None:
                     self._queue_announce(self.eager | self.lazy, source, ref, hops, now)
@@ -405,7 +434,10 @@ class Gossip:
                     self._announce_due = now + self.config.ihave_delay_ms
 
     def hops(self, item: bytes) -> int:
-        """The hop count to send `item` with (MAX_HOPS when unknown)."""
+        """The hop count to send `item` with (MAX_HOPS when unknown): for the tracked
+        item, our distance from the beacon."""
+        if self.distance is not None and self._tree_item(item):
+            return self.distance
         seen = self._seen.get(item)
         return seen.hops if seen is not None else MAX_HOPS
 
@@ -413,11 +445,12 @@ class Gossip:
         while self._deadlines:
             deadline, op_id = self._deadlines[0]
             missing = self._missing.get(op_id)
-            if missing is not None and missing.deadline == deadline and missing.announcers:
-                break
-            heapq.heappop(self._deadlines)  # stale: arrived, rescheduled, or no announcer
             if missing is not None and missing.deadline == deadline:
-                del self._missing[op_id]
+                # Even with no announcer left: the last one was grafted and its answer
+                # is on the way, and it must be taken as gossip (§5.1). `due` forgets
+                # the item at this deadline.
+                break
+            heapq.heappop(self._deadlines)  # stale: arrived or rescheduled
         candidates = [t for t in (self._announce_due,
                                   self._deadlines[0][0] if self._deadlines else None)
                       if t is not None]

@@ -412,7 +412,7 @@ class Mesh:
                record_keys: list[tuple[bytes, str]], now: int, *, settled_only: bool) -> None:
         self.conduct.requested(peer, request(peer.owed, self.replica, ranges, proof_authors,
                                              record_keys, self.config.serve, self.sync.buckets,
-                                             settled_only=settled_only), now)
+                                             settled_only=settled_only, hops=self.gossip.hops), now)
 
     def _prune(self, conn: ConnId) -> None:
         target = self._peers.get(conn)

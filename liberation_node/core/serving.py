@@ -172,10 +172,11 @@ class Owed:
 def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
             proof_authors: list[bytes], record_keys: list[tuple[bytes, str]],
             config: ServeConfig, index: BucketIndex | None = None, *,
-            settled_only: bool) -> Requested:
+            settled_only: bool, hops: Callable[[bytes], int] | None = None) -> Requested:
     """Queue what the peer asked for in one frame (authors may be 8-byte prefixes, sync.md
     §6.4); records included. Says whether it repeated itself and what was dropped.
-    `settled_only`: for a round, not ops still in flight (§6.5)."""
+    `settled_only`: for a round, not ops still in flight (§6.5). `hops`: the hop count a
+    record (by id) goes out with, where known (the tracked item's, sync.md §5.9)."""
     repeated = (len(set(ranges)) < len(ranges) or len(set(proof_authors)) < len(proof_authors)
                 or len(set(record_keys)) < len(record_keys))
     names = resolve(replica, {r[0] for r in ranges} | set(proof_authors)
@@ -195,7 +196,9 @@ def request(owed: Owed, replica: Replica, ranges: list[tuple[bytes, int, int]],
                                for p in feed.proofs)
     keys = [(author, kind) for name, kind in dict.fromkeys(record_keys)
             for author in names.get(name, ()) if (author, kind) in replica.records]
-    dropped += owed.queue_records(keys, config)
+    for key in keys:
+        dropped += owed.queue_records([key], config, hops(replica.records[key].id)
+                                      if hops is not None else MAX_HOPS)
     return Requested(repeated, dropped)
 
 

@@ -52,7 +52,9 @@ def test_loss_costs_time_not_frames() -> None:
     no session breaks for a protocol error, and the rest is a matter of time."""
     result = simulate(small(network=NetworkOptions(loss=0.15), seed=2))
     clean(result)
-    assert result.faults["lost"] > 100 and result.faults["retransmitted"] > 100
+    # (The count follows the frames sent: 132 of them lost when the gossip tree formed
+    # later at boot and its cycles cost more frames, 86 since.)
+    assert result.faults["lost"] > 50 and result.faults["retransmitted"] > 50
     assert "protocol_error" not in result.closes
 
 
