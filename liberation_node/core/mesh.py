@@ -795,7 +795,6 @@ class Mesh:
         (sync ranges) produced for a connection now: the driver's flow control."""
         self._now = now
         out: list[tuple[ConnId, bytes]] = []
-        self._now = now
         self.settling.expire(now - self._settle_ms(now))
         settled = self.settling.settled
         dirty, self._dirty = self._dirty, {}
