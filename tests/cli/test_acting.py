@@ -4,11 +4,13 @@ runs (exit status 3, a message naming the data directory)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -143,39 +145,48 @@ def test_amounts_are_checked_before_calling(tmp_path: Path, amount: str) -> None
 # -- events ---------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
 async def follow(tmp_path: Path, served: Path, *args: str
-                 ) -> tuple[asyncio.subprocess.Process, str]:
-    """Start `events` and wait until it says it follows (its first stderr line)."""
+                 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """Start `events` and wait until it says it follows (its first stderr line). A test
+    that fails leaves no process behind (nor its pipes, for the next test to trip on)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "liberation_node", "events", *args, "--data-dir", str(served),
         env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    first = await asyncio.wait_for(process.stderr.readline(), 30)
-    return process, first.decode()
+    try:
+        assert process.stderr is not None
+        first = await asyncio.wait_for(process.stderr.readline(), 30)
+        yield process, first.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
 
 
 async def test_events_follow_the_stream(tmp_path: Path, served: Path, api: FakeApi) -> None:
-    process, first = await follow(tmp_path, served, "--json", "--count", "2",
-                                  "--type", "truth.", "--type", "user.")
-    assert first == f"following the events of the node for {served} (Ctrl-C stops)\n"
-    events = [{"type": "mesh.node.connected", "peer": OTHER.text},
-              {"type": "truth.spread", "op": "ab" * 32, "author": OTHER.text},
-              {"type": "user.action", "action": "post", "op": "cd" * 32},
-              {"type": "truth.spread", "op": "ef" * 32, "author": ME.text}]
-    for event in events:
-        api.events.put_nowait(event)
-    out, err = await asyncio.wait_for(process.communicate(), 30)
+    async with follow(tmp_path, served, "--json", "--count", "2",
+                      "--type", "truth.", "--type", "user.") as (process, first):
+        assert first == f"following the events of the node for {served} (Ctrl-C stops)\n"
+        events = [{"type": "mesh.node.connected", "peer": OTHER.text},
+                  {"type": "truth.spread", "op": "ab" * 32, "author": OTHER.text},
+                  {"type": "user.action", "action": "post", "op": "cd" * 32},
+                  {"type": "truth.spread", "op": "ef" * 32, "author": ME.text}]
+        for event in events:
+            api.events.put_nowait(event)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err
     assert [json.loads(line) for line in out.decode().splitlines()] == events[1:3]
 
 
 async def test_events_as_text_until_the_node_closes(tmp_path: Path, served: Path,
                                                     api: FakeApi) -> None:
-    process, _ = await follow(tmp_path, served)
-    api.events.put_nowait({"type": "truth.spread", "op": "ab" * 32, "author": OTHER.text})
-    api.events.put_nowait({"type": "system.health.check", "ok": True, "loop": {"ok": True}})
-    api.events.put_nowait(None)  # the node stops: it closes the stream
-    out, err = await asyncio.wait_for(process.communicate(), 30)
+    async with follow(tmp_path, served) as (process, _):
+        api.events.put_nowait({"type": "truth.spread", "op": "ab" * 32,
+                               "author": OTHER.text})
+        api.events.put_nowait({"type": "system.health.check", "ok": True,
+                               "loop": {"ok": True}})
+        api.events.put_nowait(None)  # the node stops: it closes the stream
+        out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     first, second = out.decode().splitlines()
     assert first.split()[1:] == ["truth.spread", "op=" + "ab" * 6, "author=" + OTHER.text[:10]]
@@ -184,9 +195,9 @@ async def test_events_as_text_until_the_node_closes(tmp_path: Path, served: Path
 
 
 async def test_events_stop_on_ctrl_c(tmp_path: Path, served: Path, api: FakeApi) -> None:
-    process, _ = await follow(tmp_path, served)
-    process.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(process.communicate(), 30)
+    async with follow(tmp_path, served) as (process, _):
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
     assert (process.returncode, out, err) == (0, b"", b"")
 
 
