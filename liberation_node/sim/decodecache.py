@@ -23,12 +23,38 @@ arrives at another peer a few milliseconds later is not decoded again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ..core import frames, replica
 from ..core.errors import Rejection
 from ..core.frames import Frame
 from ..core.records import Record, check_times, decode_record
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+def _cached(cache: dict[K, T | Rejection], key: K, stats: dict[str, int],
+            decode: Callable[[], T], keep: int | None = None) -> T:
+    """`decode()`'s result or rejection for `key`, decoded once (while kept: with `keep`,
+    the cache is emptied when it holds that many); a rejection is raised afresh each
+    time (a raised exception keeps its traceback)."""
+    hit = cache.get(key)
+    if hit is None:
+        stats["misses"] += 1
+        try:
+            hit = decode()
+        except Rejection as rejection:
+            hit = rejection
+        if keep is not None and len(cache) >= keep:
+            cache.clear()
+        cache[key] = hit
+    else:
+        stats["hits"] += 1
+    if isinstance(hit, Rejection):
+        raise Rejection(hit.reason, hit.detail)
+    return hit
 
 
 @contextlib.contextmanager
@@ -45,22 +71,11 @@ def memoized_records(enabled: bool = True) -> Iterator[dict[str, int]]:
                verdict: tuple[bytes, bool] | None = None) -> Record:
         if verdict is not None or type(wire) is not bytes:
             return decode_record(wire, network, now, verdict=verdict)
-        key = (wire, network)
-        hit = cache.get(key)
-        if hit is None:
-            stats["misses"] += 1
-            try:
-                hit = decode_record(wire, network, None)
-            except Rejection as rejection:
-                hit = rejection
-            cache[key] = hit
-        else:
-            stats["hits"] += 1
-        if isinstance(hit, Rejection):  # a fresh one: a raised exception keeps its traceback
-            raise Rejection(hit.reason, hit.detail)
+        record = _cached(cache, (wire, network), stats,
+                         lambda: decode_record(wire, network, None))
         if now is not None:
-            check_times(hit, now)
-        return hit
+            check_times(record, now)
+        return record
 
     saved = getattr(replica, "decode_record")  # noqa: B009 (a name mypy sees as private)
     setattr(replica, "decode_record", decode)  # noqa: B010
@@ -87,21 +102,7 @@ def memoized_frames(enabled: bool = True) -> Iterator[dict[str, int]]:
     def decode(data: bytes) -> Frame:
         if type(data) is not bytes:
             return real(data)
-        hit = cache.get(data)
-        if hit is None:
-            stats["misses"] += 1
-            try:
-                hit = real(data)
-            except Rejection as rejection:
-                hit = rejection
-            if len(cache) >= FRAMES_KEPT:
-                cache.clear()
-            cache[data] = hit
-        else:
-            stats["hits"] += 1
-        if isinstance(hit, Rejection):
-            raise Rejection(hit.reason, hit.detail)
-        return hit
+        return _cached(cache, data, stats, lambda: real(data), keep=FRAMES_KEPT)
 
     frames.decode = decode
     try:

@@ -236,7 +236,7 @@ class World:
         mesh, conns = node.mesh, node.connections
         if mesh is None or conns is None:
             return
-        local = self.clock.now + node.skew_ms  # node.now()
+        local = node.now(self.clock.now)
         net = self.network
         high = self.config.network.high_water
         send = net.send
