@@ -181,6 +181,35 @@ def test_a_node_whose_parent_goes_never_takes_a_child_as_its_way_in() -> None:
     assert gossip.parent == 3 and gossip.distance == 6
 
 
+def test_two_nodes_that_took_each_other_for_their_way_in_leave_the_loop() -> None:
+    """Both took the other's offer while the other's GRAFT was on its way: each its
+    parent's parent. Distances go to everyone but one's parent, so neither would ever
+    hear of it (1000 nodes: two nodes stayed so, 4 hops from the beacon by their count,
+    cut off from its tree, and they and a child were reached 1-2 hops deeper than
+    that on every op). The parent's GRAFT as a child shows it: leave for another
+    offer, and prune the loop's link."""
+    gossip, item = _tracking((1, 2))
+    gossip.announced(2, [(*item, 4)], {item[2]}, T0, 500)  # 2 offers 5
+    gossip.announced(1, [(*item, 3)], {item[2]}, T0, 500)  # 1 offers 4: our parent
+    assert gossip.parent == 1 and gossip.distance == 4
+    gossip.reshaped()
+    gossip.grafted(1, T0 + 10, child=True)  # 1 took us for its way in meanwhile
+    reshape = gossip.reshaped()
+    assert gossip.parent == 2 and gossip.distance == 5
+    assert reshape.graft == {2} and reshape.prune == {1}
+    assert 1 not in gossip.children and 1 in gossip.lazy
+
+
+def test_a_loop_with_no_other_way_in_is_left_to_the_peer() -> None:
+    gossip, item = _tracking((1,))
+    gossip.announced(1, [(*item, 3)], {item[2]}, T0, 500)
+    gossip.reshaped()
+    gossip.grafted(1, T0 + 10, child=True)
+    assert gossip.parent == 1 and gossip.reshaped().prune == set()
+    gossip.pruned(1, T0 + 20, by_peer=True)  # the peer left: it is our way in again
+    assert gossip.parent == 1 and gossip.reshaped().graft == {1} and 1 in gossip.eager
+
+
 def test_a_child_that_sends_the_beacons_item_back_is_not_a_child() -> None:
     gossip = Gossip(GossipConfig())
     gossip.peer_up(1, T0)

@@ -170,7 +170,7 @@ class Gossip:
             self.grafted(conn)
             self._reshape.graft.add(conn)
 
-    def grafted(self, conn: ConnId, *, child: bool = False) -> None:
+    def grafted(self, conn: ConnId, now: int = 0, *, child: bool = False) -> None:
         """The peer sent GRAFT (or we send it one): eager both ways. A GRAFT without refs
         says we are its way in from the beacon (`child`)."""
         if conn in self.lazy or conn in self.eager:
@@ -179,6 +179,23 @@ class Gossip:
             self._prune_sent.discard(conn)
             if child:
                 self.children.add(conn)
+                if conn == self.parent:
+                    self._leave_loop(conn, now)
+
+    def _leave_loop(self, conn: ConnId, now: int) -> None:
+        """Our parent took us for its way in: each of us took the other's offer while the
+        other's GRAFT was on its way (both offers older than the GRAFTs). Nothing would
+        ever undo it: distances are not announced to one's parent, so the two stay at
+        the distance they took, cut off from the beacon's tree, and reached by whatever
+        eager link happens to join them to it (1000 nodes: three nodes 1-2 hops deeper
+        than their distance, on every op). Leave it for the best other offer, which
+        prunes this link; with none, stay (the peer, seeing the same, leaves) (§5.9)."""
+        offers = {c: d for c, d in self._offers.items()
+                  if (c in self.eager or c in self.lazy) and c not in self.children}
+        if offers:
+            best = min(offers, key=lambda c: (offers[c], c))
+            self._take(best, offers[best], now)
+            self._announce_distance(now)
 
     def reshaped(self) -> Reshape:
         """The GRAFTs (without refs) and PRUNEs the tree needs sent since the last call."""

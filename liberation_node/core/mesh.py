@@ -369,7 +369,7 @@ class Mesh:
             self.gossip.announced(peer.conn, list(frame.refs), have, now,
                                   self._graft_timeout(now))
         elif isinstance(frame, Graft):
-            self.gossip.grafted(peer.conn, child=not frame.refs)
+            self.gossip.grafted(peer.conn, now, child=not frame.refs)
             items = [item for _, _, item in frame.refs]
             dropped = 0
             for (_, seq, item) in dict.fromkeys(frame.refs):
