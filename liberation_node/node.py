@@ -36,6 +36,7 @@ from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
+from .core.candidates import Source
 from .core.connections import Connections
 from .core.contents import Retention
 from .core.errors import NotWritable
@@ -54,7 +55,7 @@ from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
 from .core.ownfeed import OwnFeedConfig
-from .core.peering import Dial, Peering, Source
+from .core.peering import Dial, Peering
 from .core.queries import Index
 from .core.reading import Reader
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
