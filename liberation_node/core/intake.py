@@ -28,8 +28,8 @@ from .frames import (
     SyncSame,
     Want,
 )
+from .ingested import Ingested, Outcome
 from .peer import Peer
-from .replica import Ingested, Outcome
 from .scoring import Penalty
 from .serving import Requested, request
 from .session import CloseReason, SessionClosed, State

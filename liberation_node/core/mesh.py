@@ -49,6 +49,7 @@ from .events import Changed, ConnId, Event, ForkFound, WritesOpened
 from .frames import Graft, Prune, Ref
 from .gossip import Gossip, GossipConfig
 from .identity import Identity
+from .ingested import Ingested
 from .intake import Intake
 from .meshtimers import Timers
 from .ops import Op
@@ -60,7 +61,7 @@ from .quotas import QuotaConfig, Quotas
 from .recordflow import RecordFlow
 from .records import Record
 from .relay import Relay
-from .replica import Ingested, Replica
+from .replica import Replica
 from .scoring import Penalty, Scores, ScoringConfig
 from .sealing import SEAL_BYTES
 from .serving import ServeConfig

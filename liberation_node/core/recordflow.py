@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from .errors import Reason
 from .events import Changed, ConnId, Event
+from .ingested import Outcome
 from .intake import BLAMELESS
 from .peer import Peer
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
-from .replica import Outcome
 from .serving import send_records
 
 if TYPE_CHECKING:
