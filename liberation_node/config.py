@@ -12,7 +12,8 @@ default, either itself or in the section configs it composes (`PeeringConfig`,
 them too). `SETTINGS` lists what an operator may set, one line each; adding a
 setting is a field with its default in `NodeConfig` (or a section) and one
 `Setting` line: the file key, the variable, the flag, the checks and
-`liberation-node config` follow from it.
+`liberation-node config` follow from it. How each value is written and checked (its
+kind, and the checks beyond it) is in settingkinds.py.
 
 config.toml is checked whole when the data directory is opened: an unknown key
 or section, or a value of the wrong type, is refused with the file's path, so a
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import json
 import tomllib
 from collections.abc import Callable, Mapping
@@ -35,17 +35,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api.origins import parse_origin
-from .core.bodies import CHANNELS, MAX_NAME_BYTES
 from .core.contents import RetentionConfig
 from .core.mesh import MeshConfig
-from .core.ops import DEFAULT_GENESIS_MS, MAX_TIMESTAMP_MS, valid_network
+from .core.ops import DEFAULT_GENESIS_MS, MAX_TIMESTAMP_MS
 from .core.peering import PeeringConfig
 from .core.quotas import QuotaConfig
-from .core.records import MAX_URL_BYTES, MAX_URLS
+from .core.records import MAX_URLS
 from .datadir import ENV_DATA_DIR, DataDirError  # the directory is chosen before any file
 from .discovery.config import MdnsConfig
-from .transport.config import TransportConfig, parse_ice_server
+from .settingkinds import (
+    BOOL,
+    PORT,
+    SECONDS,
+    STRING,
+    STRINGS,
+    Kind,
+    check_bootstrap,
+    check_channel,
+    check_http_url,
+    check_ice_server,
+    check_interface,
+    check_ip,
+    check_name,
+    check_network,
+    check_origin,
+    each,
+    integer,
+)
+from .transport.config import TransportConfig
 
 DEFAULT_NETWORK = "liberation"
 DEFAULT_PEER_PORT = 7411
@@ -101,167 +118,6 @@ class ConfigError(DataDirError):
     (A `DataDirError`: the node cannot run with its data directory's settings as they are.)"""
 
 
-# -- kinds of value -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How a setting's value is written: `toml` checks a value from config.toml,
-    `text` parses one from the environment; both raise ValueError."""
-
-    describe: str
-    toml: Callable[[object], Any]
-    text: Callable[[str], Any]
-
-
-def _expect(ok: bool, kind: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"expected {kind}, got {value!r}")
-
-
-def _string() -> Kind:
-    def toml(value: object) -> str:
-        _expect(isinstance(value, str), "a string", value)
-        return str(value)
-
-    return Kind("a string", toml, lambda text: text)
-
-
-def _integer(low: int, high: int) -> Kind:
-    describe = f"an integer {low}-{high}"
-
-    def toml(value: object) -> int:
-        if type(value) is not int or not low <= value <= high:  # a bool is no int here
-            raise ValueError(f"expected {describe}, got {value!r}")
-        return value
-
-    def text(value: str) -> int:
-        try:
-            number = int(value.strip())
-        except ValueError:
-            raise ValueError(f"expected {describe}, got {value!r}") from None
-        return toml(number)
-
-    return Kind(describe, toml, text)
-
-
-def _seconds() -> Kind:
-    describe = "a positive number of seconds"
-
-    def toml(value: object) -> float:
-        ok = type(value) in (int, float) and 0 < value < 86_400  # type: ignore[operator]
-        _expect(ok, describe, value)
-        return float(value)  # type: ignore[arg-type]
-
-    def text(value: str) -> float:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(f"expected {describe}, got {value!r}") from None
-        return toml(number)
-
-    return Kind(describe, toml, text)
-
-
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def _boolean() -> Kind:
-    def toml(value: object) -> bool:
-        _expect(isinstance(value, bool), "true or false", value)
-        return bool(value)
-
-    def text(value: str) -> bool:
-        word = value.strip().lower()
-        if word not in _TRUE + _FALSE:
-            raise ValueError(f"expected true or false, got {value!r}")
-        return word in _TRUE
-
-    return Kind("true or false", toml, text)
-
-
-def _strings() -> Kind:
-    def toml(value: object) -> tuple[str, ...]:
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        _expect(ok, "a list of strings", value)
-        return tuple(value)  # type: ignore[arg-type]
-
-    def text(value: str) -> tuple[str, ...]:
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-
-    return Kind("a list of strings", toml, text)
-
-
-STRING, BOOL, STRINGS, SECONDS = _string(), _boolean(), _strings(), _seconds()
-PORT = _integer(0, 65535)
-
-
-# -- checks beyond the kind -----------------------------------------------------------------
-
-
-def _network(value: str) -> None:
-    if not valid_network(value):
-        raise ValueError(f"{value!r} is not a network name (1-64 characters: lowercase "
-                         "letters, digits, '-', '.', '_')")
-
-
-def _origin(value: str) -> None:
-    parse_origin(value)
-
-
-def _name(value: str) -> None:
-    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError(f"at most {MAX_NAME_BYTES} bytes of UTF-8")
-
-
-def _each(check: Callable[[str], None], most: int | None = None) -> Callable[[Any], None]:
-    def run(values: tuple[str, ...]) -> None:
-        if most is not None and len(values) > most:
-            raise ValueError(f"at most {most}")
-        for value in values:
-            check(value)
-
-    return run
-
-
-def _http_url(value: str) -> None:
-    if not value.startswith(("http://", "https://")) or len(value) > MAX_URL_BYTES:
-        raise ValueError(f"{value!r} is not an http(s) URL of at most {MAX_URL_BYTES} bytes")
-
-
-def _bootstrap(value: str) -> None:
-    """A signaling URL in any form bootstrap.py takes (`host:port`, `http://host:port`,
-    the full URL), with `#<node id>` or not, or a bootstrap list file (.toml)."""
-    if value.endswith(".toml"):
-        return
-    from .bootstrap import BootstrapError, parse_argument
-
-    try:
-        parse_argument(value)
-    except BootstrapError as exc:
-        raise ValueError(str(exc).replace("--bootstrap ", "")) from None
-
-
-def _ip(value: str) -> None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-
-
-def _interface(value: str) -> None:
-    MdnsConfig(interfaces=(value,))  # its own check of the name
-
-
-def _ice_server(value: str) -> None:
-    parse_ice_server(value)
-
-
-def _channel(value: str) -> None:
-    if value not in CHANNELS:
-        raise ValueError(f"{value!r} is not a channel ({', '.join(CHANNELS)})")
-
-
 # -- the settings ---------------------------------------------------------------------------
 
 
@@ -301,59 +157,59 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("network", STRING, "Network name; fixed when the data directory is made.",
-            check=_network),
-    Setting("genesis", _integer(0, MAX_TIMESTAMP_MS), "The network's genesis in ms since 1970 "
+            check=check_network),
+    Setting("genesis", integer(0, MAX_TIMESTAMP_MS), "The network's genesis in ms since 1970 "
             "(no op is dated before it); every node of a network uses the same one."),
-    Setting("name", STRING, "A display name, published in node.info.", check=_name),
+    Setting("name", STRING, "A display name, published in node.info.", check=check_name),
     Setting("peer_host", STRING, "Address of the peer port (signaling, reachable from the "
             "network)."),
     Setting("peer_port", PORT, "Peer port; 0 picks a free one."),
     Setting("control_host", STRING, "Address of the control port (API, status page)."),
     Setting("control_port", PORT, "Control port; 0 picks a free one."),
     Setting("bootstrap", STRINGS, "Peers to dial: a signaling URL (optionally #its node id) "
-            "or a bootstrap list file; repeatable.", check=_each(_bootstrap),
+            "or a bootstrap list file; repeatable.", check=each(check_bootstrap),
             metavar="URL[#ID]|FILE.toml"),
     Setting("public_urls", STRINGS, "Signaling URL to advertise instead of the bound address; "
-            "repeatable.", flag="--public-url", check=_each(_http_url, MAX_URLS),
+            "repeatable.", flag="--public-url", check=each(check_http_url, MAX_URLS),
             metavar="URL", empty="from the bound address"),
     Setting("advertise", BOOL, "Advertise signaling URLs (--no-advertise behind NAT: peers "
             "reach this node by relay only)."),
     Setting("allow_origins", STRINGS, "Web origin (https://app.example.org) whose pages may "
             "signal to the peer port from a browser; repeatable.", flag="--allow-origin",
-            check=_each(_origin), metavar="ORIGIN"),
+            check=each(check_origin), metavar="ORIGIN"),
     Setting("mdns", BOOL, "Find peers on the LAN by mDNS."),
     Setting("health_interval_s", SECONDS, "Seconds between health checks.",
             flag="--health-interval"),
     Setting("log_json", BOOL, "Structured JSON logs on stderr."),
-    Setting("max_records", _integer(16, 10_000_000), "Records (node.info, node.links) kept "
+    Setting("max_records", integer(16, 10_000_000), "Records (node.info, node.links) kept "
             "at most; over it, other nodes' oldest are dropped."),
-    Setting("author_ops_per_s", _integer(1, 10_000_000), "Ops of one other author taken in "
+    Setting("author_ops_per_s", integer(1, 10_000_000), "Ops of one other author taken in "
             "per second after a burst of author_ops_burst; more wait for a later sync."),
-    Setting("author_ops_burst", _integer(1, 10_000_000), "Ops of one other author taken in "
+    Setting("author_ops_burst", integer(1, 10_000_000), "Ops of one other author taken in "
             "at once before author_ops_per_s applies."),
-    Setting("min_free_disk_mb", _integer(0, 10_000_000), "Below this much free disk space "
+    Setting("min_free_disk_mb", integer(0, 10_000_000), "Below this much free disk space "
             "(MiB) no data from peers is taken in; this node's own writes go on."),
-    Setting("peering.low", _integer(1, 64), "Dial more peers below this many.", flag="--low"),
-    Setting("peering.high", _integer(1, 128), "Drop the worst peers above this many.",
+    Setting("peering.low", integer(1, 64), "Dial more peers below this many.", flag="--low"),
+    Setting("peering.high", integer(1, 128), "Drop the worst peers above this many.",
             flag="--high"),
     Setting("transport.ice_servers", STRINGS, "STUN/TURN server (stun:host:port, "
             "turn:user:pass@host:port); repeatable.", flag="--ice-server",
-            check=_each(_ice_server), metavar="URL"),
+            check=each(check_ice_server), metavar="URL"),
     Setting("transport.ice_addresses", STRINGS, "Local address ICE may use; repeatable.",
-            flag="--ice-address", check=_each(_ip), metavar="IP",
+            flag="--ice-address", check=each(check_ip), metavar="IP",
             empty="every address but loopback"),
     Setting("discovery.interfaces", STRINGS, "Interface mDNS uses; repeatable.",
-            flag="--mdns-interface", check=_each(_interface), metavar="NAME",
+            flag="--mdns-interface", check=each(check_interface), metavar="NAME",
             empty="every interface with an address but loopback"),
     Setting("discovery.ipv4", BOOL, "mDNS over IPv4.", flag="--mdns-ipv4"),
     Setting("discovery.ipv6", BOOL, "mDNS over IPv6.", flag="--mdns-ipv6"),
-    Setting("retention.max_mib", _integer(0, 1 << 20), "Other people's message texts kept, "
+    Setting("retention.max_mib", integer(0, 1 << 20), "Other people's message texts kept, "
             "newest first, in MiB (0: no limit); headers, own messages and followed "
             "channels are always kept.", flag="--retain-mib"),
-    Setting("retention.max_days", _integer(0, 100_000), "Drop other people's message texts "
+    Setting("retention.max_days", integer(0, 100_000), "Drop other people's message texts "
             "older than this many days (0: no limit).", flag="--retain-days"),
     Setting("retention.follow", STRINGS, "A channel whose message texts are always kept; "
-            "repeatable.", flag="--follow", check=_each(_channel), metavar="CHANNEL"),
+            "repeatable.", flag="--follow", check=each(check_channel), metavar="CHANNEL"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 BY_ENV = {s.env: s for s in SETTINGS}
@@ -386,7 +242,7 @@ class ConfigFile:
 
 def new_config_text(network: str) -> str:
     """What `init` writes (network names are plain ASCII: no escaping needed)."""
-    _network(network)
+    check_network(network)
     return ("# liberation-node settings. Every setting, its default and where its value\n"
             "# comes from: liberation-node config. Reference: README.md, \"Configuration\".\n"
             f'network = "{network}"\n')

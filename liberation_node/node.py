@@ -10,6 +10,10 @@ manager) and the one timer to re-arm. Store writes are batched by a single
 writer task (writer.py), so ops are stored in the order the replica applied
 them; an own write is acknowledged, and published, only once committed
 (DESIGN §8, protocols/sync.md §10).
+
+`Node` is assembled from parts, each a mixin in its own module: dialing (dialing.py),
+what the API and the page show (reporting.py), what becomes of the mesh's events
+(eventing.py) and LAN discovery (lan.py); this module starts, drives and stops it.
 """
 
 from __future__ import annotations
@@ -36,33 +40,24 @@ from .bootstrap import resolve as resolve_bootstrap
 from .bus import EventBus
 from .config import NodeConfig
 from .core.bodies import Claim, Post, Register, Retract, Transfer
+from .core.candidates import Source
 from .core.connections import Connections
 from .core.contents import Retention
 from .core.errors import NotWritable
-from .core.events import (
-    Banned,
-    Changed,
-    ForkFound,
-    Misbehaved,
-    PeerDown,
-    PeerUp,
-    SignalReceived,
-    SyncFinished,
-    WritesOpened,
-)
-from .core.identity import id_to_text, short_id
 from .core.ledger import iso_week
 from .core.mesh import Mesh
 from .core.ownfeed import OwnFeedConfig
-from .core.peering import Dial, Peering, Source
+from .core.peering import Dial, Peering
 from .core.queries import Index
 from .core.reading import Reader
 from .core.scope import LOOPBACK, address_scope, allowed_scopes
 from .core.session import CloseReason
 from .core.verified import Verdict
 from .dialing import NodeDialing
+from .eventing import NodeEvents
 from .health import Health
 from .inbound import Inbound
+from .lan import NodeLan
 from .reporting import NodeReports
 from .store.base import Store
 from .store.loader import apply_retention, open_replica
@@ -76,8 +71,6 @@ if TYPE_CHECKING:
     from .transport import Link, WebRtcTransport
 
 log = logging.getLogger("liberation_node")
-
-REJECTIONS_LOG_S = 60.0  # how often refused input is summed up in the log
 
 
 def _address(link: Link) -> str | None:
@@ -97,7 +90,7 @@ def _address(link: Link) -> str | None:
     return client_key(host)
 
 
-class Node(NodeReports, NodeDialing):
+class Node(NodeReports, NodeDialing, NodeEvents, NodeLan):
     """One running node. `await start()`, then `await stop()`; see daemon.py."""
 
     def __init__(self, config: NodeConfig) -> None:
@@ -206,37 +199,6 @@ class Node(NodeReports, NodeDialing):
         log.info("node %s up on network %r: peer port %s, control %s", self.identity.text,
                  cfg.network, self.peer_url, self.control_url)
         self._service()
-
-    def _start_lan(self, peer_port: int) -> None:
-        from .discovery.mdns import LanDiscovery  # zeroconf loads only when mDNS is on
-
-        cfg = self.config
-        self._lan = LanDiscovery(
-            cfg.discovery, me=self.identity.public_key, network=cfg.network,
-            protocol=cfg.mesh.session.protocol_version, port=peer_port,
-            bind_host=cfg.peer_host, ice_addresses=cfg.transport.ice_addresses,
-            found=self._lan_found, lost=self._lan_lost)
-        self._spawn(self._lan.start(), name="mdns")
-
-    def _lan_found(self, node_id: bytes, urls: tuple[str, ...]) -> None:
-        """A peer of our network advertised on the LAN: a candidate; the connection
-        manager decides whether to dial it (discovery.md §6)."""
-        self.peering.learn(node_id, urls, Source.MDNS, clock.now_ms())
-        if not self.stopping:
-            self._service()
-
-    def _lan_lost(self, node_id: bytes) -> None:
-        if self.peering.forget(node_id, Source.MDNS):
-            log.info("forgot %s: its mDNS service is gone", short_id(node_id))
-
-    def _lan_forgotten(self) -> None:
-        """mDNS candidates the connection manager gave up on: the LAN is asked about them
-        again later (discovery.md §6.1)."""
-        for node_id in self.peering.lan_forgotten():
-            log.info("forgot %s: its mDNS record may be a dead node's (%d failed dials)",
-                     short_id(node_id), self.config.peering.mdns_max_failures)
-            if self._lan is not None:
-                self._lan.forgotten(node_id)
 
     async def _load_transport(self) -> WebRtcTransport:
         module = await asyncio.get_running_loop().run_in_executor(
@@ -368,91 +330,6 @@ class Node(NodeReports, NodeDialing):
         self.mesh.handle_timer(clock.now_ms())
         self._service()
 
-    def _on_event(self, event: Any, now: int) -> None:
-        misdirected = self.connections.on_event(event, now)
-        if misdirected is not None:
-            self._misdirected(misdirected)
-        if isinstance(event, Changed):
-            assert self._writer is not None
-            self._writer.put(event)
-            if self._writer.congested:
-                self.mesh.paused = True
-            self._publish_changes(event)
-        elif isinstance(event, ForkFound):
-            self._on_fork(event)
-        elif isinstance(event, WritesOpened):
-            if event.recovered:
-                log.warning("this data directory was behind the network by %d of this node's "
-                            "own ops (restored from an old copy, or writes were lost); they "
-                            "came back from peers", event.recovered)
-            if event.checked_with:
-                log.info("own feed checked with %d peer(s): writes are open",
-                         event.checked_with)
-            else:
-                log.warning("no peer could be reached to check this node's own feed; writes "
-                            "are open. If this data directory was restored from a backup, "
-                            "stop the node and run it with --recover")
-        elif isinstance(event, PeerUp):
-            link = self._links.get(event.conn)
-            log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
-                     link.remote_address if link else "?")
-            self.bus.publish("mesh.node.connected", {"peer": id_to_text(event.peer)})
-        elif isinstance(event, PeerDown):
-            log.info("peer down: %s (link %d): %s%s %s", short_id(event.peer) if event.peer
-                     else "?", event.conn, "peer " if event.by_peer else "", event.reason,
-                     event.detail)
-            self.bus.publish("mesh.node.disconnected", {
-                "peer": id_to_text(event.peer) if event.peer else None,
-                "reason": event.reason, "detail": event.detail})
-            link = self._links.pop(event.conn, None)
-            if link is not None:
-                self._spawn(link.close())
-        elif isinstance(event, Misbehaved):
-            # One line per bad input would let a peer flood the log: the reasons are
-            # summed up once a minute (_report_rejections) and counted in /metrics.
-            log.debug("peer %s sent bad input: %s %s",
-                      short_id(event.peer) if event.peer else "?", event.reason, event.detail)
-        elif isinstance(event, SyncFinished):
-            if event.ops_received:
-                log.info("sync on link %d: %d ops in %d round trips", event.conn,
-                         event.ops_received, event.round_trips)
-        elif isinstance(event, SignalReceived):
-            self._on_signal(event)
-        elif isinstance(event, Banned):
-            # Rare, and rate-limited with the port's refusals: a swarm of addresses
-            # cannot flood the log either.
-            self.refusals.banned(event.key, short_id(event.peer) if event.peer else None,
-                                 (event.until - now) // 1000, event.reason, event.count)
-
-    def _publish_changes(self, event: Changed) -> None:
-        if event.records or event.dropped_records:  # node.info / node.links: the mesh map
-            self.bus.publish("mesh.topology", {"records": len(event.records),
-                                               "dropped": len(event.dropped_records)})
-        for op in event.applied:
-            if op.kind in ("ledger.claim", "ledger.transfer", "human.register"):
-                effect = self.mesh.replica.ledger.effects.get(op.id)
-                self.bus.publish("resource.distributed", {
-                    "op": op.id.hex(), "kind": op.kind, "author": id_to_text(op.author),
-                    "status": "void" if effect and effect.void else "applied"})
-            elif op.kind == "message.post":
-                self.bus.publish("truth.spread", {"op": op.id.hex(),
-                                                  "author": id_to_text(op.author)})
-
-    def _on_fork(self, event: ForkFound) -> None:
-        source = short_id(event.source) if event.source else "this node"
-        if event.author == self.identity.public_key:
-            log.error("THIS NODE'S IDENTITY HAS EQUIVOCATED: two different ops of %s at seq "
-                      "%d (revealed by %s). Its feed is closed from there on every node; "
-                      "writes are refused for good. Two copies of this data directory have "
-                      "run, or one was restored after it had written. Keep identity.key "
-                      "safe and start a new identity (a new data directory) to write again",
-                      self.identity.text, event.seq, source)
-        else:
-            log.warning("node %s equivocated at seq %d (two ops at one position, revealed by "
-                        "%s): its ops from there on are void", id_to_text(event.author),
-                        event.seq, source)
-        self.bus.publish("mesh.fork", {"author": id_to_text(event.author), "seq": event.seq})
-
     def _on_commit(self, ticket: int, ops: int) -> None:
         self.mesh.stored(ticket, clock.now_ms())
         self.health.stored(ops)
@@ -468,19 +345,6 @@ class Node(NodeReports, NodeDialing):
             self.mesh.paused = paused
             log.info("%s ops from peers (%d ops waiting for the store)",
                      "pausing" if paused else "resuming", self._writer.queued_ops)
-
-    async def _report_rejections(self) -> None:
-        """Refused input from peers, summed up once a minute (never per op: a hostile
-        peer must not be able to flood the log)."""
-        last: dict[str, int] = {}
-        while True:
-            await asyncio.sleep(REJECTIONS_LOG_S)
-            now = dict(self.mesh.rejected)
-            new = {k: v - last.get(k, 0) for k, v in now.items() if v > last.get(k, 0)}
-            if new:
-                log.info("refused from peers in the last %g s: %s", REJECTIONS_LOG_S,
-                         ", ".join(f"{k} {v}" for k, v in sorted(new.items())))
-            last = now
 
     # -- links ----------------------------------------------------------------------------
 

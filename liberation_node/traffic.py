@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# How a peer was found (docs/api.md, peers): a candidate's source (core/peering.py
+# How a peer was found (docs/api.md, peers): a candidate's source (core/candidates.py
 # Source, lower-cased), "relay" for a dial by relayed signaling, "inbound" when it
 # dialed us.
 FOUND_BY = ("operator", "bootstrap", "mdns", "record", "relay", "inbound")

@@ -30,10 +30,11 @@ from pathlib import Path
 
 from liberation_node.core.bodies import Post, Register
 from liberation_node.core.identity import Identity
+from liberation_node.core.ingested import Ingested
 from liberation_node.core.ops import Op, create_op
 from liberation_node.core.queries import Index
 from liberation_node.core.reading import Reader
-from liberation_node.core.replica import Ingested, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.runtime import tune_gc
 from liberation_node.store.loader import persist
 from liberation_node.store.sqlite import SqliteStore

@@ -33,9 +33,10 @@ from liberation_node.core import frames
 from liberation_node.core.bodies import Claim, Post, Register, Transfer
 from liberation_node.core.errors import LocalError
 from liberation_node.core.identity import Identity
+from liberation_node.core.ingested import Ingested
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.ops import OP_DOMAIN, Op
-from liberation_node.core.replica import Ingested, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.core.verified import Verdict
 from liberation_node.inbound import WORKERS, Inbound, Pool, Threads
 from liberation_node.runtime import tune_gc

@@ -6,6 +6,7 @@ import pytest
 
 from liberation_node.core.bodies import Claim, Post, Register, Transfer
 from liberation_node.core.errors import LocalError, Reason, Void
+from liberation_node.core.ingested import Outcome
 from liberation_node.core.ledger import (
     POOL_TOTAL_CENTS,
     REGISTER_GRANT_CENTS,
@@ -14,7 +15,7 @@ from liberation_node.core.ledger import (
 )
 from liberation_node.core.ops import Dep
 from liberation_node.core.pending import PendingSet
-from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.core.views import build_views
 
 from .history import NETWORK, T0, HistoryBuilder, identity, replay

@@ -19,6 +19,7 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.errors import Reason, Rejection
 from liberation_node.core.identity import id_from_text, id_to_text
+from liberation_node.core.ingested import Outcome
 from liberation_node.core.ops import (
     MAX_OP_BYTES,
     OP_DOMAIN,
@@ -29,7 +30,7 @@ from liberation_node.core.ops import (
     decode_op,
     split_carried,
 )
-from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.core.sealing import DIRECT_SIZES
 
 from .history import NETWORK, T0, HistoryBuilder, identity

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from liberation_node.core import frames
 from liberation_node.core.bodies import Register
 from liberation_node.core.errors import Rejection
+from liberation_node.core.ingested import Outcome
 from liberation_node.core.ops import OP_DOMAIN, create_op, decode_op
 from liberation_node.core.records import NodeLinks, create_record, decode_record
-from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.replica import Replica
 
 from .history import NETWORK, T0, identity
 

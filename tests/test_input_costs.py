@@ -13,10 +13,11 @@ from collections.abc import ValuesView
 
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post
+from liberation_node.core.candidates import Candidate, Source
 from liberation_node.core.connections import Connections
 from liberation_node.core.frames import Want
 from liberation_node.core.mesh import Mesh
-from liberation_node.core.peering import Candidate, Peering, PeeringConfig, Source
+from liberation_node.core.peering import Peering, PeeringConfig
 from liberation_node.core.scoring import Penalty, id_key
 from liberation_node.core.session import CloseReason
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liberation_node.core import scope
-from liberation_node.core.peering import Dial, Peering, PeeringConfig, Source
+from liberation_node.core.candidates import Source
+from liberation_node.core.peering import Dial, Peering, PeeringConfig
 
 ME = b"\x00" * 32
 X, Y, Z = (bytes([i]) * 32 for i in (1, 2, 3))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from liberation_node.core.peering import Dial, Peering, PeeringConfig, Source
+from liberation_node.core.candidates import Source
+from liberation_node.core.peering import Dial, Peering, PeeringConfig
 from liberation_node.core.scoring import Penalty, id_key
 
 ME = b"\x00" * 32

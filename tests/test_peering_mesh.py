@@ -6,9 +6,10 @@ unexpected id, leaving no link at all."""
 
 from __future__ import annotations
 
+from liberation_node.core.candidates import Source
 from liberation_node.core.connections import Connections
 from liberation_node.core.identity import Identity
-from liberation_node.core.peering import Peering, PeeringConfig, Source
+from liberation_node.core.peering import Peering, PeeringConfig
 
 from .history import identity
 from .meshnet import Net

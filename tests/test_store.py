@@ -18,10 +18,11 @@ import pytest
 
 from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer
 from liberation_node.core.identity import Identity
+from liberation_node.core.ingested import Ingested, Outcome
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.ops import Op, create_op
 from liberation_node.core.records import NodeInfo, NodeLinks, Record, create_record
-from liberation_node.core.replica import Ingested, Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.store import (
     MIGRATIONS,
     CorruptRow,

@@ -23,6 +23,7 @@ from liberation_node.core import codec
 from liberation_node.core.bodies import Body, Claim, Post, PostHeader, Register, Retract, Transfer
 from liberation_node.core.errors import Reason, Rejection
 from liberation_node.core.identity import Identity, id_from_text, short_id, verify
+from liberation_node.core.ingested import Ingested
 from liberation_node.core.ops import Dep, create_op, decode_carried, decode_op
 from liberation_node.core.records import (
     NodeInfo,
@@ -31,7 +32,7 @@ from liberation_node.core.records import (
     create_record,
     decode_record,
 )
-from liberation_node.core.replica import Ingested, Replica
+from liberation_node.core.replica import Replica
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "protocols" / "vectors"

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from liberation_node.core.bodies import Claim, Post, Register, Transfer
 from liberation_node.core.errors import Reason
+from liberation_node.core.ingested import Outcome
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.ops import op_id, split_carried
-from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.core.verified import Verified, check
 
 from .history import NETWORK, T0, HistoryBuilder, identity

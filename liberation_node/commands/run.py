@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from .. import config, datadir
-from ..config import BOOL, SECONDS, STRING, STRINGS, Resolved, Setting, toml_value
+from ..config import Resolved, Setting, toml_value
+from ..settingkinds import BOOL, SECONDS, STRING, STRINGS
 from .common import data_dir_errors, data_dir_option, echo_json, json_option
 
 F = Callable[..., Any]

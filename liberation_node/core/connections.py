@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .candidates import Source
 from .events import Changed, Event, PeerDown, PeerUp
 from .mesh import Mesh
-from .peering import Dial, Misdirected, Peering, Source
+from .peering import Dial, Misdirected, Peering
 from .records import NodeInfo, Record
 from .session import CloseReason
 

@@ -25,36 +25,25 @@ per announcing node and per destination, and a candidate that only strangers
 vouch for is forgotten after repeated failures. A dial that reaches another
 node than the one it expected keeps that node as an ordinary peer and backs off
 from the URL (§7.4).
+
+`Peering` is assembled from parts: the candidate table, what it learns and forgets
+(candidates.py), and which peers to shed (shedding.py); this module keeps the record
+of dials and sessions and decides whom to dial when.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from .scope import ALWAYS, url_allowed, url_destination, url_scope
+from .candidates import MAX_REMEMBERED, TRUSTED, Candidate, CandidateTable, Source, remember
+from .scope import ALWAYS, url_destination
 from .scoring import Scores, id_key
+from .shedding import Shedding
 
-V = TypeVar("V")
-
-
-class Source(enum.IntEnum):
-    """Where we heard of a candidate; lower is preferred when choosing whom to dial."""
-
-    OPERATOR = 0
-    BOOTSTRAP = 1
-    MDNS = 2
-    RECORD = 3
-
-
-TRUSTED = (Source.OPERATOR, Source.BOOTSTRAP)  # the operator's own word: never forgotten
-VOUCHED = (Source.OPERATOR, Source.BOOTSTRAP, Source.MDNS)  # found without a stranger's word
-MAX_URLS = 8  # per candidate, as in node.info (ops.md §8.2)
-MAX_REMEMBERED = 1_000  # entries in each of the bounded side tables
+__all__ = ["Dial", "Misdirected", "Peering", "PeeringConfig"]
 
 
 @dataclass(frozen=True)
@@ -82,22 +71,6 @@ class PeeringConfig:
     # A session whose RTT is unknown (its first PING not answered yet) and younger than
     # this is a newcomer: not shed while another peer can be (§7.6).
     newcomer_grace_ms: int = 10_000
-
-
-@dataclass
-class Candidate:
-    key: str  # node id hex when known, else the URL
-    node_id: bytes | None
-    urls: tuple[str, ...]
-    source: Source
-    failures: int = 0
-    next_attempt: int = 0
-    dialing: bool = False
-    connected: bool = False
-    announced: frozenset[str] = frozenset()  # URLs only node.info records named
-    was_peer: bool = False  # a session with it was open once
-    since: int = 0  # when its current session came up
-    shed: int = 0  # its sessions it closed as `too_many_peers`, in a row: it is full
 
 
 @dataclass(frozen=True)
@@ -151,14 +124,9 @@ class _Rate:
             self.tat.popitem(last=False)
 
 
-def _remember(table: OrderedDict[str, V], key: str, value: V) -> None:
-    table.pop(key, None)
-    table[key] = value
-    while len(table) > MAX_REMEMBERED:
-        table.popitem(last=False)
+class Peering(CandidateTable, Shedding):
+    """The connection manager's state and decisions; see the module docstring."""
 
-
-class Peering:
     def __init__(self, me: bytes, config: PeeringConfig, rand: Callable[[], float],
                  scores: Scores | None = None) -> None:
         self.me = me
@@ -188,81 +156,7 @@ class Peering:
         self._quiet: tuple[int, int, int | None] | None = None  # (version, peers, until)
         self._timer: tuple[int, int, int | None] | None = None  # (version, scores, timer)
 
-    @staticmethod
-    def key_of(node_id: bytes | None, url: str | None) -> str:
-        return node_id.hex() if node_id is not None else f"url:{url}"
-
     # -- learning -------------------------------------------------------------------------
-
-    def learn(self, node_id: bytes | None, urls: Iterable[str], source: Source,
-              now: int = 0) -> list[tuple[str, str]]:
-        """A candidate, from any source. Does nothing for ourselves. URLs from records
-        out of scope are dropped; returns those not reported before, as (url, scope)."""
-        if node_id == self.me:
-            return []
-        self._version += 1
-        urls = tuple(dict.fromkeys(urls))
-        refused: list[tuple[str, str]] = []
-        if source is Source.RECORD:
-            kept = tuple(u for u in urls if url_allowed(u, self.config.scopes))
-            for url in urls:
-                if url not in kept and url not in self._refused:
-                    _remember(self._refused, url, None)
-                    refused.append((url, url_scope(url) or "not an http(s) URL"))
-            urls = kept
-        key = self.key_of(node_id, urls[0] if urls else None)
-        if source is Source.MDNS:  # fresh evidence of a live responder (discovery.md §6.1)
-            self._forgotten.pop(key, None)
-        elif self._still_forgotten(key, urls, now):
-            return refused
-        fresh = set(urls) if source is Source.RECORD else set()  # announced by a stranger
-        if node_id is not None:
-            for url in urls:  # an id-less entry for one of its URLs is now this one
-                old = self.candidates.pop(self.key_of(None, url), None)
-                if old is not None:
-                    source = min(source, old.source)
-                    fresh -= set(old.urls) - old.announced
-        cand = self.candidates.get(key)
-        if cand is None:
-            if len(self.candidates) >= self.config.max_candidates and not self._evict():
-                return refused
-            self.candidates[key] = Candidate(key, node_id, urls[:MAX_URLS], source,
-                                             announced=frozenset(fresh) & set(urls[:MAX_URLS]))
-            return refused
-        # URLs we knew first (e.g. from a bootstrap list) stay first (transport.md A.2).
-        merged = tuple(dict.fromkeys(cand.urls + urls))[:MAX_URLS]
-        trusted = set(cand.urls) - cand.announced
-        cand.announced = frozenset(((cand.announced | fresh) - trusted - (set(urls) - fresh))
-                                   & set(merged))
-        cand.urls = merged
-        cand.source = min(cand.source, source)
-        return refused
-
-    def _still_forgotten(self, key: str, urls: tuple[str, ...], now: int) -> bool:
-        entry = self._forgotten.get(key)
-        if entry is None:
-            return False
-        known, until = entry
-        if now < until and set(urls) <= known:
-            return True
-        del self._forgotten[key]
-        return False
-
-    def _evict(self) -> bool:
-        """Room for a new candidate: drop the most failed untrusted one that failed. A
-        full table with none to drop is not scanned again until a dial ends or a session
-        closes (what can make one droppable): a stream of new identities' records would
-        otherwise cost a scan of every candidate each."""
-        if self._none_to_evict:
-            return False
-        worst = max((c for c in self.candidates.values()
-                     if c.source not in TRUSTED and not c.connected and not c.dialing
-                     and c.failures > 0), key=lambda c: c.failures, default=None)
-        if worst is None:
-            self._none_to_evict = True
-            return False
-        del self.candidates[worst.key]
-        return True
 
     # -- what happened --------------------------------------------------------------------
 
@@ -353,33 +247,10 @@ class Peering:
                  else self.config.forget_after)
         if cand.source not in TRUSTED and cand.failures >= limit:
             del self.candidates[cand.key]
-            _remember(self._forgotten, cand.key,
+            remember(self._forgotten, cand.key,
                       (frozenset(cand.urls), now + self.config.forget_for_ms))
             if cand.source is Source.MDNS and cand.node_id is not None:
                 self._lan_forgotten.append(cand.node_id)
-
-    def lan_forgotten(self) -> list[bytes]:
-        """The mDNS candidates forgotten for failing since the last call: the node asks
-        the LAN about them again later (discovery.md §6.1)."""
-        dropped, self._lan_forgotten = self._lan_forgotten, []
-        return dropped
-
-    def forget(self, node_id: bytes, source: Source) -> bool:
-        """`source` no longer vouches for `node_id` (its mDNS service was removed): drop
-        the candidate if that source is the best we had and it is neither connected nor
-        being dialed (a live connection is the node's own evidence). True if dropped."""
-        self._version += 1
-        cand = self.candidates.get(node_id.hex())
-        if cand is None or cand.source != source or cand.connected or cand.dialing:
-            return False
-        del self.candidates[cand.key]
-        return True
-
-    def _adopt(self, key: str, node_id: bytes) -> None:
-        """A dial to an id-less URL reached `node_id`: one candidate from now on."""
-        cand = self.candidates.pop(key, None) if key.startswith("url:") else None
-        if cand is not None:
-            self.learn(node_id, cand.urls, cand.source)
 
     def _misdirected(self, pending: _Pending, actual: bytes, now: int) -> Misdirected:
         assert pending.expected is not None
@@ -387,10 +258,10 @@ class Peering:
         if cand is not None:
             self._failed(cand, now)
         if pending.url is not None:
-            _remember(self._answered_by, pending.url, actual)
+            remember(self._answered_by, pending.url, actual)
         note = f"{pending.url} {pending.expected.hex()} {actual.hex()}"
         first = note not in self._warned
-        _remember(self._warned, note, None)
+        remember(self._warned, note, None)
         return Misdirected(pending.url, pending.expected, actual, first)
 
     def _backoff(self, failures: int) -> int:
@@ -538,51 +409,3 @@ class Peering:
     def _banned(self, cand: Candidate, now: int) -> bool:
         return cand.node_id is not None and self.scores.banned(id_key(cand.node_id), now)
 
-    def surplus(self, peers: dict[bytes, int | None], now: int = 0) -> list[bytes]:
-        """Above `high`: the peers to drop, worst first: not protected, then not a
-        newcomer (§7.6: the node took it to replace its worst peer, not to shed it before
-        it could answer a PING), then the lowest score, then the highest RTT, an unknown
-        RTT counting as the highest (a peer that never answered a PING is not the best
-        one), then the smaller id."""
-        extra = len(peers) - self.config.high
-        if extra <= 0:
-            return []
-        protected = self.protected(peers, now)
-
-        def worst_first(peer: bytes) -> tuple[bool, bool, float, float, bytes]:
-            rtt = peers[peer]
-            return (peer in protected, self._newcomer(peer, rtt, now),
-                    self.scores.score(id_key(peer), now),
-                    -(float("inf") if rtt is None else rtt), peer)
-
-        return sorted(peers, key=worst_first)[:extra]
-
-    def _newcomer(self, peer: bytes, rtt: int | None, now: int) -> bool:
-        """A session not yet judged: no RTT measured, and younger than the grace."""
-        cand = self.candidates.get(peer.hex())
-        return rtt is None and cand is not None and cand.connected \
-            and now - cand.since < self.config.newcomer_grace_ms
-
-    def replaceable(self, peers: dict[bytes, int | None], now: int) -> int:
-        """How many of `peers` (with their RTTs) a newcomer may replace (§7.6): neither
-        protected nor newcomers themselves."""
-        protected = self.protected(peers, now)
-        return sum(1 for peer, rtt in peers.items()
-                   if peer not in protected and not self._newcomer(peer, rtt, now))
-
-    def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
-        """The peers in the protected slots (transport.md §7.8): up to `protected` of them,
-        those the operator, bootstrap lists or mDNS named first, then links open for at
-        least `long_lived_ms`, the oldest link first in each group."""
-        vouched: list[tuple[int, bytes]] = []
-        lived: list[tuple[int, bytes]] = []
-        for peer in peers:
-            cand = self.candidates.get(peer.hex())
-            if cand is None or not cand.connected:
-                continue
-            if cand.source in VOUCHED:
-                vouched.append((cand.since, peer))
-            elif now - cand.since >= self.config.long_lived_ms:
-                lived.append((cand.since, peer))
-        ordered = [p for _, p in sorted(vouched)] + [p for _, p in sorted(lived)]
-        return set(ordered[:self.config.protected])

@@ -13,31 +13,33 @@ replicas have equal digests exactly when they hold the same ops and records.
 Held ops are headers. A format-2 post's content is held apart (`contents`,
 ops.md §12): it may come with its op or later, be dropped by retention, and is
 dropped for good when its post is retracted; none of that touches the digest.
+
+`Replica` is assembled from parts, each a mixin in its own module: writing our own
+ops (authoring.py), held records (heldrecords.py) and the digest (digest.py); what
+one input did is an `Ingested` (ingested.py). This module holds and orders the ops.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
 from . import codec
-from .bodies import Body, Claim, Post, Register, Retract, Transfer, is_post
+from .authoring import Authoring
+from .bodies import Retract, is_post
 from .contents import Change, Contents
-from .errors import LocalError, Reason, Rejection
-from .identity import Identity
-from .ledger import Ledger, claim_window, fold
+from .digest import ReplicaDigest
+from .errors import Reason, Rejection
+from .heldrecords import HeldRecords
+from .ingested import Ingested, Outcome
+from .ledger import Ledger, fold
 from .ops import (
     DEFAULT_GENESIS_MS,
-    MAX_DEPS,
     MAX_OP_BYTES,
     Dep,
     Op,
     carry,
     content_problem,
-    create_op,
     decode_fields,
     decode_op,
     op_id,
@@ -46,44 +48,9 @@ from .ops import (
 )
 from .pending import PendingSet
 from .records import MAX_RECORD_BYTES, Record, decode_record, record_id
-from .sealing import exchange_public
 from .verified import Verified
 
-DIGEST_DOMAIN = b"liberation-node/digest/v1"
 MAX_FORK_PROOFS = 2
-
-
-
-class Outcome(enum.StrEnum):
-    APPLIED = "applied"  # held now (and maybe released waiters)
-    DUPLICATE = "duplicate"  # already held or already waiting
-    PENDING = "pending"  # valid so far, waiting for its causal past
-    FORK = "fork"  # held as proof that its author equivocated
-    STALE = "stale"  # a record older than the one held
-    REJECTED = "rejected"  # refused; `rejection` says why
-    DEFERRED = "deferred"  # not taken in for now by local policy (a quota, the disk): no
-    # verdict, not held or remembered; offered again later (sync.md §9.2)
-
-
-@dataclass(slots=True)
-class Ingested:
-    """What one input did. `applied`/`excluded` tell a store what to write/remove."""
-
-    outcome: Outcome
-    id: bytes | None = None
-    rejection: Rejection | None = None
-    missing: Dep | None = None
-    applied: list[Op] = field(default_factory=list)
-    excluded: list[Op] = field(default_factory=list)
-    forked: list[bytes] = field(default_factory=list)  # authors newly flagged
-    rejected_waiters: list[tuple[Op, Rejection]] = field(default_factory=list)
-    record: Record | None = None  # a record now held
-    replaced: Record | None = None  # the record it replaced
-    deferred: str = ""  # why the input was deferred (outcome DEFERRED)
-    # Post contents taken and dropped, in order (ops.md §12.5): a store writes them
-    # after `applied` and `excluded`.
-    contents: list[Change] = field(default_factory=list)
-    content_rejection: Rejection | None = None  # a content that came with the op, refused
 
 
 class Feed:
@@ -109,7 +76,9 @@ class _Fork(Exception):
     """Internal signal from `_check`: the op conflicts with a held op at its seq."""
 
 
-class Replica:
+class Replica(Authoring, HeldRecords, ReplicaDigest):
+    """The ops and records a node holds; see the module docstring."""
+
     def __init__(self, network: str, pending: PendingSet | None = None, *,
                  genesis: int = DEFAULT_GENESIS_MS) -> None:
         self.network = network
@@ -180,6 +149,23 @@ class Replica:
         result = self.add(op, now)
         result.content_rejection = refused
         return result
+
+    def ingest_record(self, wire: bytes, now: int) -> Ingested:
+        """Take one record from the network (held by heldrecords.py). `decode_record` is
+        looked up in this module: the simulator memoizes it here (sim/decodecache.py)."""
+        # Records are flooded, so most arrivals are copies of what we hold: spot them
+        # by id before paying for a signature check (as `ingest` does for ops).
+        verdict = None
+        if isinstance(wire, bytes) and len(wire) <= MAX_RECORD_BYTES:
+            rid = record_id(wire)
+            verdict = self.verified.take(rid)  # before the duplicate check: none left behind
+            if rid in self._record_ids:
+                return Ingested(Outcome.DUPLICATE, rid)
+        try:
+            record = decode_record(wire, self.network, now, verdict=verdict)
+        except Rejection as rejection:
+            return Ingested(Outcome.REJECTED, rejection=rejection)
+        return self.add_record(record)
 
     def _take(self, op: Op, content: bytes, now: int | None, result: Ingested) -> None:
         """A content for a held header: take it if wanted and if it is the one signed."""
@@ -358,164 +344,7 @@ class Replica:
         self.ledger = fold(self.order, forks)
         return self.pending.release_from(op.author, seq)
 
-    # -- local writes -----------------------------------------------------------------
-
-    def append(self, identity: Identity, body: Body, now: int,
-               seal: bytes | None = None) -> Ingested:
-        """Write a new op to our own feed. Refuses (LocalError) ops that would be void.
-
-        The new op is `result.applied[0]`; any ops it released follow it there,
-        and the caller persists them all (a restored backup can have waiters).
-        A direct post is sealed with `seal`, fresh random bytes (sealing.SEAL_BYTES)
-        that the caller draws: the core draws no randomness.
-        """
-        me = identity.public_key
-        feed = self.feeds.get(me)
-        if feed is not None and feed.fork_seq is not None:
-            raise LocalError("this identity has equivocated; its feed is closed")
-        self._precheck(me, body, now)
-        head = feed.ops[-1] if feed and feed.ops else None
-        if max(now, head.timestamp if head else 0) < self.genesis:
-            raise LocalError("this node's clock reads a time before the network's genesis "
-                             "(ops.md §14): set the clock right")
-        unacked = self.ledger.unacknowledged_payers(me)
-        deps = tuple(Dep(payer, seq, self.feeds[payer].ops[seq - 1].id)
-                     for payer, seq in sorted(unacked.items())[:MAX_DEPS])
-        try:
-            op = create_op(identity, network=self.network, seq=(head.seq + 1) if head else 1,
-                           prev=head.id if head else None, deps=deps,
-                           timestamp=max(now, head.timestamp if head else 0), body=body,
-                           genesis=self.genesis, seal=seal)
-        except ValueError as exc:
-            raise LocalError(str(exc)) from None
-        result = self.add(op, now)
-        if result.outcome is not Outcome.APPLIED:  # a bug of ours, not the user's
-            raise LocalError(f"own op not applied: {result.outcome} {result.rejection}")
-        return result
-
-    def _precheck(self, me: bytes, body: Body, now: int) -> None:
-        if isinstance(body, Transfer | Post) and body.to == me:
-            # ops.md §6: a body naming its own author is invalid; say so before signing.
-            raise LocalError("you cannot pay or message yourself")
-        if isinstance(body, Post) and body.to is not None and exchange_public(body.to) is None:
-            raise LocalError("that node id is not a valid key: no message can be sealed "
-                             "to it (ops.md §13.2)")
-        acct = self.ledger.accounts.get(me)
-        registered = acct is not None and acct.registered_at is not None
-        if isinstance(body, Register) and registered:
-            raise LocalError("already registered")
-        if isinstance(body, Claim | Transfer) and not registered:
-            raise LocalError("register first (human.register)")
-        if isinstance(body, Claim):
-            assert acct is not None and acct.registered_at is not None
-            if body.week in acct.claimed_weeks:
-                raise LocalError(f"week {body.week} already claimed")
-            first, last = claim_window(acct.registered_at, now)
-            if not first <= body.week <= last:
-                raise LocalError(f"week {body.week} is not claimable now")
-        if isinstance(body, Transfer):
-            assert acct is not None
-            have = acct.spendable + self.ledger.acknowledgeable(me)
-            if body.amount > have:
-                raise LocalError(f"insufficient balance: {have} cents available")
-
-    # -- records ----------------------------------------------------------------------
-
-    def ingest_record(self, wire: bytes, now: int) -> Ingested:
-        # Records are flooded, so most arrivals are copies of what we hold: spot them
-        # by id before paying for a signature check (as `ingest` does for ops).
-        verdict = None
-        if isinstance(wire, bytes) and len(wire) <= MAX_RECORD_BYTES:
-            rid = record_id(wire)
-            verdict = self.verified.take(rid)  # before the duplicate check: none left behind
-            if rid in self._record_ids:
-                return Ingested(Outcome.DUPLICATE, rid)
-        try:
-            record = decode_record(wire, self.network, now, verdict=verdict)
-        except Rejection as rejection:
-            return Ingested(Outcome.REJECTED, rejection=rejection)
-        return self.add_record(record)
-
-    def add_record(self, record: Record) -> Ingested:
-        """Hold `record` if it supersedes the held one; `result.record` is set when it does."""
-        held = self.records.get(record.key)
-        if held is not None and held.id == record.id:
-            return Ingested(Outcome.DUPLICATE, record.id)
-        if held is not None and not record.supersedes(held):
-            return Ingested(Outcome.STALE, record.id)
-        self.records[record.key] = record
-        self._record_ids[record.id] = record
-        if held is not None:
-            self._record_ids.pop(held.id, None)
-        self._records_digest = None
-        self._record_changed(record)
-        return Ingested(Outcome.APPLIED, record.id, record=record, replaced=held)
-
-    def _record_changed(self, record: Record) -> None:
-        for watcher in self.watchers:
-            watcher(record.author, record.kind)
-
-    def drop_record(self, record: Record) -> None:
-        """Stop holding `record` (local policy: the cap on records kept, sync.md §9.1)."""
-        if self.records.get(record.key) is record:
-            del self.records[record.key]
-            self._record_ids.pop(record.id, None)
-            self._records_digest = None
-            self._record_changed(record)
-
-    def record(self, rid: bytes) -> Record | None:
-        """The held record with id `rid`, if any."""
-        return self._record_ids.get(rid)
-
-    def prune_records(self, now: int) -> list[Record]:
-        """Drop expired records (call periodically); returns what was dropped."""
-        gone = [r for r in self.records.values() if r.expires <= now]
-        for record in gone:
-            del self.records[record.key]
-            self._record_ids.pop(record.id, None)
-            self._record_changed(record)
-        if gone:
-            self._records_digest = None
-        return gone
-
     # -- summaries --------------------------------------------------------------------
-
-    def _touch(self, author: bytes) -> None:
-        # Encoding the entry is deferred to the next digest: ingest stays cheap.
-        self._stale.add(author)
-        self._ops_digest = None
-        for watcher in self.watchers:
-            watcher(author, None)
-
-    def entries(self) -> dict[bytes, bytes]:
-        """Author -> its encoded feed entry (§10.1), as hashed into the digest."""
-        if self._stale:
-            for author in self._stale:
-                self._entries[author] = self.feeds[author].entry(author)
-            self._stale.clear()
-        return self._entries
-
-    def ops_digest(self) -> bytes:
-        self.entries()
-        if self._ops_digest is None:
-            h = hashlib.blake2b(DIGEST_DOMAIN + b"/ops", digest_size=32)
-            for author in sorted(self._entries):
-                h.update(self._entries[author])
-            self._ops_digest = h.digest()
-        return self._ops_digest
-
-    def records_digest(self) -> bytes:
-        if self._records_digest is None:
-            h = hashlib.blake2b(DIGEST_DOMAIN + b"/records", digest_size=32)
-            for rid in sorted(r.id for r in self.records.values()):
-                h.update(rid)
-            self._records_digest = h.digest()
-        return self._records_digest
-
-    def digest(self) -> bytes:
-        """Equal on two replicas exactly when they hold the same ops and records."""
-        return hashlib.blake2b(DIGEST_DOMAIN + self.ops_digest() + self.records_digest(),
-                               digest_size=32).digest()
 
     def frontier(self) -> dict[bytes, int]:
         """Author -> highest seq held below any fork."""

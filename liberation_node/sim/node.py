@@ -26,13 +26,14 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..core.candidates import Source
 from ..core.connections import Connections
 from ..core.contents import Retention, RetentionConfig
 from ..core.events import Changed
 from ..core.identity import Identity
 from ..core.mesh import Mesh, MeshConfig
 from ..core.ops import Op, op_id
-from ..core.peering import Peering, PeeringConfig, Source
+from ..core.peering import Peering, PeeringConfig
 from ..core.reading import Reader
 from ..core.replica import Replica
 from ..store.base import Store

@@ -25,6 +25,9 @@ daemon's peer port answers 503) or is on the far side of a partition (after the
 transport's connect timeout). A dial without a URL goes by relayed signaling:
 the offer and answer travel in real SIGNAL frames through the mesh (sync.md
 §7.2). A dial that succeeds opens a connection a round trip later (ICE).
+
+Dials are carried out in dialing.py, writes and faults in disturbances.py: mixins of
+`World`.
 """
 
 from __future__ import annotations
@@ -33,12 +36,10 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import json
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..core.errors import LocalError, NotWritable
 from ..core.events import (
     Banned,
     Changed,
@@ -54,22 +55,21 @@ from ..core.events import (
 )
 from ..core.identity import Identity
 from ..core.peering import Dial, PeeringConfig
-from ..core.relay import signal_payload
 from ..store.base import Store, StoreError
 from ..store.memory import MemoryStore
 from .byzantine import Adversary
 from .checkers import Checker, Registry, Violations, records_converged
 from .clock import Clock, EventQueue
 from .decodecache import memoized_frames, memoized_records
+from .dialing import WorldDialing
+from .disturbances import Disturbances
 from .metrics import Metrics
 from .network import Endpoint, Network
 from .node import ReplicaHook, SimNode, run_sync
 from .options import SimConfig
 from .report import SimResult, command_line
 from .sigcache import memoized_verify
-from .workload import choose_body
 
-CONNECT_TIMEOUT_MS = 10_000  # a dial that gets no answer fails (TransportConfig)
 # The collector's thresholds during a run. A run holds millions of long-lived objects
 # (every node's replica) and allocates a few short-lived ones per frame; examining
 # the young generation less often leaves the middle one nearly empty (300 nodes for
@@ -105,7 +105,7 @@ class Hooks:
     store: Callable[[int], Store] | None = None  # the store of node i
 
 
-class World:
+class World(WorldDialing, Disturbances):
     def __init__(self, config: SimConfig, hooks: Hooks | None = None) -> None:
         config.check()
         self.config = config
@@ -346,124 +346,6 @@ class World:
         node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
         self._flush(node)
 
-    # -- dialing (what node.py does with the transport) ----------------------------------
-
-    def _dial(self, node: SimNode, dial: Dial) -> None:
-        self.counts["dials"] += 1
-        starts = node.starts
-        node.connecting[("dial", dial.key)] = self.clock.now + CONNECT_TIMEOUT_MS
-        if dial.url is None:
-            self._dial_by_relay(node, dial)
-            return
-        target = self.urls.get(dial.url)
-        rtt = self.network.signaling_delay()
-        if target is None or not self.nodes[target].alive:
-            # Nothing listens there: the connection is refused within a round trip.
-            self.queue.push(self.clock.now + rtt, functools.partial(
-                self._dial_failed, node, dial, starts))
-        elif self.network.cut(node.index, target):
-            self.queue.push(self.clock.now + CONNECT_TIMEOUT_MS, functools.partial(
-                self._dial_failed, node, dial, starts))
-        else:
-            self.queue.push(self.clock.now + rtt, functools.partial(
-                self._offered, node, dial, target, starts, rtt))
-
-    def _offered(self, node: SimNode, dial: Dial, target: int, starts: int, rtt: int) -> None:
-        """The offer reached `target`'s peer port: it answers if it has room (else 503)."""
-        other = self.nodes[target]
-        if node.starts != starts or not node.alive:
-            return
-        # The peer port refuses a banned address (403) and, when full, everyone (503).
-        if other.connections is None or other.mesh is None \
-                or self.network.cut(node.index, target) \
-                or other.mesh.banned(f"sim:{node.index}", other.now(self.clock.now)):
-            self._dial_failed(node, dial, starts)
-            return
-        if not other.connections.accepts(other.attempts(self.clock.now),
-                                         other.now(self.clock.now)):
-            self._dial_failed(node, dial, starts, full=True)
-            return
-        other.connecting[("answer", node.index)] = self.clock.now + CONNECT_TIMEOUT_MS
-        self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
-            self._open, node, dial, target, starts, other.starts, rtt))
-
-    def _dial_by_relay(self, node: SimNode, dial: Dial) -> None:
-        """Relayed signaling: the offer goes out in a SIGNAL frame (sync.md §7.2)."""
-        assert node.mesh is not None and dial.node_id is not None
-        self.counts["relayed_dials"] += 1
-        nonce = self._dial_rng.getrandbits(53)
-        offer = json.dumps({"type": "offer", "sim": nonce})
-        if not node.mesh.send_signal(dial.node_id, offer, nonce):
-            self._dial_failed(node, dial, node.starts)
-            return
-        self._dials[nonce] = (node, dial, node.starts)
-        self.queue.push(self.clock.now + CONNECT_TIMEOUT_MS,
-                        functools.partial(self._relay_timeout, nonce))
-        self._flush(node)
-
-    def _on_signal(self, node: SimNode, event: SignalReceived) -> None:
-        """An offer or answer relayed to `node`: what node.py's `_on_signal` does."""
-        assert node.mesh is not None and node.connections is not None
-        signal = signal_payload(event.payload)
-        if signal is None:
-            return
-        if signal[0] == "offer":
-            origin = self._index.get(event.origin)
-            if origin is not None and node.connections.accepts(
-                    node.attempts(self.clock.now), node.now(self.clock.now)):
-                node.connecting[("answer", origin)] = self.clock.now + CONNECT_TIMEOUT_MS
-                node.mesh.send_signal(event.origin, json.dumps({"type": "answer"}), event.nonce)
-        else:
-            pending = self._dials.pop(event.nonce, None)
-            if pending is None:
-                return
-            dialer, dial, starts = pending
-            target = self._index.get(event.origin)
-            if target is None or dialer is not node:
-                return
-            other = self.nodes[target]
-            self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
-                self._open, node, dial, target, starts, other.starts, None))
-
-    def _relay_timeout(self, nonce: int) -> None:
-        pending = self._dials.pop(nonce, None)
-        if pending is not None:
-            self._dial_failed(*pending)
-
-    def _dial_failed(self, node: SimNode, dial: Dial, starts: int, full: bool = False) -> None:
-        if node.starts != starts or node.connections is None:
-            return
-        node.connecting.pop(("dial", dial.key), None)
-        self.counts["dial_failures"] += 1
-        node.connections.dial_failed(dial.key, node.now(self.clock.now), full)
-        self._flush(node)
-
-    def _open(self, node: SimNode, dial: Dial, target: int, starts: int, target_starts: int,
-              rtt: int | None) -> None:
-        """ICE done: the data channel opens at both ends (or the dial failed meanwhile)."""
-        other = self.nodes[target]
-        if other.starts == target_starts:
-            other.connecting.pop(("answer", node.index), None)
-        if node.starts != starts or node.mesh is None or node.connections is None:
-            return
-        if other.starts != target_starts or other.mesh is None \
-                or self.network.cut(node.index, target):
-            self._dial_failed(node, dial, starts)
-            return
-        node.connecting.pop(("dial", dial.key), None)
-        self.counts["connects"] += 1
-        ends = self.network.open(node.index, target)
-        now = self.clock.now
-        # Before any frame: the session may open at once (node.py's _on_link_open).
-        node.connections.link_opened(dial, ends[0].conn, node.now(now))
-        for end, initiator in ((ends[0], True), (ends[1], False)):
-            peer = self.nodes[end.node]
-            assert peer.mesh is not None
-            far = target if initiator else node.index  # its address: where it dials from
-            peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
-                                      address=f"sim:{far}", rtt_hint=rtt)
-            self.queue.push(now, functools.partial(self._flush, peer))
-
     # -- network callbacks --------------------------------------------------------------
 
     def _on_frame(self, sender: int, end: Endpoint, data: bytes) -> None:
@@ -479,103 +361,6 @@ class World:
         if node.mesh is not None:
             node.mesh.connection_lost(end.conn, node.now(self.clock.now))
             self._flush(node)
-
-    # -- workload and faults ------------------------------------------------------------
-
-    def _write(self) -> None:
-        live = [n for n in self.nodes if n.alive]
-        if not live:
-            return
-        rng = self._work_rng
-        node = rng.choice(live)
-        assert node.mesh is not None
-        now = node.now(self.clock.now)
-        body = choose_body(rng, node.replica, node.identity.public_key, now)
-        try:
-            op = node.mesh.write(body, now)
-        except NotWritable:
-            self.metrics.count("refused_checking")  # the own-feed check is not done yet
-            return
-        except LocalError:
-            self.metrics.count("refused_byzantine" if node.byzantine else "refused_honest")
-            return
-        # Published (and counted as written) once committed: see `_commit`.
-        self.checker.signed(node.index, op, byzantine=node.byzantine, body=body)
-        node.acks.append((node.mesh.ticket, op))
-        self.metrics.wrote(node.index, op)
-        self.metrics.count("writes")
-        self.last_disturbance = self.clock.now
-        self._flush(node)
-
-    def _partition(self) -> None:
-        nodes = self.config.nodes
-        side = self._fault_rng.sample(range(nodes), nodes // 2)
-        self.network.partition(side, nodes)
-        self.metrics.count("partitions")
-
-    def _heal(self) -> None:
-        self.network.heal()
-        self.last_disturbance = self.clock.now
-
-    def _break(self) -> None:
-        """A random open connection breaks (its association dies)."""
-        conns = sorted(self.network.endpoints)
-        if not conns or not self.in_safety:
-            return
-        self.network.abort(self._fault_rng.choice(conns))
-        self.metrics.count("breaks")
-        self.last_disturbance = self.clock.now
-
-    def _crash(self, downtime: int) -> None:
-        candidates = [n for n in self.nodes if n.alive and not n.byzantine]
-        if not candidates or not self.in_safety:
-            return
-        node = self._fault_rng.choice(candidates)
-        self.checker.crashing(self.clock.elapsed, node.index, node.replica,
-                              node.stored_op_ids(), tuple(node.unstored))
-        self.metrics.count("uncommitted_lost", sum(len(e.applied) for e in node.unstored))
-        self.network.forget_node(node.index)
-        node.crash()
-        self.metrics.count("crashes")
-        self.queue.push(min(self.clock.now + downtime, self.safety_end),
-                        functools.partial(self._restart, node))
-
-    def _restart(self, node: SimNode) -> None:
-        if node.alive or not self._start(node):
-            return
-        self.checker.restarted(self.clock.elapsed, node.index, node.replica)
-        self.metrics.count("restarts")
-        self.last_disturbance = self.clock.now
-
-    def _byzantine(self, node: SimNode) -> None:
-        if not self.in_safety:
-            return
-        if node.alive:
-            kind, out = self.adversary.act(node, node.now(self.clock.now))
-            for op in self.adversary.signed:
-                self.checker.wrote(self.clock.elapsed, node.index, op, byzantine=True)
-                self.metrics.wrote(node.index, op)
-            self.adversary.signed.clear()
-            if kind:
-                self.metrics.count(f"byzantine_{kind}")
-                self.last_disturbance = self.clock.now
-            for conn, data in out:
-                self.network.send(conn, data)
-        interval = self.config.faults.byzantine_interval_ms
-        self.queue.push(self.clock.now + self._fault_rng.randint(interval // 2, interval * 3 // 2),
-                        functools.partial(self._byzantine, node))
-
-    def _end_safety(self) -> None:
-        self.in_safety = False
-        self.network.heal()
-        self.network.quiet()
-        for node in self.nodes:
-            if not node.alive:
-                self._restart(node)
-        if self.config.network.faulty:
-            self.last_disturbance = self.clock.now
-        replicas = [n.replica for n in self.nodes if n.alive]
-        self.delivery_at_heal = self.metrics.dissemination(replicas).delivery_ratio
 
     # -- convergence ----------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 
 from ..core.contents import Change, Retention
 from ..core.errors import Rejection
+from ..core.ingested import Ingested
 from ..core.ops import DEFAULT_GENESIS_MS, Op, content_problem, op_id
 from ..core.records import Record, decode_record
-from ..core.replica import Ingested, Replica
+from ..core.replica import Replica
 from .base import CorruptRow, Store, StoreError
 
 NETWORK_KEY = "network"

@@ -11,9 +11,10 @@ import nacl.bindings
 from liberation_node.core import codec, sealing
 from liberation_node.core.bodies import Post, PostHeader, Register, Retract, content_hash
 from liberation_node.core.contents import Contents
+from liberation_node.core.ingested import Ingested
 from liberation_node.core.ops import MAX_OP_BYTES, Op, carry, create_op, decode_carried
 from liberation_node.core.reading import Reader
-from liberation_node.core.replica import Ingested, Replica
+from liberation_node.core.replica import Replica
 
 from .common import (
     ALICE,

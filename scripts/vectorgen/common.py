@@ -24,10 +24,11 @@ from liberation_node.core.bodies import (
 )
 from liberation_node.core.errors import Rejection
 from liberation_node.core.identity import Identity, id_to_text
+from liberation_node.core.ingested import Ingested
 from liberation_node.core.ledger import Ledger
 from liberation_node.core.ops import OP_DOMAIN, OP_FORMAT, Dep, Op, create_op
 from liberation_node.core.records import RECORD_DOMAIN
-from liberation_node.core.replica import Ingested, Replica
+from liberation_node.core.replica import Replica
 
 NETWORK = "testnet"
 OTHER_NETWORK = "othernet"

@@ -12,9 +12,10 @@ from liberation_node.core.bodies import Claim, Post
 from liberation_node.core.errors import Rejection
 from liberation_node.core.events import Changed, Misbehaved, PeerDown
 from liberation_node.core.identity import Identity, short_id
+from liberation_node.core.ingested import Ingested, Outcome
 from liberation_node.core.ops import Op, create_op, decode_op
 from liberation_node.core.records import Record
-from liberation_node.core.replica import Ingested, Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.sim import FaultOptions, Hooks, World, simulate
 from liberation_node.sim.checkers import Checker, Registry, Violations
 from liberation_node.store.memory import MemoryStore

@@ -13,9 +13,10 @@ from liberation_node.core import frames
 from liberation_node.core import replica as replica_module
 from liberation_node.core.errors import Reason, Rejection
 from liberation_node.core.frames import IHave, Ping
+from liberation_node.core.ingested import Outcome
 from liberation_node.core.ops import MAX_CLOCK_SKEW_MS
 from liberation_node.core.records import NodeLinks, Record, create_record, decode_record
-from liberation_node.core.replica import Outcome, Replica
+from liberation_node.core.replica import Replica
 from liberation_node.sim import FaultOptions, NetworkOptions, simulate
 from liberation_node.sim.decodecache import FRAMES_KEPT, memoized_frames, memoized_records
 from liberation_node.sim.world import GC_THRESHOLDS, Hooks
