@@ -20,6 +20,7 @@ from .api.peer import SignalRefused, send_offer
 from .api.ratelimit import client_key
 from .core.identity import id_to_text, short_id
 from .core.peering import Dial, Misdirected
+from .core.referrals import Referral
 from .core.relay import signal_payload
 from .transport import TransportError
 
@@ -75,13 +76,14 @@ class NodeDialing:
     async def _dial_one(self, dial: Dial) -> None:
         network, me = self.config.network, self.identity.public_key
         full = False  # the peer answered 503: alive, no room (transport.md §7.3)
+        named: tuple[Referral, ...] = ()  # the peers it named instead (§3.3)
         try:
             if dial.url is not None:
                 # An announced URL's host must resolve into scope too (§7.7).
                 scopes = self.peering.config.scopes if dial.announced else None
 
                 async def exchange(offer: dict[str, str]) -> dict[str, str]:
-                    nonlocal full
+                    nonlocal full, named
                     assert dial.url is not None
                     try:
                         return await send_offer(
@@ -89,7 +91,7 @@ class NodeDialing:
                             timeout=self.config.transport.connect_timeout_s,
                             connect_every=SIGNAL_CONNECT_EVERY_S)
                     except OfferFailed as exc:  # its message is for the operator as it is
-                        full = exc.status == 503
+                        full, named = exc.status == 503, exc.peers
                         raise TransportError(str(exc)) from None
             else:
                 assert dial.node_id is not None
@@ -105,7 +107,7 @@ class NodeDialing:
             if where not in said:
                 said = f"{where}: {said}"
             log.info("dial failed: %s", said)
-            self.connections.dial_failed(dial.key, clock.now_ms(), full)
+            self.connections.dial_failed(dial.key, clock.now_ms(), full, named)
             if not self.stopping:
                 self._service()
 
@@ -179,8 +181,11 @@ class NodeDialing:
         if self.mesh.banned(origin, clock.now_ms()):
             raise SignalRefused(403, "this address is banned for a while (protocols/sync.md "
                                 "§4.7)")
-        if self.stopping or self._full():
-            raise SignalRefused(503, "no room for more peers")
+        if self.stopping:
+            raise SignalRefused(503, "the node is stopping")
+        if self._full():
+            raise SignalRefused(503, "no room for more peers", self.connections.referrals(
+                from_id, clock.now_ms()))
         transport = await self.transport()
         if transport.connecting_from(origin) >= MAX_OFFERS_PER_ADDRESS:
             # One address cannot hold the slots of connections being set up (their ICE

@@ -164,16 +164,19 @@ def make_runner(app: web.Application, limits: ConnectionLimits | None = None
 class ApiError(Exception):
     """A request we refuse: `status` and a message that names what was wrong."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None,
+                 more: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.more = dict(more or {})  # more fields of the JSON body (a 503's "peers")
 
 
-def json_error(status: int, message: str,
-               headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None,
+               more: Mapping[str, Any] | None = None) -> web.Response:
+    return web.json_response({"error": message, **(more or {})}, status=status,
+                             headers=headers)
 
 
 @web.middleware
@@ -182,15 +185,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     counted and logged one line each."""
     refusals, surface = request.app[REFUSALS], request.app[SURFACE]
 
-    def refuse(status: int, message: str, headers: Mapping[str, str] | None) -> web.Response:
+    def refuse(status: int, message: str, headers: Mapping[str, str] | None,
+               more: Mapping[str, Any] | None = None) -> web.Response:
         if status != 500:  # a 500 is our bug, logged with its traceback below
             refusals.refused(surface, request, status, message)
-        return json_error(status, message, headers)
+        return json_error(status, message, headers, more)
 
     try:
         response = await handler(request)
     except ApiError as exc:
-        return refuse(exc.status, exc.message, exc.headers)
+        return refuse(exc.status, exc.message, exc.headers, exc.more)
     except web.HTTPException as exc:
         if exc.status < 400:  # a redirect or success raised on purpose: pass it on
             raise

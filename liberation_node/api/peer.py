@@ -11,7 +11,9 @@ Everything that reaches this port is bounded (DESIGN §7): bodies to 64 KiB
 (413), requests per remote address by a token bucket (429 with Retry-After),
 answers being made at once (503), and the time to make one (504). Refusals by
 the node are `SignalRefused(status, message)`: 403 for another network, 503 when
-it has enough peers. Every error is ``{"error": str}``; other paths are 404.
+it has enough peers, naming a few of them (``"peers": [{"id", "urls"}]``, which the
+dialer may try instead: protocols/transport.md §3.3). Every error is
+``{"error": str}``; other paths are 404.
 
 Browsers (protocols/transport.md §3.9). A web page may signal to the node only
 from an origin the operator lists (`allow_origins`, `--allow-origin`): those get
@@ -45,6 +47,7 @@ from aiohttp.resolver import DefaultResolver
 from aiohttp.typedefs import Handler, Middleware
 
 from ..core.identity import id_from_text, id_to_text
+from ..core.referrals import MAX_REFERRALS, URLS_PER_REFERRAL, Referral
 from ..core.scope import address_allowed, address_scope, url_host
 from ._http import ApiError, Refusals, new_app, read_json_object
 from .guard import BODY_TIMEOUT_S
@@ -63,14 +66,16 @@ log = logging.getLogger("liberation_node.api")
 
 
 class SignalRefused(Exception):
-    """The node will not answer this offer; `status` is the HTTP status to send."""
+    """The node will not answer this offer; `status` is the HTTP status to send;
+    `peers`, with a 503 for want of room, the peers it names instead."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, peers: Collection[Referral] = ()) -> None:
         if not 400 <= status <= 599:
             raise ValueError("a refusal is a 4xx or 5xx status")
         super().__init__(status, message)
         self.status = status
         self.message = message
+        self.peers = tuple(peers)[:MAX_REFERRALS]
 
     def __str__(self) -> str:
         return self.message
@@ -119,7 +124,9 @@ def peer_app(handler: PeerPortHandler, *, rate: float = SIGNAL_RATE, burst: int 
             answer = await asyncio.wait_for(
                 handler.signal(network, from_id, offer, request.remote or ""), timeout)
         except SignalRefused as exc:
-            raise ApiError(exc.status, exc.message) from None
+            named = [{"id": id_to_text(r.node_id), "urls": list(r.urls)} for r in exc.peers]
+            raise ApiError(exc.status, exc.message,
+                           more={"peers": named} if named else None) from None
         except TimeoutError:
             raise ApiError(504, f"no answer within {timeout:g} s") from None
         finally:
@@ -210,13 +217,15 @@ def _parse_signal(body: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
 class SignalError(Exception):
     """An offer got no answer. `status` is the HTTP status when the peer sent one
     (403 another network, 429 rate limited, 503 full...), `retry_after` its
-    Retry-After in seconds when given."""
+    Retry-After in seconds when given, `peers` the peers a 503 named (well-formed
+    entries only, at most `MAX_REFERRALS`)."""
 
     def __init__(self, message: str, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, peers: tuple[Referral, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.peers = peers
 
 
 class SignalTimeout(SignalError):
@@ -312,7 +321,8 @@ async def send_offer(url: str, network: str, from_id: bytes, offer: dict[str, st
     except (UnicodeDecodeError, ValueError):
         body = None
     if status != 200:
-        raise SignalError(_refusal(url, status, body, challenge), status, retry_after)
+        raise SignalError(_refusal(url, status, body, challenge), status, retry_after,
+                          named_peers(body) if status == 503 else ())
     answer = body.get("answer") if isinstance(body, dict) else None
     if (not isinstance(answer, dict) or answer.get("type") != "answer"
             or not isinstance(answer.get("sdp"), str)):
@@ -341,6 +351,28 @@ def _unreachable(url: str, exc: aiohttp.ClientError) -> str:
 
 def _os_message(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
+
+
+def named_peers(body: object) -> tuple[Referral, ...]:
+    """The peers a refusal names (transport.md §3.3): the first `MAX_REFERRALS`
+    entries of ``"peers"`` that are ``{"id": a node id, "urls": [str, ...]}``, with their
+    first `URLS_PER_REFERRAL` URLs of at most 2,048 characters; anything else is left
+    out (a stranger's word: the dialer checks the URLs' scope before any use)."""
+    entries = body.get("peers") if isinstance(body, dict) else None
+    named: list[Referral] = []
+    for entry in entries[:MAX_REFERRALS] if isinstance(entries, list) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
+                or not isinstance(entry.get("urls"), list):
+            continue
+        try:
+            node_id = id_from_text(entry["id"])
+        except ValueError:
+            continue
+        urls = tuple(u for u in entry["urls"][:URLS_PER_REFERRAL]
+                     if isinstance(u, str) and 0 < len(u) <= 2048)
+        if urls:
+            named.append(Referral(node_id, urls))
+    return tuple(named)
 
 
 def _refusal(url: str, status: int, body: object, challenge: str) -> str:

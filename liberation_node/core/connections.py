@@ -28,6 +28,7 @@ from .events import Changed, Event, PeerDown, PeerUp
 from .mesh import Mesh
 from .peering import Dial, Misdirected, Peering
 from .records import NodeInfo, Record
+from .referrals import Referral, referrals, referred
 from .session import CloseReason
 
 
@@ -69,9 +70,16 @@ class Connections:
     def link_opened(self, dial: Dial, conn: int, now: int) -> None:
         self.peering.link_opened(dial, conn, now)
 
-    def dial_failed(self, key: str, now: int, full: bool = False) -> None:
-        """`full`: the peer refused for want of room (503, transport.md §7.3)."""
+    def dial_failed(self, key: str, now: int, full: bool = False,
+                    named: Iterable[Referral] = ()) -> None:
+        """`full`: the peer refused for want of room (503, transport.md §7.3); `named`:
+        the peers it named in its refusal, candidates to try (core/referrals.py)."""
+        referred(self.peering, named, now)
         self.peering.dial_failed(key, now, full)
+
+    def referrals(self, dialer: bytes | None, now: int) -> list[Referral]:
+        """The peers to name when refusing `dialer` for want of room (§3.3)."""
+        return referrals(self.peering, dialer, now)
 
     def step(self, now: int) -> list[Dial]:
         """The dials due now; sessions above the high mark are closed (the worst ones:

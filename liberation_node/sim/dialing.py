@@ -20,6 +20,7 @@ from ..core.relay import signal_payload
 if TYPE_CHECKING:
     from ..core.events import SignalReceived
     from ..core.peering import Dial
+    from ..core.referrals import Referral
     from .clock import Clock, EventQueue
     from .network import Network
     from .node import SimNode
@@ -77,7 +78,9 @@ class WorldDialing:
             return
         if not other.connections.accepts(other.attempts(self.clock.now),
                                          other.now(self.clock.now)):
-            self._dial_failed(node, dial, starts, full=True)
+            # 503, naming a few of its peers (transport.md §3.3)
+            self._dial_failed(node, dial, starts, full=True, named=other.connections.referrals(
+                node.identity.public_key, other.now(self.clock.now)))
             return
         other.connecting[("answer", node.index)] = self.clock.now + CONNECT_TIMEOUT_MS
         self.queue.push(self.clock.now + self.network.signaling_delay(), functools.partial(
@@ -126,12 +129,13 @@ class WorldDialing:
         if pending is not None:
             self._dial_failed(*pending)
 
-    def _dial_failed(self, node: SimNode, dial: Dial, starts: int, full: bool = False) -> None:
+    def _dial_failed(self, node: SimNode, dial: Dial, starts: int, full: bool = False,
+                     named: list[Referral] | None = None) -> None:
         if node.starts != starts or node.connections is None:
             return
         node.connecting.pop(("dial", dial.key), None)
         self.counts["dial_failures"] += 1
-        node.connections.dial_failed(dial.key, node.now(self.clock.now), full)
+        node.connections.dial_failed(dial.key, node.now(self.clock.now), full, named or ())
         self._flush(node)
 
     def _open(self, node: SimNode, dial: Dial, target: int, starts: int, target_starts: int,

@@ -17,6 +17,7 @@ from liberation_node.core.identity import Identity
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.queries import Index, Topology
 from liberation_node.core.reading import Reader
+from liberation_node.core.referrals import Referral
 from liberation_node.core.replica import Replica
 from liberation_node.core.views import Views, build_views
 
@@ -128,6 +129,7 @@ class EchoHandler:
 
     def __init__(self) -> None:
         self.full = False
+        self.named: tuple[Referral, ...] = ()  # the peers a 503 names
         self.calls: list[tuple[str, bytes, dict[str, str], str]] = []
         self.delay = 0.0
         self.gate: asyncio.Event | None = None
@@ -138,7 +140,7 @@ class EchoHandler:
         if network != NETWORK:
             raise SignalRefused(403, f"this node is on network {NETWORK!r}")
         if self.full:
-            raise SignalRefused(503, "no room for more peers")
+            raise SignalRefused(503, "no room for more peers", self.named)
         if self.gate is not None:
             await self.gate.wait()
         if self.delay:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from liberation_node.api.peer import SignalError, send_offer
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post, Register
 from liberation_node.core.frames import Graft, Signal, SyncOpen, Want
@@ -289,6 +290,15 @@ async def test_sybils_do_not_push_out_vouched_peers_and_bans_hold(
     alive = asyncio.create_task(keep_alive())
     # Full of newcomers (transport.md §7.6): more offers are refused, not taken and shed.
     assert len(refused) >= 2 and all("503" in r or "no room" in r for r in refused), refused
+    # The refusal names peers to try instead (transport.md §3.3): those it has a URL of.
+    try:
+        await send_offer(victim.peer_url, NETWORK, Identity.from_seed(os.urandom(32)).public_key,
+                         {"type": "offer", "sdp": "v=0"}, timeout=10)
+        raise AssertionError("a full node answered an offer")
+    except SignalError as exc:
+        assert exc.status == 503 and exc.peers, exc
+        assert {id_to_text(p.node_id) for p in exc.peers} <= boot_ids
+        assert {p.urls[0] for p in exc.peers} <= {b.peer_url for b in boot}
     peers = await asyncio.to_thread(peer_ids, victim)
     assert boot_ids <= peers and len(peers) <= 8  # the vouched peers keep their slots
     # Past the newcomers' grace, a peer that answers PINGs replaces a silent one (§7.5).
