@@ -3,17 +3,16 @@ kind decides (protocols/sync.md §3: frames; §5.7: receiving ops; §6: anti-ent
 frames; §7: requests and relayed signaling), and an invalid op costs the peer a strike
 (§4.6). RECORDS frames go to recordflow.py.
 
-A mixin of `Mesh` (mesh.py), which owns every attribute named below.
+A mixin of `Mesh` (mesh.py); the state it shares: meshstate.py.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import Reason
-from .events import ConnId, Event, Misbehaved
+from .events import ConnId, Misbehaved
 from .frames import (
     Frame,
     Graft,
@@ -29,22 +28,13 @@ from .frames import (
     Want,
 )
 from .ingested import Ingested, Outcome
+from .meshstate import MeshState
 from .peer import Peer
 from .scoring import Penalty
 from .serving import Requested, request
 from .session import CloseReason, SessionClosed, State
 
 if TYPE_CHECKING:
-    from .antientropy import AntiEntropy
-    from .catchup import CatchUp
-    from .conduct import Conduct
-    from .gossip import Gossip
-    from .mesh import MeshConfig
-    from .ownfeed import OwnFeed
-    from .quotas import Quotas
-    from .records import Record
-    from .relay import Relay
-    from .replica import Replica
     from .verified import Verdict
 
 # Rejections that say nothing bad about the peer that relayed the op.
@@ -52,33 +42,8 @@ BLAMELESS = {Reason.FORKED_AUTHOR, Reason.FROM_THE_FUTURE}
 _FIRST = (Outcome.APPLIED, Outcome.PENDING, Outcome.FORK)  # the first copy of an op
 
 
-class Intake:
+class Intake(MeshState):
     """Frames in: routed to the part of the mesh that handles their kind."""
-
-    # Owned and set by Mesh (mesh.py).
-    config: MeshConfig
-    replica: Replica
-    own: OwnFeed
-    _peers: dict[ConnId, Peer]
-    _events: deque[Event]
-    gossip: Gossip
-    catchup: CatchUp
-    sync: AntiEntropy
-    relay: Relay
-    conduct: Conduct
-    quotas: Quotas
-    rejected: dict[str, int]
-    paused: bool
-
-    if TYPE_CHECKING:  # the other parts of Mesh, which these call
-        def _mark(self, conn: ConnId) -> None: ...
-        def _opened(self, peer: Peer, now: int) -> None: ...
-        def _reshape(self) -> None: ...
-        def _prune(self, conn: ConnId) -> None: ...
-        def _graft_timeout(self, now: int) -> int: ...
-        def _on_records(self, peer: Peer, frame: Records, now: int) -> None: ...
-        def _changed(self, results: Iterable[Ingested], records: tuple[Record, ...],
-                     dropped: tuple[Record, ...], source: Peer | None, now: int) -> None: ...
 
     def data_received(self, conn: ConnId, data: bytes, now: int,
                       verdicts: Iterable[Verdict] = ()) -> None:

@@ -4,59 +4,23 @@ and GRAFTs (protocols/sync.md §5.4, §5.5), anti-entropy rounds (§6.6), reques
 missing past and post contents (§7.1, §7.4), record refresh and expiry (§5.6, ops.md
 §8.5). Waits on the network scale with the typical round-trip time.
 
-A mixin of `Mesh` (mesh.py), which owns every attribute named below.
+A mixin of `Mesh` (mesh.py); the state it shares: meshstate.py.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
-from typing import TYPE_CHECKING
 
-from .events import Changed, ConnId, Event
+from .events import Changed
 from .frames import MAX_REFS, Graft, IHave, Want
-from .peer import Peer
+from .meshstate import MeshState
 from .session import State
-
-if TYPE_CHECKING:
-    from .antientropy import AntiEntropy
-    from .bodyfetch import BodyFetch
-    from .catchup import CatchUp
-    from .gossip import Gossip
-    from .mesh import MeshConfig
-    from .ownfeed import OwnFeed
-    from .replica import Replica
 
 _OPEN = State.OPEN  # read on every input: a global, not an enum class attribute
 
 
-class Timers:
+class Timers(MeshState):
     """When the mesh next needs the driver, and what it does then."""
-
-    # Owned and set by Mesh (mesh.py).
-    config: MeshConfig
-    replica: Replica
-    own: OwnFeed
-    _peers: dict[ConnId, Peer]
-    _events: deque[Event]
-    gossip: Gossip
-    catchup: CatchUp
-    sync: AntiEntropy
-    bodies: BodyFetch
-    _now: int
-    _dirty: dict[ConnId, None]
-    _touched: set[ConnId]
-    _timers: list[tuple[int, ConnId]]
-    _due: dict[ConnId, int]
-    _rtt: tuple[int, int]
-    _next_records: int
-    _next_want_sweep: int
-
-    if TYPE_CHECKING:  # the other parts of Mesh, which these call
-        def _open_peers(self) -> list[Peer]: ...
-        def _reshape(self) -> None: ...
-        def _writes_opened(self) -> None: ...
-        def publish_presence(self, now: int) -> None: ...
 
     def _typical_rtt(self, now: int) -> int:
         """The median smoothed RTT of our sessions (0 before any is measured), recomputed

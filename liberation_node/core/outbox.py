@@ -3,45 +3,22 @@ having something to send, with the bulk of answers capped by the driver's budget
 the rest owed until the link drains (protocols/sync.md §4.8, §6.5: serving and flow
 control; transport.md §2.4). Also the events the driver drains.
 
-A mixin of `Mesh` (mesh.py), which owns every attribute named below.
+A mixin of `Mesh` (mesh.py); the state it shares: meshstate.py.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .events import ConnId, Event
 from .frames import TARGET_FRAME_BYTES
-from .peer import Peer
+from .meshstate import MeshState
 from .serving import produce
 from .session import State
 
-if TYPE_CHECKING:
-    from .antientropy import Settling
-    from .mesh import MeshConfig
-    from .ownfeed import OwnFeed
-    from .replica import Replica
 
-
-class Outbox:
+class Outbox(MeshState):
     """Frames out, owed answers (backlogs), and events out."""
-
-    # Owned and set by Mesh (mesh.py).
-    config: MeshConfig
-    replica: Replica
-    own: OwnFeed
-    settling: Settling
-    _peers: dict[ConnId, Peer]
-    _events: deque[Event]
-    _now: int
-    _dirty: dict[ConnId, None]
-    _touched: set[ConnId]
-
-    if TYPE_CHECKING:  # the other parts of Mesh, which these call
-        def _drop(self, peer: Peer, now: int) -> None: ...
-        def _settle_ms(self, now: int) -> int: ...
 
     def _mark(self, conn: ConnId) -> None:
         """`conn` may have something to send, and its timer may have moved."""

@@ -2,54 +2,22 @@
 to its `PeerDown` (protocols/sync.md §4: sessions; §4.2: two connections to one peer;
 §4.4: clock offsets from the heartbeat; §4.7: bans by node id and by address).
 
-A mixin of `Mesh` (mesh.py), which owns every attribute named below.
+A mixin of `Mesh` (mesh.py); the state it shares: meshstate.py.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING
-
-from .events import ConnId, Event, PeerDown, PeerUp
+from .events import ConnId, PeerDown, PeerUp
+from .meshstate import MeshState
 from .peer import Peer
 from .scoring import address_key
 from .session import CloseReason, Session, State
 
-if TYPE_CHECKING:
-    from .antientropy import AntiEntropy, Entropy
-    from .catchup import CatchUp
-    from .conduct import Conduct
-    from .gossip import Gossip
-    from .identity import Identity
-    from .mesh import MeshConfig
-    from .scoring import Scores
-
 _OPEN = State.OPEN  # read on every input: a global, not an enum class attribute
 
 
-class PeerTable:
+class PeerTable(MeshState):
     """Connections and their sessions: who is connected, open, banned."""
-
-    # Owned and set by Mesh (mesh.py).
-    identity: Identity
-    network: str
-    config: MeshConfig
-    _entropy: Entropy
-    _peers: dict[ConnId, Peer]
-    _events: deque[Event]
-    _open: dict[ConnId, None]
-    _dirty: dict[ConnId, None]
-    _due: dict[ConnId, int]
-    _next_records: int
-    gossip: Gossip
-    catchup: CatchUp
-    sync: AntiEntropy
-    scores: Scores
-    conduct: Conduct
-
-    if TYPE_CHECKING:  # the other parts of Mesh, which these call
-        def _mark(self, conn: ConnId) -> None: ...
-        def _reshape(self) -> None: ...
 
     def connection_made(self, conn: ConnId, binding: bytes, now: int, *, initiator: bool,
                         address: str | None = None, rtt_hint: int | None = None) -> None:

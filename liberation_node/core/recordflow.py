@@ -2,49 +2,28 @@
 those peers send taken in within quotas, and new ones spread along the gossip tree as
 ops do (protocols/sync.md §5.6: records; §9.1: what a node takes in; ops.md §8: records).
 
-A mixin of `Mesh` (mesh.py), which owns every attribute named below.
+A mixin of `Mesh` (mesh.py); the state it shares: meshstate.py.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from .errors import Reason
-from .events import Changed, ConnId, Event
+from .events import Changed, ConnId
 from .ingested import Outcome
 from .intake import BLAMELESS
+from .meshstate import MeshState
 from .peer import Peer
 from .records import MAX_FRONTIER, NodeInfo, NodeLinks, Record, RecordBody, create_record
 from .serving import send_records
 
 if TYPE_CHECKING:
     from .frames import Records
-    from .gossip import Gossip
-    from .identity import Identity
-    from .mesh import MeshConfig
-    from .quotas import Quotas
-    from .replica import Replica
 
 
-class RecordFlow:
+class RecordFlow(MeshState):
     """Records published, received, evicted and spread."""
-
-    # Owned and set by Mesh (mesh.py).
-    identity: Identity
-    network: str
-    config: MeshConfig
-    replica: Replica
-    _peers: dict[ConnId, Peer]
-    _events: deque[Event]
-    gossip: Gossip
-    quotas: Quotas
-
-    if TYPE_CHECKING:  # the other parts of Mesh, which these call
-        def _open_peers(self) -> list[Peer]: ...
-        def _prune(self, conn: ConnId) -> None: ...
-        def _count_rejection(self, reason: str) -> None: ...
-        def _strike(self, peer: Peer, reason: str, detail: str, now: int) -> None: ...
 
     def publish(self, body: RecordBody, now: int) -> Record:
         record = create_record(self.identity, network=self.network, version=now,
