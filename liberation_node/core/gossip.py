@@ -190,11 +190,9 @@ class Gossip:
         eager link happens to join them to it (1000 nodes: three nodes 1-2 hops deeper
         than their distance, on every op). Leave it for the best other offer, which
         prunes this link; with none, stay (the peer, seeing the same, leaves) (§5.9)."""
-        offers = {c: d for c, d in self._offers.items()
-                  if (c in self.eager or c in self.lazy) and c not in self.children}
-        if offers:
-            best = min(offers, key=lambda c: (offers[c], c))
-            self._take(best, offers[best], now)
+        best = self._best_offer()
+        if best is not None:
+            self._take(*best, now)
             self._announce_distance(now)
 
     def reshaped(self) -> Reshape:
@@ -273,12 +271,10 @@ class Gossip:
         """Our parent's offer changed: take the peer with the shortest offer if it is at
         least `tree_hops` shorter (children's offers are stale: they hang below us)."""
         assert self.parent is not None and self.distance is not None
-        offers = {c: d for c, d in self._offers.items()
-                  if (c in self.eager or c in self.lazy) and c not in self.children}
-        best = min(offers, key=lambda c: (offers[c], c), default=None)
-        if best is not None and best != self.parent \
-                and offers[best] + self.config.tree_hops <= self.distance:
-            self._take(best, offers[best], now)
+        best = self._best_offer()
+        if best is not None and best[0] != self.parent \
+                and best[1] + self.config.tree_hops <= self.distance:
+            self._take(*best, now)
 
     def _tell(self, conn: ConnId, hops: int, now: int) -> None:
         """`conn` offers `hops` when we are closer by two or more: our announcement came
@@ -291,14 +287,22 @@ class Gossip:
 
     def _reparent(self, now: int) -> None:
         """Our parent is gone: the peer that offered the fewest hops is our way in."""
-        offers = {c: d for c, d in self._offers.items()
-                  if (c in self.eager or c in self.lazy) and c not in self.children}
-        if offers:
-            best = min(offers, key=lambda c: (offers[c], c))
-            self.parent, self.distance = best, offers[best]
-            self.grafted(best)
-            self._reshape.graft.add(best)
+        best = self._best_offer()
+        if best is not None:
+            self.parent, self.distance = best
+            self.grafted(best[0])
+            self._reshape.graft.add(best[0])
             self._announce_distance(now)
+
+    def _best_offer(self) -> tuple[ConnId, int] | None:
+        """The linked peer offering the fewest hops, and its offer (the lower link id on a
+        tie). Children's offers do not count: they hang below us."""
+        offers = [(d, c) for c, d in self._offers.items()
+                  if (c in self.eager or c in self.lazy) and c not in self.children]
+        if not offers:
+            return None
+        hops, conn = min(offers)
+        return conn, hops
 
     def _announce_distance(self, now: int) -> None:
         if self._tracked is not None and self.distance is not None:
