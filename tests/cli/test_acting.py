@@ -145,6 +145,14 @@ def test_amounts_are_checked_before_calling(tmp_path: Path, amount: str) -> None
 # -- events ---------------------------------------------------------------------------------
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default, as in a terminal: a test suite started in the background
+    by a shell without job control inherits SIGINT ignored, and so would `events`
+    (Python keeps an ignored SIGINT ignored), which then never saw the test's Ctrl-C
+    and outlived it (test_events_stop_on_ctrl_c, 30 s, then a timeout)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.asynccontextmanager
 async def follow(tmp_path: Path, served: Path, *args: str
                  ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
@@ -152,7 +160,8 @@ async def follow(tmp_path: Path, served: Path, *args: str
     that fails leaves no process behind (nor its pipes, for the next test to trip on)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "liberation_node", "events", *args, "--data-dir", str(served),
-        env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         assert process.stderr is not None
         first = await asyncio.wait_for(process.stderr.readline(), 30)
