@@ -44,13 +44,18 @@ import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from .announcements import Announcements
 from .events import ConnId
 from .frames import MAX_HOPS, Announced, Ref
 
 
 @dataclass(frozen=True)
 class GossipConfig:
-    ihave_delay_ms: int = 50  # batch announcements for this long
+    # Announcements are batched for a typical round-trip time of our links (`ihave_rtts`
+    # times it), at least `ihave_delay_ms` and at most `ihave_max_ms` (sync.md §5.4).
+    ihave_delay_ms: int = 50
+    ihave_rtts: float = 1.0
+    ihave_max_ms: int = 1_000
     # Wait this long for a push before grafting, or `graft_rtts` times the typical
     # round-trip time of our links when that is longer (jittered x0.75-1.25).
     graft_timeout_ms: int = 500
@@ -120,8 +125,8 @@ class Gossip:
         # offers), or of a lower id's (not known to be the beacon yet): one may be the
         # new tracked item, whose push comes later, the long way round.
         self._early: dict[bytes, tuple[bytes, dict[ConnId, int]]] = {}
-        self._announce: dict[ConnId, list[Announced]] = {}
-        self._announce_due: int | None = None
+        self.announcements = Announcements(config.ihave_delay_ms, config.ihave_rtts,
+                                           config.ihave_max_ms, config.remember)
         self._missing: dict[bytes, _Missing] = {}  # op id -> who announced it
         self._deadlines: list[tuple[int, bytes]] = []  # heap of (deadline, op id)
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()  # bounded, oldest first
@@ -139,14 +144,15 @@ class Gossip:
             self.lazy.add(conn)
         # Tell the new peer how far we are from the beacon: it may be its shorter way.
         if self._tracked is not None and self.distance is not None:
-            self._queue_announce({conn}, None, self._tracked, self.distance, now)
+            self.announcements.queue({conn}, None, self._tracked, self.distance, now,
+                                     prompt=True)
 
     def peer_down(self, conn: ConnId, now: int) -> None:
         self.eager.discard(conn)
         self.lazy.discard(conn)
         self.children.discard(conn)
         self._offers.pop(conn, None)
-        self._announce.pop(conn, None)
+        self.announcements.forget(conn)
         self._useful.pop(conn, None)
         self._prune_sent.discard(conn)
         for missing in self._missing.values():
@@ -283,7 +289,8 @@ class Gossip:
         (sync.md §5.9). Once per offer of the peer's, which makes one per change."""
         if self._tracked is None or self.distance is None or hops <= self.distance + 1:
             return
-        self._queue_announce({conn}, None, self._tracked, self.distance, now)
+        self.announcements.queue({conn}, None, self._tracked, self.distance, now,
+                                 prompt=True)
 
     def _reparent(self, now: int) -> None:
         """Our parent is gone: the peer that offered the fewest hops is our way in."""
@@ -306,8 +313,8 @@ class Gossip:
 
     def _announce_distance(self, now: int) -> None:
         if self._tracked is not None and self.distance is not None:
-            self._queue_announce(self.eager | self.lazy, self.parent, self._tracked,
-                                 self.distance, now)
+            self.announcements.queue(self.eager | self.lazy, self.parent, self._tracked,
+                                     self.distance, now, prompt=True)
 
     def _protected(self, conn: ConnId) -> bool:
         return conn == self.parent or conn in self.children
@@ -340,6 +347,7 @@ class Gossip:
         tree around the beacon (then the one the first copy came by, if it is not), or
         our last way in from the side the first copy came."""
         seen = self._seen.get(item)
+        self.announcements.holders.add(item, conn)
         if self._tree_item(item):
             self._offer(conn, hops, now)
         if conn not in self.eager:
@@ -385,6 +393,7 @@ class Gossip:
         An announcement of the beacon's item may offer us a shorter way in (§3.8)."""
         for ref in refs:
             op_id = ref[2]
+            self.announcements.holders.add(op_id, conn)
             if op_id in have:
                 if self._tree_item(op_id):
                     self._offer(conn, ref[3], now)
@@ -436,23 +445,14 @@ class Gossip:
                 continue
             if seen is not None and not seen.eager:  # repair: announce to all, push to none
                 if ref is not None:
-                    self._queue_announce(self.eager | self.lazy, source, ref, hops, now)
+                    self.announcements.queue(self.eager | self.lazy, source, ref, hops, now)
                 continue
             for conn in self.eager:
                 if conn != source:
                     push.setdefault(conn, []).append((item, hops))
             if ref is not None:
-                self._queue_announce(self.lazy, source, ref, hops, now)
+                self.announcements.queue(self.lazy, source, ref, hops, now)
         return push
-
-    def _queue_announce(self, conns: set[ConnId], source: ConnId | None, ref: Ref,
-                        hops: int, now: int) -> None:
-        row = (ref[0], ref[1], ref[2], hops)
-        for conn in conns:
-            if conn != source:
-                self._announce.setdefault(conn, []).append(row)
-                if self._announce_due is None:
-                    self._announce_due = now + self.config.ihave_delay_ms
 
     def hops(self, item: bytes) -> int:
         """The hop count to send `item` with (MAX_HOPS when unknown): for the tracked
@@ -472,7 +472,7 @@ class Gossip:
                 # the item at this deadline.
                 break
             heapq.heappop(self._deadlines)  # stale: arrived or rescheduled
-        candidates = [t for t in (self._announce_due,
+        candidates = [t for t in (self.announcements.timer(),
                                   self._deadlines[0][0] if self._deadlines else None)
                       if t is not None]
         return min(candidates) if candidates else None
@@ -481,10 +481,8 @@ class Gossip:
                                                    dict[ConnId, list[Ref]]]:
         """(announcements to flush as IHAVE, refs to GRAFT) per peer, at `now`; `timeout`
         until the next announcer is tried."""
-        announce: dict[ConnId, list[Announced]] = {}
-        if self._announce_due is not None and now >= self._announce_due:
-            announce, self._announce = self._announce, {}
-            self._announce_due = None
+        tracked = self._tracked[2] if self._tracked is not None else None
+        announce = self.announcements.due(now, tracked)
         graft: dict[ConnId, list[Ref]] = {}
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, op_id = heapq.heappop(self._deadlines)

@@ -23,14 +23,16 @@ class Timers(MeshState):
     """When the mesh next needs the driver, and what it does then."""
 
     def _typical_rtt(self, now: int) -> int:
-        """The median smoothed RTT of our sessions (0 before any is measured), recomputed
-        at most once a second: what the timers that wait on the network scale with."""
+        """The median smoothed RTT of our sessions (0 before any is known; a session not
+        measured yet counts with the RTT its driver saw while connecting), recomputed at
+        most once a second: what the timers that wait on the network scale with."""
         at, rtt = self._rtt
         if now - at >= 1_000 or at < 0:
-            rtts = sorted(p.session.rtt_ms for p in self._peers.values()
-                          if p.session.rtt_ms is not None)
+            rtts = sorted(r for p in self._peers.values()
+                          if (r := p.session.rtt_estimate_ms) is not None)
             rtt = rtts[len(rtts) // 2] if rtts else 0
             self._rtt = (now, rtt)
+            self.gossip.announcements.measured(rtt)
         return rtt
 
     def _graft_timeout(self, now: int) -> int:

@@ -304,11 +304,17 @@ class Session:
         return max(self.config.hello_timeout_ms, 3 * (self._rtt_hint or 0))
 
     @property
+    def rtt_estimate_ms(self) -> int | None:
+        """The measured RTT, or before the first PONG (up to `measure_every_ms` on a busy
+        link) the driver's hint from connecting, if any."""
+        return self.rtt_ms if self.rtt_ms is not None else self._rtt_hint
+
+    @property
     def dead_after_ms(self) -> int:
         """Nothing heard for this long: the peer is gone. The peer sends something at
         least every `ping_interval_ms`, and its frames take a round-trip time's worth of
         latency and its variation to come, so a slow link waits longer."""
-        rtt = self.rtt_ms if self.rtt_ms is not None else (self._rtt_hint or 0)
+        rtt = self.rtt_estimate_ms or 0
         return max(self.config.dead_after_ms, self.config.ping_interval_ms + 3 * rtt)
 
     @property
