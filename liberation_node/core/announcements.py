@@ -61,11 +61,11 @@ class Announcements:
         round while the mesh boots. (A trial where offers waited the round trip too:
         1000 nodes, 50 ops over 5 s from 1 s after boot, the first ops crossed up to 14
         links; the offers prompt, 12, as with a 50 ms window for all.)"""
-        rows = [conn for conn in conns if conn != source]
-        if not rows:
+        targets = [conn for conn in conns if conn != source]
+        if not targets:
             return
         row = (ref[0], ref[1], ref[2], hops)
-        for conn in rows:
+        for conn in targets:
             self._rows.setdefault(conn, []).append(row)
         due = now + (self._floor if prompt else self.delay_ms)
         if self._due is None or due < self._due:
