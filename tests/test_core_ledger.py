@@ -127,6 +127,35 @@ def test_fork_keeps_the_two_lowest_ids_whatever_the_order() -> None:
         assert seq == 2 and sorted(p.id for p in proofs) == keep
 
 
+def test_a_batch_of_forks_folds_the_ledger_once_when_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fork voids ops and may cascade, so the ledger is folded anew: once, when it
+    is next read, not once per proof (a healed partition brings hundreds of forks at
+    once, and a fold per proof over every held op made them quadratic)."""
+    import liberation_node.core.replica as replica_module
+
+    h = HistoryBuilder()
+    writers = [identity(i) for i in range(10)]
+    heads = []
+    for who in writers:
+        h.write(who, Register(who.public_key.hex()[:6]))
+        heads.append(h.write(who, Post("social", "one history", 1, None)))
+    forks = [h.raw(who, Post("social", "another", 1, None), seq=head.seq, prev=head.prev,
+                   timestamp=head.timestamp) for who, head in zip(writers, heads, strict=True)]
+    replica = replay([op.wire for op in h.ops if op not in forks])
+    granted = replica.ledger.granted
+    folds = []
+    real_fold = replica_module.fold
+    monkeypatch.setattr(replica_module, "fold",
+                        lambda *args: folds.append(1) or real_fold(*args))
+    for fork in forks:
+        assert replica.ingest(fork.wire).outcome is Outcome.FORK
+    assert folds == []
+    assert replica.ledger.granted == granted  # a fork at a post voids no grant
+    assert replica.ledger.fork_at == {who.public_key: 2 for who in writers}
+    assert len(folds) == 1
+
+
 def test_pending_set_is_bounded() -> None:
     replica = Replica(NETWORK, PendingSet(max_ops=3))
     h = HistoryBuilder()

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from liberation_node.core.bodies import Claim, Post, Register, Retract, Transfer, is_post
 from liberation_node.core.errors import LocalError
-from liberation_node.core.ledger import iso_week
+from liberation_node.core.ledger import fold, iso_week
 from liberation_node.core.records import NodeInfo, NodeLinks
 from liberation_node.core.replica import Replica
 from liberation_node.core.views import build_views
+from liberation_node.sim.checkers import fingerprint, ledger_fingerprint
 
 from .history import NETWORK, T0, HistoryBuilder, identity, replay
 
@@ -172,3 +173,23 @@ def test_reverse_order_is_pending_until_the_past_arrives() -> None:
     assert replica.digest() == h.world.digest()
     assert replica.ledger.accounts[bob.public_key].spendable == 20_000
     assert replica.ledger.effects[h.ops[-1].id].void is None
+
+
+@FAST
+@given(histories, st.randoms(use_true_random=False), st.data())
+def test_ledger_read_at_any_point_equals_one_fold(h: HistoryBuilder, rnd: Any,
+                                                  data: st.DataObject) -> None:
+    """The ledger is kept incrementally and folded anew after a fork, when next read
+    (replica.py): reading it between any two ops changes nothing."""
+    wires = [op.wire for op in h.ops]
+    rnd.shuffle(wires)
+    reads = data.draw(st.lists(st.booleans(), min_size=len(wires), max_size=len(wires)))
+    read_along, read_at_end = Replica(NETWORK), Replica(NETWORK)
+    for wire, read in zip(wires, reads, strict=True):
+        read_along.ingest(wire)
+        read_at_end.ingest(wire)
+        if read:
+            ledger_fingerprint(read_along)
+    forks = {a: seq for a, seq, _ in read_at_end.forks()}
+    assert ledger_fingerprint(read_along) == ledger_fingerprint(read_at_end) \
+        == fingerprint(fold(read_at_end.order, forks))

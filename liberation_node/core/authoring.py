@@ -30,9 +30,10 @@ class Authoring:
     network: str
     genesis: int
     feeds: dict[bytes, Feed]
-    ledger: Ledger
 
     if TYPE_CHECKING:  # the rest of Replica, which this calls
+        @property
+        def ledger(self) -> Ledger: ...
         def add(self, op: Op, now: int | None = None) -> Ingested: ...
 
     def append(self, identity: Identity, body: Body, now: int,

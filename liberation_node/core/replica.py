@@ -89,7 +89,12 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         self.pending = pending if pending is not None else PendingSet()
         # Signature checks a driver did ahead of `ingest` (by workers): verified.py.
         self.verified = Verified()
-        self.ledger = Ledger()
+        self._ledger = Ledger()
+        # A fork voids the equivocator's ops and can cascade through acknowledged
+        # credits, so the ledger is then folded anew (ledger.py); it is folded when
+        # next read rather than at each proof: a healed partition can bring hundreds
+        # of forks in one batch, and a fold per proof made that quadratic.
+        self._refold = False
         self.records: dict[tuple[bytes, str], Record] = {}
         self.contents = Contents()
         self.kinds: dict[str, list[int]] = {}  # kind -> [held headers, their bytes]
@@ -101,6 +106,15 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         # Told (author, record kind or None for its feed) of every change, e.g. the
         # bucket index of anti-entropy (core/buckets.py).
         self.watchers: list[Callable[[bytes, str | None], None]] = []
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger folded over the held ops, in the order applied (a causal order)."""
+        if self._refold:
+            forks = {a: f.fork_seq for a, f in self.feeds.items() if f.fork_seq is not None}
+            self._ledger = fold(self.order, forks)
+            self._refold = False
+        return self._ledger
 
     # -- ops -------------------------------------------------------------------------
 
@@ -279,7 +293,8 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         feed.ops.append(op)
         self.ops[op.id] = op
         self.order.append(op)
-        self.ledger.apply(op)
+        if not self._refold:  # else the coming fold takes it in
+            self._ledger.apply(op)
         self._touch(op.author)
         self._held(op, content, result, now)
         return op
@@ -329,8 +344,9 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
             self._unheld(old, result)
         self.ops[op.id] = op
         self._held(op, content, result, now)
-        gone = {o.id for o in excluded}
-        self.order = [o for o in self.order if o.id not in gone]
+        if excluded:
+            gone = {o.id for o in excluded}
+            self.order = [o for o in self.order if o.id not in gone]
         self.order.append(op)
         result.excluded.extend(excluded)
         result.applied.append(op)
@@ -339,9 +355,9 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
             return []
         if newly_forked and op.author not in result.forked:
             result.forked.append(op.author)
-        # Voiding ops can cascade through acknowledged credits: re-fold everything.
-        forks = {a: f.fork_seq for a, f in self.feeds.items() if f.fork_seq is not None}
-        self.ledger = fold(self.order, forks)
+        # Voiding ops can cascade through acknowledged credits: fold everything anew
+        # (when the ledger is next read).
+        self._refold = True
         return self.pending.release_from(op.author, seq)
 
     # -- summaries --------------------------------------------------------------------

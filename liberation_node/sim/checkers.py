@@ -44,6 +44,7 @@ from ..core import codec
 from ..core.bodies import Body, Post, PostHeader, Retract
 from ..core.events import Banned, Changed, Misbehaved, PeerDown
 from ..core.identity import Identity, short_id
+from ..core.ledger import Ledger
 from ..core.ops import Op
 from ..core.reading import Reader
 from ..core.replica import Replica
@@ -137,7 +138,11 @@ def records_converged(replicas: list[Replica], refresh_ms: int, *,
 
 def ledger_fingerprint(replica: Replica) -> bytes:
     """A hash of everything the ledger derives: equal op sets must give equal values."""
-    ledger = replica.ledger
+    return fingerprint(replica.ledger)
+
+
+def fingerprint(ledger: Ledger) -> bytes:
+    """A hash of everything `ledger` holds (see `ledger_fingerprint`)."""
     h = hashlib.blake2b(digest_size=16)
     for author in sorted(ledger.accounts):
         a = ledger.accounts[author]
