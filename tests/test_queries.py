@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from liberation_node.core.bodies import Post, is_post
+from liberation_node.core.bodies import Post, Register, is_post
 from liberation_node.core.identity import id_to_text
 from liberation_node.core.queries import (
     BadCursor,
@@ -137,6 +137,23 @@ def test_an_index_that_follows_the_replica_matches_a_fresh_one(
     assert messages(following, 3, state="all") == messages(fresh, 3, state="all")
     assert messages(following, 3) == messages(fresh, 3)
     assert every(following.humans, 3) == every(fresh.humans, 3)
+
+
+def test_an_index_that_follows_the_replica_sees_a_fork_at_the_head() -> None:
+    """A fork at a feed's head excludes no op but voids the held one: an index that
+    caught up before it must start over (here a register voided: one human fewer)."""
+    h = HistoryBuilder()
+    alice = WRITERS[1]
+    register = h.write(alice, Register("alice"))
+    other = h.raw(alice, Register("alice again"), seq=1, prev=None,
+                  timestamp=register.timestamp)
+    replica = Replica(NETWORK)
+    following = Index(replica, ME)
+    replica.ingest(register.wire)
+    assert following.humans_count() == 1
+    replica.ingest(other.wire)
+    assert following.humans_count() == Index(replica, ME).humans_count() == 0
+    assert every(following.humans, 3) == []
 
 
 def test_cursors_round_trip_and_strangers_are_refused() -> None:

@@ -163,7 +163,7 @@ class Index:
         self.replica = replica
         self.local = local
         self.reader = reader or Reader(None, replica.network)
-        self._order: list[Op] | None = None
+        self._forks = -1  # `replica.forks_changed` when last caught up
         self._seen = 0
         self._frontiers: dict[bytes, dict[bytes, int]] = {}  # node.info record id -> frontier
 
@@ -181,9 +181,9 @@ class Index:
 
     def _sync(self) -> None:
         order = self.replica.order
-        if order is not self._order:  # a fork rebuilt the order and re-folded the ledger
+        if self.replica.forks_changed != self._forks:  # a fork voided ops: start over
             self._reset()
-            self._order, self._seen = order, 0
+            self._forks, self._seen = self.replica.forks_changed, 0
         for op in order[self._seen:]:
             self._add(op)
         self._seen = len(order)

@@ -85,7 +85,13 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         self.genesis = genesis  # no op is dated before it (ops.md §14)
         self.feeds: dict[bytes, Feed] = {}
         self.ops: dict[bytes, Op] = {}  # every held op by id, fork proofs included
-        self.order: list[Op] = []  # held ops in the order applied: a causal order
+        # Held ops in the order applied (a causal order), less `_gone`: ops a fork
+        # excluded, taken out when `order` is next read (one pass for a batch of forks).
+        self._order: list[Op] = []
+        self._gone: set[bytes] = set()
+        # Bumped whenever a fork voids ops or swaps proofs: what was derived from the
+        # ops held (the ledger, a query index) must then be derived anew.
+        self.forks_changed = 0
         self.pending = pending if pending is not None else PendingSet()
         # Signature checks a driver did ahead of `ingest` (by workers): verified.py.
         self.verified = Verified()
@@ -106,6 +112,19 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         # Told (author, record kind or None for its feed) of every change, e.g. the
         # bucket index of anti-entropy (core/buckets.py).
         self.watchers: list[Callable[[bytes, str | None], None]] = []
+
+    @property
+    def order(self) -> list[Op]:
+        """The held ops in the order applied: a causal order. Appended to as ops are
+        applied; a new list after a fork excluded some (see `forks_changed`)."""
+        if self._gone:
+            self._compact()
+        return self._order
+
+    def _compact(self) -> None:
+        gone = self._gone
+        self._order = [o for o in self._order if o.id not in gone]
+        self._gone = set()
 
     @property
     def ledger(self) -> Ledger:
@@ -292,7 +311,7 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
             feed = self.feeds[op.author] = Feed()
         feed.ops.append(op)
         self.ops[op.id] = op
-        self.order.append(op)
+        self._order.append(op)
         if not self._refold:  # else the coming fold takes it in
             self._ledger.apply(op)
         self._touch(op.author)
@@ -344,20 +363,23 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
             self._unheld(old, result)
         self.ops[op.id] = op
         self._held(op, content, result, now)
-        if excluded:
-            gone = {o.id for o in excluded}
-            self.order = [o for o in self.order if o.id not in gone]
-        self.order.append(op)
+        self._gone.update(o.id for o in excluded)
+        if op.id in self._gone:  # held before and excluded since: not twice in the order
+            self._compact()
+        self._order.append(op)
         result.excluded.extend(excluded)
         result.applied.append(op)
         self._touch(op.author)
         if not newly_forked and not excluded:
+            if not self._refold:  # one more proof, void from the fork on: as a fold would
+                self._ledger.apply(op)
             return []
         if newly_forked and op.author not in result.forked:
             result.forked.append(op.author)
         # Voiding ops can cascade through acknowledged credits: fold everything anew
         # (when the ledger is next read).
         self._refold = True
+        self.forks_changed += 1
         return self.pending.release_from(op.author, seq)
 
     # -- summaries --------------------------------------------------------------------
