@@ -7,9 +7,10 @@ listing, the keys of its rows in sorted order and catches up on the ops applied
 since the last read, so a read costs O(page) plus the new ops.
 
 It relies on two facts of `Replica`: `order` only grows (ops are appended as
-applied), and when a fork voids ops (protocols/ops.md §9) the replica builds a
-new `order` list and re-folds the ledger; the index notices the new list and
-rebuilds. Effects are read from the ledger at query time, never copied.
+applied), except when a fork voids ops or swaps proofs (protocols/ops.md §9),
+which bumps `replica.forks_changed` (and re-folds the ledger); the index notices
+the new count and rebuilds. Effects are read from the ledger at query time, never
+copied.
 
 Rows are sorted by keys every replica derives alike: `(timestamp, op id)`,
 newest first. A cursor is the key of the last row handed out, encoded; the
