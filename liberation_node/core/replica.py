@@ -95,12 +95,13 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         self.pending = pending if pending is not None else PendingSet()
         # Signature checks a driver did ahead of `ingest` (by workers): verified.py.
         self.verified = Verified()
-        self._ledger = Ledger()
         # A fork voids the equivocator's ops and can cascade through acknowledged
         # credits, so the ledger is then folded anew (ledger.py); it is folded when
         # next read rather than at each proof: a healed partition can bring hundreds
-        # of forks in one batch, and a fold per proof made that quadratic.
-        self._refold = False
+        # of forks in one batch, and a fold per proof made that quadratic. The ledger
+        # is current while it was folded at the present `forks_changed`.
+        self._ledger = Ledger()
+        self._ledger_forks = 0
         self.records: dict[tuple[bytes, str], Record] = {}
         self.contents = Contents()
         self.kinds: dict[str, list[int]] = {}  # kind -> [held headers, their bytes]
@@ -129,10 +130,10 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
     @property
     def ledger(self) -> Ledger:
         """The ledger folded over the held ops, in the order applied (a causal order)."""
-        if self._refold:
+        if self._ledger_forks != self.forks_changed:
             forks = {a: f.fork_seq for a, f in self.feeds.items() if f.fork_seq is not None}
             self._ledger = fold(self.order, forks)
-            self._refold = False
+            self._ledger_forks = self.forks_changed
         return self._ledger
 
     # -- ops -------------------------------------------------------------------------
@@ -312,7 +313,7 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         feed.ops.append(op)
         self.ops[op.id] = op
         self._order.append(op)
-        if not self._refold:  # else the coming fold takes it in
+        if self._ledger_forks == self.forks_changed:  # else the coming fold takes it in
             self._ledger.apply(op)
         self._touch(op.author)
         self._held(op, content, result, now)
@@ -371,14 +372,13 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         result.applied.append(op)
         self._touch(op.author)
         if not newly_forked and not excluded:
-            if not self._refold:  # one more proof, void from the fork on: as a fold would
-                self._ledger.apply(op)
+            if self._ledger_forks == self.forks_changed:  # one more proof, void from
+                self._ledger.apply(op)  # the fork on: as a fold would
             return []
         if newly_forked and op.author not in result.forked:
             result.forked.append(op.author)
         # Voiding ops can cascade through acknowledged credits: fold everything anew
         # (when the ledger is next read).
-        self._refold = True
         self.forks_changed += 1
         return self.pending.release_from(op.author, seq)
 
