@@ -8,8 +8,14 @@ ratio. Each figure is the best of --repeat runs, interleaved, because these
 machines are noisy. Two pipelines: everything on the loop's core but SQLite's own
 thread (issue #2's, target >= 2/3 of one core's raw verify), and the node's since
 issue #10: the ops in OPS frames of ~16 KiB through the daemon's `Inbound`, their
-signatures checked on --workers threads while the loop applies the frames before
+signatures checked by --workers worker processes while the loop applies the frames before
 and SQLite commits the batch before (target >= 1.3x one core's raw verify).
+
+It also prints what the cores allow at the costs measured: the CPU time per op of
+the node's process (the loop and SQLite's thread, measured over the parallel run)
+and of a worker's check (measured alone on this core). However the work is spread,
+N cores take in at most N / (loop + check) ops per second; the printed ceiling is
+that as a ratio to raw verify, and the CPU per op the 1.3 target asks for.
 
     .venv/test/bin/python scripts/bench_ingest.py --ops 20000 --authors 100
 """
@@ -20,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import tempfile
@@ -37,7 +44,7 @@ from liberation_node.core.ingested import Ingested
 from liberation_node.core.ledger import iso_week
 from liberation_node.core.ops import OP_DOMAIN, Op
 from liberation_node.core.replica import Replica
-from liberation_node.core.verified import Verdict
+from liberation_node.core.verified import Verdict, check_frame
 from liberation_node.inbound import WORKERS, Inbound, Pool, Threads
 from liberation_node.runtime import tune_gc
 from liberation_node.store.loader import persist
@@ -94,6 +101,15 @@ def verifykey_verify(ops: list[Op]) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
+def worker_check(data: list[bytes], count: int) -> float:
+    """A worker's job alone, on this core: µs per op to check the frames' signatures
+    (`check_frame`: the raw verify, plus finding each op's header and hashing its id)."""
+    start = time.perf_counter()
+    for frame in data:
+        check_frame(frame)
+    return (time.perf_counter() - start) / count * 1e6
+
+
 def core_only(wires: list[bytes]) -> float:
     replica = Replica(NETWORK)
     start = time.perf_counter()
@@ -137,11 +153,12 @@ def as_frames(wires: list[bytes]) -> list[bytes]:
 
 
 async def parallel(data: list[bytes], count: int, batch: int, workers: int,
-                   directory: Path, processes: bool = True) -> tuple[float, int, int]:
+                   directory: Path, processes: bool = True) -> tuple[float, int, int, float]:
     """The node's path: frames through `Inbound` (checked on `workers` threads, handed
     on in order), decoded and ingested with their verdicts on the loop, and a batch
     committed in SQLite's thread while the next ones are taken in (as the writer
-    does). Returns ops/s, ops stored and verdicts used."""
+    does). Returns ops/s, ops stored, verdicts used, and the CPU time this process
+    spent per op (µs: the loop and SQLite's thread; with threads, the checks too)."""
     path = directory / f"bench-{time.monotonic_ns()}.sqlite3"
     async with SqliteStore(path) as store:
         replica = Replica(NETWORK)
@@ -166,6 +183,7 @@ async def parallel(data: list[bytes], count: int, batch: int, workers: int,
         if processes:  # started and ready, as in a node that has caught up once already
             await asyncio.wrap_future(pool.submit(data[0]))
         inbound = Inbound(deliver, pool=pool)
+        cpu = os.times()
         start = time.perf_counter()
         for frame in data:
             while inbound.queued >= inbound.max_queued // 2:  # as a link's buffer would
@@ -181,9 +199,11 @@ async def parallel(data: list[bytes], count: int, batch: int, workers: int,
         assert commit is not None
         await commit
         elapsed = time.perf_counter() - start
+        after = os.times()
         inbound.close()
         stored = (await store.counts()).ops
-    return count / elapsed, stored, replica.verified.used
+    spent = (after.user + after.system - cpu.user - cpu.system) / count * 1e6
+    return count / elapsed, stored, replica.verified.used, spent
 
 
 def main() -> int:
@@ -207,6 +227,8 @@ def main() -> int:
     data = as_frames(wires)
     best = {"raw_verify": 0.0, "verifykey_verify": 0.0, "core_ingest": 0.0, "ingest_stored": 0.0,
             "parallel_stored": 0.0, "threads_stored": 0.0}
+    # CPU per op (µs), the least of the runs: the node's loop process, a worker's check
+    cost = {"loop_cpu_us": float("inf"), "check_cpu_us": float("inf")}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             best["raw_verify"] = max(best["raw_verify"], raw_verify(ops))
@@ -217,19 +239,28 @@ def main() -> int:
                 print(f"error: {stored} of {len(wires)} ops stored", file=sys.stderr)
                 return 1
             best["ingest_stored"] = max(best["ingest_stored"], rate)
-            rate, stored, used = asyncio.run(parallel(data, len(wires), args.batch,
-                                                      args.workers, Path(tmp)))
+            cost["check_cpu_us"] = min(cost["check_cpu_us"], worker_check(data, len(wires)))
+            rate, stored, used, spent = asyncio.run(parallel(data, len(wires), args.batch,
+                                                             args.workers, Path(tmp)))
+            cost["loop_cpu_us"] = min(cost["loop_cpu_us"], spent)
             if stored != len(wires) or used < len(wires):
                 print(f"error: {stored} of {len(wires)} ops stored, {used} verdicts used",
                       file=sys.stderr)
                 return 1
             best["parallel_stored"] = max(best["parallel_stored"], rate)
-            rate, stored, used = asyncio.run(parallel(data, len(wires), args.batch,
-                                                      args.workers, Path(tmp), processes=False))
+            rate, stored, used, _ = asyncio.run(parallel(data, len(wires), args.batch,
+                                                         args.workers, Path(tmp),
+                                                         processes=False))
             if stored != len(wires):
                 print(f"error: {stored} of {len(wires)} ops stored (threads)", file=sys.stderr)
                 return 1
             best["threads_stored"] = max(best["threads_stored"], rate)
+    # What the cores allow at these costs: every op costs the loop process `loop` and a
+    # worker `check` of CPU, so `cores` cores take in at most cores / (loop + check) ops
+    # per µs however the work is spread; and the ratio's target asks of loop + check.
+    cores = os.cpu_count() or 1
+    raw_us = 1e6 / best["raw_verify"]
+    spent = cost["loop_cpu_us"] + cost["check_cpu_us"]
     report = {
         "ops": len(wires), "authors": args.authors, "batch": args.batch,
         "mean_op_bytes": round(sum(map(len, wires)) / len(wires)),
@@ -240,6 +271,11 @@ def main() -> int:
         "parallel_ratio_to_raw_verify": round(best["parallel_stored"] / best["raw_verify"], 3),
         "parallel_target_ratio": 1.3,
         "threads_ratio_to_raw_verify": round(best["threads_stored"] / best["raw_verify"], 3),
+        "cores": cores, "raw_verify_us": round(raw_us, 1),
+        "loop_cpu_us_per_op": round(cost["loop_cpu_us"], 1),
+        "check_cpu_us_per_op": round(cost["check_cpu_us"], 1),
+        "cpu_ceiling_ratio": round(cores * raw_us / spent, 3),
+        "cpu_us_per_op_for_target": round(cores * raw_us / 1.3, 1),
     }
     if args.json:
         print(json.dumps(report))
@@ -258,6 +294,12 @@ def main() -> int:
               f"{len(data)} frames: {report['parallel_stored']:>8} ops/s")
         print(f"ratio to raw verify (1 core):   {report['parallel_ratio_to_raw_verify']:>8} "
               f"(target >= {report['parallel_target_ratio']})")
+        print(f"CPU per op: loop process {report['loop_cpu_us_per_op']} µs (decode, apply, "
+              f"SQLite), a worker's check {report['check_cpu_us_per_op']} µs, raw verify "
+              f"{report['raw_verify_us']} µs")
+        print(f"ceiling on {cores} cores at these costs: {report['cpu_ceiling_ratio']} of raw "
+              f"verify (the target needs loop + check <= "
+              f"{report['cpu_us_per_op_for_target']} µs per op)")
     return 0
 
 

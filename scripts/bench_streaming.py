@@ -12,7 +12,10 @@ streaming >= 50% of raw.
 Also printed: the ceiling that signature checks alone put on the ratio, whatever
 else the code does: every op's signature is verified once, so B takes in at
 most (cores x one core's raw verify rate) ops/s, i.e. that many times the mean op
-size in bytes per second (`verify_ceiling_ratio`, measured in this run too).
+size in bytes per second (`verify_ceiling_ratio`, measured in this run too). And
+the ceiling that the CPU both daemons spend per op puts on it (`cpu_ceiling_ratio`):
+A serving, B taking in and its workers checking share the cores, so they stream at
+most (cores / CPU per op) ops/s, whatever the scheduling (Linux: from /proc).
 
     .venv/test/bin/python scripts/bench_streaming.py --ops 50000
 """
@@ -42,6 +45,24 @@ from liberation_node.core.replica import Replica
 from tests.daemon.harness import NETWORK, Daemon, wait_until
 
 T0 = 1_764_000_000_000
+
+
+def cpu_s(pid: int, children: bool = True) -> float:
+    """CPU seconds (user + system) process `pid` has spent so far, and with `children`
+    those of its living child processes (the daemon's signature-check workers), from
+    /proc; 0 where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if children:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+                total += sum(cpu_s(int(kid), children=False) for kid in kids)
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
 
 
 def verify_rate(ops: list[Op]) -> float:
@@ -100,26 +121,38 @@ def main() -> int:
                 t0 = time.monotonic()
                 b.start(timeout=60)
                 started = time.monotonic() - t0
+                assert a.proc is not None and b.proc is not None
+                cpu_a, cpu_b = cpu_s(a.proc.pid), cpu_s(b.proc.pid)
                 wait_until(lambda b=b: b.status()["ops"] >= args.ops, 300, "B to catch up",
                            interval=0.02)
                 total = time.monotonic() - t0
+                cpu_a, cpu_b = cpu_s(a.proc.pid) - cpu_a, cpu_s(b.proc.pid) - cpu_b
                 seconds = total - started
                 results.append({"seconds": round(seconds, 2),
                                 "ops_per_s": round(args.ops / seconds),
-                                "mb_per_s": round(payload / seconds / 1e6, 2)})
+                                "mb_per_s": round(payload / seconds / 1e6, 2),
+                                "cpu_us_per_op": round((cpu_a + cpu_b) / args.ops * 1e6, 1),
+                                "a_cpu_us_per_op": round(cpu_a / args.ops * 1e6, 1),
+                                "b_cpu_us_per_op": round(cpu_b / args.ops * 1e6, 1)})
             finally:
                 b.kill()
                 a.kill()
         best = max(results, key=lambda r: r["mb_per_s"])
         cores = os.cpu_count() or 1
         ceiling = cores * verify * payload / args.ops / 1e6  # MB/s
+        # What the cores allow at the CPU both daemons spent per op (A serving, B taking
+        # in, its workers checking; the least of the runs): cores / that, in MB/s.
+        cpu_op = min(r["cpu_us_per_op"] for r in results) or float("nan")
+        cpu_ceiling = cores * 1e6 / cpu_op * payload / args.ops / 1e6
         print(json.dumps({"ops": args.ops, "payload_mb": round(payload / 1e6, 1),
                           "runs": results, "best_mb_per_s": best["mb_per_s"],
                           "raw_16k_mb_per_s": round(raw, 2),
                           "ratio_to_raw": round(best["mb_per_s"] / raw, 3), "target": 0.5,
                           "raw_verify_per_s": round(verify), "cores": cores,
                           "verify_ceiling_mb_per_s": round(ceiling, 2),
-                          "verify_ceiling_ratio": round(ceiling / raw, 3)}))
+                          "verify_ceiling_ratio": round(ceiling / raw, 3),
+                          "cpu_us_per_op": cpu_op, "cpu_ceiling_mb_per_s": round(cpu_ceiling, 2),
+                          "cpu_ceiling_ratio": round(cpu_ceiling / raw, 3)}))
     return 0
 
 
