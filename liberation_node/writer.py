@@ -156,6 +156,11 @@ class StoreWriter:
             self._committed(batch)
             if batch.purges:
                 self._schedule_purge()
+            if self._closing:
+                # Look again without waiting to be woken: what came meanwhile is committed
+                # next, and once nothing is left the writer ends. Waiting here, after a
+                # batch queued when `close` was called, hung the node's stop for good.
+                self._wake.set()
 
     def _schedule_purge(self, after: float = PURGE_DELAY_S) -> None:
         self.purge_pending = True

@@ -116,3 +116,18 @@ async def test_a_long_queue_is_congested() -> None:
     assert not writer.congested and writer.queued_ops == 0
     await writer.close()
     await task
+
+
+async def test_closing_with_ops_queued_commits_them_and_ends() -> None:
+    """A node stopping right after a catch-up: ops were still queued when the writer was
+    told to close. It committed them, then waited for more work that never came, and the
+    daemon hung on SIGTERM until it was killed (seen between two daemons: 3 stops in 4)."""
+    store = FlakyStore()
+    writer, committed, task = await _writer(store)
+    batch = ops(3)
+    for ticket, op in enumerate(batch, 1):
+        writer.put(changed(op, ticket, own=False))
+    await writer.close()  # before the writer ran: all three are queued
+    async with asyncio.timeout(5):
+        await task
+    assert committed == [3] and await store.load_ops() == [op.wire for op in batch]
