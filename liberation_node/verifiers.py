@@ -223,8 +223,11 @@ def serve(stdin: int = 0, stdout: int = 1) -> None:
         for oid, key, ok in verdicts:
             out += oid + key + (b"\x01" if ok else b"\x00")
         view = memoryview(out)
-        while view:
-            view = view[os.write(stdout, view) :]
+        try:
+            while view:
+                view = view[os.write(stdout, view) :]
+        except BrokenPipeError:
+            return  # the node stopped (or dropped us) before our answer: nothing to say
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ and frames still reach the mesh in order with the same outcomes."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 
 from liberation_node.core import frames
@@ -114,3 +115,19 @@ async def test_idle_workers_stop_and_start_again_when_needed() -> None:
         assert pool.starts == 2
     finally:
         pool.close()
+
+
+def test_a_worker_whose_node_is_gone_ends_quietly() -> None:
+    """A node that stops closes its workers' pipes; a worker still checking a frame then
+    has no one to answer. It ends without a traceback (each stop printed one)."""
+    worker = subprocess.Popen([sys.executable, "-m", "liberation_node.verifiers"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdout.close()  # the node is gone before the answer
+    data = ops_frame(*signed_ops(4))
+    worker.stdin.write(len(data).to_bytes(4, "big") + data)
+    worker.stdin.close()
+    assert worker.wait(WAIT_S) == 0
+    assert worker.stderr is not None and worker.stderr.read() == b""
+    worker.stderr.close()
