@@ -4,7 +4,8 @@
 Runs N nodes (degree ~8, a steady trickle of writes, no faults) and reports
 nodes x virtual seconds / wall seconds for the whole run and for its second
 half (at boot every node's presence records flood the mesh, which at 1,000
-nodes costs far more than the steady state after it). With --compare, also
+nodes costs far more than the steady state after it; --per-second prints the wall
+time of each virtual second, to see where). With --compare, also
 without signature memoization (sim/sigcache.py). These machines are noisy:
 --repeat R interleaves R runs of each and prints the fastest (every run goes
 to stderr).
@@ -30,12 +31,15 @@ def measure(args: argparse.Namespace, memo: bool) -> dict[str, object]:
                        boot_ms=args.boot_ms, liveness_ms=1, memo_verify=memo)
     world = World(config)
     marks: dict[str, float] = {}
+    seconds: list[float] = []  # wall seconds per virtual second
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if done >= duration // 2 and "half" not in marks:
             marks["half"] = time.perf_counter() - started
             marks["half_virtual"] = done
+        while done >= (len(seconds) + 1) * 1000:
+            seconds.append(time.perf_counter() - started - sum(seconds))
 
     world.run(progress)
     wall = time.perf_counter() - started
@@ -50,6 +54,7 @@ def measure(args: argparse.Namespace, memo: bool) -> dict[str, object]:
         if after_wall > 0 else None,
         "frames": world.network.counts["frames"],
         "frames_per_wall_s": round(world.network.counts["frames"] / wall),
+        **({"wall_s_per_virtual_s": [round(x, 2) for x in seconds]} if args.per_second else {}),
     }
 
 
@@ -63,6 +68,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare", action="store_true",
                         help="also run without memoized signature checks")
+    parser.add_argument("--per-second", action="store_true",
+                        help="also print the wall seconds each virtual second took (the boot's"
+                        " cost against the steady state's)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each, interleaved; the fastest is printed")
     args = parser.parse_args()
