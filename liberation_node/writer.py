@@ -127,7 +127,11 @@ class StoreWriter:
     async def run(self) -> None:
         delay = RETRY_FIRST_S
         while True:
-            await self._wake.wait()
+            # A closing writer never waits to be woken: it commits what is queued, then
+            # ends. Waiting after a batch queued when `close` was called (nothing wakes
+            # it then) hung the node's stop for good.
+            if not self._closing:
+                await self._wake.wait()
             self._wake.clear()
             batch, self._batch = self._batch, _Batch()
             if self._purge_now or (self._closing and self.purge_pending and not batch.ticket):
@@ -156,11 +160,6 @@ class StoreWriter:
             self._committed(batch)
             if batch.purges:
                 self._schedule_purge()
-            if self._closing:
-                # Look again without waiting to be woken: what came meanwhile is committed
-                # next, and once nothing is left the writer ends. Waiting here, after a
-                # batch queued when `close` was called, hung the node's stop for good.
-                self._wake.set()
 
     def _schedule_purge(self, after: float = PURGE_DELAY_S) -> None:
         self.purge_pending = True

@@ -154,10 +154,10 @@ def as_frames(wires: list[bytes]) -> list[bytes]:
 
 async def parallel(data: list[bytes], count: int, batch: int, workers: int,
                    directory: Path, processes: bool = True) -> tuple[float, int, int, float]:
-    """The node's path: frames through `Inbound` (checked on `workers` threads, handed
-    on in order), decoded and ingested with their verdicts on the loop, and a batch
-    committed in SQLite's thread while the next ones are taken in (as the writer
-    does). Returns ops/s, ops stored, verdicts used, and the CPU time this process
+    """The node's path: frames through `Inbound` (checked by `workers` worker processes,
+    or threads, handed on in order), decoded and ingested with their verdicts on the
+    loop, and a batch committed in SQLite's thread while the next ones are taken in (as
+    the writer does). Returns ops/s, ops stored, verdicts used, and the CPU time this process
     spent per op (µs: the loop and SQLite's thread; with threads, the checks too)."""
     path = directory / f"bench-{time.monotonic_ns()}.sqlite3"
     async with SqliteStore(path) as store:
