@@ -211,6 +211,40 @@ async def test_an_old_schema_is_migrated_forward(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM peers").fetchone() == (0,)
 
 
+async def test_a_schema_2_store_keeps_its_ops_in_order_under_the_feed_key(
+        tmp_path: Path) -> None:
+    """Schema 3 indexes op rows by (author, seq, id), not by id (an id is a hash: each
+    insert hit a random index page; store/sqlite.py, "Keys"). A store written at
+    schema 2, forked ops and all, migrates with every row, in order, and goes on."""
+    path = tmp_path / "v2.sqlite3"
+    ops = history()
+    replica, results = deliver(ops, seed=2)
+    forked = replica.ingest(fork(ops, B).wire)
+    async with SqliteStore(path, migrations=MIGRATIONS[:2]) as store:
+        await persist(store, [*results[:6]])
+    with raw(path) as db:
+        assert db.execute("PRAGMA index_list(ops)").fetchall()[0][1].startswith(
+            "sqlite_autoindex_ops")  # schema 2: the id's own index
+    async with SqliteStore(path) as store:
+        await persist(store, [*results[6:], forked])
+        rebuilt = await open_replica(store, NET)
+        assert await store.load_excluded() == [(op.wire, "forked") for op in forked.excluded]
+    assert user_version(path) == len(MIGRATIONS) == 3
+    assert rebuilt.digest() == replica.digest()
+    with raw(path) as db:
+        indexes = [(row[1], row[2]) for row in db.execute("PRAGMA index_list(ops)")]
+        assert indexes == [("ops_in_feed", 1)]  # unique, and the only one
+        columns = [row[2] for row in db.execute("PRAGMA index_info(ops_in_feed)")]
+        assert columns == ["author", "seq", "id"]
+        plan = " ".join(str(row) for row in db.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM ops WHERE author = ? AND seq = ? AND id = ?",
+            (b"", 0, b"")))
+        assert "ops_in_feed" in plan  # an excluded op is found by the index
+    async with SqliteStore(path) as store:
+        with pytest.raises(StoreError, match="nothing written"):  # an id is still unique
+            await store.write([ops[0]])
+
+
 async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
     async with SqliteStore(path) as store:
