@@ -23,14 +23,17 @@ row the largest rowid plus one, so rowid order is storage order, a causal order.
 
 Keys. An op row is indexed by (author, seq, id), its place in its feed, not by
 its id alone (schema 3). An id is a hash: an index on it puts each new row at a
-random place, so a batch touches as many index pages as it has rows, and once
-the index outgrows SQLite's page cache each insert reads pages back in. New ops
-of a feed go next to each other by (author, seq). Measured by
-`scripts/bench_store.py` (1,024 ops per transaction): by id, 14-15 µs of CPU per
-op for the first 100,000 ops, rising to 26 µs by 300,000; by place in feed,
-10-13 µs. The id stays unique with it: an id names one (author, seq). Nothing
-looks an op row up by id alone (ops are loaded in rowid order; an excluded op is
-deleted by its place, author and seq first).
+random place, so a batch dirties about as many index pages as it has rows (each
+written to the WAL at commit), and the more so as the index grows. New ops of a
+feed go next to each other by (author, seq). Measured by
+`scripts/bench_store.py` (each op committed with its post's text, 1,024 ops per
+transaction): by id, 19-23 µs of CPU per op over the first 100,000 ops and 34-39
+µs over the third; by place in feed, 15-20 and 25-29 µs. Its keys are longer, so
+while a store holds fewer than about 50,000 ops it costs 1-2 µs more per op. The
+id stays unique with it: an id names one (author, seq). Nothing looks an op row
+up by id alone (ops are loaded in rowid order; an excluded op is deleted by its
+place, author and seq first). Post texts are still keyed by id (`contents`): the
+same growth, left for a later schema.
 
 Contents that go must be gone (protocols/ops.md §12.6: a retracted post's text).
 `secure_delete` makes SQLite overwrite a deleted row's bytes, and the pages it
