@@ -25,15 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import make_history
+from bench_ingest import NETWORK, make_history
 
 from liberation_node.core.ingested import Ingested
 from liberation_node.core.replica import Replica
 from liberation_node.store import MIGRATIONS, SqliteStore
 from liberation_node.store.loader import persist
 from liberation_node.store.sqlite import Migration
-
-NETWORK = "bench"
 
 
 async def commit_all(results: list[Ingested], migrations: Sequence[Migration], batch: int,

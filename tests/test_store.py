@@ -221,7 +221,7 @@ async def test_a_schema_2_store_keeps_its_ops_in_order_under_the_feed_key(
     replica, results = deliver(ops, seed=2)
     forked = replica.ingest(fork(ops, B).wire)
     async with SqliteStore(path, migrations=MIGRATIONS[:2]) as store:
-        await persist(store, [*results[:6]])
+        await persist(store, results[:6])
     with raw(path) as db:
         assert db.execute("PRAGMA index_list(ops)").fetchall()[0][1].startswith(
             "sqlite_autoindex_ops")  # schema 2: the id's own index
