@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .core.contents import Change
 from .core.errors import NotWritable
 from .core.events import Changed
 from .core.ops import Op
@@ -48,7 +49,7 @@ class _Batch:
     excluded: list[Op] = field(default_factory=list)
     records: dict[tuple[bytes, str], Record] = field(default_factory=dict)  # the last per key
     dropped: list[Record] = field(default_factory=list)
-    contents: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # in order
+    contents: list[Change] = field(default_factory=list)  # in order
     ticket: int = 0  # the last Changed merged in
     own: bool = False  # holds own writes: commit with sync
 
@@ -63,11 +64,11 @@ class _Batch:
 
     @property
     def purges(self) -> bool:
-        return bool(self.excluded) or any(c is None for _, c in self.contents)
+        return bool(self.excluded) or any(c[3] is None for c in self.contents)
 
     def _extend(self, applied: Iterable[Op], excluded: Iterable[Op],
                 records: Iterable[Record], dropped: Iterable[Record], ticket: int,
-                own: bool, contents: Iterable[tuple[bytes, bytes | None]]) -> None:
+                own: bool, contents: Iterable[Change]) -> None:
         self.contents.extend(contents)
         self.applied.extend(applied)
         self.excluded.extend(excluded)

@@ -4,13 +4,17 @@
 Commits N ops (a realistic mix: registrations, claims, posts with their texts,
 payments; 100 authors) into a fresh SQLite store through the node's own path
 (`persist`, one transaction per --batch ops, as the writer does), and prints the CPU
-time per op of this process (the loop and SQLite's thread) for each --slice ops,
-so that a cost that grows with the store shows. Baseline in the same run: the same
-ops into a store at schema version 2, whose op rows were indexed by id (schema 3
-indexes them by their place in their feed: liberation_node/store/sqlite.py, "Keys").
-Runs alternate (--repeat), and each slice's best is printed: these machines are noisy.
+time per op of the process that commits (the loop and SQLite's thread) for each
+--slice ops, so that a cost that grows with the store shows. With --baseline DIR,
+the same ops are committed by another checkout of the project (a detached worktree
+at the commit before a change, say) in the same run, runs alternating (--repeat),
+each slice's best printed: these machines are noisy. Then this checkout opens the
+baseline's last store and times it: the migration of its schema to this one.
 
-    .venv/test/bin/python scripts/bench_store.py --ops 300000
+Each run is a process of its own with PYTHONPATH at its checkout; the ops are made
+once and handed to both as a file of wire bytes.
+
+    .venv/test/bin/python scripts/bench_store.py --ops 300000 --baseline ../base
 """
 
 from __future__ import annotations
@@ -18,27 +22,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
+
+import msgpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import NETWORK, make_history
 
 from liberation_node.core.ingested import Ingested
 from liberation_node.core.replica import Replica
-from liberation_node.store import MIGRATIONS, SqliteStore
+from liberation_node.store import SqliteStore
 from liberation_node.store.loader import persist
-from liberation_node.store.sqlite import Migration
+
+HERE = Path(__file__).resolve().parent
 
 
-async def commit_all(results: list[Ingested], migrations: Sequence[Migration], batch: int,
-                     slice_ops: int, path: Path) -> list[float]:
+async def commit_all(results: list[Ingested], batch: int, slice_ops: int,
+                     path: Path) -> list[float]:
     """CPU µs per op of each slice of `slice_ops` ops, committed `batch` at a time."""
     costs: list[float] = []
-    async with SqliteStore(path, migrations=migrations) as store:
+    async with SqliteStore(path) as store:
         cpu, done = time.process_time(), 0
         for i in range(0, len(results), batch):
             chunk = results[i : i + batch]
@@ -61,6 +69,29 @@ async def migrate(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def run(code: Path, wires: Path, store: Path, args: argparse.Namespace) -> list[float]:
+    """One run in its own process, with the project at `code` (the store is kept)."""
+    for leftover in store.parent.glob(store.name + "*"):
+        leftover.unlink()
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--commit", str(wires), str(store), "--batch",
+         str(args.batch), "--slice", str(args.slice)],
+        env=env, check=True, capture_output=True, text=True).stdout
+    return [float(c) for c in json.loads(out.splitlines()[-1])["cpu_us_per_op"]]
+
+
+async def commit_file(wires: Path, store: Path, batch: int, slice_ops: int) -> None:
+    """The child's part: ingest the ops (checking them), then time their commits."""
+    import liberation_node
+
+    replica = Replica(NETWORK)
+    results = [replica.ingest(w) for w in msgpack.unpackb(wires.read_bytes())]
+    costs = await commit_all(results, batch, slice_ops, store)
+    print(json.dumps({"code": str(Path(liberation_node.__file__).parent.parent),
+                      "cpu_us_per_op": [round(c, 2) for c in costs]}))
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=300_000)
@@ -68,32 +99,40 @@ async def main() -> int:
     parser.add_argument("--batch", type=int, default=1024, help="ops per transaction")
     parser.add_argument("--slice", type=int, default=100_000, help="ops per figure")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project")
+    parser.add_argument("--commit", nargs=2, type=Path, metavar=("WIRES", "STORE"),
+                        help=argparse.SUPPRESS)  # a run's own process
     args = parser.parse_args()
+    if args.commit:
+        await commit_file(*args.commit, args.batch, args.slice)
+        return 0
     print(f"making {args.ops} signed ops...", file=sys.stderr)
     _, wires = make_history(args.ops, args.authors, seed=1)
-    replica = Replica(NETWORK)
-    results = [replica.ingest(w) for w in wires]
+    codes = {"this": HERE.parent}
+    if args.baseline is not None:
+        codes = {"baseline": args.baseline.resolve(), **codes}
     best: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "wires.msgpack"
+        data.write_bytes(msgpack.packb(wires))
         for _ in range(args.repeat):
-            for name, migrations in (("baseline_schema_2", MIGRATIONS[:2]),
-                                     ("this", MIGRATIONS)):
-                path = Path(tmp) / f"{name}.sqlite3"
-                for leftover in Path(tmp).glob(f"{name}.sqlite3*"):
-                    leftover.unlink()
-                costs = await commit_all(results, migrations, args.batch, args.slice, path)
+            for name, code in codes.items():
+                costs = run(code, data, Path(tmp) / f"{name}.sqlite3", args)
                 print(json.dumps({name: [round(c, 1) for c in costs]}), file=sys.stderr)
                 old = best.get(name)
                 best[name] = costs if old is None else [
                     min(a, b) for a, b in zip(old, costs, strict=True)]
         # The last baseline store, migrated as a node of this version opens it.
-        migrated = await migrate(Path(tmp) / "baseline_schema_2.sqlite3")
-    for k, (this, base) in enumerate(zip(best["this"], best["baseline_schema_2"], strict=True)):
-        print(json.dumps({
-            "ops_stored_before": k * args.slice, "ops": args.slice,
-            "cpu_us_per_op": round(this, 1), "baseline_cpu_us_per_op": round(base, 1),
-            "ratio": round(this / base, 3)}))
-    print(json.dumps({"migrate_schema_2_to_3_s": round(migrated, 2), "ops": len(results)}))
+        migrated = await migrate(Path(tmp) / "baseline.sqlite3") if args.baseline else None
+    for k, this in enumerate(best["this"]):
+        row: dict[str, object] = {"ops_stored_before": k * args.slice, "ops": args.slice,
+                                  "cpu_us_per_op": round(this, 1)}
+        if "baseline" in best:
+            base = best["baseline"][k]
+            row |= {"baseline_cpu_us_per_op": round(base, 1), "ratio": round(this / base, 3)}
+        print(json.dumps(row))
+    if migrated is not None:
+        print(json.dumps({"migrate_baseline_store_s": round(migrated, 2), "ops": args.ops}))
     return 0
 
 

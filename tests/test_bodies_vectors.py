@@ -149,7 +149,7 @@ def test_sequences(case: Json) -> None:
             assert (result.content_rejection.reason.value if result.content_rejection
                     else None) == step["content_reason"], step["label"]
             changes = result.contents
-        assert [[i.hex(), c.hex() if c else None] for i, c in changes] == step["contents"], \
+        assert [[i.hex(), c.hex() if c else None] for _, _, i, c in changes] == step["contents"], \
             step["label"]
     final = case["final"]
     assert sorted(i.hex() for i in replica.ops) == final["held"]

@@ -141,7 +141,8 @@ def test_a_retraction_purges_its_post_and_refuses_it_later() -> None:
         early.ingest(carried(w, op))
     assert post.id in early.contents
     result = early.ingest(retract.wire)
-    assert result.contents == [(post.id, None)] and post.id not in early.contents
+    assert result.contents == [(post.author, post.seq, post.id, None)] \
+        and post.id not in early.contents
     assert early.ingest(carried(w, post)).contents == []  # never taken again
     late = Replica(NETWORK)  # the retraction known before the content ever came
     for op in w.history.ops:

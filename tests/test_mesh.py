@@ -276,7 +276,7 @@ def test_a_content_a_peer_dropped_is_fetched_from_one_that_keeps_it() -> None:
                for i, p in enumerate(posts))
     assert len(c.bodies) == 0 and c.bodies.asked >= 6
     stored = [ch for e in net.events[2] if isinstance(e, Changed) for ch in e.contents]
-    assert {i for i, content in stored if content} == {p.id for p in posts}
+    assert {i for _, _, i, content in stored if content} == {p.id for p in posts}
 
 
 def test_retracted_contents_are_neither_fetched_nor_kept() -> None:
@@ -291,4 +291,4 @@ def test_retracted_contents_are_neither_fetched_nor_kept() -> None:
         assert post.id not in mesh.replica.contents and post.id in mesh.replica.ops
         assert not mesh.replica.contents.wants(mesh.replica.ops[post.id], net.now)
     purged = [ch for e in net.events[1] if isinstance(e, Changed) for ch in e.contents]
-    assert (post.id, None) in purged
+    assert (post.author, post.seq, post.id, None) in purged

@@ -26,6 +26,8 @@ from liberation_node.store import (
     persist,
 )
 
+from .storekeys import assert_keyed_by_place
+
 NET = "test"
 NOW = 1_795_000_000_000
 A, B, C = (Identity.from_seed(bytes([n]) * 32) for n in (1, 2, 3))
@@ -60,7 +62,7 @@ async def test_a_retraction_deletes_the_content_row(reopen: Callable[[], Store])
     src, results = written()
     post = results[2].applied[0]
     results.append(src.append(A, Retract(post.id), NOW + 3))
-    assert results[-1].contents == [(post.id, None)]
+    assert results[-1].contents == [(post.author, post.seq, post.id, None)]
     async with reopen() as store:
         await persist(store, results[:3])  # the post and its content, then...
         await persist(store, results[3:])  # ...the retraction that purges it
@@ -163,3 +165,44 @@ async def test_a_schema_1_store_with_format_1_ops_is_migrated(tmp_path: Path) ->
         assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert db.execute("SELECT count(*) FROM contents").fetchone() == (1,)
     db.close()
+
+
+async def test_a_schema_3_store_keeps_its_contents_under_the_feed_key(tmp_path: Path) -> None:
+    """Schema 4 indexes post texts by their op's place in its feed, as schema 3 did the
+    ops (store/sqlite.py, "Keys"): every text comes back, a left-over one is not carried
+    over, and a retraction's purge finds its row by the index."""
+    path = tmp_path / "replica.sqlite3"
+    src, results = written()
+    async with SqliteStore(path, migrations=MIGRATIONS[:3]) as store:
+        await store.write([op for r in results for op in r.applied])
+        await store.meta_set("network", NET)
+    with sqlite3.connect(path) as db:  # schema 3: the texts keyed by op id alone
+        db.executemany("INSERT INTO contents (id, content) VALUES (?, ?)",
+                       [*src.contents.items(), (bytes(32), b"an op nobody holds")])
+    db.close()
+    async with SqliteStore(path) as store:
+        rebuilt = await open_replica(store, NET)
+        assert dict(rebuilt.contents.items()) == dict(src.contents.items())
+        assert (await store.counts()).contents == 2
+        post = results[2].applied[0]
+        await persist(store, [src.append(A, Retract(post.id), NOW + 3)])
+        assert (await store.counts()).contents == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert_keyed_by_place(db, "contents", "contents_in_feed")
+    db.close()
+
+
+async def test_a_content_row_out_of_its_place_is_named(tmp_path: Path) -> None:
+    """A text stored at another place than its op's would never be found to delete (a
+    retraction's purge goes by place): refused as damage, as a wrong text is."""
+    path = tmp_path / "replica.sqlite3"
+    _, results = written()
+    async with SqliteStore(path) as store:
+        await persist(store, results)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE contents SET seq = seq + 5 WHERE length(content) < 100")
+    db.close()
+    async with SqliteStore(path) as store:
+        with pytest.raises(CorruptRow, match=r"contents row .* is corrupt: it is stored at"):
+            await open_replica(store, NET)

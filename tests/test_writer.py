@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from liberation_node.core.bodies import Post
+from liberation_node.core.contents import Change
 from liberation_node.core.errors import NotWritable
 from liberation_node.core.events import Changed
 from liberation_node.core.ops import Op
@@ -32,7 +33,7 @@ class FlakyStore(MemoryStore):
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (), dropped_records: Sequence[Record] = (),
                     *, sync: bool = False,
-                    contents: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+                    contents: Sequence[Change] = ()) -> None:
         await asyncio.sleep(0)
         if self.broken:
             raise StoreError("database or disk is full")

@@ -16,7 +16,9 @@ nothing ever scans the table on the ingest path. Age is enforced when a content
 is offered and by `expire`, which the mesh calls on its periodic timer.
 
 Every change comes back to the caller as an ordered list of (op id, content)
-pairs, content None for a drop, which is what a store writes (in that order).
+pairs, content None for a drop (`ById`). The replica, which holds the ops, places
+each one in its feed (`Change`, with the op's author and seq): that is what a store
+writes, in that order, and keys its rows by (store/sqlite.py, "Keys").
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from .ops import Op
 MIB = 1024 * 1024
 DAY_MS = 24 * 3600 * 1000
 
-Change = tuple[bytes, bytes | None]  # (op id, content now held) or (op id, None): dropped
+ById = tuple[bytes, bytes | None]  # (op id, content now held) or (op id, None): dropped
+# The same change placed in its op's feed: (author, seq, op id, content or None).
+Change = tuple[bytes, int, bytes, bytes | None]
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Contents:
             return True
         return self._room(policy, op, op.body.size, now)
 
-    def offer(self, op: Op, content: bytes, now: int | None) -> list[Change]:
+    def offer(self, op: Op, content: bytes, now: int | None) -> list[ById]:
         """Take `op`'s content (already checked against its header) if the policy keeps
         it. Returns the changes made, drops of older contents first, then the take
         (`(op.id, content)`, absent when not taken).
@@ -142,7 +146,7 @@ class Contents:
         self._droppable[op.id] = op.timestamp
         self.droppable_bytes += len(content)
         heapq.heappush(self._heap, (op.timestamp, op.id))
-        changes: list[Change] = []
+        changes: list[ById] = []
         taken = True
         while policy.max_bytes and self.droppable_bytes > policy.max_bytes:
             oldest = self._oldest()
@@ -203,7 +207,7 @@ class Contents:
     # -- the policy ---------------------------------------------------------------------
 
     def configure(self, policy: Retention | None, ops: Mapping[bytes, Op],
-                  now: int | None) -> list[Change]:
+                  now: int | None) -> list[ById]:
         """Apply `policy` to what is held (at start, after `load`): one pass over the
         held contents, then drops until within the limits."""
         self.policy = policy
@@ -226,10 +230,10 @@ class Contents:
             changes.append((oldest[1], None))
         return changes
 
-    def expire(self, now: int) -> list[Change]:
+    def expire(self, now: int) -> list[ById]:
         """Drop droppable contents past the age limit (oldest first)."""
         policy = self.policy
-        changes: list[Change] = []
+        changes: list[ById] = []
         if policy is None or not policy.max_age_ms:
             return changes
         while (oldest := self._oldest()) is not None and oldest[0] < now - policy.max_age_ms:

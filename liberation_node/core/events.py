@@ -41,8 +41,8 @@ class Changed:
 
     `applied` are new ops in a causal order; `excluded` are ops a fork voided;
     `records` are records now held, `dropped_records` ones no longer held;
-    `contents` are post contents taken `(op id, content)` or dropped `(op id, None)`,
-    in order, written after the ops (protocols/ops.md §12.5).
+    `contents` are post contents taken `(author, seq, op id, content)` or dropped
+    (content None), in order, written after the ops (protocols/ops.md §12.5).
     """
 
     applied: tuple[Op, ...]

@@ -44,6 +44,7 @@ from .bodies import Body, Post, PostHeader
 from .bodyfetch import BodyFetch
 from .catchup import CatchUp
 from .conduct import Conduct
+from .contents import Change
 from .errors import LocalError, NotWritable
 from .events import Changed, ConnId, Event, ForkFound, WritesOpened
 from .frames import Graft, Prune, Ref
@@ -234,7 +235,7 @@ class Mesh(PeerTable, Intake, RecordFlow, Timers, Outbox):
                  dropped: tuple[Record, ...], source: Peer | None, now: int) -> None:
         applied: list[Op] = []
         excluded: list[Op] = []
-        contents: list[tuple[bytes, bytes | None]] = []
+        contents: list[Change] = []
         for result in results:
             applied.extend(result.applied)
             excluded.extend(result.excluded)
@@ -263,10 +264,9 @@ class Mesh(PeerTable, Intake, RecordFlow, Timers, Outbox):
         elif applied:
             self._gossip(applied, source, now)
 
-    def _track_contents(self, applied: list[Op], contents: list[tuple[bytes, bytes | None]],
-                        now: int) -> None:
+    def _track_contents(self, applied: list[Op], contents: list[Change], now: int) -> None:
         """Want the contents of new headers that came without one (sync.md §7.4)."""
-        for op_id, content in contents:
+        for _, _, op_id, content in contents:
             if content is not None:
                 self.bodies.got(op_id)
         held = self.replica.contents

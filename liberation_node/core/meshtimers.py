@@ -113,7 +113,7 @@ class Timers(MeshState):
         self._fetch_contents(now)
         if now >= self._next_records:
             dropped = tuple(self.replica.prune_records(now))
-            expired = tuple(self.replica.contents.expire(now))  # retention by age
+            expired = tuple(self.replica.expire_contents(now))  # retention by age
             if dropped or expired:
                 self._events.append(Changed((), (), (), dropped, None, contents=expired))
             if dropped:

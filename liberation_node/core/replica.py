@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from . import codec
 from .authoring import Authoring
 from .bodies import Retract, is_post
-from .contents import Change, Contents
+from .contents import ById, Change, Contents, Retention
 from .digest import ReplicaDigest
 from .errors import Reason, Rejection
 from .heldrecords import HeldRecords
@@ -209,7 +209,7 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         if problem is not None:
             result.content_rejection = Rejection(Reason.BAD_CONTENT, problem)
             return
-        result.contents.extend(self.contents.offer(op, content, now))
+        result.contents.extend(self._placed(self.contents.offer(op, content, now)))
 
     def carried(self, op: Op) -> bytes:
         """What to send for a held op: its carried form when its content is held."""
@@ -218,7 +218,25 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
 
     def drop_contents(self, op_ids: Iterable[bytes]) -> list[Change]:
         """Drop held contents (retention, a user's choice): the changes to store."""
-        return [(i, None) for i in op_ids if self.contents.drop(i)]
+        return self._placed([(i, None) for i in op_ids if self.contents.drop(i)])
+
+    def expire_contents(self, now: int) -> list[Change]:
+        """Drop the droppable contents past the retention's age limit (contents.py)."""
+        return self._placed(self.contents.expire(now))
+
+    def retain(self, policy: Retention | None, now: int | None) -> list[Change]:
+        """Set the retention policy over the held contents (at start, or a new budget):
+        the drops it makes, to store."""
+        return self._placed(self.contents.configure(policy, self.ops, now))
+
+    def _placed(self, changes: list[ById]) -> list[Change]:
+        """Each content change with its op's place in its feed (what a store keys it by).
+        Only held ops have contents held (an op that goes drops its content first)."""
+        placed: list[Change] = []
+        for held, content in changes:
+            op = self.ops[held]
+            placed.append((op.author, op.seq, held, content))
+        return placed
 
     def add(self, op: Op, now: int | None = None) -> Ingested:
         """Place an already decoded and verified op, then everything it releases. `now`
@@ -325,16 +343,17 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         count[0] += 1
         count[1] += len(op.wire)
         if content is not None:
-            result.contents.extend(self.contents.offer(op, content, now))
+            result.contents.extend(self._placed(self.contents.offer(op, content, now)))
         if isinstance(op.body, Retract) and self.contents.retract(op.body.post):
-            result.contents.append((op.body.post, None))  # §12.6: a retraction purges
+            post = self.ops[op.body.post]  # held: `_check` refused a retract of anything else
+            result.contents.append((post.author, post.seq, post.id, None))  # §12.6: purged
 
     def _unheld(self, op: Op, result: Ingested) -> None:
         count = self.kinds[op.kind]
         count[0] -= 1
         count[1] -= len(op.wire)
         if self.contents.drop(op.id):
-            result.contents.append((op.id, None))
+            result.contents.append((op.author, op.seq, op.id, None))
 
     def _record_fork(self, op: Op, result: Ingested, now: int | None) -> list[Op]:
         """`op` conflicts with a held op at its seq: keep proof, void the author from there."""

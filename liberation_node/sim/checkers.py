@@ -192,7 +192,7 @@ class Checker:
             if _MARKER in op.wire:
                 self.violations.add(at, f"node {node} stored op {op.id.hex()[:16]} "
                                     "with a direct message's plaintext in it")
-        for op_id, content in event.contents:
+        for _, _, op_id, content in event.contents:
             if content is not None and _MARKER in content:
                 self.violations.add(at, f"node {node} stored the content of "
                                     f"{op_id.hex()[:16]} with a direct message's plaintext")

@@ -407,7 +407,7 @@ class World(WorldDialing, Disturbances):
                 blob = store.stored_bytes() if isinstance(store, MemoryStore) else None
                 held = run_sync(store.load_contents())
                 self.checker.contents(end, n.index, n.identity, n.replica, blob,
-                                      [c for _, c in held])
+                                      [row[3] for row in held])
         diss = self.metrics.dissemination(list(replicas.values()), {
             n.identity.public_key for n in self.nodes if n.index in self.expected})
         converged = len(replicas) == len(self.expected) and self._all_equal()

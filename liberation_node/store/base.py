@@ -33,6 +33,7 @@ EXCLUDED_REASON = Void.FORKED.value
 
 OpRow = tuple[bytes, bytes, int, str, bytes]  # id, author, seq, kind, wire
 RecordRow = tuple[bytes, str, bytes, int, int, bytes]  # author, kind, id, version, expires, wire
+ContentRow = tuple[bytes, int, bytes, bytes]  # author, seq, op id, content
 
 
 class StoreError(Exception):
@@ -55,14 +56,13 @@ class StoreCounts:
     contents: int = 0
 
 
-def final_contents(changes: Sequence[Change],
-                   excluded: Sequence[Op] = ()) -> dict[bytes, bytes | None]:
-    """What a batch's content changes come to, per op id (the last change wins): a
+def final_contents(changes: Sequence[Change], excluded: Sequence[Op] = ()) -> list[Change]:
+    """What a batch's content changes come to, one per op (the last change wins): a
     content to hold, or None to delete. The contents of excluded ops go too."""
-    out: dict[bytes, bytes | None] = {op.id: None for op in excluded}
-    for changed, content in changes:
-        out[changed] = content
-    return out
+    out: dict[bytes, Change] = {op.id: (op.author, op.seq, op.id, None) for op in excluded}
+    for change in changes:
+        out[change[2]] = change
+    return list(out.values())
 
 
 def op_row(op: Op) -> OpRow:
@@ -120,8 +120,9 @@ class Store(Protocol):
         """Record wire bytes, ordered by (author, kind); raises `CorruptRow`."""
         ...
 
-    async def load_contents(self) -> list[tuple[bytes, bytes]]:
-        """(op id, content) of every post content held (protocols/ops.md §12)."""
+    async def load_contents(self) -> list[ContentRow]:
+        """(author, seq, op id, content) of every post content held (protocols/ops.md
+        §12), placed in their ops' feeds."""
         ...
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
@@ -138,7 +139,7 @@ class Store(Protocol):
         forensic table; put each record in place of the held one for its
         (author, kind); delete each of `dropped_records` that is still the held
         one; then hold or delete post contents as `contents` says (the last change
-        of an op id wins; an excluded op's content goes too). An applied op that
+        of an op wins; an excluded op's content goes too). An applied op that
         is already stored refuses the whole batch (`StoreError`, nothing written):
         the replica never applies an op twice, so it means the store and the
         replica have parted.

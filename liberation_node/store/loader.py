@@ -102,12 +102,15 @@ async def _load_contents(store: Store, replica: Replica, read_only: bool) -> Non
     (refused, like a corrupt row); one whose op is not held, or whose post is retracted,
     is left over and deleted (ops.md §12.6)."""
     stale: list[Change] = []
-    for n, (oid, content) in enumerate(await store.load_contents(), 1):
+    for n, (author, seq, oid, content) in enumerate(await store.load_contents(), 1):
         op = replica.ops.get(oid)
         if op is None or oid in replica.contents.retracted:
-            stale.append((oid, None))
+            stale.append((author, seq, oid, None))
             continue
         problem = content_problem(op, content)
+        if problem is None and (author, seq) != (op.author, op.seq):
+            # Kept, it would outlive its post's retraction: deletes find rows by place.
+            problem = f"it is stored at seq {seq} of {author.hex()[:16]}, not at its op's"
         if problem is not None:
             raise CorruptRow(f"contents row {n} (op {oid.hex()}) is corrupt: {problem}; "
                              "restore the store from a backup or delete it to resync from "
@@ -121,7 +124,7 @@ async def apply_retention(store: Store, replica: Replica, policy: Retention | No
                           now: int) -> int:
     """Set the node's retention policy and drop, and delete from the store, what it no
     longer keeps (after a smaller budget, say); returns how many contents went."""
-    changes = replica.contents.configure(policy, replica.ops, now)
+    changes = replica.retain(policy, now)
     if changes:
         await store.write((), contents=changes)
     return len(changes)

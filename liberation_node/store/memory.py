@@ -17,6 +17,7 @@ from .base import (
     DUPLICATE_OP,
     EXCLUDED_REASON,
     NOT_OPEN,
+    ContentRow,
     OpRow,
     RecordRow,
     Store,
@@ -36,7 +37,7 @@ class MemoryStore(Store):
         self._ops: dict[bytes, OpRow] = {}
         self._excluded: dict[bytes, tuple[OpRow, str]] = {}
         self._records: dict[tuple[bytes, str], RecordRow] = {}
-        self._contents: dict[bytes, bytes] = {}
+        self._contents: dict[bytes, ContentRow] = {}  # by op id
         self._meta: dict[str, str] = {}
         self._open = False
 
@@ -64,9 +65,9 @@ class MemoryStore(Store):
         rows = [self._records[key] for key in sorted(self._records)]
         return [check_row("records", n, row[2], row[5]) for n, row in enumerate(rows, 1)]
 
-    async def load_contents(self) -> list[tuple[bytes, bytes]]:
+    async def load_contents(self) -> list[ContentRow]:
         self._check_open()
-        return list(self._contents.items())
+        return list(self._contents.values())
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
@@ -87,11 +88,11 @@ class MemoryStore(Store):
             held = self._records.get(record.key)
             if held is not None and held[2] == record.id:
                 del self._records[record.key]
-        for op_id, content in final_contents(contents, excluded).items():
+        for author, seq, op_id, content in final_contents(contents, excluded):
             if content is None:
                 self._contents.pop(op_id, None)
             else:
-                self._contents[op_id] = content
+                self._contents[op_id] = (author, seq, op_id, content)
 
     async def meta_get(self, key: str) -> str | None:
         self._check_open()
@@ -114,5 +115,5 @@ class MemoryStore(Store):
         parts = [row[4] for row in self._ops.values()]
         parts += [row[4] for row, _ in self._excluded.values()]
         parts += [row[5] for row in self._records.values()]
-        parts += list(self._contents.values())
+        parts += [row[3] for row in self._contents.values()]
         return b"\x00".join(parts)

@@ -22,18 +22,22 @@ Order. `ops` is a rowid table and rows are only appended: SQLite gives a new
 row the largest rowid plus one, so rowid order is storage order, a causal order.
 
 Keys. An op row is indexed by (author, seq, id), its place in its feed, not by
-its id alone (schema 3). An id is a hash: an index on it puts each new row at a
-random place, so a batch dirties about as many index pages as it has rows (each
-written to the WAL at commit), and the more so as the index grows. New ops of a
-feed go next to each other by (author, seq). Measured by
-`scripts/bench_store.py` (each op committed with its post's text, 1,024 ops per
-transaction): by id, 19-23 µs of CPU per op over the first 100,000 ops and 34-39
-µs over the third; by place in feed, 15-20 and 25-29 µs. Its keys are longer, so
-while a store holds fewer than about 50,000 ops it costs 1-2 µs more per op. The
-id stays unique with it: an id names one (author, seq). Nothing looks an op row
-up by id alone (ops are loaded in rowid order; an excluded op is deleted by its
-place, author and seq first). Post texts are still keyed by id (`contents`): the
-same growth, left for a later schema.
+its id alone (schema 3), and so is a post's text in `contents` (schema 4). An id
+is a hash: an index on it puts each new row at a random place, so a batch dirties
+about as many index pages as it has rows (each written to the WAL at commit), and
+the more so as the index grows. New ops of a feed go next to each other by
+(author, seq). Measured by `scripts/bench_store.py` (each op committed with its
+post's text, 1,024 ops per transaction; CPU per op over the first, second and
+third 100,000 ops, best of 2, each step against the schema before it in one run):
+ops by id 18.9, 32.6, 34.5 µs, ops by place 15.3, 22.0, 24.5 µs (schema 3); ops by
+place 20.8, 29.5, 32.3 µs, ops and texts by place 20.9, 24.3, 23.6 µs (schema 4,
+on a slower day). Below about 50,000 ops the longer keys cost about what they
+save. The id stays unique with them: an id names one (author, seq). Nothing looks
+a row up by id alone (ops are loaded in rowid order; an excluded op, and a text
+that goes, are deleted by their place, author and seq first), so every change a
+store writes carries its op's place (core/contents.py `Change`), and a text stored
+at another place than its op's is refused at load as damage: no purge would ever
+find it.
 
 Contents that go must be gone (protocols/ops.md §12.6: a retracted post's text).
 `secure_delete` makes SQLite overwrite a deleted row's bytes, and the pages it
@@ -61,6 +65,7 @@ from .base import (
     DUPLICATE_OP,
     EXCLUDED_REASON,
     NOT_OPEN,
+    ContentRow,
     SchemaTooNew,
     Store,
     StoreCounts,
@@ -101,6 +106,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE ops",
         "ALTER TABLE ops_3 RENAME TO ops",
         "CREATE UNIQUE INDEX ops_in_feed ON ops (author, seq, id)",
+    ),
+    (  # 4: post contents indexed by their op's place in its feed too (see "Keys" above).
+        # A content whose op is not held is left out: the loader would delete it.
+        "CREATE TABLE contents_4 (author BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " id BLOB NOT NULL, content BLOB NOT NULL) STRICT",
+        "INSERT INTO contents_4 (author, seq, id, content)"
+        " SELECT ops.author, ops.seq, contents.id, contents.content"
+        " FROM contents JOIN ops ON ops.id = contents.id ORDER BY ops.author, ops.seq",
+        "DROP TABLE contents",
+        "ALTER TABLE contents_4 RENAME TO contents",
+        "CREATE UNIQUE INDEX contents_in_feed ON contents (author, seq, id)",
     ),
 )
 
@@ -212,10 +228,10 @@ class SqliteStore(Store):
                 "SELECT id, wire FROM records ORDER BY author, kind")
         return [check_row("records", n, rid, wire) for n, (rid, wire) in enumerate(rows, 1)]
 
-    async def load_contents(self) -> list[tuple[bytes, bytes]]:
+    async def load_contents(self) -> list[ContentRow]:
         async with self._using() as db:
-            rows = await db.execute_fetchall("SELECT id, content FROM contents")
-        return [(bytes(i), bytes(c)) for i, c in rows]
+            rows = await db.execute_fetchall("SELECT author, seq, id, content FROM contents")
+        return [(bytes(a), s, bytes(i), bytes(c)) for a, s, i, c in rows]
 
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
@@ -238,7 +254,7 @@ class SqliteStore(Store):
     async def _transaction(self, db: aiosqlite.Connection, applied: Sequence[Op],
                            excluded: Sequence[Op], records: Sequence[Record],
                            dropped_records: Sequence[Record],
-                           contents: dict[bytes, bytes | None]) -> None:
+                           contents: list[Change]) -> None:
         await db.execute("BEGIN IMMEDIATE")
         try:
             if applied:
@@ -254,13 +270,14 @@ class SqliteStore(Store):
                 await db.executemany(
                     "DELETE FROM records WHERE author = ? AND kind = ? AND id = ?",
                     [(r.author, r.kind, r.id) for r in dropped_records])
-            gone = [(i,) for i, c in contents.items() if c is None]
+            gone = [(a, s, i) for a, s, i, c in contents if c is None]
             if gone:
-                await db.executemany("DELETE FROM contents WHERE id = ?", gone)
-            held = [(i, c) for i, c in contents.items() if c is not None]
-            if held:
                 await db.executemany(
-                    "INSERT OR REPLACE INTO contents (id, content) VALUES (?, ?)", held)
+                    "DELETE FROM contents WHERE author = ? AND seq = ? AND id = ?", gone)
+            held = [change for change in contents if change[3] is not None]
+            if held:
+                await db.executemany("INSERT OR REPLACE INTO contents (author, seq, id, content)"
+                                     " VALUES (?, ?, ?, ?)", held)
             await db.commit()
         except BaseException as exc:
             # Also on cancellation: the statements already queued run first

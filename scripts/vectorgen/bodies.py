@@ -205,7 +205,7 @@ def _content_cases() -> list[dict[str, Any]]:
 
 def _step(label: str, wire: bytes, result: Ingested) -> dict[str, Any]:
     return {**step_json(label, wire, result),
-            "contents": [[h(i), hx(c)] for i, c in result.contents],
+            "contents": [[h(i), hx(c)] for _, _, i, c in result.contents],
             "content_reason": result.content_rejection.reason.value
             if result.content_rejection else None}
 
@@ -226,7 +226,7 @@ def _sequence(name: str, description: str,
         if isinstance(what, tuple):
             _, op_id = what
             rows.append({"label": label, "drop": h(op_id),
-                         "contents": [[h(i), hx(c)] for i, c in
+                         "contents": [[h(i), hx(c)] for _, _, i, c in
                                       replica.drop_contents([op_id])]})
         else:
             rows.append(_step(label, what, replica.ingest(what)))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from liberation_node.core.bodies import Claim, Post
+from liberation_node.core.contents import Change
 from liberation_node.core.errors import Rejection
 from liberation_node.core.events import Changed, Misbehaved, PeerDown
 from liberation_node.core.identity import Identity, short_id
@@ -268,7 +269,7 @@ class ForgetfulStore(MemoryStore):
     async def write(self, applied: Sequence[Op], excluded: Sequence[Op] = (),
                     records: Sequence[Record] = (),
                     dropped_records: Sequence[Record] = (), *, sync: bool = False,
-                    contents: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+                    contents: Sequence[Change] = ()) -> None:
         self.writes += 1
         if self.writes <= 6:
             await super().write(applied, excluded, records, dropped_records,
