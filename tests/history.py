@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from liberation_node.core.bodies import Body
 from liberation_node.core.identity import Identity
-from liberation_node.core.ops import Dep, Op, create_op
+from liberation_node.core.ops import Dep, Op, carry, create_op
 from liberation_node.core.records import Record, RecordBody, create_record
 from liberation_node.core.replica import Replica
 
@@ -33,6 +33,9 @@ class HistoryBuilder:
     ops: list[Op] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     now: int = T0
+    # Each op as its author's node sent it when written: with its content (a post's
+    # text), even when a later retraction dropped it from `world`.
+    sent: list[bytes] = field(default_factory=list)
 
     def tick(self, ms: int = 1000) -> int:
         self.now += ms
@@ -47,6 +50,7 @@ class HistoryBuilder:
         now = self.tick()
         op = self.world.append(who, body, now, self.seal(who)).applied[0]
         self.ops.append(op)
+        self.sent.append(self.world.carried(op))
         return op
 
     def carried(self, op: Op) -> bytes:
@@ -67,6 +71,7 @@ class HistoryBuilder:
                        seal=self.seal(who))
         self.world.add(op)
         self.ops.append(op)
+        self.sent.append(op.wire if op.content is None else carry(op.wire, op.content))
         return op
 
     def record(self, who: Identity, body: RecordBody, ttl_ms: int = 3_600_000) -> Record:

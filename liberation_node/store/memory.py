@@ -37,7 +37,9 @@ class MemoryStore(Store):
         self._ops: dict[bytes, OpRow] = {}
         self._excluded: dict[bytes, tuple[OpRow, str]] = {}
         self._records: dict[tuple[bytes, str], RecordRow] = {}
-        self._contents: dict[bytes, ContentRow] = {}  # by op id
+        # By place in feed and id, as SQLite's index finds them (a change at another
+        # place than the row's misses it there too).
+        self._contents: dict[tuple[bytes, int, bytes], ContentRow] = {}
         self._meta: dict[str, str] = {}
         self._open = False
 
@@ -90,9 +92,9 @@ class MemoryStore(Store):
                 del self._records[record.key]
         for author, seq, op_id, content in final_contents(contents, excluded):
             if content is None:
-                self._contents.pop(op_id, None)
+                self._contents.pop((author, seq, op_id), None)
             else:
-                self._contents[op_id] = (author, seq, op_id, content)
+                self._contents[author, seq, op_id] = (author, seq, op_id, content)
 
     async def meta_get(self, key: str) -> str | None:
         self._check_open()
