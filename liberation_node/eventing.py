@@ -83,8 +83,11 @@ class NodeEvents:
                             "stop the node and run it with --recover")
         elif isinstance(event, PeerUp):
             link = self._links.get(event.conn)
-            log.info("peer up: %s (link %d, %s)", short_id(event.peer), event.conn,
-                     link.remote_address if link else "?")
+            session = self.mesh.session(event.conn)
+            hint = session.rtt_estimate_ms if session is not None else None
+            log.info("peer up: %s (link %d, %s%s)", short_id(event.peer), event.conn,
+                     link.remote_address if link else "?",
+                     "" if hint is None else f", offer answered in {hint} ms")
             self.bus.publish("mesh.node.connected", {"peer": id_to_text(event.peer)})
         elif isinstance(event, PeerDown):
             log.info("peer down: %s (link %d): %s%s %s", short_id(event.peer) if event.peer

@@ -356,8 +356,12 @@ class Node(NodeReports, NodeDialing, NodeEvents, NodeLan):
             cand = self.peering.candidates.get(link.tag.key)
             self.traffic.found(link.id, "relay" if link.tag.url is None else
                                cand.source.name.lower() if cand else "record")
+        # A dial signaled to the peer's own port timed one round trip to it (and its
+        # answering); a relayed offer crossed other links (sync.md §4.4, §7.2).
+        direct = isinstance(link.tag, Dial) and link.tag.url is not None
         self.mesh.connection_made(link.id, link.binding, clock.now_ms(),
-                                  initiator=link.initiator, address=_address(link))
+                                  initiator=link.initiator, address=_address(link),
+                                  rtt_hint=link.signal_rtt_ms if direct else None)
         self._service()
 
     def _on_message(self, link: Link, data: bytes) -> None:

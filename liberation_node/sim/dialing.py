@@ -160,6 +160,8 @@ class WorldDialing:
             peer = self.nodes[end.node]
             assert peer.mesh is not None
             far = target if initiator else node.index  # its address: where it dials from
+            # The dialer timed its offer's exchange; the answerer saw no round trip (as
+            # the daemon's transport, webrtc.py `Link.signal_rtt_ms`).
             peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
-                                      address=f"sim:{far}", rtt_hint=rtt)
+                                      address=f"sim:{far}", rtt_hint=rtt if initiator else None)
             self.queue.push(now, functools.partial(self._flush, peer))

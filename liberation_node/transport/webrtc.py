@@ -77,6 +77,10 @@ class Link:
         self.initiator = conn.initiator
         self.binding = binding  # both DTLS fingerprints of this connection (signal.py)
         self.tag = conn.tag  # what the dialer passed to `dial` (None when answered)
+        # How long the dialer's offer exchange took, sent to answered (ms): a round trip
+        # to the peer, with its answering, known before the session measures one (sync.md
+        # §4.4). None when answered: the answerer sees no round trip while connecting.
+        self.signal_rtt_ms = conn.signal_rtt_ms
         self.remote_address = selected_remote_address(conn.pc)  # for logs
         self.closed = False
         self.close_reason = ""
@@ -169,6 +173,7 @@ class _Connection:
         self.initiator = initiator
         self.tag = tag
         self.origin = origin  # who sent the offer we answer (an address), for fairness
+        self.signal_rtt_ms: int | None = None  # dialed: how long the offer exchange took
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=transport._ice_servers))
         self.local: signal.Description | None = None
         self.remote: signal.Description | None = None
@@ -359,8 +364,11 @@ class WebRtcTransport:
         restrict_host_addresses(pc, self.config.ice_addresses)
         await pc.setLocalDescription(await pc.createOffer())
         conn.local = self._check_local(pc)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         try:
             answer = await exchange(conn.local.as_dict())
+            conn.signal_rtt_ms = round((loop.time() - sent) * 1000)
         except TransportError:
             raise
         except Exception as exc:

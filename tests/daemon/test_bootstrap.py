@@ -130,3 +130,17 @@ def test_url_forms_and_what_a_wrong_url_says(tmp_path: Path, daemons: list[Daemo
         wait_until(lambda t=text: any(t in line for line in b.read_log()),
                    20, f"b to log {text!r}")
     assert not any("ssl:default" in line for line in b.read_log())
+
+
+def test_a_dialer_knows_a_round_trip_before_its_first_pong(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The session a node dialed by URL starts with the time its offer took to be
+    answered as its round-trip estimate (sync.md §4.4: the timers that scale with the
+    RTT use it until the first PONG); the node that answered has none yet."""
+    a = start(daemons, tmp_path, "a")
+    b = start(daemons, tmp_path, "b", bootstrap=[a.peer_url])
+    up = b.wait_for_line(lambda line: "peer up: " in line, 20)
+    answered = re.search(r"offer answered in (\d+) ms\)", up)
+    assert answered is not None and 0 <= int(answered[1]) < 10_000, up
+    there = a.wait_for_line(lambda line: "peer up: " in line, 20)
+    assert "offer answered" not in there, there

@@ -459,3 +459,19 @@ async def test_ice_that_finds_no_path_gives_up_early(peers: tuple[Peer, Peer]) -
     finally:
         sink.close()
         await b.transport.close()
+
+
+async def test_a_dialed_link_knows_how_long_its_offer_exchange_took(
+        peers: tuple[Peer, Peer]) -> None:
+    """The dialer's only round trip before the session's first PONG (sync.md §4.4): the
+    exchange, here slowed by 120 ms as a distant peer's would be. The answerer saw none."""
+    a, b = peers
+
+    async def distant(offer: dict[str, str]) -> dict[str, str]:
+        await asyncio.sleep(0.12)
+        return await b.transport.answer(offer)
+
+    out = await a.transport.dial(distant)
+    await b.until(lambda: len(b.opened) == 1)
+    assert out.signal_rtt_ms is not None and 120 <= out.signal_rtt_ms < 5_000
+    assert b.opened[0].signal_rtt_ms is None
