@@ -345,8 +345,8 @@ class Replica(Authoring, HeldRecords, ReplicaDigest):
         if content is not None:
             result.contents.extend(self._placed(self.contents.offer(op, content, now)))
         if isinstance(op.body, Retract) and self.contents.retract(op.body.post):
-            post = self.ops[op.body.post]  # held: `_check` refused a retract of anything else
-            result.contents.append((post.author, post.seq, post.id, None))  # §12.6: purged
+            # §12.6: a retraction purges (its post is held: `_check` refused any other)
+            result.contents.extend(self._placed([(op.body.post, None)]))
 
     def _unheld(self, op: Op, result: Ingested) -> None:
         count = self.kinds[op.kind]
