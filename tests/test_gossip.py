@@ -298,8 +298,9 @@ def test_the_beacons_record_goes_to_every_peer() -> None:
 
 def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
     """A ring of six plus chords; after presence records went round, every op crosses
-    each node once (five pushes), whoever writes it."""
-    net = Net.of(PEOPLE)
+    each node once (five pushes), whoever writes it. (Authors push to the tree only
+    here: plain Plumtree; `author_fanout` below.)"""
+    net = Net.of(PEOPLE, MeshConfig(gossip=GossipConfig(author_fanout=False)))
     for a in range(6):
         net.connect(a, (a + 1) % 6)
     net.connect(0, 3)
@@ -315,6 +316,92 @@ def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
         assert copies == 5, writer
     beacon = {m.gossip.beacon for m in net.meshes}
     assert len(beacon) == 1 and beacon.pop() == min(p.public_key for p in PEOPLE)
+
+
+def test_an_author_pushes_its_own_op_to_every_peer_and_announces_none() -> None:
+    """Our own op enters the tree at every peer (sync.md §5.2); a relayed one goes to
+    the eager peers and is announced to the lazy ones, as before."""
+    gossip = Gossip(GossipConfig())
+    for conn in (1, 2, 3):
+        gossip.peer_up(conn, T0)
+    assert gossip.eager == {1} and gossip.lazy == {2, 3}
+    mine = (b"m" * 32, 1, b"o" * 32)
+    gossip.own(mine[2])
+    assert gossip.delivered([(mine[2], mine)], None, T0) == {
+        1: [(mine[2], 0)], 2: [(mine[2], 0)], 3: [(mine[2], 0)]}
+    assert gossip.announcements.timer() is None
+    gossip.first(REF[2], 1, 0, eager=True, now=T0)
+    assert gossip.delivered([(REF[2], REF)], 1, T0) == {}  # no other eager peer
+    assert gossip.announcements.due(T0 + 10_000, None) == {2: [(*REF, 1)], 3: [(*REF, 1)]}
+
+
+def test_an_authors_push_on_a_lazy_link_is_no_reason_to_prune() -> None:
+    gossip = Gossip(GossipConfig())
+    gossip.peer_up(1, T0)
+    gossip.peer_up(2, T0)
+    gossip.first(b"x" * 32, 1, 3, eager=True, now=T0)
+    assert gossip.duplicate(b"x" * 32, 2, 0, T0, by_author=True) is None
+    assert gossip.lazy == {2}
+    assert gossip.duplicate(b"x" * 32, 2, 0, T0) == 2  # anyone else's: PRUNE
+
+
+def test_an_authors_op_reaches_each_of_its_peers_at_one_hop_and_draws_no_prune() -> None:
+    """In the mesh: the ring of six again, once the tree has formed. Each op reaches
+    every peer of its author straight from it (hop count 0 on the way in), and the
+    author's pushes on links outside the tree draw no PRUNE: the tree stays as it was."""
+    net = Net.of(PEOPLE)
+    for a in range(6):
+        net.connect(a, (a + 1) % 6)
+    net.connect(0, 3)
+    net.connect(1, 4)
+    net.advance(2_000)
+    eager = [set(m.gossip.eager) for m in net.meshes]
+    for writer in (2, 5, 0):
+        net.advance(300)
+        net.sent.clear()
+        op = net.meshes[writer].write(Post("social", f"from {writer}", 1, None), net.now)
+        net.pump()
+        from_author = {b for a, b, f, _ in net.sent if a == writer and isinstance(f, Ops)
+                       for wire, hops in f.ops if op_id(header_of(wire)) == op.id and hops == 0}
+        peers = {b for (a, _), (b, _) in net.links.items() if a == writer}
+        assert from_author == peers and len(peers) >= 2, writer
+        assert not any(isinstance(f, Prune) for _, _, f, _ in net.sent)
+        assert all(op.id in m.replica.ops for m in net.meshes)
+    assert [set(m.gossip.eager) for m in net.meshes] == eager
+
+
+def test_an_authors_late_push_on_a_lazy_link_draws_no_prune() -> None:
+    """The author's push to a peer outside the tree may come after the tree brought the
+    op: the peer knows it from the author, so it does not PRUNE (it would for anyone
+    else's push on that link, sync.md §5.3)."""
+    net = Net.of(PEOPLE)
+    for a in range(6):
+        net.connect(a, (a + 1) % 6)
+    net.connect(0, 3)
+    net.connect(1, 4)
+    net.advance(2_000)
+    writer = 2
+    peer, conn = next((p, c) for (a, _), (p, c) in net.links.items()
+                      if a == writer and c in net.meshes[p].gossip.lazy)
+    # The link was made lazy by the peer's PRUNE long ago. Let the writer take it eager
+    # and prune it again: the peer has sent no PRUNE on it since, so a push from anyone
+    # else would draw one.
+    for frame in (Graft(()), Prune()):
+        net.meshes[peer].data_received(conn, frames.encode(frame), net.now)
+    net.pump()
+    assert conn in net.meshes[peer].gossip.lazy
+    held: list[Ops] = []
+    net.drop = lambda a, b, f: a == writer and b == peer and isinstance(f, Ops) \
+        and not held.append(f)
+    op = net.meshes[writer].write(Post("social", "late", 1, None), net.now)
+    net.pump()
+    assert held and op.id in net.meshes[peer].replica.ops  # by the tree
+    net.drop = None
+    net.sent.clear()
+    net.meshes[peer].data_received(conn, frames.encode(held[0]), net.now)
+    net.pump()
+    assert not any(isinstance(f, Prune) for _, _, f, _ in net.sent)
+    assert conn in net.meshes[peer].gossip.lazy
 
 
 def test_records_follow_the_tree_and_are_not_sent_in_bulk_on_open() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from liberation_node.core.bodies import Post, Register, Retract
 from liberation_node.core.events import Changed, PeerDown, PeerUp, SyncFinished
 from liberation_node.core.frames import Graft, IHave, Ops, Prune, SyncOpen, SyncSame
+from liberation_node.core.gossip import GossipConfig
 from liberation_node.core.mesh import MeshConfig
 from liberation_node.core.session import SessionConfig
 
@@ -68,8 +69,10 @@ def test_gossip_reaches_everyone_and_prunes_duplicates() -> None:
 
 
 def test_lost_push_is_grafted_from_an_announcer() -> None:
-    # Periodic anti-entropy off: the op must come through IHAVE + GRAFT alone.
-    net = Net.of(PEOPLE[:3], MeshConfig(sync_interval_ms=10**9))
+    # Periodic anti-entropy off: the op must come through IHAVE + GRAFT alone. The
+    # author pushes to its eager peers only (plain Plumtree), so that one announces it.
+    net = Net.of(PEOPLE[:3], MeshConfig(sync_interval_ms=10**9,
+                                        gossip=GossipConfig(author_fanout=False)))
     net.connect(0, 1)
     net.connect(1, 2)
     net.connect(0, 2)

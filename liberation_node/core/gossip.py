@@ -27,7 +27,9 @@ pruning the longer one — and announces its improved hop count to its peers, wh
 do the same (a Bellman-Ford relaxation over the real links). The result is a
 breadth-first tree around the beacon: any two nodes are at most twice its
 eccentricity apart in it. Items of other authors follow the tree as it is and
-never reshape it, so concurrent writers cannot tear it apart.
+never reshape it, so concurrent writers cannot tear it apart. An author pushes its
+own new ops to every peer, though, so that they enter the tree at each of them and
+take the shorter way from whichever is nearest (sync.md §5.2).
 
 Two rules keep concurrent broadcasts from pruning a node off the tree: a
 duplicate never prunes a node's last way in from the side its first copy came
@@ -73,6 +75,10 @@ class GossipConfig:
     # only make a cycle, whose duplicates prune some link (sync.md §5.1). False: all
     # new links start lazy (the tree is built by grafts alone).
     start_eager: bool = True
+    # An author pushes its own new ops to every peer, eager and lazy: the op enters the
+    # shared tree at each of them rather than at one or two (sync.md §5.2). False: to
+    # eager peers only (plain Plumtree).
+    author_fanout: bool = True
 
 
 # Records of the beacon, or of a node with a lower id (the beacon to be), announced, not
@@ -341,17 +347,19 @@ class Gossip:
         if self._tree_item(item):  # we are the beacon
             self.parent, self.distance = None, 0
 
-    def duplicate(self, item: bytes, conn: ConnId, hops: int, now: int) -> ConnId | None:
-        """A push on `conn` brought `item` again, with hop count `hops`. Returns the link
-        to PRUNE, if any (lazy now): the duplicate's, unless that link is part of the
-        tree around the beacon (then the one the first copy came by, if it is not), or
-        our last way in from the side the first copy came."""
+    def duplicate(self, item: bytes, conn: ConnId, hops: int, now: int, *,
+                  by_author: bool = False) -> ConnId | None:
+        """A push on `conn` brought `item` again, with hop count `hops`; `by_author`: the
+        peer on `conn` is the op's author. Returns the link to PRUNE, if any (lazy now):
+        the duplicate's, unless that link is part of the tree around the beacon (then
+        the one the first copy came by, if it is not), or our last way in from the side
+        the first copy came."""
         seen = self._seen.get(item)
         self.announcements.holders.add(item, conn)
         if self._tree_item(item):
             self._offer(conn, hops, now)
         if conn not in self.eager:
-            if self._tree_item(item):
+            if self._tree_item(item) or by_author:
                 return None  # pushed to every peer on purpose (`delivered`)
             # Lazy here, yet the peer pushes: the two ends started the link differently
             # (§5.1: it had no eager link, we had one), or our PRUNE is on its way.
@@ -427,7 +435,8 @@ class Gossip:
         item in IHAVE (an op's (author, seq, id); a record's (author, 0, id)), or None to
         never announce it. Returns what to push eagerly, per peer, as `(id, hops)`;
         queues announcements: gossip to lazy peers, repair (not by gossip) to every
-        peer. The tracked item is pushed to every peer (§5.9)."""
+        peer. The tracked item is pushed to every peer (§5.9), and so are our own ops
+        (`author_fanout`, §5.2)."""
         push: dict[ConnId, list[tuple[bytes, int]]] = {}
         for item, ref in items:
             self._missing.pop(item, None)
@@ -446,6 +455,12 @@ class Gossip:
             if seen is not None and not seen.eager:  # repair: announce to all, push to none
                 if ref is not None:
                     self.announcements.queue(self.eager | self.lazy, source, ref, hops, now)
+                continue
+            if hops == 0 and ref is not None and ref[1] > 0 and self.config.author_fanout:
+                # Our own op: into the tree at every peer, each a hop from us. Nothing
+                # is left to announce.
+                for conn in self.eager | self.lazy:
+                    push.setdefault(conn, []).append((item, hops))
                 continue
             for conn in self.eager:
                 if conn != source:

@@ -147,7 +147,9 @@ class Intake(MeshState):
                     self._ask_past(peer, result.missing.author, result.missing.seq, now)
             elif outcome is Outcome.DUPLICATE:
                 if frame.eager and result.id is not None:
-                    victim = gossip.duplicate(result.id, conn, hops, now)
+                    held = self.replica.ops.get(result.id)
+                    by_author = held is not None and held.author == peer.session.peer
+                    victim = gossip.duplicate(result.id, conn, hops, now, by_author=by_author)
                     if victim is not None:
                         prune.add(victim)
             elif outcome is Outcome.REJECTED:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from liberation_node.core import frames
 from liberation_node.core.bodies import Post
+from liberation_node.core.gossip import GossipConfig
 from liberation_node.core.identity import Identity
+from liberation_node.core.mesh import MeshConfig
 from liberation_node.core.ops import create_op
 from liberation_node.core.replica import Replica
 from liberation_node.sim import NetworkOptions, World, simulate
@@ -62,17 +64,55 @@ def test_report_fields() -> None:
     assert result.command.startswith("liberation-node simulate --nodes 8 --seed 3 ")
 
 
+def _spaced(author_fanout: bool) -> World:
+    gossip = GossipConfig(author_fanout=author_fanout)
+    return World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
+                       network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0),
+                       mesh=MeshConfig(gossip=gossip)))
+
+
 def test_evenly_spaced_writes_build_a_spanning_tree() -> None:
     """One broadcast at a time over stable links: Plumtree pushes each op along a tree
     (DESIGN §3). The beacon's record, pushed to every peer, has pruned the redundant
     links before the first op (sync.md §5.9); that op used to flood (18 copies)."""
     # With a 2 ms commit an anti-entropy round of this seed meets one broadcast: the
     # round leaves ops in flight alone, and what a round does fetch is announced, not
-    # pushed, so it cannot add copies (sync.md §5.2, §6.5).
-    world = World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
-                        network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0)))
+    # pushed, so it cannot add copies (sync.md §5.2, §6.5). Authors push to the tree
+    # only here (plain Plumtree): the next test is about their pushes to every peer.
+    world = _spaced(author_fanout=False)
     result = world.run()
     assert result.violations == [] and result.delivery_ratio == 1.0
     ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)
     copies = [world.metrics.copies.get(op.id, 0) for op in ops]
     assert copies == [11] * 12  # each crosses each node once
+
+
+def test_an_authors_push_to_every_peer_shortens_the_ways_and_keeps_the_tree() -> None:
+    """An author pushes its own op to every peer (sync.md §5.2): the op enters the tree
+    at each of them, so it crosses fewer links on its way, for a few duplicates where the
+    entries meet; those prune nothing the tree needs, so the next op costs no more."""
+    plain, fanout = _spaced(author_fanout=False), _spaced(author_fanout=True)
+    plain_result, fanout_result = plain.run(), fanout.run()
+    assert fanout_result.violations == [] and fanout_result.delivery_ratio == 1.0
+    assert fanout_result.mean_hop < plain_result.mean_hop
+    ops = sorted(fanout.registry.ops.values(), key=lambda op: op.timestamp)
+    copies = [fanout.metrics.copies.get(op.id, 0) for op in ops]
+    assert all(11 <= c <= 11 + 2 * 5 for c in copies), copies  # 5: most peers of a node
+    assert _eager_links(fanout) == 11 == _eager_links(plain)  # still a spanning tree
+
+
+def _eager_links(world: World) -> int:
+    """The eager links at the end of a run, checked to connect every node."""
+    ends = world.network.endpoints
+    links = {frozenset((n.index, ends[ends[c].peer].node))
+             for n in world.nodes if n.mesh is not None for c in n.mesh.gossip.eager}
+    reached, frontier = {0}, [0]
+    while frontier:
+        a = frontier.pop()
+        for link in links:
+            if a in link and not link <= reached:
+                (b,) = link - {a}
+                reached.add(b)
+                frontier.append(b)
+    assert reached == {n.index for n in world.nodes}
+    return len(links)
