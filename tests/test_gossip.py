@@ -296,16 +296,22 @@ def test_the_beacons_record_goes_to_every_peer() -> None:
     assert gossip.duplicate(item[2], 3, 1, T0) is None and 3 in gossip.lazy
 
 
-def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
-    """A ring of six plus chords; after presence records went round, every op crosses
-    each node once (five pushes), whoever writes it. (Authors push to the tree only
-    here: plain Plumtree; `author_fanout` below.)"""
-    net = Net.of(PEOPLE, MeshConfig(gossip=GossipConfig(author_fanout=False)))
+def _ring_of_six(config: MeshConfig | None = None) -> Net:
+    """A ring of six plus two chords, 2 s on: presence records have gone round."""
+    net = Net.of(PEOPLE, config)
     for a in range(6):
         net.connect(a, (a + 1) % 6)
     net.connect(0, 3)
     net.connect(1, 4)
     net.advance(2_000)
+    return net
+
+
+def test_a_tree_forms_around_the_beacon_and_carries_every_op_once() -> None:
+    """A ring of six plus chords; after presence records went round, every op crosses
+    each node once (five pushes), whoever writes it. (Authors push to the tree only
+    here: plain Plumtree; `author_fanout` below.)"""
+    net = _ring_of_six(MeshConfig(gossip=GossipConfig(author_fanout=False)))
     for writer in (2, 5, 0):
         net.advance(300)
         net.sent.clear()
@@ -349,12 +355,7 @@ def test_an_authors_op_reaches_each_of_its_peers_at_one_hop_and_draws_no_prune()
     """In the mesh: the ring of six again, once the tree has formed. Each op reaches
     every peer of its author straight from it (hop count 0 on the way in), and the
     author's pushes on links outside the tree draw no PRUNE: the tree stays as it was."""
-    net = Net.of(PEOPLE)
-    for a in range(6):
-        net.connect(a, (a + 1) % 6)
-    net.connect(0, 3)
-    net.connect(1, 4)
-    net.advance(2_000)
+    net = _ring_of_six()
     eager = [set(m.gossip.eager) for m in net.meshes]
     for writer in (2, 5, 0):
         net.advance(300)
@@ -374,12 +375,7 @@ def test_an_authors_late_push_on_a_lazy_link_draws_no_prune() -> None:
     """The author's push to a peer outside the tree may come after the tree brought the
     op: the peer knows it from the author, so it does not PRUNE (it would for anyone
     else's push on that link, sync.md §5.3)."""
-    net = Net.of(PEOPLE)
-    for a in range(6):
-        net.connect(a, (a + 1) % 6)
-    net.connect(0, 3)
-    net.connect(1, 4)
-    net.advance(2_000)
+    net = _ring_of_six()
     writer = 2
     peer, conn = next((p, c) for (a, _), (p, c) in net.links.items()
                       if a == writer and c in net.meshes[p].gossip.lazy)
