@@ -5,13 +5,18 @@ than expected. Time is stepped by hand; `rand` is fixed (jitter 1x)."""
 from __future__ import annotations
 
 import ipaddress
+from typing import cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liberation_node.core import scope
 from liberation_node.core.candidates import Source
+from liberation_node.core.connections import Connections
+from liberation_node.core.events import PeerDown
+from liberation_node.core.mesh import Mesh
 from liberation_node.core.peering import Dial, Peering, PeeringConfig
+from liberation_node.core.session import CloseReason
 
 ME = b"\x00" * 32
 X, Y, Z = (bytes([i]) * 32 for i in (1, 2, 3))
@@ -361,3 +366,57 @@ def test_between_the_marks_a_random_candidate_is_dialed_now_and_then() -> None:
     q = peering(low=1, high=1)
     q.learn(X, [URL], Source.BOOTSTRAP)
     assert q.due(0, 1, relay_never) == [] and q.due(10**9, 1, relay_never) == []
+
+
+def two_peers_of_three() -> Peering:
+    """A node with `low` = 1 connected to X and Y, that knows Z too."""
+    p = peering(low=1)
+    for i, node in enumerate((X, Y, Z)):
+        p.learn(node, [f"http://192.0.2.{10 + i}:7411/v1/signal"], Source.BOOTSTRAP)
+    p.session_up(1, X, 0)
+    p.session_up(2, Y, 0)
+    return p
+
+
+def exploring_waits(p: Peering, peers: int, now: int, count: int) -> list[int]:
+    """The waits between the next `count` exploring dials of a node with `peers` open
+    sessions (each dial failing), from `now`."""
+    waits = []
+    for _ in range(count):
+        assert p.due(now, peers, relay_never) == []
+        when = p.timer()
+        assert when is not None
+        dials = p.due(when, peers, relay_never)
+        assert len(dials) == 1
+        p.dial_failed(dials[0].key, when)
+        waits.append(when - now)
+        now = when
+    return waits
+
+
+def test_a_lost_session_brings_the_next_exploring_dial_forward() -> None:
+    """A node that keeps `low` peers on its own side of a healed partition has no way
+    back to the rest but its exploring dials: 15-45 s away, it sat in an island of three
+    for 19 s in the seed sweep (seed 472). A session lost (not closed as surplus) brings
+    the next exploring dial to `explore_first_ms`, and each wait then doubles back to
+    `explore_ms` (transport.md §7.2)."""
+    p = two_peers_of_three()
+    first, every = p.config.explore_first_ms, p.config.explore_ms
+    assert p.due(1_000, 2, relay_never) == []
+    assert p.timer() == 1_000 + every  # rand 0.5: no jitter
+    connections = Connections(cast(Mesh, None), p)  # a close touches no mesh
+    connections.on_event(PeerDown(2, Y, CloseReason.TIMEOUT, "", True), 1_000)  # Y gone
+    assert exploring_waits(p, 1, 1_000, 6) == [first, 2 * first, 4 * first, 8 * first,
+                                               every, every]
+
+
+def test_a_session_closed_as_surplus_changes_no_exploring_wait() -> None:
+    """Either end closing a session as `too_many_peers` is the mesh's own churn: were it
+    to hasten exploring, a shed node's dial could make another node shed, and so on."""
+    for shed in (True, False):
+        p = two_peers_of_three()
+        assert p.due(1_000, 2, relay_never) == []
+        connections = Connections(cast(Mesh, None), p)  # a close touches no mesh
+        connections.on_event(PeerDown(2, Y, CloseReason.TOO_MANY_PEERS, "", shed), 1_000)
+        assert p.due(1_000, 1, relay_never) == []
+        assert p.timer() == 1_000 + p.config.explore_ms

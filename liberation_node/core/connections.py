@@ -61,8 +61,9 @@ class Connections:
         if isinstance(event, PeerUp):
             return self.peering.session_up(event.conn, event.peer, now)
         if isinstance(event, PeerDown):
-            self.peering.session_down(event.conn, now, shed=event.by_peer and
-                                      event.reason == CloseReason.TOO_MANY_PEERS)
+            surplus = event.reason == CloseReason.TOO_MANY_PEERS
+            self.peering.session_down(event.conn, now, shed=event.by_peer and surplus,
+                                      surplus=surplus)
         elif isinstance(event, Changed) and event.records:
             self.learn_records(event.records, now)
         return None

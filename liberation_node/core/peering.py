@@ -17,7 +17,8 @@ is not dialed. Candidates come from bootstrap lists, the `node.info` records of
 the replica (peer exchange), mDNS, or the operator. Between the low and the
 high mark a node still dials one random candidate every `explore_ms` (jittered):
 that mixes the topology, and it is what joins two halves of a mesh again after a
-partition healed, when every node has found enough peers on its own side.
+partition healed, when every node has found enough peers on its own side; sooner
+after a session was lost, the wait doubling from `explore_first_ms` (§7.2).
 
 What other nodes announce is not trusted (§7.7): an announced URL is dialed
 only when its host is in scope (core/scope.py), at most a few times a minute
@@ -61,6 +62,9 @@ class PeeringConfig:
     forget_after: int = 8  # failures before a candidate only strangers vouch for is dropped
     forget_for_ms: int = 3_600_000  # and ignored while its record names the same URLs
     explore_ms: int = 30_000  # one dial beyond the low mark this often (0: never)
+    # ... but this soon after a session was lost, the wait doubling after each exploring
+    # dial back to `explore_ms` (transport.md §7.2)
+    explore_first_ms: int = 2_000
     # Sooner for one the LAN's mDNS caches vouch for: a dead node's record stays cached
     # for an hour or more (protocols/discovery.md §6).
     mdns_max_failures: int = 5
@@ -145,6 +149,7 @@ class Peering(CandidateTable, Shedding):
         self._by_destination = _Rate(config.destination_dials, config.dial_window_ms)
         self._wanted = True  # did the last `due` want more dials? (else no timer)
         self._next_explore: int | None = None  # when to dial beyond the low mark
+        self._explore_every = config.explore_ms  # the exploring period now (doubling)
         self._lan_forgotten: list[bytes] = []  # mDNS candidates dropped, for the node to see
         self._none_to_evict = False  # no candidate may be dropped (until a dial ends)
         # `due` and `timer` are asked after every input; most inputs change nothing they
@@ -193,10 +198,16 @@ class Peering(CandidateTable, Shedding):
         self._forgotten.pop(cand.key, None)
         return verdict
 
-    def session_down(self, conn: int, now: int, shed: bool = False) -> None:
+    def session_down(self, conn: int, now: int, shed: bool = False,
+                     surplus: bool = False) -> None:
         """Link `conn` is gone, whether its session had opened or not. `shed`: the peer
         closed it as `too_many_peers`: it is full, which a dialer takes as it takes a 503
-        (backoff growing with each shed in a row, and other candidates first, §7.3)."""
+        (backoff growing with each shed in a row, and other candidates first, §7.3).
+        `surplus`: either end closed it as `too_many_peers` (`shed` implies it). A
+        session lost otherwise (a peer gone, broken, cut off) brings the next exploring
+        dial forward to `explore_first_ms` (§7.2): the mesh around the node changed, and
+        a node that keeps `low` peers on its own side of a healed partition has no
+        other way back to the rest."""
         self._version += 1
         pending = self._pending.pop(conn, None)
         if pending is not None:  # closed before HELLO went through: the dial failed
@@ -207,6 +218,9 @@ class Peering(CandidateTable, Shedding):
         peer = self._sessions.pop(conn, None)
         if peer is None or peer in self._sessions.values():
             return  # another session to it remains (sync.md §4.2)
+        if not (shed or surplus) and self.config.explore_first_ms:
+            self._explore_every = min(self.config.explore_first_ms, self.config.explore_ms)
+            self._next_explore = None  # drawn again from the shorter period
         cand = self.candidates.get(peer.hex())
         if cand is not None:
             cand.connected = False
@@ -382,7 +396,11 @@ class Peering(CandidateTable, Shedding):
         return wait
 
     def _explore_wait(self) -> int:
-        return int(self.config.explore_ms * (0.5 + self._rand()))
+        """The wait for the next exploring dial, jittered; the period doubles each time,
+        from `explore_first_ms` after a lost session up to `explore_ms`."""
+        every = self._explore_every
+        self._explore_every = min(every * 2, self.config.explore_ms)
+        return int(every * (0.5 + self._rand()))
 
     def timer(self) -> int | None:
         """When `due` may have something new to say; None while no dial is wanted (a
