@@ -147,18 +147,22 @@ class SimNode:
         run_sync(self.store.write(changed.applied, changed.excluded, changed.records,
                                   changed.dropped_records, contents=changed.contents))
 
-    def commit(self) -> tuple[list[Changed], list[Op]]:
-        """The group commit: store every queued batch, tell the mesh; returns the batches
-        and the own writes acknowledged by it."""
+    def commit(self) -> tuple[list[Changed], list[Op], int]:
+        """The group commit: store every queued batch; returns the batches, the own
+        writes acknowledged by it and the highest ticket it committed, for the mesh.
+        The highest, not the last batch's: a batch of records only carries ticket 0
+        (events.py), and one queued after an own write's batch held that write, unsent,
+        until a later commit ended with an op (seed 718 of the sweep: for good). The
+        daemon's writer merges batches with the highest ticket (writer.py)."""
         batches, self.unstored, self.commit_due = self.unstored, [], False
         for changed in batches:
             self.persist(changed)
+        last = max((changed.ticket for changed in batches), default=0)
         acked: list[Op] = []
         if batches and self.mesh is not None:
-            last = batches[-1].ticket
             acked = [op for ticket, op in self.acks if ticket <= last]
             self.acks = [(t, op) for t, op in self.acks if t > last]
-        return batches, acked
+        return batches, acked, last
 
     def stored_op_ids(self) -> list[bytes]:
         return [op_id(w) for w in run_sync(self.store.load_ops())]

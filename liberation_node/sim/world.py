@@ -335,7 +335,7 @@ class World(WorldDialing, Disturbances):
             return  # the node crashed meanwhile: the batches died with it
         at = self.clock.elapsed
         try:
-            batches, acked = node.commit()
+            batches, acked, ticket = node.commit()
         except StoreError as exc:
             self.violations.add(at, f"node {node.index}: store refused a write: {exc}")
             return
@@ -343,7 +343,7 @@ class World(WorldDialing, Disturbances):
             self.checker.persisted(node.index, changed, at)
         for op in acked:
             self.checker.wrote(at, node.index, op, byzantine=node.byzantine)
-        node.mesh.stored(batches[-1].ticket, node.now(self.clock.now))
+        node.mesh.stored(ticket, node.now(self.clock.now))
         self._flush(node)
 
     # -- network callbacks --------------------------------------------------------------
