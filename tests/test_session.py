@@ -120,6 +120,29 @@ def test_a_pong_carries_the_clock_and_gives_the_offset() -> None:
     assert a.clock_offset_ms == 300_000 - 20
 
 
+def test_a_session_that_knows_no_round_trip_pings_as_it_opens() -> None:
+    """sync.md §4.4: the answerer of a connection (and a dial made by relay) has no
+    round-trip estimate; it used to wait for its first silence, up to `measure_every_ms`
+    on a busy link, with the timers that scale with the RTT at their floors. It pings as
+    it opens and knows the round trip one later; a dialer that timed its offer does not."""
+    from liberation_node.core.frames import Pong
+
+    hello = Hello(1, NETWORK, B.public_key, B.sign(b"liberation-node/hello/v1\x00x"), "t")
+    for hint in (None, 80):
+        session = Session(A, NETWORK, b"x", T0, SessionConfig(), nonce=1, rtt_hint=hint)
+        session.take_output()  # our HELLO
+        session.receive(frames.encode(hello), T0 + 10)
+        session.handle_timer(T0 + 10)
+        sent = [frames.decode(data) for data in session.take_output()]
+        if hint is not None:
+            assert sent == [] and session.rtt_estimate_ms == 80
+            continue
+        [ping] = sent
+        assert isinstance(ping, Ping) and session.rtt_estimate_ms is None
+        session.receive(frames.encode(Pong(ping.nonce, T0 + 40)), T0 + 70)
+        assert session.rtt_ms == 60
+
+
 def test_both_ends_measure_the_link_though_one_pings_more_often() -> None:
     """sync.md §4.4: a PING goes out after a little silence, and a PONG breaks silence.
     The end with the shorter silence pings; the other answered each PING and so never

@@ -223,6 +223,11 @@ class Session:
             if self.closed:
                 raise self._closed()
             self.open_since = now
+            if self.rtt_estimate_ms is None:
+                # No round trip known (the answerer, or a relayed dial): measure one at
+                # once, not after the first silence, which a busy link may not have for
+                # `measure_every_ms`; the timers that scale with it wait for it (§4.4).
+                self._pinged_at = now - self.config.measure_every_ms
             return None
         self._step(Input.FRAME)
         if self.closed:

@@ -40,16 +40,18 @@ class Shedding:
 
         def worst_first(peer: bytes) -> tuple[bool, bool, float, float, bytes]:
             rtt = peers[peer]
-            return (peer in protected, self._newcomer(peer, rtt, now),
+            return (peer in protected, self._newcomer(peer, now),
                     self.scores.score(id_key(peer), now),
                     -(float("inf") if rtt is None else rtt), peer)
 
         return sorted(peers, key=worst_first)[:extra]
 
-    def _newcomer(self, peer: bytes, rtt: int | None, now: int) -> bool:
-        """A session not yet judged: no RTT measured, and younger than the grace."""
+    def _newcomer(self, peer: bytes, now: int) -> bool:
+        """A session not yet judged: younger than the grace. (Not "no RTT measured
+        yet" as it was: a session that knows no round trip measures one as it opens,
+        sync.md §4.4, and a newcomer judged after one round trip was shed at once.)"""
         cand = self.candidates.get(peer.hex())
-        return rtt is None and cand is not None and cand.connected \
+        return cand is not None and cand.connected \
             and now - cand.since < self.config.newcomer_grace_ms
 
     def replaceable(self, peers: dict[bytes, int | None], now: int) -> int:
@@ -57,7 +59,7 @@ class Shedding:
         protected nor newcomers themselves."""
         protected = self.protected(peers, now)
         return sum(1 for peer, rtt in peers.items()
-                   if peer not in protected and not self._newcomer(peer, rtt, now))
+                   if peer not in protected and not self._newcomer(peer, now))
 
     def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
         """The peers in the protected slots (transport.md §7.8): up to `protected` of them,

@@ -161,9 +161,9 @@ class WorldDialing:
             assert peer.mesh is not None
             far = target if initiator else node.index  # its address: where it dials from
             # The dialer timed its offer's exchange (as the daemon's transport does,
-            # webrtc.py `Link.signal_rtt_ms`). The answerer is given it too, which a
-            # daemon's is not: without it a 1,000-node run with every fault took 621 s
-            # instead of 565 s, and no answerer-side measure is built yet (issue 10).
+            # webrtc.py `Link.signal_rtt_ms`); the answerer, as a daemon's, knows no
+            # round trip until the PING its session sends as it opens (sync.md §4.4).
             peer.mesh.connection_made(end.conn, ends[2], peer.now(now), initiator=initiator,
-                                      address=f"sim:{far}", rtt_hint=rtt)
+                                      address=f"sim:{far}",
+                                      rtt_hint=rtt if initiator else None)
             self.queue.push(now, functools.partial(self._flush, peer))

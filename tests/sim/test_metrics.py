@@ -64,27 +64,36 @@ def test_report_fields() -> None:
     assert result.command.startswith("liberation-node simulate --nodes 8 --seed 3 ")
 
 
-def _spaced(author_fanout: bool) -> World:
+def _spaced(author_fanout: bool, seed: int = 1) -> World:
     gossip = GossipConfig(author_fanout=author_fanout)
     return World(small(nodes=12, degree=4, ops=12, duration_ms=30_000, write_interval_ms=2_000,
-                       network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0),
+                       network=NetworkOptions(latency_ms=(20, 80), jitter_ms=0), seed=seed,
                        mesh=MeshConfig(gossip=gossip)))
 
 
 def test_evenly_spaced_writes_build_a_spanning_tree() -> None:
     """One broadcast at a time over stable links: Plumtree pushes each op along a tree
-    (DESIGN §3). The beacon's record, pushed to every peer, has pruned the redundant
-    links before the first op (sync.md §5.9); that op used to flood (18 copies)."""
-    # With a 2 ms commit an anti-entropy round of this seed meets one broadcast: the
-    # round leaves ops in flight alone, and what a round does fetch is announced, not
-    # pushed, so it cannot add copies (sync.md §5.2, §6.5). Authors push to the tree
-    # only here (plain Plumtree): the next test is about their pushes to every peer.
-    world = _spaced(author_fanout=False)
-    result = world.run()
-    assert result.violations == [] and result.delivery_ratio == 1.0
-    ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)
-    copies = [world.metrics.copies.get(op.id, 0) for op in ops]
-    assert copies == [11] * 12  # each crosses each node once
+    (DESIGN §3). The beacon's record, pushed to every peer, prunes most redundant links
+    before the first op (sync.md §5.9; the first op used to flood, 18 copies), the first
+    one or two ops the rest: from the third op on, an op crosses each of 12 nodes once
+    (11 copies) in 9 of 10 at least, over 8 seeds, and the eager links end as a spanning
+    tree. (One seed used to be pinned, where the first op already crossed each node
+    once; any change of timing, as the answerer's PING at open, moved that to another.)
+    Anti-entropy leaves ops in flight alone, and what a round does fetch is announced,
+    not pushed, so it cannot add copies (sync.md §5.2, §6.5). Authors push to the tree
+    only here (plain Plumtree): the next test is about their pushes to every peer."""
+    once = later = 0
+    for seed in range(1, 9):
+        world = _spaced(author_fanout=False, seed=seed)
+        result = world.run()
+        assert result.violations == [] and result.delivery_ratio == 1.0
+        ops = sorted(world.registry.ops.values(), key=lambda op: op.timestamp)
+        copies = [world.metrics.copies.get(op.id, 0) for op in ops]
+        assert min(copies) >= 11 and max(copies[2:]) < 18, (seed, copies)
+        once += sum(1 for c in copies[2:] if c == 11)
+        later += len(copies[2:])
+        assert _eager_links(world) == 11, seed  # a spanning tree of 12 nodes
+    assert once >= 0.9 * later, (once, later)
 
 
 def test_an_authors_push_to_every_peer_shortens_the_ways_and_keeps_the_tree() -> None:
