@@ -72,9 +72,10 @@ class PeeringConfig:
     # bootstrap lists or mDNS first, then links open for `long_lived_ms`, oldest first.
     protected: int = 4
     long_lived_ms: int = 600_000
-    # A session whose RTT is unknown (its first PING not answered yet) and younger than
-    # this is a newcomer: not shed while another peer can be (§7.6).
-    newcomer_grace_ms: int = 10_000
+    # A session younger than this is a newcomer: not shed while another peer can be
+    # (§7.5, §7.6). As long as its first PONG could take before (`measure_every_ms`);
+    # 10 s kept a booting mesh refusing offers for longer than it needed (§7.5).
+    newcomer_grace_ms: int = 5_000
 
 
 @dataclass(frozen=True)
