@@ -6,7 +6,7 @@ import pytest
 
 from liberation_node.core import frames
 from liberation_node.core.events import PeerDown, PeerUp
-from liberation_node.core.frames import Hello, Ping
+from liberation_node.core.frames import Hello, Ping, Pong
 from liberation_node.core.mesh import MeshConfig
 from liberation_node.core.session import (
     TRANSITIONS,
@@ -102,8 +102,6 @@ def test_duplicate_connections_keep_the_same_one_on_both_ends() -> None:
 
 def test_a_pong_carries_the_clock_and_gives_the_offset() -> None:
     """sync.md §4.4: offset = the peer's clock minus the midpoint of our ping's round trip."""
-    from liberation_node.core.frames import Pong
-
     a = Session(A, NETWORK, b"bind", T0, SessionConfig(), nonce=1)
     b = Session(B, NETWORK, b"bind", T0, SessionConfig(), nonce=2)
     for data in a.take_output():
@@ -125,8 +123,6 @@ def test_a_session_that_knows_no_round_trip_pings_as_it_opens() -> None:
     round-trip estimate; it used to wait for its first silence, up to `measure_every_ms`
     on a busy link, with the timers that scale with the RTT at their floors. It pings as
     it opens and knows the round trip one later; a dialer that timed its offer does not."""
-    from liberation_node.core.frames import Pong
-
     hello = Hello(1, NETWORK, B.public_key, B.sign(b"liberation-node/hello/v1\x00x"), "t")
     for hint in (None, 80):
         session = Session(A, NETWORK, b"x", T0, SessionConfig(), nonce=1, rtt_hint=hint)

@@ -58,7 +58,7 @@ class Shedding:
         """How many of `peers` (with their RTTs) a newcomer may replace (§7.6): neither
         protected nor newcomers themselves."""
         protected = self.protected(peers, now)
-        return sum(1 for peer, rtt in peers.items()
+        return sum(1 for peer in peers
                    if peer not in protected and not self._newcomer(peer, now))
 
     def protected(self, peers: Iterable[bytes], now: int) -> set[bytes]:
