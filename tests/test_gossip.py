@@ -266,20 +266,39 @@ def test_an_offer_for_a_lower_ids_record_not_held_yet_counts() -> None:
     assert gossip.parent == 2 and gossip.distance == 2
 
 
-def test_a_parent_taken_for_a_former_beacon_is_pruned_when_another_is_taken() -> None:
-    """While the overlay forms, the beacon changes as lower ids become known; the parent
-    taken for the former one was forgotten, and its link stayed eager outside the
-    tree, making a cycle (7 copies of an op where 5 reach six nodes)."""
+def _parent_then_a_new_beacon() -> tuple[Gossip, bytes]:
+    """Link 1 is our parent; then a lower id becomes the beacon. Returns the id of the
+    new beacon's record, now tracked."""
     gossip, item = _tracking((1, 2))
     gossip.first(item[2], 1, 0, eager=True, now=T0)
     assert gossip.parent == 1 and gossip.reshaped().graft == {1}
     gossip.beacon = b"\x00" * 31 + b"\x01"  # new beacon: distances start over
     new = (gossip.beacon, 0, b"s" * 32)
     gossip.track(new, T0 + 10)
-    gossip.first(new[2], 2, 1, eager=True, now=T0 + 10)
+    return gossip, new[2]
+
+
+def test_a_parent_taken_for_a_former_beacon_is_pruned_when_another_is_taken() -> None:
+    """While the overlay forms, the beacon changes as lower ids become known; the parent
+    taken for the former one was forgotten, and its link stayed eager outside the
+    tree, making a cycle (7 copies of an op where 5 reach six nodes)."""
+    gossip, new = _parent_then_a_new_beacon()
+    gossip.first(new, 2, 1, eager=True, now=T0 + 10)
     reshape = gossip.reshaped()
     assert gossip.parent == 2 and reshape.graft == {2} and reshape.prune == {1}
     assert 1 in gossip.lazy
+
+
+def test_a_parent_kept_for_a_new_beacon_is_told_again() -> None:
+    """When the beacon changes, both ends start over: the parent forgets its children.
+    A node whose first offer for the new beacon comes from the same parent must say
+    again that it hangs below it, or the parent counts the link outside the tree and
+    prunes it for the next duplicate (a ring of six at 2 s: PRUNE on an author's op)."""
+    gossip, new = _parent_then_a_new_beacon()
+    gossip.first(new, 1, 1, eager=True, now=T0 + 10)
+    reshape = gossip.reshaped()
+    assert gossip.parent == 1 and gossip.distance == 2
+    assert reshape.graft == {1} and not reshape.prune
 
 
 def test_the_beacons_record_goes_to_every_peer() -> None:

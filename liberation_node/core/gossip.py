@@ -256,13 +256,15 @@ class Gossip:
             return
         offered = hops + 1
         self._offers[conn] = offered
-        if conn == self.parent:
+        if conn == self.parent and self.distance is not None:
             if offered != self.distance:
                 # Our way in got longer (or shorter): another peer may offer better now.
                 self.distance = offered
                 self._choose(now)
                 self._announce_distance(now)
         elif self.distance is None or offered + self.config.tree_hops <= self.distance:
+            # With no distance (a new beacon) even our parent is taken anew: it started
+            # over too, and counts us as a child only when our GRAFT says so.
             self._take(conn, offered, now)
             self._announce_distance(now)
         else:
